@@ -1,0 +1,188 @@
+"""The :class:`Hub`: what a user of wshub holds in Python."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from hub.config import HubConfig
+from hub.handler import Session, SubprotocolHandler
+from hub.metrics import HubMetrics
+from hub.registry import ProtocolRegistry, default_registry
+from hub.rpc import MethodTable, RpcMethod, collect_marked
+from hub.server import HubServer
+
+logger = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Method names the channels protocol answers itself; an RPC method may not take them.
+BUILTIN_METHOD_NAMES = (
+    "subscribe",
+    "unsubscribe",
+    "publish",
+    "presence",
+    "presence_stats",
+    "history",
+)
+
+
+class SessionNotFound(LookupError):
+    """No open session has that id."""
+
+
+class Hub:
+    """One hub: its RPC methods, its sessions and its server.
+
+    ::
+
+        hub = Hub()
+
+        @hub.rpc("math.add")
+        async def add(a: int, b: int) -> int:
+            return a + b
+
+        await hub.start()
+    """
+
+    def __init__(
+        self, config: HubConfig | None = None, *, registry: ProtocolRegistry | None = None
+    ) -> None:
+        self.config = config or HubConfig()
+        self.metrics = HubMetrics()
+        self.methods = MethodTable(reserved=BUILTIN_METHOD_NAMES)
+        registry = registry or default_registry()
+        if self.config.server.subprotocols:
+            registry = registry.restrict(self.config.server.subprotocols)
+        self._server = HubServer(self, registry)
+        self._sessions: dict[str, tuple[Session, SubprotocolHandler]] = {}
+        self._stopped = asyncio.Event()
+
+    # -- RPC -------------------------------------------------------------
+
+    def rpc(
+        self,
+        name: str | None = None,
+        *,
+        run_in_thread: bool | None = None,
+        description: str | None = None,
+    ) -> Callable[[F], F]:
+        """Register a function as an RPC method, served over every protocol."""
+
+        def register(func: F) -> F:
+            self.methods.add(
+                name or func.__name__, func, run_in_thread=run_in_thread, description=description
+            )
+            return func
+
+        return register
+
+    def add_method(self, name: str, func: Callable[..., Any], **options: Any) -> RpcMethod:
+        return self.methods.add(name, func, **options)
+
+    def load_module(self, module_name: str) -> int:
+        """Import a module and serve its ``@rpc`` functions; call its ``setup(hub)`` if any."""
+        module = importlib.import_module(module_name)
+        marked = collect_marked(vars(module))
+        for options, func in marked:
+            self.methods.add(
+                options.name,
+                func,
+                run_in_thread=options.run_in_thread,
+                description=options.description,
+            )
+        setup = getattr(module, "setup", None)
+        if callable(setup):
+            setup(self)
+        return len(marked)
+
+    def load_configured_modules(self) -> None:
+        for path in self.config.rpc.paths:
+            if str(path) not in sys.path:
+                sys.path.insert(0, str(path))
+        for module_name in self.config.rpc.modules:
+            count = self.load_module(module_name)
+            logger.info("loaded %d RPC method(s) from %s", count, module_name)
+
+    # -- sessions --------------------------------------------------------
+
+    def attach(self, session: Session, handler: SubprotocolHandler) -> None:
+        self._sessions[session.id] = (session, handler)
+
+    def detach(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
+
+    def session(self, session_id: str) -> Session:
+        try:
+            return self._sessions[session_id][0]
+        except KeyError:
+            raise SessionNotFound(session_id) from None
+
+    @property
+    def session_ids(self) -> list[str]:
+        return list(self._sessions)
+
+    def _handler(self, session_id: str) -> SubprotocolHandler:
+        try:
+            return self._sessions[session_id][1]
+        except KeyError:
+            raise SessionNotFound(session_id) from None
+
+    def notify(self, session_id: str, method: str, params: Any = None) -> None:
+        """Push a notification to one client (JSON-RPC and channels sessions)."""
+        self._handler(session_id).notify(method, params)
+
+    async def call(
+        self, session_id: str, method: str, params: Any = None, *, timeout: float | None = None
+    ) -> Any:
+        """Call a method exposed by a client; raises TimeoutError after ``timeout`` seconds."""
+        handler = self._handler(session_id)
+        return await handler.call(
+            method, params, timeout=timeout if timeout is not None else self.config.rpc.call_timeout
+        )
+
+    # -- lifecycle -------------------------------------------------------
+
+    @property
+    def server(self) -> HubServer:
+        return self._server
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with port 0)."""
+        for sock in self._server.sockets:
+            return int(sock.getsockname()[1])
+        raise RuntimeError("the hub is not running")
+
+    @property
+    def url(self) -> str:
+        host = self.config.server.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"ws://{host}:{self.port}/"
+
+    async def start(self, host: str | None = None, port: int | None = None) -> None:
+        self._stopped.clear()
+        await self._server.start(host, port)
+
+    async def stop(self) -> None:
+        """Close every client with 1001 (going away) and stop."""
+        await self._server.stop()
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def __aenter__(self) -> Hub:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok", "sessions": len(self._sessions)}

@@ -1,0 +1,72 @@
+"""``wshub`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hub.app import Hub
+from hub.config import ConfigError, HubConfig, load_config
+
+logger = logging.getLogger("hub")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wshub",
+        description="WebSocket messaging hub: JSON-RPC 2.0, channels, MQTT and WAMP on one port.",
+    )
+    parser.add_argument("--config", "-c", type=Path, help="TOML (or YAML) config file")
+    parser.add_argument("--host", help="override server.host")
+    parser.add_argument("--port", type=int, help="override server.port")
+    parser.add_argument("--check", action="store_true", help="validate the config and exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config) if args.config else HubConfig()
+    except ConfigError as exc:
+        print(f"wshub: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.logging.level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        hub = Hub(config)
+        hub.load_configured_modules()
+    except (ValueError, TypeError, ImportError) as exc:
+        print(f"wshub: {args.config or 'defaults'}: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        print(f"wshub: configuration OK, {len(hub.methods.names)} RPC method(s)")
+        return 0
+    try:
+        asyncio.run(_serve(hub, args.host, args.port))
+    except OSError as exc:
+        print(f"wshub: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _serve(hub: Hub, host: str | None, port: int | None) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await hub.start(host, port)
+    logger.info(
+        "wshub listening on %s, subprotocols: %s",
+        hub.url,
+        ", ".join(hub.server.registry.wire_names),
+    )
+    await stop.wait()
+    logger.info("shutting down: closing clients with 1001")
+    await hub.stop()

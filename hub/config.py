@@ -1,0 +1,157 @@
+"""Configuration: pydantic models and the TOML/YAML loader.
+
+Every model forbids unknown keys, so a typo in ``hub.toml`` fails at start with
+the file, the key path and what was expected, never with a traceback.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535)
+    default_subprotocol: str = "jsonrpc.2.0"
+    # Canonical names of the protocols served; empty means every registered one.
+    subprotocols: list[str] = []
+    # Pin a protocol to a URL path: {"mqtt" = "/mqtt"}. Unpinned protocols are
+    # accepted on any path.
+    paths: dict[str, str] = {}
+    # Directory served for plain HTTP GETs; unset serves the bundled chat demo.
+    static_dir: Path | None = None
+
+    @field_validator("paths")
+    @classmethod
+    def _paths_are_absolute(cls, paths: dict[str, str]) -> dict[str, str]:
+        for protocol, path in paths.items():
+            if not path.startswith("/"):
+                raise ValueError(f"path for {protocol!r} must start with '/', got {path!r}")
+        return paths
+
+
+class WebSocketConfig(_Section):
+    # permessage-deflate; window bits and memory level trade ratio for RAM per
+    # connection (see websockets' memory guide).
+    compression: bool = True
+    compression_window_bits: int = Field(12, ge=9, le=15)
+    compression_memory_level: int = Field(5, ge=1, le=9)
+    ping_interval: float | None = Field(20.0, gt=0)
+    ping_timeout: float | None = Field(20.0, gt=0)
+    open_timeout: float = Field(10.0, gt=0)
+    close_timeout: float = Field(5.0, gt=0)
+    max_message_size: int = Field(1024 * 1024, gt=0)
+
+
+class LimitsConfig(_Section):
+    # Bytes a connection may have waiting in its outbound buffer before it is
+    # closed as a slow consumer.
+    max_outbound_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    # Requests of one connection running at the same time.
+    max_concurrent_requests: int = Field(64, gt=0)
+
+
+class RpcConfig(_Section):
+    # Modules imported at start; their @rpc functions are served.
+    modules: list[str] = []
+    # Extra import roots for those modules (relative paths are relative to the
+    # config file).
+    paths: list[Path] = []
+    # Default timeout of server-to-client calls, in seconds.
+    call_timeout: float = Field(30.0, gt=0)
+
+
+class EngineConfig(_Section):
+    backend: Literal["memory"] = "memory"
+
+
+class LoggingConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class HubConfig(_Section):
+    server: ServerConfig = ServerConfig()
+    websocket: WebSocketConfig = WebSocketConfig()
+    limits: LimitsConfig = LimitsConfig()
+    rpc: RpcConfig = RpcConfig()
+    engine: EngineConfig = EngineConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; the message says why, for humans."""
+
+
+def load_config(path: str | Path) -> HubConfig:
+    """Read a TOML (or YAML) file into a :class:`HubConfig`."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    data = _parse(path, raw)
+    config = parse_config(data, source=str(path))
+    return _resolve_relative_paths(config, path.parent)
+
+
+def parse_config(data: Any, source: str = "<config>") -> HubConfig:
+    """Validate already-parsed config data, raising :class:`ConfigError` on problems."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a table of sections")
+    try:
+        return HubConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(source, exc)) from None
+
+
+def _parse(path: Path, raw: bytes) -> Any:
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError(
+                f"{path}: YAML config needs PyYAML: pip install 'wshub[yaml]'"
+            ) from None
+        try:
+            return yaml.safe_load(raw) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _describe(source: str, exc: ValidationError) -> str:
+    lines = [f"{source}: {exc.error_count()} problem(s) in the configuration:"]
+    for error in exc.errors():
+        key_path = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling and section)"
+        else:
+            message = error["msg"]
+        got = error.get("input")
+        shown = "" if error["type"] in ("extra_forbidden", "missing") else f" (got {got!r})"
+        lines.append(f"  {key_path}: {message}{shown}")
+    return "\n".join(lines)
+
+
+def _resolve_relative_paths(config: HubConfig, base: Path) -> HubConfig:
+    def resolve(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p).resolve()
+
+    server = config.server
+    if server.static_dir is not None:
+        server = server.model_copy(update={"static_dir": resolve(server.static_dir)})
+    rpc = config.rpc.model_copy(update={"paths": [resolve(p) for p in config.rpc.paths]})
+    return config.model_copy(update={"server": server, "rpc": rpc})

@@ -1,0 +1,87 @@
+"""The interfaces between the hub's core and a wire protocol.
+
+A protocol package provides a :class:`ProtocolSpec`: its wire names and a factory
+that builds one :class:`SubprotocolHandler` per connection. The handler sees the
+connection only as a :class:`Session` and the rest of the hub only through the
+:class:`~hub.app.Hub` facade; it never touches the WebSocket library.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is on the other end, as established at the handshake or by protocol login."""
+
+    user_id: str
+    claims: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Session(Protocol):
+    """The connection as a protocol handler sees it."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def subprotocol(self) -> str: ...
+
+    @property
+    def identity(self) -> Identity | None: ...
+
+    @property
+    def remote_address(self) -> str: ...
+
+    def send(self, message: str | bytes, *, text: bool | None = None) -> None:
+        """Queue a message without blocking; a consumer too slow to drain is closed."""
+
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+class SubprotocolHandler(ABC):
+    """The per-connection state machine of one wire protocol."""
+
+    async def on_open(self) -> None:
+        """Called once the WebSocket handshake succeeded, before any message."""
+
+    @abstractmethod
+    async def on_message(self, message: str | bytes) -> None:
+        """Called for every complete WebSocket message, in order."""
+
+    async def on_close(self, code: int | None) -> None:
+        """Called once when the connection is gone; release everything here."""
+
+    def notify(self, method: str, params: Any = None) -> None:
+        """Push a server-to-client notification, where the protocol has them."""
+        raise NotImplementedError(f"{type(self).__name__} has no server notifications")
+
+    async def call(self, method: str, params: Any = None, *, timeout: float | None = None) -> Any:
+        """Call a method the client exposes, where the protocol allows it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot call the client")
+
+
+HandlerFactory = Callable[[Session, "Hub"], SubprotocolHandler]
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolSpec:
+    """What the registry knows about one wire protocol."""
+
+    name: str
+    factory: HandlerFactory
+    aliases: tuple[str, ...] = ()
+    # MQTT clients answer WebSocket pings badly (paho sends unmasked pongs) and
+    # have their own keepalive, so a protocol may opt out of WebSocket pings.
+    websocket_pings: bool = True
+
+    @property
+    def wire_names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)

@@ -1,0 +1,92 @@
+"""Plain HTTP GETs served on the WebSocket port: health, metrics, OpenRPC, static files."""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Callable
+from http import HTTPStatus
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import orjson
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+# The JS client and the demo live beside the packages in a source checkout.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+JS_CLIENT_DIR = PROJECT_ROOT / "js-client"
+DEFAULT_STATIC_DIR = PROJECT_ROOT / "examples" / "chat"
+
+
+def response(
+    status: HTTPStatus, body: bytes, content_type: str, *, extra: dict[str, str] | None = None
+) -> Response:
+    headers = Headers()
+    headers["Content-Type"] = content_type
+    headers["Content-Length"] = str(len(body))
+    headers["Cache-Control"] = "no-cache"
+    for key, value in (extra or {}).items():
+        headers[key] = value
+    return Response(status.value, status.phrase, headers, body)
+
+
+def text_response(status: HTTPStatus, text: str) -> Response:
+    return response(status, text.encode(), "text/plain; charset=utf-8")
+
+
+def json_response(status: HTTPStatus, value: object) -> Response:
+    return response(status, orjson.dumps(value), "application/json")
+
+
+class HttpRoutes:
+    """Explicit routes first, then static files; anything else is a 404."""
+
+    def __init__(self, hub: Hub, static_dir: Path | None) -> None:
+        self._hub = hub
+        self._static_dir = (static_dir or DEFAULT_STATIC_DIR).resolve()
+        self._routes: dict[str, Callable[[], Response]] = {
+            "/healthz": self._healthz,
+            "/metrics": self._metrics,
+            "/openrpc.json": self._openrpc,
+        }
+
+    def add_route(self, path: str, route: Callable[[], Response]) -> None:
+        self._routes[path] = route
+
+    def handle(self, request: Request) -> Response:
+        path = request.path.split("?", 1)[0]
+        route = self._routes.get(path)
+        if route is not None:
+            return route()
+        if path.startswith("/wshub") and path.endswith(".js"):
+            return self._file(JS_CLIENT_DIR, path.removeprefix("/"))
+        return self._file(self._static_dir, path.lstrip("/") or "index.html")
+
+    def _healthz(self) -> Response:
+        health = self._hub.health()
+        status = HTTPStatus.OK if health["status"] != "down" else HTTPStatus.SERVICE_UNAVAILABLE
+        return json_response(status, health)
+
+    def _metrics(self) -> Response:
+        metrics = self._hub.metrics
+        return response(HTTPStatus.OK, metrics.render(), metrics.content_type)
+
+    def _openrpc(self) -> Response:
+        return json_response(HTTPStatus.OK, self._hub.methods.openrpc())
+
+    def _file(self, root: Path, relative: str) -> Response:
+        candidate = (root / relative).resolve()
+        # Refuse anything that escapes the root (.., symlinks out).
+        if not candidate.is_relative_to(root):
+            return text_response(HTTPStatus.NOT_FOUND, "not found\n")
+        if candidate.is_dir():
+            candidate = candidate / "index.html"
+        if not candidate.is_file():
+            return text_response(HTTPStatus.NOT_FOUND, "not found\n")
+        content_type = mimetypes.guess_type(candidate.name)[0] or "application/octet-stream"
+        if content_type.startswith("text/") or content_type.endswith("javascript"):
+            content_type += "; charset=utf-8"
+        return response(HTTPStatus.OK, candidate.read_bytes(), content_type)

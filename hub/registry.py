@@ -1,0 +1,127 @@
+"""Subprotocol registry and ``Sec-WebSocket-Protocol`` negotiation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from importlib.metadata import entry_points
+
+from hub.handler import ProtocolSpec
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "wshub.protocols"
+
+
+class NegotiationRefused(Exception):
+    """The client offered only subprotocols this server does not speak."""
+
+
+class ProtocolRegistry:
+    """Maps every wire name (and alias) to its :class:`ProtocolSpec`."""
+
+    def __init__(self, specs: Iterable[ProtocolSpec] = ()) -> None:
+        self._by_wire_name: dict[str, ProtocolSpec] = {}
+        self._specs: dict[str, ProtocolSpec] = {}
+        for spec in specs:
+            self.register(spec)
+
+    def register(self, spec: ProtocolSpec) -> None:
+        for wire_name in spec.wire_names:
+            existing = self._by_wire_name.get(wire_name)
+            if existing is not None and existing.name != spec.name:
+                raise ValueError(f"subprotocol {wire_name!r} is already served by {existing.name}")
+        self._specs[spec.name] = spec
+        for wire_name in spec.wire_names:
+            self._by_wire_name[wire_name] = spec
+
+    def restrict(self, enabled: Iterable[str]) -> ProtocolRegistry:
+        """A registry holding only the named protocols (by canonical name)."""
+        wanted = set(enabled)
+        unknown = wanted - self._specs.keys()
+        if unknown:
+            raise ValueError(
+                f"unknown subprotocol(s) {', '.join(sorted(unknown))}; "
+                f"available: {', '.join(self.names)}"
+            )
+        return ProtocolRegistry(spec for name, spec in self._specs.items() if name in wanted)
+
+    @property
+    def names(self) -> list[str]:
+        """Canonical names, in registration order."""
+        return list(self._specs)
+
+    @property
+    def wire_names(self) -> list[str]:
+        return list(self._by_wire_name)
+
+    def get(self, wire_name: str) -> ProtocolSpec | None:
+        return self._by_wire_name.get(wire_name)
+
+    def select(self, offered: Sequence[str], allowed: Iterable[str] | None = None) -> str | None:
+        """Pick the client's most preferred subprotocol that we speak.
+
+        Returns the wire name exactly as offered (the client only accepts a name
+        it offered), or ``None`` when nothing was offered: the caller then applies
+        the default-subprotocol rule. ``allowed`` narrows the choice (path pins).
+        """
+        if not offered:
+            return None
+        allowed_names = set(allowed) if allowed is not None else None
+        for wire_name in offered:
+            spec = self._by_wire_name.get(wire_name)
+            if spec is None:
+                continue
+            if allowed_names is None or spec.name in allowed_names:
+                return wire_name
+        speaks = [
+            name
+            for name, spec in self._by_wire_name.items()
+            if allowed_names is None or spec.name in allowed_names
+        ]
+        raise NegotiationRefused(
+            f"unsupported subprotocol {', '.join(offered)}; this server speaks {', '.join(speaks)}"
+        )
+
+
+def builtin_protocols() -> list[ProtocolSpec]:
+    """The protocols shipped with wshub (imported here, and only here, by hub/)."""
+    from protocols.jsonrpc import PROTOCOL as jsonrpc
+
+    specs = [jsonrpc]
+    for module_name in ("protocols.channels", "protocols.mqtt", "protocols.wamp"):
+        spec = _optional_builtin(module_name)
+        if spec is not None:
+            specs.append(spec)
+    return specs
+
+
+def _optional_builtin(module_name: str) -> ProtocolSpec | None:
+    import importlib
+
+    module = importlib.import_module(module_name)
+    spec = getattr(module, "PROTOCOL", None)
+    return spec if isinstance(spec, ProtocolSpec) else None
+
+
+def entry_point_protocols() -> list[ProtocolSpec]:
+    """Third-party protocols published under the ``wshub.protocols`` entry-point group."""
+    specs: list[ProtocolSpec] = []
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        loaded = entry_point.load()
+        spec = loaded() if callable(loaded) and not isinstance(loaded, ProtocolSpec) else loaded
+        if not isinstance(spec, ProtocolSpec):
+            raise TypeError(
+                f"entry point {entry_point.name} ({entry_point.value}) "
+                f"did not provide a hub.handler.ProtocolSpec"
+            )
+        specs.append(spec)
+    return specs
+
+
+def default_registry() -> ProtocolRegistry:
+    registry = ProtocolRegistry(builtin_protocols())
+    for spec in entry_point_protocols():
+        logger.info("loaded third-party subprotocol %s", spec.name)
+        registry.register(spec)
+    return registry

@@ -1,0 +1,300 @@
+"""One table of RPC methods, served alike over JSON-RPC, channels and WAMP.
+
+Methods are plain Python functions, sync or async. Their parameters are
+validated by pydantic from the type hints, by position or by name; a parameter
+annotated :class:`CallContext` (or named ``ctx``) receives the calling session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import re
+import typing
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
+
+from hub.handler import Identity
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+# JSON-RPC 2.0 error codes, shared by every protocol that maps them.
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
+# Method names are dotted or slashed identifiers: "math.add", "users/get".
+_METHOD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:[./][A-Za-z_][A-Za-z0-9_]*)*$")
+# "rpc." is reserved by JSON-RPC 2.0 for system extensions (rpc.discover).
+RESERVED_PREFIXES = ("rpc.", "wamp.")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RpcError(Exception):
+    """An application error with a JSON-RPC code, message and optional data."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"RpcError({self.code}, {self.message!r}, {self.data!r})"
+
+
+class CallContext:
+    """What a method learns about its caller, and how it talks back to it."""
+
+    __slots__ = ("hub", "identity", "session_id", "subprotocol")
+
+    def __init__(
+        self, hub: Hub, session_id: str, subprotocol: str, identity: Identity | None
+    ) -> None:
+        self.hub = hub
+        self.session_id = session_id
+        self.subprotocol = subprotocol
+        self.identity = identity
+
+    def notify(self, method: str, params: Any = None) -> None:
+        """Send a notification to the calling client."""
+        self.hub.notify(self.session_id, method, params)
+
+    async def call(self, method: str, params: Any = None, *, timeout: float | None = None) -> Any:
+        """Call a method that the calling client exposes."""
+        return await self.hub.call(self.session_id, method, params, timeout=timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class RpcOptions:
+    """What ``@rpc`` recorded on a function, before a hub serves it."""
+
+    name: str
+    run_in_thread: bool | None = None
+    description: str | None = None
+
+
+RPC_MARK = "__wshub_rpc__"
+
+
+def rpc(
+    name: str | None = None, *, run_in_thread: bool | None = None, description: str | None = None
+) -> Callable[[F], F]:
+    """Mark a function as an RPC method, for modules named in ``[rpc] modules``.
+
+    The function is left unchanged; the hub that imports the module serves it.
+    """
+
+    def mark(func: F) -> F:
+        setattr(func, RPC_MARK, RpcOptions(name or func.__name__, run_in_thread, description))
+        return func
+
+    return mark
+
+
+class RpcMethod:
+    """A registered function with its parameter validator."""
+
+    def __init__(
+        self,
+        name: str,
+        func: Callable[..., Any],
+        *,
+        run_in_thread: bool | None = None,
+        description: str | None = None,
+    ) -> None:
+        self.name = name
+        self.func = func
+        self.is_async = inspect.iscoroutinefunction(func)
+        # Sync functions may block, so by default they run in a worker thread.
+        self.run_in_thread = (not self.is_async) if run_in_thread is None else run_in_thread
+        if self.is_async and self.run_in_thread:
+            raise ValueError(f"{name}: run_in_thread applies to sync functions only")
+        self.description = description or inspect.getdoc(func)
+        signature = inspect.signature(func)
+        hints = typing.get_type_hints(func, include_extras=True)
+        self.context_param: str | None = None
+        fields: dict[str, Any] = {}
+        for param in signature.parameters.values():
+            annotation = hints.get(param.name, Any)
+            if annotation is CallContext or (param.name == "ctx" and annotation is Any):
+                self.context_param = param.name
+                continue
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise TypeError(f"{name}: *args and **kwargs cannot be validated; name them")
+            if param.kind is param.POSITIONAL_ONLY:
+                raise TypeError(f"{name}: positional-only parameters are not supported")
+            default = ... if param.default is param.empty else param.default
+            fields[param.name] = (annotation, default)
+        self.param_names: tuple[str, ...] = tuple(fields)
+        self.params_model: type[BaseModel] = create_model(
+            f"{_model_name(name)}Params",
+            __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+            **fields,
+        )
+        return_hint = hints.get("return", Any)
+        self.result_adapter: TypeAdapter[Any] | None = (
+            None if return_hint in (Any, None, type(None)) else TypeAdapter(return_hint)
+        )
+
+    def bind(self, params: Any) -> dict[str, Any]:
+        """Validate params (list, dict or absent) into keyword arguments."""
+        if params is None:
+            named: dict[str, Any] = {}
+        elif isinstance(params, Mapping):
+            named = dict(params)
+        elif isinstance(params, list | tuple):
+            if len(params) > len(self.param_names):
+                raise RpcError(
+                    INVALID_PARAMS,
+                    "Invalid params",
+                    [
+                        {
+                            "type": "too_many_arguments",
+                            "msg": f"expected at most {len(self.param_names)} "
+                            f"positional params, got {len(params)}",
+                        }
+                    ],
+                )
+            named = dict(zip(self.param_names, params, strict=False))
+        else:
+            raise RpcError(INVALID_PARAMS, "Invalid params", "params must be an array or object")
+        try:
+            validated = self.params_model.model_validate(named)
+        except ValidationError as exc:
+            raise RpcError(INVALID_PARAMS, "Invalid params", _validation_detail(exc)) from None
+        return {name: getattr(validated, name) for name in self.param_names}
+
+    async def invoke(self, params: Any, context: CallContext) -> Any:
+        """Validate params, run the function, return its result."""
+        kwargs = self.bind(params)
+        if self.context_param is not None:
+            kwargs[self.context_param] = context
+        if self.is_async:
+            return await self.func(**kwargs)
+        if self.run_in_thread:
+            return await asyncio.to_thread(functools.partial(self.func, **kwargs))
+        return self.func(**kwargs)
+
+    def openrpc(self, defs: dict[str, Any]) -> dict[str, Any]:
+        schema = self.params_model.model_json_schema(ref_template="#/components/schemas/{model}")
+        defs.update(schema.pop("$defs", {}))
+        required = set(schema.get("required", []))
+        properties = schema.get("properties", {})
+        method: dict[str, Any] = {
+            "name": self.name,
+            "paramStructure": "either",
+            "params": [
+                {"name": name, "required": name in required, "schema": properties.get(name, {})}
+                for name in self.param_names
+            ],
+            "result": {"name": "result", "schema": self._result_schema(defs)},
+        }
+        if self.description:
+            method["description"] = self.description
+        return method
+
+    def _result_schema(self, defs: dict[str, Any]) -> dict[str, Any]:
+        if self.result_adapter is None:
+            return {}
+        schema = self.result_adapter.json_schema(ref_template="#/components/schemas/{model}")
+        defs.update(schema.pop("$defs", {}))
+        return schema
+
+
+class MethodTable:
+    """Every RPC method of a hub, by name."""
+
+    def __init__(self, reserved: Iterable[str] = ()) -> None:
+        self._methods: dict[str, RpcMethod] = {}
+        self._reserved = set(reserved)
+
+    def add(
+        self,
+        name: str,
+        func: Callable[..., Any],
+        *,
+        run_in_thread: bool | None = None,
+        description: str | None = None,
+    ) -> RpcMethod:
+        validate_method_name(name)
+        if name in self._reserved:
+            raise ValueError(f"method name {name!r} is reserved by a built-in protocol method")
+        if name in self._methods:
+            raise ValueError(f"method {name!r} is already registered")
+        method = RpcMethod(name, func, run_in_thread=run_in_thread, description=description)
+        self._methods[name] = method
+        return method
+
+    def remove(self, name: str) -> None:
+        self._methods.pop(name, None)
+
+    def get(self, name: str) -> RpcMethod | None:
+        return self._methods.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._methods
+
+    def __iter__(self) -> typing.Iterator[RpcMethod]:
+        return iter(self._methods.values())
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._methods)
+
+    def openrpc(self, title: str = "wshub", version: str = "0.1.0") -> dict[str, Any]:
+        """The OpenRPC 1.3 document describing every method."""
+        defs: dict[str, Any] = {}
+        methods = [self._methods[name].openrpc(defs) for name in self.names]
+        document: dict[str, Any] = {
+            "openrpc": "1.3.2",
+            "info": {"title": title, "version": version},
+            "methods": methods,
+        }
+        if defs:
+            document["components"] = {"schemas": defs}
+        return document
+
+
+def validate_method_name(name: str) -> None:
+    if not _METHOD_NAME.match(name):
+        raise ValueError(
+            f"invalid method name {name!r}: use identifiers separated by '.' or '/', "
+            "like 'math.add'"
+        )
+    if name.startswith(RESERVED_PREFIXES):
+        raise ValueError(f"method name {name!r} uses a reserved prefix {RESERVED_PREFIXES}")
+
+
+def collect_marked(namespace: Mapping[str, Any]) -> list[tuple[RpcOptions, Callable[..., Any]]]:
+    """The functions of a module marked with ``@rpc``."""
+    found = []
+    for value in namespace.values():
+        options = getattr(value, RPC_MARK, None)
+        if isinstance(options, RpcOptions) and callable(value):
+            found.append((options, value))
+    return found
+
+
+def _model_name(method_name: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[./_]", method_name) if part)
+
+
+def _validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
+    # Only what helps the caller: where, what kind, and the message. No input
+    # echo beyond the location, no URLs.
+    return [
+        {"loc": list(error["loc"]), "type": error["type"], "msg": error["msg"]}
+        for error in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+AsyncMethod = Callable[..., Awaitable[Any]]

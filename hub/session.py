@@ -1,0 +1,115 @@
+"""A WebSocket connection seen as a :class:`hub.handler.Session`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+
+from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.protocol import State
+
+from hub.handler import Identity
+
+logger = logging.getLogger(__name__)
+
+# Close code and reason for a consumer that cannot keep up. 1008 (policy
+# violation) is understood by every client; the reason says which policy.
+SLOW_CONSUMER_CODE = 1008
+SLOW_CONSUMER_REASON = "slow consumer: outbound buffer full"
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+class WebSocketSession:
+    """Writes go straight to the transport's buffer, which is the bounded queue.
+
+    ``send`` never awaits: a publication fanned out to thousands of sessions costs
+    one buffer append each. A session whose buffer grows past ``max_outbound_bytes``
+    is closed as a slow consumer instead of being allowed to grow memory.
+    """
+
+    __slots__ = (
+        "_close_task",
+        "_connection",
+        "_identity",
+        "_max_outbound_bytes",
+        "_on_slow_consumer",
+        "id",
+        "subprotocol",
+    )
+
+    def __init__(
+        self,
+        connection: ServerConnection,
+        subprotocol: str,
+        *,
+        identity: Identity | None = None,
+        max_outbound_bytes: int,
+        on_slow_consumer: Callable[[], None] | None = None,
+    ) -> None:
+        self.id = new_session_id()
+        self.subprotocol = subprotocol
+        self._connection = connection
+        self._identity = identity
+        self._max_outbound_bytes = max_outbound_bytes
+        self._on_slow_consumer = on_slow_consumer
+        self._close_task: asyncio.Task[None] | None = None
+
+    @property
+    def identity(self) -> Identity | None:
+        return self._identity
+
+    @identity.setter
+    def identity(self, identity: Identity | None) -> None:
+        # Protocol-level logins (MQTT CONNECT, WAMP HELLO) establish identity late.
+        self._identity = identity
+
+    @property
+    def remote_address(self) -> str:
+        address = self._connection.remote_address
+        if isinstance(address, tuple) and len(address) >= 2:
+            return f"{address[0]}:{address[1]}"
+        return str(address)
+
+    @property
+    def is_open(self) -> bool:
+        return self._connection.protocol.state is State.OPEN
+
+    @property
+    def request_path(self) -> str:
+        request = self._connection.request
+        return request.path if request is not None else "/"
+
+    def send(self, message: str | bytes, *, text: bool | None = None) -> None:
+        connection = self._connection
+        if connection.protocol.state is not State.OPEN:
+            return
+        broadcast((connection,), message, text=text)
+        transport = connection.transport
+        if transport.get_write_buffer_size() > self._max_outbound_bytes:
+            self._close_slow_consumer()
+
+    def outbound_buffer_size(self) -> int:
+        return self._connection.transport.get_write_buffer_size()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self._connection.close(code, reason)
+
+    def _close_slow_consumer(self) -> None:
+        if self._close_task is not None:
+            return
+        logger.warning(
+            "session %s (%s): closing slow consumer, %d bytes waiting",
+            self.id,
+            self.remote_address,
+            self.outbound_buffer_size(),
+        )
+        if self._on_slow_consumer is not None:
+            self._on_slow_consumer()
+        self._close_task = asyncio.get_running_loop().create_task(
+            self._connection.close(SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON)
+        )

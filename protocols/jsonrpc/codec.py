@@ -1,0 +1,202 @@
+"""JSON-RPC 2.0 codec: pure functions between wire text and typed messages.
+
+No I/O here. ``decode`` turns one WebSocket message into an :class:`Incoming`
+(a single message or a batch); every malformed part becomes an :class:`Invalid`
+carrying the error to answer with, so one bad element of a batch never hides
+the others. ``JsonRpcDecodeError`` is the only exception this module raises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+from pydantic import BaseModel
+
+PARSE_ERROR: Final = -32700
+INVALID_REQUEST: Final = -32600
+METHOD_NOT_FOUND: Final = -32601
+INVALID_PARAMS: Final = -32602
+INTERNAL_ERROR: Final = -32603
+
+# Absent "id" (a notification) differs from "id": null (a request, discouraged).
+NO_ID: Final[Any] = object()
+
+RequestId = str | int | float | None
+
+
+class JsonRpcDecodeError(Exception):
+    """The whole message is unusable; answer with one error whose id is null."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    params: list[Any] | dict[str, Any] | None
+    # NO_ID for a notification.
+    id: Any = NO_ID
+
+    @property
+    def is_notification(self) -> bool:
+        return self.id is NO_ID
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A reply from the peer to a call we made: ``error`` set, or ``result``."""
+
+    id: RequestId
+    result: Any = None
+    error: ErrorObject | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorObject:
+    code: int
+    message: str
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """A message that is not valid JSON-RPC; answer it with ``error``."""
+
+    id: RequestId
+    error: ErrorObject
+
+
+Message = Request | Response | Invalid
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    messages: list[Message]
+    is_batch: bool
+
+
+def decode(payload: str | bytes) -> Incoming:
+    """Parse one WebSocket message; raise JsonRpcDecodeError if nothing is usable."""
+    try:
+        value = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise JsonRpcDecodeError(PARSE_ERROR, "Parse error", str(exc)) from None
+    if isinstance(value, list):
+        if not value:
+            raise JsonRpcDecodeError(INVALID_REQUEST, "Invalid Request", "empty batch")
+        return Incoming([decode_object(item) for item in value], is_batch=True)
+    return Incoming([decode_object(value)], is_batch=False)
+
+
+def decode_object(value: Any) -> Message:
+    """Classify one decoded JSON value as a request, a response or invalid."""
+    if not isinstance(value, dict):
+        return _invalid(None, "a JSON-RPC message must be an object")
+    raw_id = value.get("id", NO_ID)
+    id_ok = (
+        raw_id is NO_ID
+        or raw_id is None
+        or (isinstance(raw_id, str | int | float) and not isinstance(raw_id, bool))
+    )
+    reply_id = raw_id if id_ok and raw_id is not NO_ID else None
+    if value.get("jsonrpc") != "2.0":
+        return _invalid(reply_id, '"jsonrpc" must be exactly "2.0"')
+    if not id_ok:
+        return _invalid(None, '"id" must be a string, a number or null')
+    if "method" in value:
+        return _decode_request(value, raw_id)
+    if "result" in value or "error" in value:
+        return _decode_response(value, reply_id)
+    return _invalid(reply_id, 'a message needs "method", or "result" / "error"')
+
+
+def _decode_request(value: dict[str, Any], raw_id: Any) -> Message:
+    reply_id = None if raw_id is NO_ID else raw_id
+    method = value["method"]
+    if not isinstance(method, str):
+        return _invalid(reply_id, '"method" must be a string')
+    params = value.get("params")
+    if "params" in value and not isinstance(params, list | dict):
+        return _invalid(reply_id, '"params" must be an array or an object')
+    return Request(method, params, raw_id)
+
+
+def _decode_response(value: dict[str, Any], reply_id: RequestId) -> Message:
+    if "result" in value and "error" in value:
+        return _invalid(reply_id, 'a response has "result" or "error", not both')
+    if "error" in value:
+        error = value["error"]
+        if (
+            not isinstance(error, dict)
+            or not isinstance(error.get("code"), int)
+            or isinstance(error.get("code"), bool)
+            or not isinstance(error.get("message"), str)
+        ):
+            return _invalid(reply_id, '"error" must be an object with integer "code" and "message"')
+        return Response(
+            reply_id, error=ErrorObject(error["code"], error["message"], error.get("data"))
+        )
+    return Response(reply_id, result=value["result"])
+
+
+def _invalid(reply_id: RequestId, reason: str) -> Invalid:
+    return Invalid(reply_id, ErrorObject(INVALID_REQUEST, "Invalid Request", reason))
+
+
+# -- encoding -------------------------------------------------------------
+
+
+class EncodeError(TypeError):
+    """A value that cannot be written as JSON."""
+
+
+def _default(value: Any) -> Any:
+    # pydantic models are the one non-JSON type methods commonly return.
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, set | frozenset):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, default=_default)
+    except TypeError as exc:
+        raise EncodeError(str(exc)) from None
+
+
+def encode_result(request_id: RequestId, result: Any) -> bytes:
+    return dumps({"jsonrpc": "2.0", "id": request_id, "result": result})
+
+
+def encode_error(request_id: RequestId, code: int, message: str, data: Any = None) -> bytes:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return dumps({"jsonrpc": "2.0", "id": request_id, "error": error})
+
+
+def encode_request(request_id: RequestId, method: str, params: Any = None) -> bytes:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+    if params is not None:
+        message["params"] = params
+    return dumps(message)
+
+
+def encode_notification(method: str, params: Any = None) -> bytes:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        message["params"] = params
+    return dumps(message)
+
+
+def encode_batch(encoded: list[bytes]) -> bytes:
+    """Join already-encoded responses into one batch reply."""
+    return b"[" + b",".join(encoded) + b"]"

@@ -1,0 +1,196 @@
+"""JSON-RPC 2.0 over WebSocket: the per-connection state machine."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from hub.handler import Session, SubprotocolHandler
+from hub.rpc import CallContext, RpcError
+from protocols.jsonrpc import codec
+from protocols.jsonrpc.codec import (
+    INTERNAL_ERROR,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    EncodeError,
+    ErrorObject,
+    Invalid,
+    JsonRpcDecodeError,
+    Request,
+    Response,
+)
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+logger = logging.getLogger(__name__)
+
+# A built-in method: receives the raw params, returns the result or raises RpcError.
+Builtin = Callable[[Any], Awaitable[Any]]
+
+
+class ClientCallError(Exception):
+    """The client answered our call with a JSON-RPC error."""
+
+    def __init__(self, error: ErrorObject) -> None:
+        super().__init__(f"{error.code}: {error.message}")
+        self.code = error.code
+        self.message = error.message
+        self.data = error.data
+
+
+class JsonRpcHandler(SubprotocolHandler):
+    """Serves the hub's RPC table; subclasses add built-in methods (channels.v1)."""
+
+    def __init__(self, session: Session, hub: Hub) -> None:
+        self.session = session
+        self.hub = hub
+        self.context = CallContext(hub, session.id, session.subprotocol, session.identity)
+        self.builtins: dict[str, Builtin] = {"rpc.discover": self._discover}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(hub.config.limits.max_concurrent_requests)
+        self._call_ids = itertools.count(1)
+        self._pending: dict[Any, asyncio.Future[Any]] = {}
+        metrics = hub.metrics
+        self._calls_ok = metrics.rpc_calls.labels("ok")
+        self._calls_error = metrics.rpc_calls.labels("error")
+        self._calls_failed = metrics.rpc_calls.labels("internal_error")
+        self._latency = metrics.rpc_latency
+
+    # -- incoming --------------------------------------------------------
+
+    async def on_message(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            self._send(
+                codec.encode_error(
+                    None,
+                    INVALID_REQUEST,
+                    "Invalid Request",
+                    "binary frames are not accepted; send JSON-RPC as text frames",
+                )
+            )
+            return
+        try:
+            incoming = codec.decode(message)
+        except JsonRpcDecodeError as exc:
+            self._send(codec.encode_error(None, exc.code, exc.message, exc.data))
+            return
+        # Reading waits for a free slot: a client flooding requests is slowed by
+        # TCP backpressure instead of growing our task set.
+        await self._slots.acquire()
+        if incoming.is_batch:
+            self._spawn(self._run_batch(incoming.messages))
+        else:
+            self._spawn(self._run_single(incoming.messages[0]))
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def _run_single(self, message: codec.Message) -> None:
+        reply = await self._answer(message)
+        if reply is not None:
+            self._send(reply)
+
+    async def _run_batch(self, messages: list[codec.Message]) -> None:
+        replies = await asyncio.gather(*(self._answer(m) for m in messages))
+        encoded = [reply for reply in replies if reply is not None]
+        # A batch of only notifications (and responses) gets no reply at all.
+        if encoded:
+            self._send(codec.encode_batch(encoded))
+
+    async def _answer(self, message: codec.Message) -> bytes | None:
+        if isinstance(message, Request):
+            return await self._answer_request(message)
+        if isinstance(message, Response):
+            self._resolve_call(message)
+            return None
+        assert isinstance(message, Invalid)
+        error = message.error
+        return codec.encode_error(message.id, error.code, error.message, error.data)
+
+    async def _answer_request(self, request: Request) -> bytes | None:
+        started = time.perf_counter()
+        try:
+            result = await self.dispatch(request.method, request.params)
+            reply = None if request.is_notification else codec.encode_result(request.id, result)
+        except RpcError as exc:
+            self._calls_error.inc()
+            if request.is_notification:
+                return None
+            return codec.encode_error(request.id, exc.code, exc.message, exc.data)
+        except (Exception, EncodeError):
+            self._calls_failed.inc()
+            # The traceback stays in the server log; the client learns only that
+            # something failed, and where to look (the session id).
+            logger.exception("session %s: method %r failed", self.session.id, request.method)
+            if request.is_notification:
+                return None
+            return codec.encode_error(
+                request.id, INTERNAL_ERROR, "Internal error", {"session": self.session.id}
+            )
+        self._calls_ok.inc()
+        self._latency.observe(time.perf_counter() - started)
+        return reply
+
+    async def dispatch(self, name: str, params: Any) -> Any:
+        """Run a built-in or a hub RPC method by name."""
+        builtin = self.builtins.get(name)
+        if builtin is not None:
+            return await builtin(params)
+        method = self.hub.methods.get(name)
+        if method is None:
+            raise RpcError(METHOD_NOT_FOUND, "Method not found", {"method": name})
+        return await method.invoke(params, self.context)
+
+    async def _discover(self, params: Any) -> Any:
+        return self.hub.methods.openrpc()
+
+    # -- outgoing --------------------------------------------------------
+
+    def _send(self, payload: bytes) -> None:
+        self.session.send(payload, text=True)
+
+    def notify(self, method: str, params: Any = None) -> None:
+        self._send(codec.encode_notification(method, params))
+
+    async def call(self, method: str, params: Any = None, *, timeout: float | None = None) -> Any:
+        """Call a method the client exposes; raise ClientCallError or TimeoutError."""
+        call_id = next(self._call_ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[call_id] = future
+        try:
+            self._send(codec.encode_request(call_id, method, params))
+            async with asyncio.timeout(timeout):
+                return await future
+        finally:
+            self._pending.pop(call_id, None)
+
+    def _resolve_call(self, response: Response) -> None:
+        future = self._pending.get(response.id)
+        if future is None or future.done():
+            logger.debug("session %s: response to unknown call %r", self.session.id, response.id)
+            return
+        if response.error is not None:
+            future.set_exception(ClientCallError(response.error))
+        else:
+            future.set_result(response.result)
+
+    # -- closing ---------------------------------------------------------
+
+    async def on_close(self, code: int | None) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError(f"session closed with code {code}"))
+        self._pending.clear()
+        for task in list(self._tasks):
+            task.cancel()
