@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import secrets
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from hub.channels import ChannelService
 from hub.config import HubConfig
+from hub.engine import ChannelEngine, HistoryResult, Publication, memory_engine
 from hub.handler import Session, SubprotocolHandler
+from hub.hooks import ConnectHook, Hooks, PresenceHook, PublishHook, SubscribeHook
 from hub.metrics import HubMetrics
 from hub.registry import ProtocolRegistry, default_registry
 from hub.rpc import MethodTable, RpcMethod, collect_marked
@@ -29,6 +33,10 @@ BUILTIN_METHOD_NAMES = (
     "presence_stats",
     "history",
 )
+
+
+def new_node_id() -> str:
+    return secrets.token_hex(6)
 
 
 class SessionNotFound(LookupError):
@@ -61,6 +69,69 @@ class Hub:
         self._server = HubServer(self, registry)
         self._sessions: dict[str, tuple[Session, SubprotocolHandler]] = {}
         self._stopped = asyncio.Event()
+        self.node_id = new_node_id()
+        self.hooks = Hooks()
+        self.engine: ChannelEngine = memory_engine(self.node_id)
+        self.engine.on_delivered = self.metrics.deliveries.inc
+        self.channels = ChannelService(self.engine, self.config.channels, self.hooks)
+
+    # -- hooks -----------------------------------------------------------
+
+    def on_connect(self, hook: ConnectHook) -> ConnectHook:
+        """Run for every new session; raise PermissionDenied to refuse it."""
+        self.hooks.connect.append(hook)
+        return hook
+
+    def on_disconnect(self, hook: ConnectHook) -> ConnectHook:
+        self.hooks.disconnect.append(hook)
+        return hook
+
+    def on_subscribe(self, pattern: str = "#") -> Callable[[SubscribeHook], SubscribeHook]:
+        """Run before a client subscribes to a matching channel; may refuse."""
+
+        def register(hook: SubscribeHook) -> SubscribeHook:
+            self.hooks.subscribe.append((pattern, hook))
+            return hook
+
+        return register
+
+    def on_publish(self, pattern: str = "#") -> Callable[[PublishHook], PublishHook]:
+        """Run before a client's publication; may refuse, or return new data."""
+
+        def register(hook: PublishHook) -> PublishHook:
+            self.hooks.publish.append((pattern, hook))
+            return hook
+
+        return register
+
+    def on_join(self, pattern: str = "#") -> Callable[[PresenceHook], PresenceHook]:
+        def register(hook: PresenceHook) -> PresenceHook:
+            self.hooks.join.append((pattern, hook))
+            return hook
+
+        return register
+
+    def on_leave(self, pattern: str = "#") -> Callable[[PresenceHook], PresenceHook]:
+        def register(hook: PresenceHook) -> PresenceHook:
+            self.hooks.leave.append((pattern, hook))
+            return hook
+
+        return register
+
+    # -- channels --------------------------------------------------------
+
+    async def publish(self, channel: str, data: Any) -> Publication:
+        """Publish from Python to every subscriber of every protocol."""
+        publication = await self.channels.publish(channel, data)
+        self.metrics.publications.inc()
+        return publication
+
+    async def presence(self, channel: str) -> dict[str, dict[str, Any]]:
+        """Who is in a channel, merged by user."""
+        return await self.channels.presence(channel)
+
+    async def history(self, channel: str, limit: int | None = None) -> HistoryResult:
+        return await self.channels.history(channel, limit=limit)
 
     # -- RPC -------------------------------------------------------------
 
@@ -172,6 +243,7 @@ class Hub:
     async def stop(self) -> None:
         """Close every client with 1001 (going away) and stop."""
         await self._server.stop()
+        await self.engine.close()
         self._stopped.set()
 
     async def wait_stopped(self) -> None:

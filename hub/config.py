@@ -69,6 +69,34 @@ class RpcConfig(_Section):
     call_timeout: float = Field(30.0, gt=0)
 
 
+class NamespaceConfig(_Section):
+    """Channel options for every channel under one prefix."""
+
+    # Whether clients may subscribe / publish (server-side hub.publish always may).
+    allow_subscribe: bool = True
+    allow_publish: bool = True
+    # Presence queries and joining the presence set.
+    presence: bool = True
+    # join/leave notifications to subscribers.
+    join_leave: bool = True
+    # Recent publications kept for history and recovery; 0 turns history off.
+    history_size: int = Field(100, ge=0)
+    history_ttl: float = Field(300.0, gt=0)
+    # Include the publisher's {user, client} in messages.
+    publisher_info: bool = False
+    # Largest payload a client may publish, in bytes of JSON.
+    max_payload_bytes: int = Field(64 * 1024, gt=0)
+
+
+class ChannelsConfig(_Section):
+    default: NamespaceConfig = NamespaceConfig()
+    # Key: a channel prefix on a level boundary ("chat" covers "chat" and
+    # "chat/room1"); the longest matching prefix wins.
+    namespaces: dict[str, NamespaceConfig] = {}
+    max_channel_length: int = Field(255, gt=0)
+    max_subscriptions: int = Field(256, gt=0)
+
+
 class EngineConfig(_Section):
     backend: Literal["memory"] = "memory"
 
@@ -82,6 +110,7 @@ class HubConfig(_Section):
     websocket: WebSocketConfig = WebSocketConfig()
     limits: LimitsConfig = LimitsConfig()
     rpc: RpcConfig = RpcConfig()
+    channels: ChannelsConfig = ChannelsConfig()
     engine: EngineConfig = EngineConfig()
     logging: LoggingConfig = LoggingConfig()
 

@@ -12,9 +12,11 @@ from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFact
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from hub.errors import PermissionDenied
 from hub.handler import ProtocolSpec
 from hub.http import HttpRoutes
 from hub.registry import NegotiationRefused, ProtocolRegistry
+from hub.rpc import CallContext
 from hub.session import WebSocketSession
 
 if TYPE_CHECKING:
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 INTERNAL_ERROR_CODE = 1011
+POLICY_VIOLATION = 1008
 
 
 class HubConnection(ServerConnection):
@@ -158,6 +161,13 @@ class HubServer:
         active = metrics.connections_active.labels(spec.name)
         metrics.connections_opened.labels(spec.name).inc()
         active.inc()
+        context = CallContext(hub, session.id, spec.name, session.identity)
+        try:
+            await hub.hooks.run_connect(context)
+        except PermissionDenied as exc:
+            active.dec()
+            await connection.close(POLICY_VIOLATION, exc.message[:120])
+            return
         hub.attach(session, handler)
         try:
             await handler.on_open()
@@ -177,5 +187,6 @@ class HubServer:
             code = connection.close_code
             try:
                 await handler.on_close(code)
+                await hub.hooks.run_disconnect(context)
             except Exception:
                 logger.exception("session %s (%s): on_close failed", session.id, spec.name)

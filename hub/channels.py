@@ -1,0 +1,188 @@
+"""Channel operations with their policy: names, namespaces, permissions, hooks.
+
+Every protocol handler (channels.v1, MQTT, WAMP) goes through this one service,
+so a namespace rule or a hook holds the same way whatever the client speaks.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import orjson
+
+from hub.config import ChannelsConfig, NamespaceConfig
+from hub.engine import ChannelEngine, ClientInfo, HistoryResult, Publication, StreamPosition
+from hub.engine.core import Subscriber
+from hub.engine.topics import InvalidChannel, is_pattern, validate_channel, validate_pattern
+from hub.errors import FeatureDisabled, InvalidChannelName, PayloadTooLarge, PermissionDenied
+from hub.hooks import Hooks
+from hub.rpc import CallContext
+
+
+def client_info(ctx: CallContext, info: Any = None) -> ClientInfo:
+    """How a session appears to others; anonymous sessions are their own user."""
+    user = ctx.identity.user_id if ctx.identity is not None else ctx.session_id
+    return ClientInfo(client=ctx.session_id, user=user, info=info)
+
+
+def payload_size(data: Any) -> int:
+    if isinstance(data, bytes | bytearray | memoryview):
+        return len(data)
+    return len(orjson.dumps(data))
+
+
+class ChannelService:
+    def __init__(self, engine: ChannelEngine, config: ChannelsConfig, hooks: Hooks) -> None:
+        self.engine = engine
+        self.config = config
+        self.hooks = hooks
+        # Longest prefix first, so the most specific namespace wins.
+        self._prefixes = sorted(config.namespaces, key=len, reverse=True)
+        self.namespace = functools.lru_cache(maxsize=4096)(self._resolve_namespace)
+
+    def _resolve_namespace(self, channel: str) -> NamespaceConfig:
+        for prefix in self._prefixes:
+            if channel == prefix or channel.startswith(prefix + "/"):
+                return self.config.namespaces[prefix]
+        return self.config.default
+
+    # -- names -----------------------------------------------------------
+
+    def check_channel(self, channel: Any) -> str:
+        if not isinstance(channel, str):
+            raise InvalidChannelName("channel must be a string")
+        try:
+            validate_channel(channel, self.config.max_channel_length)
+        except InvalidChannel as exc:
+            raise InvalidChannelName(str(exc)) from None
+        return channel
+
+    def check_subscription(self, subscription: Any) -> str:
+        if not isinstance(subscription, str):
+            raise InvalidChannelName("channel must be a string")
+        try:
+            validate_pattern(subscription, self.config.max_channel_length)
+        except InvalidChannel as exc:
+            raise InvalidChannelName(str(exc)) from None
+        return subscription
+
+    # -- subscriptions ---------------------------------------------------
+
+    async def authorize_subscribe(self, ctx: CallContext, subscription: str) -> NamespaceConfig:
+        """Validate and run the policy; raise a ChannelError if refused."""
+        self.check_subscription(subscription)
+        # A pattern is judged by the namespace of its literal prefix.
+        namespace = self.namespace(subscription)
+        if not namespace.allow_subscribe:
+            raise PermissionDenied(f"subscribing to {subscription!r} is not allowed")
+        await self.hooks.run_subscribe(ctx, subscription)
+        return namespace
+
+    async def subscribe(self, subscriber: Subscriber, subscription: str) -> None:
+        await self.engine.subscribe(subscriber, subscription)
+
+    async def unsubscribe(self, subscriber: Subscriber, subscription: str) -> None:
+        await self.engine.unsubscribe(subscriber, subscription)
+
+    # -- publishing ------------------------------------------------------
+
+    async def publish_from_client(
+        self,
+        ctx: CallContext,
+        channel: Any,
+        data: Any,
+        *,
+        extras: dict[str, Any] | None = None,
+    ) -> Publication:
+        """A client's publication: checked, passed through hooks, then published."""
+        channel = self.check_channel(channel)
+        namespace = self.namespace(channel)
+        if not namespace.allow_publish:
+            raise PermissionDenied(f"clients may not publish to {channel!r}")
+        if payload_size(data) > namespace.max_payload_bytes:
+            raise PayloadTooLarge(
+                f"payload over {namespace.max_payload_bytes} bytes for {channel!r}"
+            )
+        publication = Publication(channel, data, extras=extras or {})
+        if namespace.publisher_info:
+            publication.publisher = client_info(ctx)
+        await self.hooks.run_publish(ctx, publication)
+        await self._publish(publication, namespace)
+        return publication
+
+    async def publish(
+        self, channel: str, data: Any, *, extras: dict[str, Any] | None = None, origin: str = ""
+    ) -> Publication:
+        """A server-side publication: no client permission or hook applies."""
+        channel = self.check_channel(channel)
+        publication = Publication(channel, data, extras=extras or {}, origin=origin)
+        await self._publish(publication, self.namespace(channel))
+        return publication
+
+    async def _publish(self, publication: Publication, namespace: NamespaceConfig) -> None:
+        await self.engine.publish(
+            publication, history_size=namespace.history_size, history_ttl=namespace.history_ttl
+        )
+
+    # -- presence --------------------------------------------------------
+
+    def _presence_namespace(self, channel: Any) -> tuple[str, NamespaceConfig]:
+        channel = self.check_channel(channel)
+        namespace = self.namespace(channel)
+        if not namespace.presence:
+            raise FeatureDisabled(f"presence is off for {channel!r}")
+        return channel, namespace
+
+    async def join(self, channel: str, member: ClientInfo) -> None:
+        channel, namespace = self._presence_namespace(channel)
+        first = await self.engine.join(channel, member, announce=namespace.join_leave)
+        if first:
+            await self.hooks.run_presence(self.hooks.join, channel, member)
+
+    async def leave(self, channel: str, client_id: str) -> None:
+        namespace = self.namespace(channel)
+        member = await self.engine.leave(channel, client_id, announce=namespace.join_leave)
+        if member is not None:
+            await self.hooks.run_presence(self.hooks.leave, channel, member)
+
+    async def presence(self, channel: Any) -> dict[str, dict[str, Any]]:
+        """Members merged by user: ``{user: {user, info, clients}}``."""
+        channel, _ = self._presence_namespace(channel)
+        merged: dict[str, dict[str, Any]] = {}
+        for member in (await self.engine.members(channel)).values():
+            entry = merged.get(member.user)
+            if entry is None:
+                merged[member.user] = {"user": member.user, "info": member.info, "clients": 1}
+            else:
+                entry["clients"] += 1
+        return merged
+
+    async def presence_stats(self, channel: Any) -> dict[str, int]:
+        channel, _ = self._presence_namespace(channel)
+        members = await self.engine.members(channel)
+        return {"clients": len(members), "users": len({m.user for m in members.values()})}
+
+    # -- history ---------------------------------------------------------
+
+    def _history_namespace(self, channel: Any) -> str:
+        name = self.check_channel(channel)
+        if self.namespace(name).history_size == 0:
+            raise FeatureDisabled(f"history is off for {name!r}")
+        return name
+
+    async def history(
+        self, channel: Any, *, since: StreamPosition | None = None, limit: int | None = None
+    ) -> HistoryResult:
+        channel = self._history_namespace(channel)
+        return await self.engine.read_history(channel, since=since, limit=limit)
+
+    async def recover(self, channel: str, since: StreamPosition) -> HistoryResult:
+        """What a resubscribing client missed; ``complete`` False means a gap."""
+        if is_pattern(channel) or self.namespace(channel).history_size == 0:
+            position = await self.engine.position(channel)
+            return HistoryResult([], position, complete=since == position)
+        return await self.engine.read_history(channel, since=since)
+
+    async def position(self, channel: str) -> StreamPosition:
+        return await self.engine.position(channel)

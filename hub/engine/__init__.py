@@ -1,0 +1,37 @@
+"""The channel engine: fan-out, presence and history behind narrow store interfaces."""
+
+from hub.engine.base import (
+    Broker,
+    ClientInfo,
+    HistoryResult,
+    HistoryStore,
+    Kind,
+    PresenceStore,
+    Publication,
+    StreamPosition,
+)
+from hub.engine.core import ChannelEngine, Subscriber
+from hub.engine.memory import MemoryBroker, MemoryHistory, MemoryPresence
+
+
+def memory_engine(node_id: str = "") -> ChannelEngine:
+    """The embedded single-process engine."""
+    return ChannelEngine(MemoryBroker(), MemoryHistory(), MemoryPresence(), node_id=node_id)
+
+
+__all__ = [
+    "Broker",
+    "ChannelEngine",
+    "ClientInfo",
+    "HistoryResult",
+    "HistoryStore",
+    "Kind",
+    "MemoryBroker",
+    "MemoryHistory",
+    "MemoryPresence",
+    "PresenceStore",
+    "Publication",
+    "StreamPosition",
+    "Subscriber",
+    "memory_engine",
+]

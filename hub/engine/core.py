@@ -1,0 +1,162 @@
+"""The channel engine: this node's fan-out index on top of the three stores."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from hub.engine.base import (
+    Broker,
+    ClientInfo,
+    HistoryResult,
+    HistoryStore,
+    Kind,
+    PresenceStore,
+    Publication,
+    StreamPosition,
+)
+from hub.engine.topics import PatternIndex, is_pattern
+
+logger = logging.getLogger(__name__)
+
+
+class Subscriber(Protocol):
+    """A local connection that receives publications. ``deliver`` must not block."""
+
+    def deliver(self, publication: Publication, subscription: str) -> None: ...
+
+
+Subscribers = dict[Subscriber, None]  # an insertion-ordered set
+
+
+class ChannelEngine:
+    """Routes publications to local subscribers; stores and broker do the rest.
+
+    The broker is subscribed per node: the first local subscriber of a channel
+    (or pattern) subscribes the node, the last one to leave unsubscribes it.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        history: HistoryStore,
+        presence: PresenceStore,
+        *,
+        node_id: str = "",
+    ) -> None:
+        self.broker = broker
+        self.history = history
+        self.presence = presence
+        self.node_id = node_id
+        self._exact: dict[str, Subscribers] = {}
+        self._patterns: PatternIndex[Subscribers] = PatternIndex()
+        self.on_delivered: Callable[[int], None] = lambda count: None
+        broker.set_handler(self.dispatch)
+
+    # -- subscriptions ---------------------------------------------------
+
+    async def subscribe(self, subscriber: Subscriber, subscription: str) -> None:
+        subscribers = self._local(subscription, create=True)
+        assert subscribers is not None
+        first = not subscribers
+        subscribers[subscriber] = None
+        if first:
+            await self.broker.subscribe(subscription)
+
+    async def unsubscribe(self, subscriber: Subscriber, subscription: str) -> None:
+        subscribers = self._local(subscription, create=False)
+        if subscribers is None or subscriber not in subscribers:
+            return
+        del subscribers[subscriber]
+        if not subscribers:
+            if is_pattern(subscription):
+                self._patterns.remove(subscription)
+            else:
+                del self._exact[subscription]
+            await self.broker.unsubscribe(subscription)
+
+    def local_subscription_count(self) -> int:
+        """Distinct channels and patterns this node is subscribed to."""
+        return len(self._exact) + len(self._patterns)
+
+    def _local(self, subscription: str, *, create: bool) -> Subscribers | None:
+        if is_pattern(subscription):
+            subscribers = self._patterns.get(subscription)
+            if subscribers is None and create:
+                subscribers = {}
+                self._patterns.add(subscription, subscribers)
+            return subscribers
+        if create:
+            return self._exact.setdefault(subscription, {})
+        return self._exact.get(subscription)
+
+    # -- publishing ------------------------------------------------------
+
+    async def publish(
+        self, publication: Publication, *, history_size: int, history_ttl: float
+    ) -> StreamPosition:
+        """Give the publication its offset, then hand it to every node."""
+        publication.origin = publication.origin or self.node_id
+        position = await self.history.add(publication, size=history_size, ttl=history_ttl)
+        await self.broker.publish(publication)
+        return position
+
+    def dispatch(self, publication: Publication) -> None:
+        """Fan a publication out to this node's subscribers (the broker calls this)."""
+        channel = publication.channel
+        delivered = 0
+        exact = self._exact.get(channel)
+        if exact:
+            for subscriber in tuple(exact):
+                subscriber.deliver(publication, channel)
+            delivered += len(exact)
+        # Presence events go to subscribers of the channel itself only.
+        if publication.kind is Kind.MESSAGE and len(self._patterns):
+            for pattern, subscribers in self._patterns.match(channel):
+                for subscriber in tuple(subscribers):
+                    subscriber.deliver(publication, pattern)
+                delivered += len(subscribers)
+        if delivered:
+            self.on_delivered(delivered)
+
+    # -- presence --------------------------------------------------------
+
+    async def join(self, channel: str, member: ClientInfo, *, announce: bool) -> bool:
+        """Add a connection to presence; True (and a join event) for the user's first."""
+        first = await self.presence.add(channel, member)
+        if first and announce:
+            await self.broker.publish(
+                Publication(channel, _member_data(member), kind=Kind.JOIN, origin=self.node_id)
+            )
+        return first
+
+    async def leave(self, channel: str, client_id: str, *, announce: bool) -> ClientInfo | None:
+        """Remove a connection; the member (and a leave event) when the user's last left."""
+        last = await self.presence.remove(channel, client_id)
+        if last is not None and announce:
+            await self.broker.publish(
+                Publication(channel, _member_data(last), kind=Kind.LEAVE, origin=self.node_id)
+            )
+        return last
+
+    async def members(self, channel: str) -> dict[str, ClientInfo]:
+        return await self.presence.members(channel)
+
+    # -- history ---------------------------------------------------------
+
+    async def read_history(
+        self, channel: str, *, since: StreamPosition | None = None, limit: int | None = None
+    ) -> HistoryResult:
+        return await self.history.read(channel, since=since, limit=limit)
+
+    async def position(self, channel: str) -> StreamPosition:
+        return await self.history.position(channel)
+
+    async def close(self) -> None:
+        await self.broker.close()
+
+
+def _member_data(member: ClientInfo) -> dict[str, object]:
+    # Join/leave are per user (tabs merged), so the client id is not part of it.
+    return {"user": member.user, "info": member.info}

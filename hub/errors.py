@@ -1,0 +1,43 @@
+"""Errors of the channel layer, each protocol maps them to its own wire error."""
+
+from __future__ import annotations
+
+
+class ChannelError(Exception):
+    """Base of the errors a client's channel operation can meet."""
+
+    reason = "channel error"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.reason)
+        self.message = message or self.reason
+
+
+class InvalidChannelName(ChannelError):
+    reason = "invalid channel name or pattern"
+
+
+class PermissionDenied(ChannelError):
+    """A hook or the namespace refused the operation. Hooks raise it to reject."""
+
+    reason = "permission denied"
+
+
+class NotSubscribed(ChannelError):
+    reason = "not subscribed"
+
+
+class AlreadySubscribed(ChannelError):
+    reason = "already subscribed"
+
+
+class FeatureDisabled(ChannelError):
+    reason = "feature disabled for this namespace"
+
+
+class PayloadTooLarge(ChannelError):
+    reason = "payload too large"
+
+
+class LimitExceeded(ChannelError):
+    reason = "limit exceeded"

@@ -1,0 +1,66 @@
+"""Python hooks around connections and channel operations.
+
+Hooks are plain functions, sync or async. Those that may refuse raise
+:class:`hub.errors.PermissionDenied`; ``on_publish`` may also return a new
+payload to transform the publication.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub.engine.base import ClientInfo, Publication
+from hub.engine.topics import matches
+from hub.rpc import CallContext
+
+ConnectHook = Callable[[CallContext], Any]
+SubscribeHook = Callable[[CallContext, str], Any]
+PublishHook = Callable[[CallContext, Publication], Any]
+PresenceHook = Callable[[str, ClientInfo], Any]
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+@dataclass
+class Hooks:
+    connect: list[ConnectHook] = field(default_factory=list)
+    disconnect: list[ConnectHook] = field(default_factory=list)
+    subscribe: list[tuple[str, SubscribeHook]] = field(default_factory=list)
+    publish: list[tuple[str, PublishHook]] = field(default_factory=list)
+    join: list[tuple[str, PresenceHook]] = field(default_factory=list)
+    leave: list[tuple[str, PresenceHook]] = field(default_factory=list)
+
+    async def run_connect(self, ctx: CallContext) -> None:
+        for hook in self.connect:
+            await _maybe_await(hook(ctx))
+
+    async def run_disconnect(self, ctx: CallContext) -> None:
+        for hook in self.disconnect:
+            await _maybe_await(hook(ctx))
+
+    async def run_subscribe(self, ctx: CallContext, channel: str) -> None:
+        for pattern, hook in self.subscribe:
+            if matches(pattern, channel) or pattern == channel:
+                await _maybe_await(hook(ctx, channel))
+
+    async def run_publish(self, ctx: CallContext, publication: Publication) -> None:
+        """Run matching hooks in order; a hook returning non-None replaces the data."""
+        for pattern, hook in self.publish:
+            if matches(pattern, publication.channel):
+                replaced = await _maybe_await(hook(ctx, publication))
+                if replaced is not None:
+                    publication.data = replaced
+
+    async def run_presence(
+        self, hooks: list[tuple[str, PresenceHook]], channel: str, member: ClientInfo
+    ) -> None:
+        for pattern, hook in hooks:
+            if matches(pattern, channel):
+                await _maybe_await(hook(channel, member))
