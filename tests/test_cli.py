@@ -1,0 +1,168 @@
+"""The ``wshub`` command: config errors without tracebacks, --check, serving and signals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+BIN = Path(sys.executable).parent
+LAUNCHERS = {
+    "python -m hub": [sys.executable, "-m", "hub"],
+    "wshub script": [str(BIN / "wshub")],
+}
+LISTENING = re.compile(r"wshub listening on (ws://\S+?),")
+
+
+@pytest.fixture(params=sorted(LAUNCHERS))
+def launcher(request: pytest.FixtureRequest) -> list[str]:
+    return LAUNCHERS[request.param]
+
+
+def write_service(tmp_path: Path) -> Path:
+    """A config naming a module of @rpc functions that lives beside it under lib/."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "cli_service.py").write_text(
+        textwrap.dedent(
+            """
+            from hub import rpc
+
+            @rpc("greet.hello")
+            def hello(name: str, punctuation: str = "!") -> str:
+                return f"hello {name}{punctuation}"
+            """
+        )
+    )
+    config = tmp_path / "hub.toml"
+    config.write_text('[rpc]\nmodules = ["cli_service"]\npaths = ["lib"]\n')
+    return config
+
+
+async def run(argv: list[str], cwd: Path) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        *argv, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(20):
+        stdout, stderr = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+def assert_one_paragraph_error(stderr: str) -> None:
+    assert "Traceback" not in stderr
+    assert stderr.startswith("wshub: ")
+    assert "\n\n" not in stderr.strip()
+
+
+async def test_bad_config_exits_2_with_a_readable_message(tmp_path: Path, launcher) -> None:
+    """A typo in the config exits 2 with one paragraph on stderr naming the key, no traceback."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nprot = 1\n")
+    code, stdout, stderr = await run([*launcher, "--config", str(bad)], tmp_path)
+    assert code == 2
+    assert_one_paragraph_error(stderr)
+    assert "bad.toml" in stderr
+    assert "server.prot: unknown key" in stderr
+    assert stdout == ""
+
+
+async def test_invalid_toml_exits_2(tmp_path: Path) -> None:
+    """A config that is not TOML exits 2 naming the file and the line."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server\n")
+    code, _, stderr = await run([*LAUNCHERS["wshub script"], "-c", str(bad)], tmp_path)
+    assert code == 2
+    assert_one_paragraph_error(stderr)
+    assert "invalid TOML" in stderr
+    assert "line 1" in stderr
+
+
+async def test_missing_config_file_exits_2(tmp_path: Path) -> None:
+    """A config path that does not exist exits 2 with the path, no traceback."""
+    code, _, stderr = await run(
+        [*LAUNCHERS["wshub script"], "--config", "absent.toml"], tmp_path
+    )
+    assert code == 2
+    assert_one_paragraph_error(stderr)
+    assert "absent.toml" in stderr
+
+
+async def test_unimportable_rpc_module_exits_2(tmp_path: Path) -> None:
+    """A module in ``[rpc] modules`` that cannot be imported exits 2 naming it, no traceback."""
+    config = tmp_path / "hub.toml"
+    config.write_text('[rpc]\nmodules = ["no_such_module_here"]\n')
+    code, _, stderr = await run([*LAUNCHERS["wshub script"], "--config", str(config)], tmp_path)
+    assert code == 2
+    assert_one_paragraph_error(stderr)
+    assert "no_such_module_here" in stderr
+
+
+async def test_check_validates_a_good_config(tmp_path: Path, launcher) -> None:
+    """``--check`` loads the config and its RPC modules, reports them and exits 0."""
+    config = write_service(tmp_path)
+    code, stdout, stderr = await run([*launcher, "--config", str(config), "--check"], tmp_path)
+    assert code == 0, stderr
+    assert "configuration OK, 1 RPC method(s)" in stdout
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_serves_config_methods_and_stops_on_signal(
+    tmp_path: Path, launcher, signum: signal.Signals
+) -> None:
+    """The CLI serves the config's RPC module; a signal closes clients with 1001 and exits 0."""
+    config = write_service(tmp_path)
+    process = await asyncio.create_subprocess_exec(
+        *launcher,
+        "--config",
+        str(config),
+        "--port",
+        "0",
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    log: list[str] = []
+    try:
+        async with asyncio.timeout(15):
+            while not (match := LISTENING.search(log[-1] if log else "")):
+                line = await process.stderr.readline()
+                assert line, f"wshub exited early: {''.join(log)}"
+                log.append(line.decode())
+        url = match.group(1)
+        assert re.fullmatch(r"ws://127\.0\.0\.1:\d+/", url)
+        async with asyncio.timeout(10), connect(url, subprotocols=None) as ws:
+            await ws.send(
+                json.dumps(
+                    {"jsonrpc": "2.0", "id": 1, "method": "greet.hello", "params": ["ada"]}
+                )
+            )
+            assert json.loads(await ws.recv()) == {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "result": "hello ada!",
+            }
+            process.send_signal(signum)
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 1001
+        async with asyncio.timeout(10):
+            rest = await process.stderr.read()
+            code = await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    stderr = "".join(log) + rest.decode()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    assert "shutting down" in stderr
