@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
 from websockets.typing import Subprotocol
 
 from hub import Hub, HubConfig
@@ -72,7 +73,7 @@ async def connect() -> AsyncIterator[Connector]:
             url = target if isinstance(target, str) else target.url.rstrip("/") + path
             kwargs.setdefault("open_timeout", 5)
             kwargs.setdefault("close_timeout", 1)
-            client = await connect(
+            client = await ws_connect(
                 url,
                 subprotocols=[Subprotocol(name) for name in subprotocols] or None,
                 **kwargs,

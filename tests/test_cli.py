@@ -88,9 +88,7 @@ async def test_invalid_toml_exits_2(tmp_path: Path) -> None:
 
 async def test_missing_config_file_exits_2(tmp_path: Path) -> None:
     """A config path that does not exist exits 2 with the path, no traceback."""
-    code, _, stderr = await run(
-        [*LAUNCHERS["wshub script"], "--config", "absent.toml"], tmp_path
-    )
+    code, _, stderr = await run([*LAUNCHERS["wshub script"], "--config", "absent.toml"], tmp_path)
     assert code == 2
     assert_one_paragraph_error(stderr)
     assert "absent.toml" in stderr
@@ -142,9 +140,7 @@ async def test_serves_config_methods_and_stops_on_signal(
         assert re.fullmatch(r"ws://127\.0\.0\.1:\d+/", url)
         async with asyncio.timeout(10), connect(url, subprotocols=None) as ws:
             await ws.send(
-                json.dumps(
-                    {"jsonrpc": "2.0", "id": 1, "method": "greet.hello", "params": ["ada"]}
-                )
+                json.dumps({"jsonrpc": "2.0", "id": 1, "method": "greet.hello", "params": ["ada"]})
             )
             assert json.loads(await ws.recv()) == {
                 "jsonrpc": "2.0",

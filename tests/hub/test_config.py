@@ -142,5 +142,5 @@ def test_relative_rpc_paths_resolve_against_config_dir(tmp_path: Path, monkeypat
 def test_top_level_must_be_a_table(tmp_path: Path) -> None:
     """A YAML document that is not a mapping is refused with the file name."""
     path = write(tmp_path, "list.yaml", "- 1\n- 2\n")
-    with pytest.raises(ConfigError, match="list.yaml: the top level must be a table"):
+    with pytest.raises(ConfigError, match=r"list\.yaml: the top level must be a table"):
         load_config(path)
