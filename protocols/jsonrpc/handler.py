@@ -7,8 +7,19 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hub.errors import (
+    AlreadySubscribed,
+    ChannelError,
+    FeatureDisabled,
+    InvalidChannelName,
+    LimitExceeded,
+    NotSubscribed,
+    PayloadTooLarge,
+    PermissionDenied,
+)
 from hub.handler import Session, SubprotocolHandler
 from hub.rpc import CallContext, RpcError
 from protocols.jsonrpc import codec
@@ -31,6 +42,28 @@ logger = logging.getLogger(__name__)
 
 # A built-in method: receives the raw params, returns the result or raises RpcError.
 Builtin = Callable[[Any], Awaitable[Any]]
+
+# hub.errors raised by channel operations, as JSON-RPC codes (docs/channels.md).
+CHANNEL_ERROR_CODES: dict[type[ChannelError], int] = {
+    InvalidChannelName: -32010,
+    PermissionDenied: -32011,
+    NotSubscribed: -32012,
+    AlreadySubscribed: -32013,
+    FeatureDisabled: -32014,
+    PayloadTooLarge: -32015,
+    LimitExceeded: -32016,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AfterReply:
+    """A result plus work to run right after the reply is written (not before)."""
+
+    result: Any
+    then: Callable[[], None]
+
+
+Answer = tuple[bytes | None, Callable[[], None] | None]
 
 
 class ClientCallError(Exception):
@@ -97,50 +130,64 @@ class JsonRpcHandler(SubprotocolHandler):
         self._slots.release()
 
     async def _run_single(self, message: codec.Message) -> None:
-        reply = await self._answer(message)
+        reply, then = await self._answer(message)
         if reply is not None:
             self._send(reply)
+        if then is not None:
+            then()
 
     async def _run_batch(self, messages: list[codec.Message]) -> None:
-        replies = await asyncio.gather(*(self._answer(m) for m in messages))
-        encoded = [reply for reply in replies if reply is not None]
+        answers = await asyncio.gather(*(self._answer(m) for m in messages))
+        encoded = [reply for reply, _ in answers if reply is not None]
         # A batch of only notifications (and responses) gets no reply at all.
         if encoded:
             self._send(codec.encode_batch(encoded))
+        for _, then in answers:
+            if then is not None:
+                then()
 
-    async def _answer(self, message: codec.Message) -> bytes | None:
+    async def _answer(self, message: codec.Message) -> Answer:
         if isinstance(message, Request):
             return await self._answer_request(message)
         if isinstance(message, Response):
             self._resolve_call(message)
-            return None
+            return None, None
         assert isinstance(message, Invalid)
         error = message.error
-        return codec.encode_error(message.id, error.code, error.message, error.data)
+        return codec.encode_error(message.id, error.code, error.message, error.data), None
 
-    async def _answer_request(self, request: Request) -> bytes | None:
+    async def _answer_request(self, request: Request) -> Answer:
         started = time.perf_counter()
+        then = None
         try:
             result = await self.dispatch(request.method, request.params)
+            if isinstance(result, AfterReply):
+                result, then = result.result, result.then
             reply = None if request.is_notification else codec.encode_result(request.id, result)
         except RpcError as exc:
             self._calls_error.inc()
             if request.is_notification:
-                return None
-            return codec.encode_error(request.id, exc.code, exc.message, exc.data)
+                return None, None
+            return codec.encode_error(request.id, exc.code, exc.message, exc.data), None
+        except ChannelError as exc:
+            self._calls_error.inc()
+            if request.is_notification:
+                return None, None
+            code = CHANNEL_ERROR_CODES.get(type(exc), -32011)
+            return codec.encode_error(request.id, code, exc.message), None
         except (Exception, EncodeError):
             self._calls_failed.inc()
             # The traceback stays in the server log; the client learns only that
             # something failed, and where to look (the session id).
             logger.exception("session %s: method %r failed", self.session.id, request.method)
             if request.is_notification:
-                return None
+                return None, None
             return codec.encode_error(
                 request.id, INTERNAL_ERROR, "Internal error", {"session": self.session.id}
-            )
+            ), None
         self._calls_ok.inc()
         self._latency.observe(time.perf_counter() - started)
-        return reply
+        return reply, then
 
     async def dispatch(self, name: str, params: Any) -> Any:
         """Run a built-in or a hub RPC method by name."""

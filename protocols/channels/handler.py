@@ -1,0 +1,253 @@
+"""``channels.v1``: JSON-RPC 2.0 plus pub/sub, presence, history and recovery."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hub.channels import client_info
+from hub.engine import Kind, Publication, StreamPosition
+from hub.engine.topics import is_pattern
+from hub.errors import AlreadySubscribed, FeatureDisabled, LimitExceeded, NotSubscribed
+from hub.handler import Session
+from hub.payloads import to_json_value
+from hub.rpc import INVALID_PARAMS, RpcError
+from protocols.jsonrpc.codec import dumps
+from protocols.jsonrpc.handler import AfterReply, JsonRpcHandler
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+WIRE_NAME = "channels.v1"
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+P = TypeVar("P", bound=_Params)
+
+
+class Since(_Params):
+    offset: int = Field(ge=0)
+    epoch: str
+
+
+class SubscribeParams(_Params):
+    channel: str
+    presence: bool = False
+    info: Any = None
+    since: Since | None = None
+
+
+class ChannelParams(_Params):
+    channel: str
+
+
+class PublishParams(_Params):
+    channel: str
+    data: Any = None
+
+
+class HistoryParams(_Params):
+    channel: str
+    limit: int | None = Field(None, ge=0)
+    since: Since | None = None
+
+
+def _parse(model: type[P], params: Any) -> P:
+    if not isinstance(params, dict):
+        raise RpcError(INVALID_PARAMS, "Invalid params", "params must be an object")
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        detail = [
+            {"loc": list(e["loc"]), "type": e["type"], "msg": e["msg"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise RpcError(INVALID_PARAMS, "Invalid params", detail) from None
+
+
+def publication_dict(publication: Publication) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "channel": publication.channel,
+        "data": to_json_value(publication.data),
+        "offset": publication.offset,
+        "epoch": publication.epoch,
+    }
+    if publication.publisher is not None:
+        out["info"] = publication.publisher.as_dict()
+    return out
+
+
+def encode_publication(publication: Publication, subscription: str) -> bytes:
+    """The notification frame for a publication, cached per (protocol, pattern)."""
+    key = (WIRE_NAME, subscription)
+    frame = publication.encoded.get(key)
+    if frame is None:
+        if publication.kind is Kind.MESSAGE:
+            params = publication_dict(publication)
+            if subscription != publication.channel:
+                params["subscription"] = subscription
+            message = {"jsonrpc": "2.0", "method": "message", "params": params}
+        else:
+            message = {
+                "jsonrpc": "2.0",
+                "method": publication.kind.value,
+                "params": {"channel": publication.channel, "member": publication.data},
+            }
+        frame = publication.encoded[key] = dumps(message)
+    assert isinstance(frame, bytes)
+    return frame
+
+
+class _Subscription:
+    """Live deliveries are held back while the subscribe reply is being built."""
+
+    __slots__ = ("held", "presence")
+
+    def __init__(self) -> None:
+        self.held: list[Publication] | None = []
+        self.presence = False
+
+
+class ChannelsHandler(JsonRpcHandler):
+    def __init__(self, session: Session, hub: Hub) -> None:
+        super().__init__(session, hub)
+        self.service = hub.channels
+        self._subscriptions: dict[str, _Subscription] = {}
+        self.builtins.update(
+            subscribe=self._subscribe,
+            unsubscribe=self._unsubscribe,
+            publish=self._publish,
+            presence=self._presence,
+            presence_stats=self._presence_stats,
+            history=self._history,
+        )
+
+    # -- delivery (the engine calls this, it must not block) --------------
+
+    def deliver(self, publication: Publication, subscription: str) -> None:
+        state = self._subscriptions.get(subscription)
+        if state is None:
+            return
+        if state.held is not None:
+            state.held.append(publication)
+            return
+        self.session.send(encode_publication(publication, subscription), text=True)
+
+    # -- built-in methods --------------------------------------------------
+
+    async def _subscribe(self, params: Any) -> AfterReply:
+        request = _parse(SubscribeParams, params)
+        channel = request.channel
+        if channel in self._subscriptions:
+            raise AlreadySubscribed(f"already subscribed to {channel!r}")
+        if len(self._subscriptions) >= self.service.config.max_subscriptions:
+            raise LimitExceeded(
+                f"at most {self.service.config.max_subscriptions} subscriptions per connection"
+            )
+        namespace = await self.service.authorize_subscribe(self.context, channel)
+        pattern = is_pattern(channel)
+        if request.presence and (pattern or not namespace.presence):
+            raise FeatureDisabled(f"presence is off for {channel!r}")
+        state = self._subscriptions[channel] = _Subscription()
+        try:
+            # Subscribe first, read history second: a publication racing the
+            # subscribe is then held back or recovered, never lost.
+            await self.service.subscribe(self, channel)
+            result: dict[str, Any] = {"channel": channel}
+            last_offset = 0
+            if pattern:
+                result.update(offset=0, epoch="")
+            elif request.since is not None:
+                since = StreamPosition(request.since.offset, request.since.epoch)
+                recovery = await self.service.recover(channel, since)
+                missed = [publication_dict(p) for p in recovery.publications]
+                result.update(
+                    offset=recovery.position.offset,
+                    epoch=recovery.position.epoch,
+                    recovered=recovery.complete,
+                    publications=missed if recovery.complete else [],
+                )
+                last_offset = missed[-1]["offset"] if recovery.complete and missed else since.offset
+                if not recovery.complete:
+                    last_offset = recovery.position.offset
+            else:
+                position = await self.service.position(channel)
+                result.update(offset=position.offset, epoch=position.epoch)
+                last_offset = position.offset
+            if request.presence:
+                await self.service.join(channel, client_info(self.context, request.info))
+                state.presence = True
+        except BaseException:
+            await self._drop(channel)
+            raise
+        return AfterReply(result, lambda: self._release(channel, last_offset))
+
+    def _release(self, channel: str, last_offset: int) -> None:
+        """Send what arrived during the subscribe, skipping what the reply held."""
+        state = self._subscriptions.get(channel)
+        if state is None or state.held is None:
+            return
+        held, state.held = state.held, None
+        for publication in held:
+            if publication.kind is Kind.MESSAGE and 0 < publication.offset <= last_offset:
+                continue
+            self.session.send(encode_publication(publication, channel), text=True)
+
+    async def _unsubscribe(self, params: Any) -> dict[str, Any]:
+        channel = _parse(ChannelParams, params).channel
+        if channel not in self._subscriptions:
+            raise NotSubscribed(f"not subscribed to {channel!r}")
+        await self._drop(channel)
+        return {}
+
+    async def _drop(self, channel: str) -> None:
+        state = self._subscriptions.pop(channel, None)
+        if state is None:
+            return
+        await self.service.unsubscribe(self, channel)
+        if state.presence:
+            await self.service.leave(channel, self.session.id)
+
+    async def _publish(self, params: Any) -> dict[str, Any]:
+        request = _parse(PublishParams, params)
+        publication = await self.service.publish_from_client(
+            self.context, request.channel, request.data
+        )
+        self.hub.metrics.publications.inc()
+        return {"offset": publication.offset, "epoch": publication.epoch}
+
+    async def _presence(self, params: Any) -> dict[str, Any]:
+        channel = _parse(ChannelParams, params).channel
+        return {"members": await self.service.presence(channel)}
+
+    async def _presence_stats(self, params: Any) -> dict[str, int]:
+        channel = _parse(ChannelParams, params).channel
+        return await self.service.presence_stats(channel)
+
+    async def _history(self, params: Any) -> dict[str, Any]:
+        request = _parse(HistoryParams, params)
+        since = (
+            StreamPosition(request.since.offset, request.since.epoch)
+            if request.since is not None
+            else None
+        )
+        result = await self.service.history(request.channel, since=since, limit=request.limit)
+        out: dict[str, Any] = {
+            "publications": [publication_dict(p) for p in result.publications],
+            "offset": result.position.offset,
+            "epoch": result.position.epoch,
+        }
+        if since is not None:
+            out["recovered"] = result.complete
+        return out
+
+    # -- closing -------------------------------------------------------------
+
+    async def on_close(self, code: int | None) -> None:
+        for channel in list(self._subscriptions):
+            await self._drop(channel)
+        await super().on_close(code)
