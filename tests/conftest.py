@@ -25,11 +25,6 @@ HubFactory = Callable[..., Awaitable[Hub]]
 Connector = Callable[..., Awaitable[ClientConnection]]
 
 
-def hub_config(**sections: Mapping[str, Any]) -> HubConfig:
-    """A HubConfig from plain section dicts: ``hub_config(websocket={"ping_interval": 0.2})``."""
-    return HubConfig.model_validate(sections)
-
-
 @pytest.fixture
 async def make_hub() -> AsyncIterator[HubFactory]:
     """Start hubs on port 0 with a given config (HubConfig or section dicts); stop them after."""
@@ -136,9 +131,13 @@ PeerFactory = Callable[..., Awaitable[JsonRpcPeer]]
 
 @pytest.fixture
 def jsonrpc(connect: Connector) -> PeerFactory:
-    """Connect a :class:`JsonRpcPeer` to a hub over ``jsonrpc.2.0``."""
+    """Connect a :class:`JsonRpcPeer` to a hub, offering ``jsonrpc.2.0`` unless told otherwise."""
 
-    async def open_peer(hub: Hub, *subprotocols: str, **kwargs: Any) -> JsonRpcPeer:
-        return JsonRpcPeer(await connect(hub, *(subprotocols or ("jsonrpc.2.0",)), **kwargs))
+    async def open_peer(
+        hub: Hub, *subprotocols: str, bare: bool = False, **kwargs: Any
+    ) -> JsonRpcPeer:
+        # bare=True offers no subprotocol at all, relying on the server's default.
+        offered = () if bare else subprotocols or ("jsonrpc.2.0",)
+        return JsonRpcPeer(await connect(hub, *offered, **kwargs))
 
     return open_peer
