@@ -39,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=config.logging.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # websockets logs every connection at INFO; keep that for debug runs only.
+    if config.logging.level != "debug":
+        logging.getLogger("hub.websockets").setLevel(logging.WARNING)
     try:
         hub = Hub(config)
         hub.load_configured_modules()
