@@ -1,0 +1,1 @@
+"""MQTT 3.1.1 over WebSocket: pure codec (codec, packets, topics) and connection handler."""
