@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 
 from hub.channels import ChannelService
 from hub.config import HubConfig
-from hub.engine import ChannelEngine, HistoryResult, Publication, memory_engine
+from hub.engine import ChannelEngine, HistoryResult, MemoryHistory, Publication, memory_engine
+from hub.engine.snapshot import load_history, save_history
 from hub.handler import Session, SubprotocolHandler
 from hub.hooks import ConnectHook, Hooks, PresenceHook, PublishHook, SubscribeHook
 from hub.metrics import HubMetrics
@@ -238,11 +239,19 @@ class Hub:
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:
         self._stopped.clear()
+        state_file = self.config.engine.state_file
+        if state_file is not None and isinstance(self.engine.history, MemoryHistory):
+            restored = load_history(self.engine.history, state_file)
+            logger.info("restored history of %d channel(s) from %s", restored, state_file)
         await self._server.start(host, port)
 
     async def stop(self) -> None:
         """Close every client with 1001 (going away) and stop."""
         await self._server.stop()
+        state_file = self.config.engine.state_file
+        if state_file is not None and isinstance(self.engine.history, MemoryHistory):
+            saved = save_history(self.engine.history, state_file)
+            logger.info("saved history of %d channel(s) to %s", saved, state_file)
         await self.engine.close()
         self._stopped.set()
 

@@ -99,6 +99,10 @@ class ChannelsConfig(_Section):
 
 class EngineConfig(_Section):
     backend: Literal["memory"] = "memory"
+    # Memory engine: history (offsets, epochs, retained publications) is saved
+    # here on graceful stop and loaded at start, so clients recover across a
+    # restart. Unset: history lives and dies with the process.
+    state_file: Path | None = None
 
 
 class LoggingConfig(_Section):
@@ -183,4 +187,7 @@ def _resolve_relative_paths(config: HubConfig, base: Path) -> HubConfig:
     if server.static_dir is not None:
         server = server.model_copy(update={"static_dir": resolve(server.static_dir)})
     rpc = config.rpc.model_copy(update={"paths": [resolve(p) for p in config.rpc.paths]})
-    return config.model_copy(update={"server": server, "rpc": rpc})
+    engine = config.engine
+    if engine.state_file is not None:
+        engine = engine.model_copy(update={"state_file": resolve(engine.state_file)})
+    return config.model_copy(update={"server": server, "rpc": rpc, "engine": engine})

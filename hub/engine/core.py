@@ -108,17 +108,28 @@ class ChannelEngine:
         delivered = 0
         exact = self._exact.get(channel)
         if exact:
-            for subscriber in tuple(exact):
-                subscriber.deliver(publication, channel)
-            delivered += len(exact)
+            delivered += self._deliver(publication, channel, exact)
         # Presence events go to subscribers of the channel itself only.
         if publication.kind is Kind.MESSAGE and len(self._patterns):
-            for pattern, subscribers in self._patterns.match(channel):
-                for subscriber in tuple(subscribers):
-                    subscriber.deliver(publication, pattern)
-                delivered += len(subscribers)
+            for pattern, subscribers in list(self._patterns.match(channel)):
+                delivered += self._deliver(publication, pattern, subscribers)
         if delivered:
             self.on_delivered(delivered)
+
+    @staticmethod
+    def _deliver(publication: Publication, subscription: str, subscribers: Subscribers) -> int:
+        for subscriber in tuple(subscribers):
+            # One broken subscriber must not cost the others this publication.
+            try:
+                subscriber.deliver(publication, subscription)
+            except Exception:
+                logger.exception(
+                    "delivering %s (offset %d) to %r failed",
+                    publication.channel,
+                    publication.offset,
+                    subscriber,
+                )
+        return len(subscribers)
 
     # -- presence --------------------------------------------------------
 

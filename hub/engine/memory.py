@@ -6,6 +6,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from hub.engine.base import ClientInfo, HistoryResult, Publication, StreamPosition
 
@@ -46,6 +47,15 @@ class _Stream:
         self.top = 0
         self.entries: deque[tuple[float, Publication]] = deque()
         self.touched = time.monotonic()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamState:
+    """A stream as exported: entries carry their remaining lifetime in seconds."""
+
+    epoch: str
+    top: int
+    entries: list[tuple[float, Publication]]
 
 
 class MemoryHistory:
@@ -106,6 +116,25 @@ class MemoryHistory:
     async def position(self, channel: str) -> StreamPosition:
         stream = self._stream(channel)
         return StreamPosition(stream.top, stream.epoch)
+
+    def export(self) -> dict[str, StreamState]:
+        now = self._clock()
+        return {
+            channel: StreamState(
+                stream.epoch,
+                stream.top,
+                [(expires - now, p) for expires, p in stream.entries if expires > now],
+            )
+            for channel, stream in self._streams.items()
+        }
+
+    def restore(self, streams: dict[str, StreamState]) -> None:
+        now = self._clock()
+        for channel, state in streams.items():
+            stream = self._streams[channel] = _Stream()
+            stream.epoch = state.epoch
+            stream.top = state.top
+            stream.entries.extend((now + remaining, p) for remaining, p in state.entries)
 
     def prune(self) -> int:
         """Forget idle streams; returns how many were dropped."""

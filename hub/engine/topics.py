@@ -20,14 +20,25 @@ def is_pattern(name: str) -> bool:
     return SINGLE in name or MULTI in name
 
 
+def _check_encodable(name: str, what: str) -> None:
+    # Lone surrogates cannot be written to any wire (JSON, MQTT, WAMP): a channel
+    # holding one would break every fan-out that reaches it.
+    if not name.isascii():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidChannel(f"{what} is not encodable as UTF-8") from None
+
+
 def validate_channel(name: str, max_length: int = 255) -> None:
-    """A concrete channel: non-empty, bounded, no wildcards, no NUL."""
+    """A concrete channel: non-empty, bounded, no wildcards, no NUL, valid UTF-8."""
     if not name:
         raise InvalidChannel("channel name is empty")
     if len(name) > max_length:
         raise InvalidChannel(f"channel name longer than {max_length} characters")
     if "\x00" in name:
         raise InvalidChannel("channel name contains NUL")
+    _check_encodable(name, "channel name")
     if is_pattern(name):
         raise InvalidChannel(f"channel name {name!r} contains a wildcard ('+' or '#')")
 
@@ -40,6 +51,7 @@ def validate_pattern(pattern: str, max_length: int = 255) -> None:
         raise InvalidChannel(f"channel pattern longer than {max_length} characters")
     if "\x00" in pattern:
         raise InvalidChannel("channel pattern contains NUL")
+    _check_encodable(pattern, "channel pattern")
     levels = pattern.split(SEPARATOR)
     for index, level in enumerate(levels):
         if MULTI in level and (level != MULTI or index != len(levels) - 1):
