@@ -81,6 +81,10 @@ class HubServer:
             ping_timeout=ws.ping_timeout,
             close_timeout=ws.close_timeout,
             max_size=ws.max_message_size,
+            # Our own bound closes slow consumers; below it, websockets must not
+            # pause writes, or keepalive pings wait on a drain that never comes
+            # and a stalled reader is never dropped.
+            write_limit=config.limits.max_outbound_bytes,
             logger=logging.getLogger("hub.websockets"),
         )
 

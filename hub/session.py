@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
+import threading
 from collections.abc import Callable
 
 from websockets.asyncio.server import ServerConnection, broadcast
@@ -36,6 +38,8 @@ class WebSocketSession:
         "_close_task",
         "_connection",
         "_identity",
+        "_loop",
+        "_loop_thread",
         "_max_outbound_bytes",
         "_on_slow_consumer",
         "id",
@@ -58,6 +62,10 @@ class WebSocketSession:
         self._max_outbound_bytes = max_outbound_bytes
         self._on_slow_consumer = on_slow_consumer
         self._close_task: asyncio.Task[None] | None = None
+        # Sync RPC methods run in worker threads and may notify: their sends are
+        # handed to the loop, the only thread allowed to touch the transport.
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
 
     @property
     def identity(self) -> Identity | None:
@@ -85,6 +93,13 @@ class WebSocketSession:
         return request.path if request is not None else "/"
 
     def send(self, message: str | bytes, *, text: bool | None = None) -> None:
+        # Once closing as a slow consumer, drop: the close task has not run yet
+        # and the connection still looks open to a burst of sends.
+        if self._close_task is not None:
+            return
+        if threading.get_ident() != self._loop_thread:
+            self._loop.call_soon_threadsafe(functools.partial(self.send, message, text=text))
+            return
         connection = self._connection
         if connection.protocol.state is not State.OPEN:
             return
@@ -110,6 +125,15 @@ class WebSocketSession:
         )
         if self._on_slow_consumer is not None:
             self._on_slow_consumer()
-        self._close_task = asyncio.get_running_loop().create_task(
-            self._connection.close(SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON)
-        )
+        self._close_task = asyncio.get_running_loop().create_task(self._close_stalled())
+
+    async def _close_stalled(self) -> None:
+        connection = self._connection
+        # close() first waits for the buffer to drain, which a peer that stopped
+        # reading never lets happen: give it close_timeout, then drop the TCP
+        # connection so the buffer is freed.
+        try:
+            async with asyncio.timeout(connection.close_timeout):
+                await connection.close(SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON)
+        except TimeoutError:
+            connection.transport.abort()

@@ -18,7 +18,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.typing import Subprotocol
 
-from hub import Hub, HubConfig
+from hub import CallContext, Hub, HubConfig
 from hub.registry import ProtocolRegistry
 
 HubFactory = Callable[..., Awaitable[Hub]]
@@ -141,3 +141,28 @@ def jsonrpc(connect: Connector) -> PeerFactory:
         return JsonRpcPeer(await connect(hub, *offered, **kwargs))
 
     return open_peer
+
+
+class DisconnectWatcher:
+    """Lets a test await the server side of a session ending (via ``hub.on_disconnect``)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._ended: dict[str, asyncio.Event] = {}
+        hub.on_disconnect(self._record)
+
+    def _event(self, session_id: str) -> asyncio.Event:
+        return self._ended.setdefault(session_id, asyncio.Event())
+
+    def _record(self, ctx: CallContext) -> None:
+        self._event(ctx.session_id).set()
+
+    async def wait(self, session_id: str, timeout: float = 5.0) -> None:
+        """Return once the hub has detached ``session_id``; TimeoutError otherwise."""
+        async with asyncio.timeout(timeout):
+            await self._event(session_id).wait()
+
+
+@pytest.fixture
+def disconnects() -> Callable[[Hub], DisconnectWatcher]:
+    """``watcher = disconnects(hub)``, then ``await watcher.wait(session_id)``."""
+    return DisconnectWatcher

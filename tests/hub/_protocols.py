@@ -24,10 +24,13 @@ class EchoHandler(SubprotocolHandler):
 
 
 class BoomHandler(SubprotocolHandler):
-    """Raises on every message except ``ping``: a buggy third-party handler."""
+    """Says its session id, then raises on every message but ``ping``: a buggy handler."""
 
     def __init__(self, session: Session, hub: Hub) -> None:
         self.session = session
+
+    async def on_open(self) -> None:
+        self.session.send(f"session {self.session.id}")
 
     async def on_message(self, message: str | bytes) -> None:
         if message == "ping":
@@ -38,3 +41,14 @@ class BoomHandler(SubprotocolHandler):
 
 ECHO = ProtocolSpec(name="echo.v1", aliases=("echo",), factory=EchoHandler)
 BOOM = ProtocolSpec(name="boom.v1", factory=BoomHandler)
+
+
+class IntroducingHandler(EchoHandler):
+    """An echo handler that first tells the client its session id."""
+
+    async def on_open(self) -> None:
+        self.session.send(f"session {self.session.id}")
+
+
+# Like MQTT: a protocol with its own keepalive that opts out of WebSocket pings.
+QUIET = ProtocolSpec(name="quiet.v1", factory=IntroducingHandler, websocket_pings=False)
