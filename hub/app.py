@@ -10,9 +10,11 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from hub.auth import AuthenticateHook, Authenticator
 from hub.channels import ChannelService
 from hub.config import HubConfig
 from hub.engine import ChannelEngine, HistoryResult, MemoryHistory, Publication, memory_engine
+from hub.engine.retained import MemoryRetainedStore, RetainedStore
 from hub.engine.snapshot import load_history, save_history
 from hub.handler import Session, SubprotocolHandler
 from hub.hooks import ConnectHook, Hooks, PresenceHook, PublishHook, SubscribeHook
@@ -20,6 +22,7 @@ from hub.metrics import HubMetrics
 from hub.registry import ProtocolRegistry, default_registry
 from hub.rpc import MethodTable, RpcMethod, collect_marked
 from hub.server import HubServer
+from hub.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +78,26 @@ class Hub:
         self.engine: ChannelEngine = memory_engine(self.node_id)
         self.engine.on_delivered = self.metrics.deliveries.inc
         self.channels = ChannelService(self.engine, self.config.channels, self.hooks)
+        # Retained publications (MQTT retain flag), owned here to outlive connections.
+        self.retained: RetainedStore = MemoryRetainedStore(self.config.mqtt.max_retained)
+        self.auth = Authenticator()
+        self.services = Services()
+        self._stopping = False
+        for name in registry.names:
+            spec = registry.get(name)
+            if spec is not None and spec.setup is not None:
+                spec.setup(self)
 
     # -- hooks -----------------------------------------------------------
 
     def on_connect(self, hook: ConnectHook) -> ConnectHook:
         """Run for every new session; raise PermissionDenied to refuse it."""
         self.hooks.connect.append(hook)
+        return hook
+
+    def on_authenticate(self, hook: AuthenticateHook) -> AuthenticateHook:
+        """Check a username/password login (MQTT CONNECT); see :mod:`hub.auth`."""
+        self.auth.set_hook(hook)
         return hook
 
     def on_disconnect(self, hook: ConnectHook) -> ConnectHook:
@@ -239,15 +256,23 @@ class Hub:
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:
         self._stopped.clear()
+        self._stopping = False
         state_file = self.config.engine.state_file
         if state_file is not None and isinstance(self.engine.history, MemoryHistory):
             restored = load_history(self.engine.history, state_file)
             logger.info("restored history of %d channel(s) from %s", restored, state_file)
-        await self._server.start(host, port)
+        await self.services.start()
+        try:
+            await self._server.start(host, port)
+        except BaseException:
+            await self.services.stop()
+            raise
 
     async def stop(self) -> None:
         """Close every client with 1001 (going away) and stop."""
+        self._stopping = True
         await self._server.stop()
+        await self.services.stop()
         state_file = self.config.engine.state_file
         if state_file is not None and isinstance(self.engine.history, MemoryHistory):
             saved = save_history(self.engine.history, state_file)
@@ -265,5 +290,16 @@ class Hub:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    @property
+    def stopping(self) -> bool:
+        """True once stop() began: handlers tell a shutdown from a client going away."""
+        return self._stopping
+
     def health(self) -> dict[str, Any]:
-        return {"status": "ok", "sessions": len(self._sessions)}
+        health: dict[str, Any] = {"status": "ok", "sessions": len(self._sessions)}
+        services = self.services.health()
+        if services:
+            # A service down (a bridge's broker) degrades the hub, which keeps serving.
+            health["status"] = "degraded" if self.services.status() != "ok" else "ok"
+            health["services"] = services
+        return health

@@ -105,6 +105,73 @@ class EngineConfig(_Section):
     state_file: Path | None = None
 
 
+class MqttBridgeTopic(_Section):
+    """One topic rule of the bridge, as in Mosquitto's ``topic`` line.
+
+    The hub side sees ``local_prefix + filter``, the broker ``remote_prefix +
+    filter``; a topic keeps its part after the prefix when it crosses over.
+    """
+
+    filter: str
+    direction: Literal["in", "out", "both"] = "both"
+    local_prefix: str = ""
+    remote_prefix: str = ""
+    qos: int = Field(1, ge=0, le=2)
+
+
+class MqttBridgeConfig(_Section):
+    # mqtt://[user:password@]host[:1883] or mqtts://...[:8883]
+    url: str
+    # Empty: "wshub-bridge-<node id>".
+    client_id: str = ""
+    clean_session: bool = True
+    keepalive: int = Field(60, ge=1, le=65535)
+    # "3.1.1", or "5" where the broker speaks it: echoes are then avoided with
+    # the no-local subscription option instead of remembering what was sent.
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    topics: list[MqttBridgeTopic] = []
+    # QoS 1/2 messages bound for the broker kept while it is unreachable; the
+    # oldest is dropped when full.
+    queue_size: int = Field(1000, ge=1)
+    reconnect_min_delay: float = Field(0.5, gt=0)
+    reconnect_max_delay: float = Field(30.0, gt=0)
+    # mqtts: CA bundle (default: the system's), client certificate and key.
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    tls_insecure: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _url_scheme(cls, url: str) -> str:
+        if not url.startswith(("mqtt://", "mqtts://")):
+            raise ValueError(f"bridge url must start with mqtt:// or mqtts://, got {url!r}")
+        return url
+
+
+class MqttConfig(_Section):
+    # Clients without a username; with a username, the @hub.on_authenticate hook decides.
+    allow_anonymous: bool = True
+    # Seconds a client has to send CONNECT after the WebSocket opens.
+    connect_timeout: float = Field(10.0, gt=0)
+    # Largest MQTT packet (remaining length), which may span WebSocket frames.
+    max_packet_size: int = Field(1024 * 1024, gt=0, le=268_435_455)
+    # Highest QoS granted to a subscription.
+    max_qos: int = Field(2, ge=0, le=2)
+    # QoS of publications that carry none (channels.v1, WAMP, hub.publish).
+    default_qos: int = Field(1, ge=0, le=2)
+    # QoS 1/2 messages sent to a client and not yet acknowledged, per session.
+    max_inflight: int = Field(20, ge=1, le=65535)
+    # QoS 1/2 messages waiting for a session (offline, or inflight window full);
+    # the oldest is dropped when full.
+    max_queued_messages: int = Field(1000, ge=1)
+    # Seconds an offline clean_session=0 session is kept; unset keeps it forever.
+    session_expiry: float | None = Field(None, gt=0)
+    # Channels holding a retained message, at most.
+    max_retained: int = Field(100_000, ge=0)
+    bridge: MqttBridgeConfig | None = None
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -116,6 +183,7 @@ class HubConfig(_Section):
     rpc: RpcConfig = RpcConfig()
     channels: ChannelsConfig = ChannelsConfig()
     engine: EngineConfig = EngineConfig()
+    mqtt: MqttConfig = MqttConfig()
     logging: LoggingConfig = LoggingConfig()
 
 
@@ -190,4 +258,13 @@ def _resolve_relative_paths(config: HubConfig, base: Path) -> HubConfig:
     engine = config.engine
     if engine.state_file is not None:
         engine = engine.model_copy(update={"state_file": resolve(engine.state_file)})
-    return config.model_copy(update={"server": server, "rpc": rpc, "engine": engine})
+    mqtt = config.mqtt
+    bridge = mqtt.bridge
+    if bridge is not None:
+        files = {
+            key: resolve(value)
+            for key in ("ca_file", "cert_file", "key_file")
+            if (value := getattr(bridge, key)) is not None
+        }
+        mqtt = mqtt.model_copy(update={"bridge": bridge.model_copy(update=files)})
+    return config.model_copy(update={"server": server, "rpc": rpc, "engine": engine, "mqtt": mqtt})

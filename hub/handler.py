@@ -37,6 +37,10 @@ class Session(Protocol):
     @property
     def identity(self) -> Identity | None: ...
 
+    @identity.setter
+    def identity(self, identity: Identity | None) -> None:
+        """Protocol-level logins (MQTT CONNECT, WAMP HELLO) establish identity late."""
+
     @property
     def remote_address(self) -> str: ...
 
@@ -81,6 +85,9 @@ class ProtocolSpec:
     # MQTT clients answer WebSocket pings badly (paho sends unmasked pongs) and
     # have their own keepalive, so a protocol may opt out of WebSocket pings.
     websocket_pings: bool = True
+    # Called once by every Hub serving the protocol, to register its services
+    # (hub.services) such as MQTT's session store and broker bridge.
+    setup: Callable[[Hub], None] | None = None
 
     @property
     def wire_names(self) -> tuple[str, ...]:
