@@ -112,14 +112,18 @@ async def test_check_validates_a_good_config(tmp_path: Path, launcher) -> None:
     assert "configuration OK, 1 RPC method(s)" in stdout
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    ("launcher_name", "signum"),
+    [("python -m hub", signal.SIGTERM), ("wshub script", signal.SIGINT)],
+    ids=["python -m hub-SIGTERM", "wshub script-SIGINT"],
+)
 async def test_serves_config_methods_and_stops_on_signal(
-    tmp_path: Path, launcher, signum: signal.Signals
+    tmp_path: Path, launcher_name: str, signum: signal.Signals
 ) -> None:
     """The CLI serves the config's RPC module; a signal closes clients with 1001 and exits 0."""
     config = write_service(tmp_path)
     process = await asyncio.create_subprocess_exec(
-        *launcher,
+        *LAUNCHERS[launcher_name],
         "--config",
         str(config),
         "--port",
