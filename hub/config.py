@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hub.engine.topics import InvalidChannel, validate_pattern
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -117,6 +119,22 @@ class MqttBridgeTopic(_Section):
     local_prefix: str = ""
     remote_prefix: str = ""
     qos: int = Field(1, ge=0, le=2)
+
+    @field_validator("filter")
+    @classmethod
+    def _valid_filter(cls, value: str) -> str:
+        try:
+            validate_pattern(value, max_length=65535)
+        except InvalidChannel as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("local_prefix", "remote_prefix")
+    @classmethod
+    def _plain_prefix(cls, value: str) -> str:
+        if "+" in value or "#" in value:
+            raise ValueError(f"a prefix cannot hold wildcards, got {value!r}")
+        return value
 
 
 class MqttBridgeConfig(_Section):

@@ -1,1 +1,39 @@
-"""MQTT 3.1.1 over WebSocket: pure codec (codec, packets, topics) and connection handler."""
+"""MQTT 3.1.1 over WebSocket: pure codec (codec, packets, topics), connection handler, bridge.
+
+Negotiated as ``mqtt`` (``mqttv3.1`` for MQTT 3.1 clients). MQTT clients rely
+on MQTT keepalive, not WebSocket pings (paho answers pings with unmasked pongs).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hub.handler import ProtocolSpec
+from protocols.mqtt.handler import MqttHandler
+from protocols.mqtt.store import SERVICE_NAME, SessionStore
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+BRIDGE_SERVICE_NAME = "mqtt.bridge"
+
+
+def setup(hub: Hub) -> None:
+    """Register MQTT's hub services: the session store, and the bridge if configured."""
+    config = hub.config.mqtt
+    hub.services.add(SERVICE_NAME, SessionStore(hub.channels, config))
+    if config.bridge is not None:
+        from protocols.mqtt.bridge import MqttBridge
+
+        hub.services.add(BRIDGE_SERVICE_NAME, MqttBridge(hub, config.bridge))
+
+
+PROTOCOL = ProtocolSpec(
+    name="mqtt",
+    aliases=("mqttv3.1",),
+    factory=MqttHandler,
+    websocket_pings=False,
+    setup=setup,
+)
+
+__all__ = ["BRIDGE_SERVICE_NAME", "PROTOCOL", "MqttHandler", "setup"]

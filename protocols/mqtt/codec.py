@@ -65,6 +65,7 @@ __all__ = [
     "decode_remaining_length",
     "encode",
     "encode_remaining_length",
+    "with_packet_id",
 ]
 
 #: Largest remaining length the 4-byte variable-length encoding can carry.
@@ -270,6 +271,26 @@ def encode(packet: Packet) -> bytes:
     except KeyError:
         raise TypeError(f"not an MQTT packet: {packet!r}") from None
     return encoder(packet)
+
+
+def with_packet_id(frame: bytes, packet_id: int, *, dup: bool = False) -> bytes:
+    """A copy of an encoded QoS 1/2 PUBLISH with another packet id and DUP flag.
+
+    A fan-out encodes a PUBLISH once and patches two bytes per subscriber,
+    instead of encoding topic and payload again for each one.
+    """
+    first = frame[0]
+    if first >> 4 != PacketType.PUBLISH or not first & 0x06:
+        raise ValueError("not an encoded QoS 1 or 2 PUBLISH")
+    pos = 1
+    while frame[pos] & 0x80:
+        pos += 1
+    pos += 1  # past the remaining length
+    pos += 2 + ((frame[pos] << 8) | frame[pos + 1])  # past the topic
+    out = bytearray(frame)
+    out[pos : pos + 2] = _U16.pack(_packet_id(packet_id))
+    out[0] = first | 0x08 if dup else first & ~0x08
+    return bytes(out)
 
 
 # --- decoding: fixed header ---------------------------------------------------

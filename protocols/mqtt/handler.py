@@ -1,0 +1,401 @@
+"""The hub as an MQTT 3.1.1 server for one WebSocket connection (spec section 6).
+
+Packets may span WebSocket frames and a frame may hold several (PacketReader).
+What each packet may do depends on the phase, in one table (``_ROUTES``):
+anything the table does not list is a protocol error that closes the
+connection. Channels, permissions and hooks are the hub's ChannelService; the
+session (subscriptions, QoS flows, queue) is a SessionState kept by the hub's
+SessionStore, so it can outlive this connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Final
+
+from hub.auth import AuthenticationFailed, Credentials
+from hub.errors import ChannelError, PermissionDenied
+from hub.handler import Identity, Session, SubprotocolHandler
+from hub.rpc import CallContext
+from protocols.mqtt.codec import (
+    SUBACK_FAILURE,
+    Connack,
+    ConnackCode,
+    Connect,
+    Disconnect,
+    MqttProtocolError,
+    Packet,
+    PacketReader,
+    Pingreq,
+    Pingresp,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Suback,
+    Subscribe,
+    Unsuback,
+    Unsubscribe,
+    Will,
+    encode,
+)
+from protocols.mqtt.frames import mqtt_extras
+from protocols.mqtt.retain import keep_retained, send_retained
+from protocols.mqtt.session import SessionState
+from protocols.mqtt.store import SERVICE_NAME, SessionStore
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+logger = logging.getLogger(__name__)
+
+# WebSocket close codes (docs/mqtt.md).
+NORMAL_CLOSURE: Final = 1000
+PROTOCOL_ERROR: Final = 1002
+UNSUPPORTED_DATA: Final = 1003
+POLICY_VIOLATION: Final = 1008
+
+# MQTT 3.1 (MQIsdp) capped client ids at 23 characters; 3.1.1 lets servers allow more.
+MQTT31_MAX_CLIENT_ID: Final = 23
+# MQTT-3.1.2-24: the server allows one and a half keepalive periods.
+KEEPALIVE_GRACE: Final = 1.5
+
+
+class Phase(Enum):
+    CONNECTING = "before CONNECT"
+    CONNECTED = "after CONNECT"
+    CLOSED = "after close"
+
+
+def close_reason(text: str) -> str:
+    """A close reason fits in 123 bytes of UTF-8."""
+    return text.encode()[:123].decode(errors="ignore")
+
+
+class MqttHandler(SubprotocolHandler):
+    """One connection: CONNECT, then packets routed by ``_ROUTES`` until it closes."""
+
+    def __init__(self, session: Session, hub: Hub) -> None:
+        self.session = session
+        self.hub = hub
+        self.config = hub.config.mqtt
+        self.channels = hub.channels
+        self.store = hub.services.get(SERVICE_NAME, SessionStore)
+        self.context = CallContext(hub, session.id, session.subprotocol, session.identity)
+        self.phase = Phase.CONNECTING
+        self.client_id = ""
+        # The session while this connection owns it; None before CONNECT and
+        # after a takeover.
+        self.state: SessionState | None = None
+        self.will: Will | None = None
+        self._reader = PacketReader(self.config.max_packet_size)
+        self._loop = asyncio.get_running_loop()
+        self._timeout = 0.0
+        self._timeout_reason = ""
+        self._last_seen = self._loop.time()
+        self._timer: asyncio.TimerHandle | None = None
+        self._closing: asyncio.Task[None] | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.phase is Phase.CLOSED
+
+    # -- the Link a SessionState sends through ---------------------------------
+
+    def send(self, frame: bytes) -> None:
+        self.session.send(frame)
+
+    def _send(self, packet: Packet) -> None:
+        self.session.send(encode(packet))
+
+    # -- connection events -------------------------------------------------------
+
+    async def on_open(self) -> None:
+        self._watch(self.config.connect_timeout, "no CONNECT in time")
+
+    async def on_message(self, message: str | bytes) -> None:
+        if self.phase is Phase.CLOSED:
+            return
+        if isinstance(message, str):
+            await self._close(UNSUPPORTED_DATA, "MQTT over WebSocket takes binary frames only")
+            return
+        try:
+            for packet in self._reader.feed(message):
+                if self.closed:
+                    return
+                self._last_seen = self._loop.time()
+                route = _ROUTES[self.phase].get(type(packet))
+                if route is None:
+                    raise MqttProtocolError(_unexpected(packet, self.phase))
+                await route(self, packet)
+        except MqttProtocolError as exc:
+            if self.phase is Phase.CONNECTING and exc.connack_code is not None:
+                self._send(Connack(False, exc.connack_code))
+            await self._close(PROTOCOL_ERROR, f"MQTT protocol error: {exc}")
+
+    async def on_close(self, code: int | None) -> None:
+        self.phase = Phase.CLOSED
+        self._cancel_timer()
+        will, self.will = self.will, None
+        if self.state is not None:
+            self.state = None
+            await self.store.close(self.client_id, self)
+        # MQTT-3.1.2-8: the will is for connections lost without DISCONNECT; a
+        # hub shutting down is not the client's failure.
+        if will is not None and not self.hub.stopping:
+            await self._publish(will.topic, will.payload, will.qos, will.retain)
+
+    def take_over(self) -> None:
+        """Another connection CONNECTed with our client id: it gets the session."""
+        self.state = None
+        # As Mosquitto does: the replaced connection's will is not sent.
+        self.will = None
+        self._close_soon(POLICY_VIOLATION, "session taken over by another connection")
+
+    # -- closing and timers -------------------------------------------------------
+
+    async def _close(self, code: int, reason: str) -> None:
+        self.phase = Phase.CLOSED
+        self._cancel_timer()
+        await self.session.close(code, close_reason(reason))
+
+    def _close_soon(self, code: int, reason: str) -> None:
+        if self.phase is Phase.CLOSED:
+            return
+        self.phase = Phase.CLOSED
+        self._cancel_timer()
+        self._closing = self._loop.create_task(self.session.close(code, close_reason(reason)))
+
+    def _watch(self, timeout: float, reason: str) -> None:
+        """Close the connection when no packet arrives for ``timeout`` seconds."""
+        self._cancel_timer()
+        self._timeout = timeout
+        self._timeout_reason = reason
+        self._last_seen = self._loop.time()
+        self._timer = self._loop.call_later(timeout, self._check_timeout)
+
+    def _check_timeout(self) -> None:
+        # One timer per connection, pushed back lazily: packets only stamp a time.
+        idle = self._loop.time() - self._last_seen
+        if idle >= self._timeout:
+            self._close_soon(POLICY_VIOLATION, self._timeout_reason)
+        else:
+            self._timer = self._loop.call_later(self._timeout - idle, self._check_timeout)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # -- CONNECT --------------------------------------------------------------------
+
+    async def _on_connect(self, packet: Connect) -> None:
+        client_id = packet.client_id
+        if packet.protocol_level == 3 and len(client_id) > MQTT31_MAX_CLIENT_ID:
+            raise MqttProtocolError(
+                "MQTT 3.1 client id longer than 23 characters",
+                connack_code=ConnackCode.IDENTIFIER_REJECTED,
+            )
+        # MQTT-3.1.3-6: an empty id (clean session only, the codec checked) gets one.
+        client_id = client_id or f"wshub-{secrets.token_urlsafe(12)}"
+        if packet.will is not None and packet.will.topic.startswith("$"):
+            code: int = ConnackCode.NOT_AUTHORIZED
+        else:
+            code = await self._login(packet, client_id)
+        if self.closed:  # the connect timer fired during the login
+            return
+        if code != ConnackCode.ACCEPTED:
+            self._send(Connack(False, code))
+            await self._close(POLICY_VIOLATION, f"connection refused: {ConnackCode(code).name}")
+            return
+        opened = self.store.open(client_id, packet.clean_session, self)
+        self.client_id = client_id
+        self.state = opened.state
+        self.will = packet.will
+        self.phase = Phase.CONNECTED
+        self._send(Connack(opened.present, ConnackCode.ACCEPTED))
+        # After the CONNACK: unacknowledged messages again, then the queue.
+        opened.state.attach(self)
+        if packet.keepalive:
+            self._watch(packet.keepalive * KEEPALIVE_GRACE, "keepalive timeout")
+        else:
+            self._cancel_timer()
+        if opened.stale is not None:
+            await self.store.discard(opened.stale)
+
+    async def _login(self, packet: Connect, client_id: str) -> int:
+        """The CONNACK code for the credentials; sets the identity on success."""
+        if packet.username is None:
+            return (
+                ConnackCode.ACCEPTED if self.config.allow_anonymous else ConnackCode.NOT_AUTHORIZED
+            )
+        auth = self.hub.auth
+        if not auth.configured:
+            # Nothing can check the password, so the username is not trusted.
+            if self.config.allow_anonymous:
+                return ConnackCode.ACCEPTED
+            return ConnackCode.BAD_USERNAME_OR_PASSWORD
+        credentials = Credentials(
+            username=packet.username,
+            password=packet.password,
+            protocol=self.session.subprotocol,
+            session_id=self.session.id,
+            remote_address=self.session.remote_address,
+            client_id=client_id,
+        )
+        try:
+            identity = await auth.authenticate(credentials)
+        except AuthenticationFailed:
+            return ConnackCode.BAD_USERNAME_OR_PASSWORD
+        except PermissionDenied:
+            return ConnackCode.NOT_AUTHORIZED
+        except Exception:
+            logger.exception("MQTT session %s: the authentication hook failed", self.session.id)
+            return ConnackCode.SERVER_UNAVAILABLE
+        self._set_identity(identity)
+        return ConnackCode.ACCEPTED
+
+    def _set_identity(self, identity: Identity) -> None:
+        self.session.identity = identity
+        self.context = CallContext(self.hub, self.session.id, self.session.subprotocol, identity)
+
+    # -- PUBLISH from the client --------------------------------------------------
+
+    async def _on_publish(self, packet: Publish) -> None:
+        if packet.topic.startswith("$"):
+            raise MqttProtocolError(f"clients may not publish to $ topics ({packet.topic!r})")
+        state = self.state
+        packet_id = packet.packet_id
+        if packet_id is None:  # QoS 0
+            await self._publish(packet.topic, packet.payload, 0, packet.retain)
+            return
+        if packet.qos == 2 and state is not None and packet_id in state.awaiting_pubrel:
+            # A resent QoS 2 PUBLISH (DUP): delivered already, acknowledge again.
+            self._send(Pubrec(packet_id))
+            return
+        await self._publish(packet.topic, packet.payload, packet.qos, packet.retain)
+        if packet.qos == 1:
+            self._send(Puback(packet_id))
+        else:
+            # Method A of the spec (4.3.3): delivered now, the id kept until PUBREL.
+            if state is not None:
+                state.awaiting_pubrel.add(packet_id)
+            self._send(Pubrec(packet_id))
+
+    async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        """Through the ChannelService, so namespaces and hooks apply as for every protocol."""
+        try:
+            publication = await self.channels.publish_from_client(
+                self.context, topic, payload, extras=mqtt_extras(qos, retain)
+            )
+        except ChannelError as exc:
+            # MQTT 3.1.1 cannot refuse a PUBLISH: it is acknowledged and dropped,
+            # as Mosquitto does for a denied ACL.
+            logger.info("MQTT session %s: publish to %r dropped: %s", self.session.id, topic, exc)
+            return
+        self.hub.metrics.publications.inc()
+        if retain:
+            await keep_retained(self.hub.retained, publication)
+
+    async def _on_pubrel(self, packet: Pubrel) -> None:
+        if self.state is not None:
+            self.state.awaiting_pubrel.discard(packet.packet_id)
+        self._send(Pubcomp(packet.packet_id))
+
+    # -- acknowledgements of our PUBLISHes ----------------------------------------
+
+    async def _on_puback(self, packet: Puback) -> None:
+        if self.state is not None:
+            self.state.puback(packet.packet_id)
+
+    async def _on_pubrec(self, packet: Pubrec) -> None:
+        if self.state is not None:
+            self.state.pubrec(packet.packet_id)
+
+    async def _on_pubcomp(self, packet: Pubcomp) -> None:
+        if self.state is not None:
+            self.state.pubcomp(packet.packet_id)
+
+    # -- subscriptions --------------------------------------------------------------
+
+    async def _on_subscribe(self, packet: Subscribe) -> None:
+        state = self.state
+        if state is None:
+            return
+        codes = [await self._subscribe(state, f, qos) for f, qos in packet.subscriptions]
+        self._send(Suback(packet.packet_id, tuple(codes)))
+        # MQTT-3.3.1-6: retained messages follow, with RETAIN set.
+        for (topic_filter, _), granted in zip(packet.subscriptions, codes, strict=True):
+            if granted != SUBACK_FAILURE:
+                await send_retained(self.hub.retained, state, topic_filter, granted)
+
+    async def _subscribe(self, state: SessionState, topic_filter: str, qos: int) -> int:
+        """Granted QoS, or 0x80 when the hub's policy refuses the filter."""
+        new = topic_filter not in state.subscriptions
+        if new and len(state.subscriptions) >= self.hub.config.channels.max_subscriptions:
+            return SUBACK_FAILURE
+        try:
+            await self.channels.authorize_subscribe(self.context, topic_filter)
+        except ChannelError as exc:
+            logger.info(
+                "MQTT session %s: subscribe %r refused: %s", self.session.id, topic_filter, exc
+            )
+            return SUBACK_FAILURE
+        granted = min(qos, self.config.max_qos)
+        # MQTT-3.8.4-3: the same filter again replaces the subscription's QoS.
+        state.subscriptions[topic_filter] = granted
+        if new:
+            await self.channels.subscribe(state, topic_filter)
+        return granted
+
+    async def _on_unsubscribe(self, packet: Unsubscribe) -> None:
+        state = self.state
+        if state is not None:
+            for topic_filter in packet.filters:
+                if state.subscriptions.pop(topic_filter, None) is not None:
+                    await self.channels.unsubscribe(state, topic_filter)
+        self._send(Unsuback(packet.packet_id))
+
+    # -- the rest ---------------------------------------------------------------------
+
+    async def _on_pingreq(self, packet: Pingreq) -> None:
+        self._send(Pingresp())
+
+    async def _on_disconnect(self, packet: Disconnect) -> None:
+        # MQTT-3.14.4-3: a clean DISCONNECT discards the will.
+        self.will = None
+        await self._close(NORMAL_CLOSURE, "DISCONNECT")
+
+
+def _unexpected(packet: Packet, phase: Phase) -> str:
+    name = type(packet).__name__.upper()
+    if isinstance(packet, Connect):
+        return "a second CONNECT"
+    if phase is Phase.CONNECTING:
+        return f"{name} before CONNECT"
+    return f"{name} is a server-to-client packet"
+
+
+_Route = Callable[[MqttHandler, Any], Awaitable[None]]
+
+# The state machine: which packets each phase accepts, and what they do.
+_ROUTES: Final[dict[Phase, dict[type, _Route]]] = {
+    Phase.CONNECTING: {Connect: MqttHandler._on_connect},
+    Phase.CONNECTED: {
+        Publish: MqttHandler._on_publish,
+        Puback: MqttHandler._on_puback,
+        Pubrec: MqttHandler._on_pubrec,
+        Pubrel: MqttHandler._on_pubrel,
+        Pubcomp: MqttHandler._on_pubcomp,
+        Subscribe: MqttHandler._on_subscribe,
+        Unsubscribe: MqttHandler._on_unsubscribe,
+        Pingreq: MqttHandler._on_pingreq,
+        Disconnect: MqttHandler._on_disconnect,
+    },
+    Phase.CLOSED: {},
+}

@@ -1,0 +1,189 @@
+"""What MQTT keeps per client id, across connections when clean_session is 0.
+
+A :class:`SessionState` is the engine subscriber, not the connection: while
+the client is offline its subscriptions keep receiving, and QoS 1/2 messages
+wait in a bounded queue. Outbound QoS 1/2 flows are tracked per packet id in
+an inflight window; on reconnect the unacknowledged ones are sent again with
+DUP set (PUBREL for those already past PUBREC), in their original order.
+No asyncio here: the connection is a :class:`Link` that takes frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final, Protocol
+
+from hub.engine import Kind, Publication
+from protocols.mqtt.codec import Pubrel, encode, with_packet_id
+from protocols.mqtt.frames import publish_frame, published_qos
+
+logger = logging.getLogger(__name__)
+
+MAX_PACKET_ID: Final = 0xFFFF
+
+
+class Link(Protocol):
+    """The connection a session is attached to."""
+
+    def send(self, frame: bytes) -> None: ...
+
+
+class Awaiting(Enum):
+    """What an outbound QoS 1/2 message waits for next."""
+
+    PUBACK = "puback"
+    PUBREC = "pubrec"
+    PUBCOMP = "pubcomp"
+
+
+@dataclass(slots=True)
+class Inflight:
+    frame: bytes  # the PUBLISH as first sent, with its packet id, DUP clear
+    awaiting: Awaiting
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    publication: Publication
+    qos: int
+    retain: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_inflight: int = 20
+    max_queued: int = 1000
+    # QoS of publications that carry none (from other protocols).
+    default_qos: int = 1
+
+
+class SessionState:
+    """Subscriptions, QoS 1/2 state and queued messages of one client id."""
+
+    def __init__(self, client_id: str, *, clean: bool, limits: Limits) -> None:
+        self.client_id = client_id
+        self.clean = clean
+        self.limits = limits
+        # Topic filter -> granted QoS.
+        self.subscriptions: dict[str, int] = {}
+        # Outbound QoS 1/2 messages not yet acknowledged, in sending order.
+        self.inflight: dict[int, Inflight] = {}
+        self.queue: deque[Queued] = deque()
+        # Inbound QoS 2 packet ids received and not yet released (PUBREL).
+        self.awaiting_pubrel: set[int] = set()
+        self.link: Link | None = None
+        self.offline_since: float | None = time.monotonic()
+        self.dropped = 0
+        self._last_packet_id = 0
+
+    def __repr__(self) -> str:
+        return f"<SessionState {self.client_id!r} clean={self.clean}>"
+
+    # -- the engine side (must not block) -------------------------------------
+
+    def deliver(self, publication: Publication, subscription: str) -> None:
+        # Presence events are for channels.v1 clients; MQTT has no such thing.
+        if publication.kind is not Kind.MESSAGE:
+            return
+        granted = self.subscriptions.get(subscription)
+        if granted is None:
+            return
+        qos = min(granted, published_qos(publication, self.limits.default_qos))
+        self.send_publication(publication, qos)
+
+    def send_publication(self, publication: Publication, qos: int, *, retain: bool = False) -> None:
+        """Send now if the window allows, else queue (QoS 0 is never queued)."""
+        link = self.link
+        if qos == 0:
+            # Offline QoS 0 messages are dropped, as the spec allows.
+            if link is not None:
+                link.send(publish_frame(publication, 0, retain=retain))
+            return
+        if link is not None and not self.queue and len(self.inflight) < self.limits.max_inflight:
+            self._send_new(link, Queued(publication, qos, retain))
+            return
+        if len(self.queue) >= self.limits.max_queued:
+            # Keep the freshest: a queue that overflows is stale at its head.
+            self.queue.popleft()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                logger.warning(
+                    "MQTT session %r: queue full, %d message(s) dropped so far",
+                    self.client_id,
+                    self.dropped,
+                )
+        self.queue.append(Queued(publication, qos, retain))
+
+    def _send_new(self, link: Link, message: Queued) -> None:
+        packet_id = self._next_packet_id()
+        frame = publish_frame(
+            message.publication, message.qos, retain=message.retain, packet_id=packet_id
+        )
+        awaiting = Awaiting.PUBACK if message.qos == 1 else Awaiting.PUBREC
+        self.inflight[packet_id] = Inflight(frame, awaiting)
+        link.send(frame)
+
+    def _next_packet_id(self) -> int:
+        # The window is far smaller than the id space, so a free id is near.
+        packet_id = self._last_packet_id
+        while True:
+            packet_id = packet_id % MAX_PACKET_ID + 1
+            if packet_id not in self.inflight:
+                self._last_packet_id = packet_id
+                return packet_id
+
+    def _pump(self) -> None:
+        """Move queued messages into the inflight window while it has room."""
+        link = self.link
+        while link is not None and self.queue and len(self.inflight) < self.limits.max_inflight:
+            self._send_new(link, self.queue.popleft())
+
+    # -- acknowledgements from the client --------------------------------------
+
+    def puback(self, packet_id: int) -> None:
+        entry = self.inflight.get(packet_id)
+        if entry is not None and entry.awaiting is Awaiting.PUBACK:
+            del self.inflight[packet_id]
+            self._pump()
+
+    def pubrec(self, packet_id: int) -> None:
+        entry = self.inflight.get(packet_id)
+        # A repeated PUBREC gets the PUBREL again.
+        if entry is not None and entry.awaiting is not Awaiting.PUBACK:
+            entry.awaiting = Awaiting.PUBCOMP
+            if self.link is not None:
+                self.link.send(encode(Pubrel(packet_id)))
+
+    def pubcomp(self, packet_id: int) -> None:
+        entry = self.inflight.get(packet_id)
+        if entry is not None and entry.awaiting is Awaiting.PUBCOMP:
+            del self.inflight[packet_id]
+            self._pump()
+
+    # -- connections ------------------------------------------------------------
+
+    def attach(self, link: Link) -> None:
+        """A connection took the session (after its CONNACK): resend, then drain."""
+        self.link = link
+        self.offline_since = None
+        for packet_id, entry in self.inflight.items():
+            if entry.awaiting is Awaiting.PUBCOMP:
+                link.send(encode(Pubrel(packet_id)))
+            else:
+                link.send(with_packet_id(entry.frame, packet_id, dup=True))
+        self._pump()
+
+    def detach(self) -> None:
+        self.link = None
+        self.offline_since = time.monotonic()
+
+    def reset(self) -> None:
+        """Forget everything (the caller unsubscribes from the engine)."""
+        self.subscriptions.clear()
+        self.inflight.clear()
+        self.queue.clear()
+        self.awaiting_pubrel.clear()

@@ -1,0 +1,129 @@
+"""MQTT sessions by client id, owned by the hub so they outlive connections.
+
+A hub service (``hub.services``, name :data:`SERVICE_NAME`). It decides the
+session a CONNECT gets: a new one, or the one kept from an earlier connection
+(clean_session 0), and it takes a client id over from a connection still
+holding it. Memory only: sessions are lost when the process ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Protocol
+
+from hub.config import MqttConfig
+from protocols.mqtt.session import Limits, SessionState
+
+if TYPE_CHECKING:
+    from hub.channels import ChannelService
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME: Final = "mqtt.sessions"
+
+
+class Owner(Protocol):
+    """The connection holding a client id."""
+
+    def take_over(self) -> None:
+        """Another connection took the client id: let go of the session and close."""
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    state: SessionState
+    # CONNACK's session-present flag.
+    present: bool
+    # A session the new connection replaced: the caller discards it.
+    stale: SessionState | None
+
+
+class SessionStore:
+    def __init__(self, channels: ChannelService, config: MqttConfig) -> None:
+        self._channels = channels
+        self._expiry = config.session_expiry
+        self._limits = Limits(
+            max_inflight=config.max_inflight,
+            max_queued=config.max_queued_messages,
+            default_qos=config.default_qos,
+        )
+        self._sessions: dict[str, SessionState] = {}
+        self._owners: dict[str, Owner] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def get(self, client_id: str) -> SessionState | None:
+        return self._sessions.get(client_id)
+
+    def open(self, client_id: str, clean: bool, owner: Owner) -> Opened:
+        """Give ``owner`` the session for ``client_id``. Synchronous, so it is atomic."""
+        previous = self._owners.pop(client_id, None)
+        if previous is not None:
+            # MQTT-3.1.4-2: the existing connection of that client id is closed.
+            previous.take_over()
+        state = self._sessions.get(client_id)
+        stale = None
+        if state is not None and (clean or state.clean):
+            stale, state = state, None
+        present = state is not None
+        if state is None:
+            state = SessionState(client_id, clean=clean, limits=self._limits)
+            self._sessions[client_id] = state
+        else:
+            state.detach()
+        self._owners[client_id] = owner
+        return Opened(state, present, stale)
+
+    async def close(self, client_id: str, owner: Owner) -> None:
+        """The owner's connection ended: keep a persistent session, discard a clean one."""
+        if self._owners.get(client_id) is not owner:
+            return  # taken over: the session belongs to another connection now
+        del self._owners[client_id]
+        state = self._sessions[client_id]
+        state.detach()
+        if state.clean:
+            del self._sessions[client_id]
+            await self.discard(state)
+
+    async def discard(self, state: SessionState) -> None:
+        """Unsubscribe a session that is no longer anyone's from the engine."""
+        if self._sessions.get(state.client_id) is state:
+            del self._sessions[state.client_id]
+        for topic_filter in list(state.subscriptions):
+            await self._channels.unsubscribe(state, topic_filter)
+        state.reset()
+
+    # -- the hub service -----------------------------------------------------
+
+    async def start(self) -> None:
+        if self._expiry is not None:
+            self._sweeper = asyncio.create_task(self._sweep(self._expiry))
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+
+    async def _sweep(self, expiry: float) -> None:
+        """Drop persistent sessions offline for longer than ``expiry`` seconds."""
+        while True:
+            await asyncio.sleep(min(expiry, 60.0))
+            deadline = time.monotonic() - expiry
+            expired = [
+                state
+                for client_id, state in self._sessions.items()
+                if client_id not in self._owners
+                and state.offline_since is not None
+                and state.offline_since <= deadline
+            ]
+            for state in expired:
+                logger.info("MQTT session %r expired", state.client_id)
+                await self.discard(state)
