@@ -14,7 +14,13 @@ import orjson
 from hub.config import ChannelsConfig, NamespaceConfig
 from hub.engine import ChannelEngine, ClientInfo, HistoryResult, Publication, StreamPosition
 from hub.engine.core import Subscriber
-from hub.engine.topics import InvalidChannel, is_pattern, validate_channel, validate_pattern
+from hub.engine.topics import (
+    InvalidChannel,
+    is_pattern,
+    patterns_intersect,
+    validate_channel,
+    validate_pattern,
+)
 from hub.errors import FeatureDisabled, InvalidChannelName, PayloadTooLarge, PermissionDenied
 from hub.hooks import Hooks
 from hub.rpc import CallContext
@@ -42,10 +48,14 @@ class ChannelService:
         self.namespace = functools.lru_cache(maxsize=4096)(self._resolve_namespace)
 
     def _resolve_namespace(self, channel: str) -> NamespaceConfig:
+        prefix = self._prefix_of(channel)
+        return self.config.default if prefix is None else self.config.namespaces[prefix]
+
+    def _prefix_of(self, channel: str) -> str | None:
         for prefix in self._prefixes:
             if channel == prefix or channel.startswith(prefix + "/"):
-                return self.config.namespaces[prefix]
-        return self.config.default
+                return prefix
+        return None
 
     # -- names -----------------------------------------------------------
 
@@ -72,12 +82,29 @@ class ChannelService:
     async def authorize_subscribe(self, ctx: CallContext, subscription: str) -> NamespaceConfig:
         """Validate and run the policy; raise a ChannelError if refused."""
         self.check_subscription(subscription)
-        # A pattern is judged by the namespace of its literal prefix.
+        # A pattern takes the options of the namespace of its literal prefix...
         namespace = self.namespace(subscription)
         if not namespace.allow_subscribe:
             raise PermissionDenied(f"subscribing to {subscription!r} is not allowed")
+        if is_pattern(subscription):
+            self._check_pattern_reach(subscription)
         await self.hooks.run_subscribe(ctx, subscription)
         return namespace
+
+    def _check_pattern_reach(self, pattern: str) -> None:
+        """...but may not reach into a more specific namespace closed to subscribers."""
+        own = self._prefix_of(pattern)
+        for prefix in self._prefixes:
+            if self.config.namespaces[prefix].allow_subscribe:
+                continue
+            # Every channel the pattern matches lies under its own prefix, and so
+            # never resolves to an ancestor of that prefix.
+            if own is not None and (own == prefix or own.startswith(prefix + "/")):
+                continue
+            if patterns_intersect(pattern, prefix + "/#"):
+                raise PermissionDenied(
+                    f"pattern {pattern!r} reaches {prefix!r}, where subscribing is not allowed"
+                )
 
     async def subscribe(self, subscriber: Subscriber, subscription: str) -> None:
         await self.engine.subscribe(subscriber, subscription)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.engine.base import ClientInfo, Publication
-from hub.engine.topics import matches
+from hub.engine.topics import matches, patterns_intersect
 from hub.rpc import CallContext
 
 ConnectHook = Callable[[CallContext], Any]
@@ -46,8 +46,10 @@ class Hooks:
             await _maybe_await(hook(ctx))
 
     async def run_subscribe(self, ctx: CallContext, channel: str) -> None:
+        """Run every hook whose pattern could see what ``channel`` (maybe a pattern) gets."""
         for pattern, hook in self.subscribe:
-            if matches(pattern, channel) or pattern == channel:
+            # A pattern subscription meets the hooks of every channel it may match.
+            if patterns_intersect(pattern, channel):
                 await _maybe_await(hook(ctx, channel))
 
     async def run_publish(self, ctx: CallContext, publication: Publication) -> None:

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 from hub.engine.base import ClientInfo, HistoryResult, Publication, StreamPosition
 
+# Seconds between sweeps of idle streams, done when a new stream is created.
+PRUNE_INTERVAL = 60.0
+
 
 def new_epoch() -> str:
     return secrets.token_hex(4)
@@ -42,11 +45,11 @@ class MemoryBroker:
 class _Stream:
     __slots__ = ("entries", "epoch", "top", "touched")
 
-    def __init__(self) -> None:
+    def __init__(self, now: float) -> None:
         self.epoch = new_epoch()
         self.top = 0
         self.entries: deque[tuple[float, Publication]] = deque()
-        self.touched = time.monotonic()
+        self.touched = now
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +72,20 @@ class MemoryHistory:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._streams: dict[str, _Stream] = {}
         self._clock = clock
-        # A stream with nothing published for this long is forgotten.
+        # A stream with nothing retained and untouched for this long is forgotten.
         self.idle_ttl = 3600.0
+        self._next_prune = clock() + PRUNE_INTERVAL
 
     def _stream(self, channel: str) -> _Stream:
+        now = self._clock()
         stream = self._streams.get(channel)
         if stream is None:
-            stream = self._streams[channel] = _Stream()
+            # Any channel name creates a stream (a subscribe asks its position),
+            # so idle ones are swept now and then, or memory would only grow.
+            if now >= self._next_prune:
+                self.prune()
+            stream = self._streams[channel] = _Stream(now)
+        stream.touched = now
         return stream
 
     async def add(self, publication: Publication, *, size: int, ttl: float) -> StreamPosition:
@@ -131,7 +141,7 @@ class MemoryHistory:
     def restore(self, streams: dict[str, StreamState]) -> None:
         now = self._clock()
         for channel, state in streams.items():
-            stream = self._streams[channel] = _Stream()
+            stream = self._streams[channel] = _Stream(now)
             stream.epoch = state.epoch
             stream.top = state.top
             stream.entries.extend((now + remaining, p) for remaining, p in state.entries)
@@ -139,6 +149,10 @@ class MemoryHistory:
     def prune(self) -> int:
         """Forget idle streams; returns how many were dropped."""
         now = self._clock()
+        self._next_prune = now + PRUNE_INTERVAL
+        # Expire first: a stream whose entries all expired is as empty as any.
+        for stream in self._streams.values():
+            self._expire(stream, now)
         idle = [
             name
             for name, stream in self._streams.items()
@@ -146,8 +160,6 @@ class MemoryHistory:
         ]
         for name in idle:
             del self._streams[name]
-        for stream in self._streams.values():
-            self._expire(stream, now)
         return len(idle)
 
     @staticmethod

@@ -79,6 +79,34 @@ def matches(pattern: str, channel: str) -> bool:
     return len(pattern_levels) == len(channel_levels)
 
 
+def patterns_intersect(first: str, second: str) -> bool:
+    """Whether some channel matches both patterns (either may be a plain name).
+
+    Used to judge a pattern subscription by every rule it could reach, not only
+    by its literal prefix: ``#`` reaches ``secret/x`` as surely as ``secret/#``.
+    """
+    a, b = first.split(SEPARATOR), second.split(SEPARATOR)
+    # Wildcards in the first level never match '$' channels (MQTT 4.7.2).
+    if (a[0] in (SINGLE, MULTI) and b[0].startswith("$")) or (
+        b[0] in (SINGLE, MULTI) and a[0].startswith("$")
+    ):
+        return False
+    for index in range(max(len(a), len(b))):
+        if index == len(a) or index == len(b):
+            # One pattern ended: only its parent-matching '#' lets the other one
+            # match a channel this short, and the empty channel does not exist.
+            longer = b if index == len(a) else a
+            if index == 1 and "" in (a[0], b[0]):
+                return False
+            return longer[index] == MULTI
+        x, y = a[index], b[index]
+        if MULTI in (x, y):
+            return True
+        if x != y and SINGLE not in (x, y):
+            return False
+    return True
+
+
 class _Node(Generic[T]):
     __slots__ = ("children", "values")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -179,8 +180,10 @@ class ChannelsHandler(JsonRpcHandler):
                 result.update(offset=position.offset, epoch=position.epoch)
                 last_offset = position.offset
             if request.presence:
-                await self.service.join(channel, client_info(self.context, request.info))
+                # Marked before joining, so a drop while the join (or its hook)
+                # is still running removes the member instead of leaking it.
                 state.presence = True
+                await self.service.join(channel, client_info(self.context, request.info))
         except BaseException:
             await self._drop(channel)
             raise
@@ -248,6 +251,13 @@ class ChannelsHandler(JsonRpcHandler):
     # -- closing -------------------------------------------------------------
 
     async def on_close(self, code: int | None) -> None:
+        # Requests still running (a subscribe waiting on a hook) finish or unwind
+        # first; otherwise one could add a subscription after the drops below.
+        running = [task for task in self._tasks if not task.done()]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
         for channel in list(self._subscriptions):
             await self._drop(channel)
         await super().on_close(code)
