@@ -42,11 +42,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # websockets logs every connection at INFO; keep that for debug runs only.
     if config.logging.level != "debug":
         logging.getLogger("hub.websockets").setLevel(logging.WARNING)
+    source = args.config or "defaults"
     try:
         hub = Hub(config)
         hub.load_configured_modules()
     except (ValueError, TypeError, ImportError) as exc:
-        print(f"wshub: {args.config or 'defaults'}: {exc}", file=sys.stderr)
+        print(f"wshub: {source}: {exc}", file=sys.stderr)
+        return 2
+    problems = hub.server.config_problems()
+    if problems:
+        print(f"wshub: {source}: " + "; ".join(problems), file=sys.stderr)
         return 2
     if args.check:
         print(f"wshub: configuration OK, {len(hub.methods.names)} RPC method(s)")

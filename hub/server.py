@@ -42,10 +42,31 @@ class HubServer:
         self._hub = hub
         self._registry = registry
         config = hub.config
-        self._pins = dict(config.server.paths)
+        # Pins are kept by canonical name; the config may use an alias.
+        self._pins = {
+            spec.name if (spec := registry.get(name)) is not None else name: path
+            for name, path in config.server.paths.items()
+        }
         self._pinned_paths = {path: name for name, path in self._pins.items()}
         self._http = HttpRoutes(hub, config.server.static_dir)
         self._server: Server | None = None
+
+    def config_problems(self) -> list[str]:
+        """Settings that name subprotocols this server does not speak."""
+        speaks = ", ".join(self._registry.wire_names)
+        problems = []
+        default = self._hub.config.server.default_subprotocol
+        if self._registry.get(default) is None:
+            problems.append(
+                f"server.default_subprotocol: {default!r} is not served "
+                f"(clients offering no subprotocol would be refused); this server speaks {speaks}"
+            )
+        for name in self._hub.config.server.paths:
+            if self._registry.get(name) is None:
+                problems.append(
+                    f"server.paths: {name!r} is not served; this server speaks {speaks}"
+                )
+        return problems
 
     @property
     def http(self) -> HttpRoutes:
@@ -56,6 +77,8 @@ class HubServer:
         return self._registry
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:
+        for problem in self.config_problems():
+            logger.warning("%s", problem)
         config = self._hub.config
         ws = config.websocket
         extensions = None

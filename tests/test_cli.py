@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import signal
+import socket
 import sys
 import textwrap
 from pathlib import Path
@@ -102,6 +103,36 @@ async def test_unimportable_rpc_module_exits_2(tmp_path: Path) -> None:
     assert code == 2
     assert_one_paragraph_error(stderr)
     assert "no_such_module_here" in stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [
+        ('[server]\ndefault_subprotocol = "jsonrpc2"\n', "server.default_subprotocol"),
+        ('[server.paths]\nstomp = "/stomp"\n', "server.paths: 'stomp'"),
+    ],
+)
+async def test_unserved_protocol_names_exit_2(tmp_path: Path, setting: str, named: str) -> None:
+    """A default or path pin naming a protocol that is not served fails at start."""
+    config = tmp_path / "hub.toml"
+    config.write_text(setting)
+    code, _, stderr = await run([*LAUNCHERS["wshub script"], "--config", str(config)], tmp_path)
+    assert code == 2
+    assert_one_paragraph_error(stderr)
+    assert named in stderr
+    assert "this server speaks jsonrpc.2.0" in stderr
+
+
+async def test_port_in_use_exits_1(tmp_path: Path) -> None:
+    """A port already taken exits 1 with "cannot listen", no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        code, _, stderr = await run([*LAUNCHERS["wshub script"], "--port", port], tmp_path)
+    assert code == 1
+    assert "Traceback" not in stderr
+    assert "wshub: cannot listen" in stderr
 
 
 async def test_check_validates_a_good_config(tmp_path: Path, launcher) -> None:

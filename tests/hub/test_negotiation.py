@@ -95,9 +95,10 @@ async def test_client_preference_order_is_honoured(
     assert ws.subprotocol == chosen
 
 
-async def test_path_pin(make_hub, connect, jsonrpc) -> None:
-    """A protocol pinned to a path is served there only; unpinned ones stay on every path."""
-    hub = await make_hub({"server": {"paths": {"echo.v1": "/echo"}}}, registry=with_echo())
+@pytest.mark.parametrize("pinned_as", ["echo.v1", "echo"])
+async def test_path_pin(make_hub, connect, jsonrpc, pinned_as: str) -> None:
+    """A protocol pinned to a path (by name or alias) is served there only; others everywhere."""
+    hub = await make_hub({"server": {"paths": {pinned_as: "/echo"}}}, registry=with_echo())
     exc = await refused(connect, hub, "echo.v1")
     assert "this server speaks jsonrpc.2.0, jsonrpc" in bytes(exc.response.body).decode()
 
@@ -208,3 +209,17 @@ def test_entry_point_not_providing_a_spec_is_reported(
     monkeypatch.delitem(sys.modules, "wshub_broken", raising=False)
     with pytest.raises(TypeError, match=r"entry point broken \(wshub_broken:broken\) did not"):
         default_registry()
+
+
+def test_settings_naming_unserved_protocols_are_reported() -> None:
+    """A default or a path pin naming a protocol the server lacks is listed as a problem."""
+    config = HubConfig.model_validate(
+        {"server": {"default_subprotocol": "jsonrpc2", "paths": {"stomp": "/stomp"}}}
+    )
+    problems = Hub(config, registry=ProtocolRegistry([JSONRPC])).server.config_problems()
+    assert problems == [
+        "server.default_subprotocol: 'jsonrpc2' is not served (clients offering no "
+        "subprotocol would be refused); this server speaks jsonrpc.2.0, jsonrpc",
+        "server.paths: 'stomp' is not served; this server speaks jsonrpc.2.0, jsonrpc",
+    ]
+    assert Hub(registry=ProtocolRegistry([JSONRPC])).server.config_problems() == []

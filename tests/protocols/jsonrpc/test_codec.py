@@ -315,21 +315,21 @@ def decodes_or_refuses(payload: str | bytes) -> None:
             )
 
 
-@settings(database=None, max_examples=300)
+@settings(database=None, deadline=None, max_examples=300)
 @given(st.text())
 def test_decode_arbitrary_text_only_raises_decode_error(text: str) -> None:
     """Decoding any text returns messages or raises JsonRpcDecodeError, nothing else."""
     decodes_or_refuses(text)
 
 
-@settings(database=None, max_examples=300)
+@settings(database=None, deadline=None, max_examples=300)
 @given(st.binary())
 def test_decode_arbitrary_bytes_only_raises_decode_error(data: bytes) -> None:
     """Decoding any bytes returns messages or raises JsonRpcDecodeError, nothing else."""
     decodes_or_refuses(data)
 
 
-@settings(database=None, max_examples=200)
+@settings(database=None, deadline=None, max_examples=200)
 @given(messages)
 def test_decode_json_rpc_like_values_only_raises_decode_error(value: Any) -> None:
     """Decoding any JSON value shaped like JSON-RPC never raises but JsonRpcDecodeError."""
@@ -344,7 +344,7 @@ params = (
 )
 
 
-@settings(database=None, max_examples=100)
+@settings(database=None, deadline=None, max_examples=100)
 @given(request_ids, st.sampled_from(["a", "math.add", "x/y"]), params)
 def test_encoded_requests_decode_to_themselves(request_id: Any, method: str, params: Any) -> None:
     """What ``encode_request`` writes, ``decode`` reads back as the same request."""
