@@ -7,6 +7,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import orjson
 from websockets.datastructures import Headers
@@ -57,7 +58,8 @@ class HttpRoutes:
         self._routes[path] = route
 
     def handle(self, request: Request) -> Response:
-        path = request.path.split("?", 1)[0]
+        # Browsers percent-encode paths ("my%20page.html"); decode before routing.
+        path = unquote(request.path.split("?", 1)[0])
         route = self._routes.get(path)
         if route is not None:
             return route()
@@ -78,15 +80,20 @@ class HttpRoutes:
         return json_response(HTTPStatus.OK, self._hub.methods.openrpc())
 
     def _file(self, root: Path, relative: str) -> Response:
-        candidate = (root / relative).resolve()
-        # Refuse anything that escapes the root (.., symlinks out).
-        if not candidate.is_relative_to(root):
-            return text_response(HTTPStatus.NOT_FOUND, "not found\n")
-        if candidate.is_dir():
-            candidate = candidate / "index.html"
-        if not candidate.is_file():
-            return text_response(HTTPStatus.NOT_FOUND, "not found\n")
+        not_found = text_response(HTTPStatus.NOT_FOUND, "not found\n")
+        try:
+            candidate = (root / relative).resolve()
+            # Refuse anything that escapes the root (.., symlinks out).
+            if not candidate.is_relative_to(root):
+                return not_found
+            if candidate.is_dir():
+                candidate = candidate / "index.html"
+            if not candidate.is_file():
+                return not_found
+            body = candidate.read_bytes()
+        except (OSError, ValueError):  # an embedded NUL, a name too long, unreadable
+            return not_found
         content_type = mimetypes.guess_type(candidate.name)[0] or "application/octet-stream"
         if content_type.startswith("text/") or content_type.endswith("javascript"):
             content_type += "; charset=utf-8"
-        return response(HTTPStatus.OK, candidate.read_bytes(), content_type)
+        return response(HTTPStatus.OK, body, content_type)

@@ -123,6 +123,7 @@ async def static_hub(make_hub, tmp_path: Path) -> Hub:
     (site / "js").mkdir(parents=True)
     (site / "index.html").write_text("<h1>home</h1>")
     (site / "js" / "app.js").write_text("console.log('hi')")
+    (site / "my page.html").write_text("spaced")
     (tmp_path / "secret.txt").write_text("do not serve")
     (site / "escape").symlink_to(tmp_path)
     return await make_hub({"server": {"static_dir": str(site)}})
@@ -136,6 +137,8 @@ async def test_static_files_are_served(static_hub: Hub) -> None:
     status, headers, body = await http_get(static_hub, "/js/app.js")
     assert (status, body) == (200, b"console.log('hi')")
     assert "javascript" in headers["content-type"]
+    status, _, body = await http_get(static_hub, "/my%20page.html")
+    assert (status, body) == (200, b"spaced")
 
 
 @pytest.mark.parametrize(
@@ -144,6 +147,10 @@ async def test_static_files_are_served(static_hub: Hub) -> None:
         "/../secret.txt",
         "/js/../../secret.txt",
         "/..%2fsecret.txt",
+        "/%2e%2e/secret.txt",
+        "/js/%2E%2E/%2e%2e/secret.txt",
+        "/%00",
+        "/" + "a" * 5000,
         "/escape/secret.txt",
         "/missing.html",
         "/js/",
