@@ -1,59 +1,143 @@
-"""Prometheus metrics of one hub, in a registry of its own (several hubs per process in tests)."""
+"""Prometheus metrics of one hub.
+
+The hot path (every message, every delivery) bumps plain numbers: the hub
+mutates them from its one event-loop thread, so prometheus_client's per-update
+locks would be pure cost. A custom collector turns them into Prometheus
+families at scrape time. Each hub has its own registry (several hubs per
+process in tests).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from bisect import bisect_left
+from collections.abc import Iterator
+from typing import Generic, TypeVar
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
+
+
+class Counter:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1) -> None:
+        self.value += amount
+
+
+class Gauge(Counter):
+    __slots__ = ()
+
+    def dec(self, amount: float = 1) -> None:
+        self.value -= amount
+
+    def set(self, value: float) -> None:
+        self.value = value
+
+
+M = TypeVar("M", bound=Counter)
+
+
+class Labeled(Generic[M]):
+    """Counters or gauges by one label; ``labels()`` children are created once."""
+
+    def __init__(self, kind: type[M], label: str) -> None:
+        self._kind = kind
+        self.label = label
+        self.children: dict[str, M] = {}
+
+    def labels(self, value: str) -> M:
+        child = self.children.get(value)
+        if child is None:
+            child = self.children[value] = self._kind()
+        return child
+
+
+class Histogram:
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
 
 
 class HubMetrics:
     content_type = CONTENT_TYPE_PLAIN_0_0_4
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.connections_opened = Counter(
-            "wshub_connections_opened",
-            "WebSocket connections accepted",
-            ["subprotocol"],
-            registry=r,
-        )
-        self.connections_active = Gauge(
-            "wshub_connections_active",
-            "WebSocket connections open now",
-            ["subprotocol"],
-            registry=r,
-        )
-        self.handshakes_refused = Counter(
-            "wshub_handshakes_refused", "Handshakes refused", ["reason"], registry=r
-        )
-        self.messages_received = Counter(
-            "wshub_messages_received", "WebSocket messages received", ["subprotocol"], registry=r
-        )
-        self.slow_consumers_closed = Counter(
-            "wshub_slow_consumers_closed",
-            "Connections closed for a full outbound buffer",
-            registry=r,
-        )
-        self.handler_errors = Counter(
-            "wshub_handler_errors",
-            "Connections closed by an unexpected handler error",
-            ["subprotocol"],
-            registry=r,
-        )
-        self.rpc_calls = Counter("wshub_rpc_calls", "RPC method calls", ["outcome"], registry=r)
-        self.rpc_latency = Histogram(
-            "wshub_rpc_latency_seconds",
-            "RPC method run time",
-            buckets=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
-            registry=r,
-        )
-        self.publications = Counter(
-            "wshub_publications", "Publications accepted by the channel engine", registry=r
-        )
-        self.deliveries = Counter(
-            "wshub_deliveries", "Publications written to subscribers", registry=r
-        )
+        self.connections_opened = Labeled(Counter, "subprotocol")
+        self.connections_active = Labeled(Gauge, "subprotocol")
+        self.handshakes_refused = Labeled(Counter, "reason")
+        self.messages_received = Labeled(Counter, "subprotocol")
+        self.handler_errors = Labeled(Counter, "subprotocol")
+        self.rpc_calls = Labeled(Counter, "outcome")
+        self.slow_consumers_closed = Counter()
+        self.publications = Counter()
+        self.deliveries = Counter()
+        self.rpc_latency = Histogram((0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0))
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Collector(self))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+_DESCRIPTIONS = {
+    "connections_opened": "WebSocket connections accepted",
+    "handshakes_refused": "Handshakes refused",
+    "messages_received": "WebSocket messages received",
+    "handler_errors": "Connections closed by an unexpected handler error",
+    "rpc_calls": "RPC method calls",
+    "slow_consumers_closed": "Connections closed for a full outbound buffer",
+    "publications": "Publications accepted by the channel engine",
+    "deliveries": "Publications written to subscribers",
+}
+
+
+class _Collector(Collector):
+    def __init__(self, metrics: HubMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._metrics
+        for name, description in _DESCRIPTIONS.items():
+            metric = getattr(m, name)
+            if isinstance(metric, Labeled):
+                family = CounterMetricFamily(f"wshub_{name}", description, labels=[metric.label])
+                for label, child in metric.children.items():
+                    family.add_metric([label], child.value)
+            else:
+                family = CounterMetricFamily(f"wshub_{name}", description, value=metric.value)
+            yield family
+        active = GaugeMetricFamily(
+            "wshub_connections_active", "WebSocket connections open now", labels=["subprotocol"]
+        )
+        for label, child in m.connections_active.children.items():
+            active.add_metric([label], child.value)
+        yield active
+        latency = m.rpc_latency
+        cumulative = 0
+        buckets = []
+        for bound, count in zip((*latency.bounds, float("inf")), latency.counts, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+        yield HistogramMetricFamily(
+            "wshub_rpc_latency_seconds",
+            "RPC method run time",
+            buckets=buckets,
+            sum_value=latency.sum,
+        )

@@ -140,6 +140,7 @@ class RpcMethod:
             __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
             **fields,
         )
+        self._validate = self.params_model.__pydantic_validator__.validate_python
         return_hint = hints.get("return", Any)
         self.result_adapter: TypeAdapter[Any] | None = (
             None if return_hint in (Any, None, type(None)) else TypeAdapter(return_hint)
@@ -147,10 +148,10 @@ class RpcMethod:
 
     def bind(self, params: Any) -> dict[str, Any]:
         """Validate params (list, dict or absent) into keyword arguments."""
-        if params is None:
-            named: dict[str, Any] = {}
-        elif isinstance(params, Mapping):
-            named = dict(params)
+        if type(params) is dict:
+            named = params
+        elif params is None:
+            named = {}
         elif isinstance(params, list | tuple):
             if len(params) > len(self.param_names):
                 raise RpcError(
@@ -165,13 +166,16 @@ class RpcMethod:
                     ],
                 )
             named = dict(zip(self.param_names, params, strict=False))
+        elif isinstance(params, Mapping):
+            named = dict(params)
         else:
             raise RpcError(INVALID_PARAMS, "Invalid params", "params must be an array or object")
         try:
-            validated = self.params_model.model_validate(named)
+            validated = self._validate(named)
         except ValidationError as exc:
             raise RpcError(INVALID_PARAMS, "Invalid params", _validation_detail(exc)) from None
-        return {name: getattr(validated, name) for name in self.param_names}
+        # The model's __dict__ holds exactly the declared fields (extra="forbid").
+        return dict(validated.__dict__)
 
     async def invoke(self, params: Any, context: CallContext) -> Any:
         """Validate params, run the function, return its result."""
