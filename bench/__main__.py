@@ -130,22 +130,48 @@ def rpc_workload(clients: int, seconds: float) -> list[Row]:
         echo = load("rpc", url, str(clients), str(seconds), "echo")
     rate_ratio = hub["rate"] / echo["rate"]
     return [
-        Row(f"RPC round trip, {clients} clients", "calls/s", hub["rate"], echo["rate"],
-            "websockets echo", ">= 70% of baseline", rate_ratio >= 0.7),
-        Row(f"RPC round trip, {clients} clients", "p50 ms", hub["p50_ms"], echo["p50_ms"],
-            "websockets echo", "", None),
-        Row(f"RPC round trip, {clients} clients", "p99 ms", hub["p99_ms"], echo["p99_ms"],
-            "websockets echo", "", None),
+        Row(
+            f"RPC round trip, {clients} clients",
+            "calls/s",
+            hub["rate"],
+            echo["rate"],
+            "websockets echo",
+            ">= 70% of baseline",
+            rate_ratio >= 0.7,
+        ),
+        Row(
+            f"RPC round trip, {clients} clients",
+            "p50 ms",
+            hub["p50_ms"],
+            echo["p50_ms"],
+            "websockets echo",
+            "",
+            None,
+        ),
+        Row(
+            f"RPC round trip, {clients} clients",
+            "p99 ms",
+            hub["p99_ms"],
+            echo["p99_ms"],
+            "websockets echo",
+            "",
+            None,
+        ),
     ]
 
 
 def _fanout(url: str, subscribers: int, seconds: float, mode: str, size: int) -> dict[str, Any]:
     # Subscribers spread over two processes so one client loop is not the limit.
-    groups = [subscribers // 2, subscribers - subscribers // 2] if subscribers > 200 else [subscribers]
+    groups = (
+        [subscribers // 2, subscribers - subscribers // 2] if subscribers > 200 else [subscribers]
+    )
     procs = [
         subprocess.Popen(
             [PYTHON, "-m", "bench.load", "subscribe", url, str(n), mode],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for n in groups
     ]
@@ -158,7 +184,8 @@ def _fanout(url: str, subscribers: int, seconds: float, mode: str, size: int) ->
         time.sleep(1.0)  # let in-flight deliveries land
         results = []
         for proc in procs:
-            assert proc.stdin is not None and proc.stdout is not None
+            assert proc.stdin is not None
+            assert proc.stdout is not None
             proc.stdin.close()
             results.append(json.loads(proc.stdout.read().strip().splitlines()[-1]))
             proc.wait(30)
@@ -187,14 +214,34 @@ def fanout_workload(subscribers: int, seconds: float, size: int) -> list[Row]:
     throughput_ok = hub["deliveries_per_s"] >= 0.7 * base["deliveries_per_s"]
     latency_ok = hub["p99_ms"] < 2 * base["p99_ms"]
     return [
-        Row(name, "deliveries/s", hub["deliveries_per_s"], base["deliveries_per_s"],
-            "websockets.broadcast", ">= 70% of baseline" if gate else "",
-            throughput_ok if gate else None),
+        Row(
+            name,
+            "deliveries/s",
+            hub["deliveries_per_s"],
+            base["deliveries_per_s"],
+            "websockets.broadcast",
+            ">= 70% of baseline" if gate else "",
+            throughput_ok if gate else None,
+        ),
         Row(name, "p50 ms", hub["p50_ms"], base["p50_ms"], "websockets.broadcast", "", None),
-        Row(name, "p99 ms", hub["p99_ms"], base["p99_ms"], "websockets.broadcast",
-            "< 2x baseline" if gate else "", latency_ok if gate else None),
-        Row(name, "delivered / expected", hub["received"] / max(1, hub["expected"]),
-            base["received"] / max(1, base["expected"]), "websockets.broadcast", "", None),
+        Row(
+            name,
+            "p99 ms",
+            hub["p99_ms"],
+            base["p99_ms"],
+            "websockets.broadcast",
+            "< 2x baseline" if gate else "",
+            latency_ok if gate else None,
+        ),
+        Row(
+            name,
+            "delivered / expected",
+            hub["received"] / max(1, hub["expected"]),
+            base["received"] / max(1, base["expected"]),
+            "websockets.broadcast",
+            "",
+            None,
+        ),
     ]
 
 
@@ -205,7 +252,10 @@ def _idle(url: str, pid: int, connections: int, mode: str) -> tuple[float, float
     procs = [
         subprocess.Popen(
             [PYTHON, "-m", "bench.load", "idle", url, str(n), mode],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for n in groups
     ]
@@ -235,12 +285,29 @@ def connections_workload(connections: int) -> list[Row]:
             base_kib, base_hs = _idle(url, pid, connections, "plain")
         label = "deflate on" if compression else "deflate off"
         limit = 32 if compression else 16
-        rows.append(Row(f"Idle connections ({connections}), {label}", "KiB RSS / connection",
-                        hub_kib, base_kib, "websockets defaults", f"< {limit} KiB",
-                        hub_kib < limit))
+        rows.append(
+            Row(
+                f"Idle connections ({connections}), {label}",
+                "KiB RSS / connection",
+                hub_kib,
+                base_kib,
+                "websockets defaults",
+                f"< {limit} KiB",
+                hub_kib < limit,
+            )
+        )
         if compression:
-            rows.append(Row(f"Handshakes ({connections} connections)", "handshakes/s",
-                            hub_hs, base_hs, "websockets defaults", "", None))
+            rows.append(
+                Row(
+                    f"Handshakes ({connections} connections)",
+                    "handshakes/s",
+                    hub_hs,
+                    base_hs,
+                    "websockets defaults",
+                    "",
+                    None,
+                )
+            )
     return rows
 
 

@@ -50,9 +50,7 @@ async def rpc(url: str, clients: int, seconds: float, mode: str) -> dict[str, An
         n = 0
         while time.monotonic() < deadline:
             n += 1
-            request = orjson.dumps(
-                {"jsonrpc": "2.0", "id": n, "method": "echo", "params": [n]}
-            )
+            request = orjson.dumps({"jsonrpc": "2.0", "id": n, "method": "echo", "params": [n]})
             started = time.perf_counter()
             await ws.send(request.decode())
             reply = await ws.recv()
@@ -87,7 +85,9 @@ async def subscribe(url: str, connections: int, mode: str) -> dict[str, Any]:
     for _ in range(connections):
         ws = await open_connection(sub_url, mode)
         if mode == "channels":
-            await ws.send('{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"channel":"bench"}}')
+            await ws.send(
+                '{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"channel":"bench"}}'
+            )
             await ws.recv()
         sockets.append(ws)
     received = 0
