@@ -10,6 +10,7 @@ import pytest
 from websockets.exceptions import ConnectionClosedError
 
 from hub import Hub, RpcError
+from tests.hub._raw import OP_CLOSE, OP_TEXT, RawClient
 
 NOT_ANSWERED_WITHIN = 0.2
 
@@ -254,3 +255,16 @@ async def test_concurrency_per_connection_is_bounded(make_hub, jsonrpc) -> None:
     replies = [await peer.recv() for _ in range(6)]
     assert sorted(reply["result"] for reply in replies) == list(range(6))
     assert peak == 2
+
+
+async def test_text_frame_with_invalid_utf8_closes_with_1007(hub: Hub, peer) -> None:
+    """A text frame that is not UTF-8 closes that connection with 1007; others carry on."""
+    raw = await RawClient.connect(hub, "jsonrpc.2.0")
+    try:
+        await raw.send(b'{"jsonrpc": "2.0", "id": 1, "method": "\xff"}', opcode=OP_TEXT)
+        frames = await raw.frames_until_eof(timeout=5)
+    finally:
+        raw.close()
+    assert frames[-1].opcode == OP_CLOSE
+    assert frames[-1].close_code == 1007
+    await still_serves(peer)
