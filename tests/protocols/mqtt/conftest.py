@@ -182,7 +182,7 @@ class RawMqtt:
                 while True:
                     await self.ws.recv()
         await self.ws.wait_closed()
-        received = self.ws.close_rcvd
+        received = self.ws.protocol.close_rcvd
         return (received.code, received.reason) if received is not None else (None, "")
 
 
