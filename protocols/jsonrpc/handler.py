@@ -112,13 +112,24 @@ class JsonRpcHandler(SubprotocolHandler):
         except JsonRpcDecodeError as exc:
             self._send(codec.encode_error(None, exc.code, exc.message, exc.data))
             return
+        # Answers to our own calls never wait for a slot: the methods holding
+        # every slot may be awaiting exactly these answers. They get no reply,
+        # so a batch answers the same without them.
+        messages: list[codec.Message] = []
+        for item in incoming.messages:
+            if isinstance(item, Response):
+                self._resolve_call(item)
+            else:
+                messages.append(item)
+        if not messages:
+            return
         # Reading waits for a free slot: a client flooding requests is slowed by
         # TCP backpressure instead of growing our task set.
         await self._slots.acquire()
         if incoming.is_batch:
-            self._spawn(self._run_batch(incoming.messages))
+            self._spawn(self._run_batch(messages))
         else:
-            self._spawn(self._run_single(incoming.messages[0]))
+            self._spawn(self._run_single(messages[0]))
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coroutine)

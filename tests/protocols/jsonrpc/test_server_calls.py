@@ -159,3 +159,22 @@ async def test_method_calls_back_into_its_caller(hub: Hub, jsonrpc) -> None:
     assert request["method"] == "client.confirm"
     assert request["params"] == {"item": "tea"}
     assert await peer.recv() == {"jsonrpc": "2.0", "id": "o1", "result": "tea: placed"}
+
+
+async def test_answers_to_callbacks_are_read_when_every_slot_is_busy(make_hub, jsonrpc) -> None:
+    """With every request slot held by methods awaiting ``ctx.call``, the answers still get in."""
+    hub = await make_hub({"limits": {"max_concurrent_requests": 2}})
+
+    @hub.rpc("ask")
+    async def ask(ctx: CallContext, n: int) -> int:
+        return int(await ctx.call("client.double", [n], timeout=3)) + 1
+
+    peer = await jsonrpc(hub)
+    for n in (1, 2):
+        await peer.send({"jsonrpc": "2.0", "id": f"ask{n}", "method": "ask", "params": [n]})
+    for _ in range(2):
+        request = await peer.recv()
+        await peer.send({"jsonrpc": "2.0", "id": request["id"], "result": request["params"][0] * 2})
+    replies = {reply["id"]: reply for reply in [await peer.recv(), await peer.recv()]}
+    assert replies["ask1"].get("result") == 3, replies
+    assert replies["ask2"].get("result") == 5, replies
