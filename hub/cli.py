@@ -16,6 +16,17 @@ from hub.config import ConfigError, HubConfig, load_config
 logger = logging.getLogger("hub")
 
 
+def tcp_port(text: str) -> int:
+    """An argparse type: a port number 0-65535 (a bad one exits 2 with usage, no traceback)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (0-65535)")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wshub",
@@ -23,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", "-c", type=Path, help="TOML (or YAML) config file")
     parser.add_argument("--host", help="override server.host")
-    parser.add_argument("--port", type=int, help="override server.port")
+    parser.add_argument("--port", type=tcp_port, help="override server.port (0: any free port)")
     parser.add_argument("--check", action="store_true", help="validate the config and exit")
     return parser
 

@@ -111,6 +111,7 @@ async def test_unimportable_rpc_module_exits_2(tmp_path: Path) -> None:
         ('[server]\ndefault_subprotocol = "jsonrpc2"\n', "server.default_subprotocol"),
         ('[server.paths]\nstomp = "/stomp"\n', "server.paths: 'stomp'"),
     ],
+    ids=["default_subprotocol", "paths"],
 )
 async def test_unserved_protocol_names_exit_2(tmp_path: Path, setting: str, named: str) -> None:
     """A default or path pin naming a protocol that is not served fails at start."""
@@ -121,6 +122,16 @@ async def test_unserved_protocol_names_exit_2(tmp_path: Path, setting: str, name
     assert_one_paragraph_error(stderr)
     assert named in stderr
     assert "this server speaks jsonrpc.2.0" in stderr
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+async def test_bad_port_option_exits_2(tmp_path: Path, port: str) -> None:
+    """``--port`` outside 0-65535 or not a number exits 2 with usage, no traceback."""
+    code, _, stderr = await run([*LAUNCHERS["wshub script"], "--port", port], tmp_path)
+    assert code == 2
+    assert "Traceback" not in stderr
+    assert "usage: wshub" in stderr
+    assert "argument --port" in stderr
 
 
 async def test_port_in_use_exits_1(tmp_path: Path) -> None:
