@@ -151,6 +151,7 @@ class MqttBridge:
         self._client: paho.Client | None = None
         self._consumer: asyncio.Task[None] | None = None
         self._local_filters: list[str] = []
+        self._subscribe_mid: int | None = None
         self.sent = 0
         self.received = 0
         self.dropped = 0
@@ -238,6 +239,7 @@ class MqttBridge:
         client.on_connect = self._paho_connect
         client.on_disconnect = self._paho_disconnect
         client.on_message = self._paho_message
+        client.on_subscribe = self._paho_subscribe
         return client
 
     # -- paho's thread: hand everything to the loop --------------------------------
@@ -255,15 +257,34 @@ class MqttBridge:
         if reason.is_failure:
             self._call(self._on_refused, str(reason))
             return
-        # Subscribed here, in paho's thread, so it is on the wire before anything else.
-        filters = [route for route in self.routes.inbound]
-        if filters:
-            if self._v5:
-                client.subscribe(
-                    [(r.remote_filter, SubscribeOptions(qos=r.qos, noLocal=True)) for r in filters]
-                )
-            else:
-                client.subscribe([(r.remote_filter, r.qos) for r in filters])
+        # Subscribed here, in paho's thread, so it is on the wire before anything
+        # else; the bridge counts as connected once the SUBACK is in.
+        routes = self.routes.inbound
+        if not routes:
+            self._call(self._on_connected)
+            return
+        if self._v5:
+            options = [(r.remote_filter, SubscribeOptions(qos=r.qos, noLocal=True)) for r in routes]
+            result, self._subscribe_mid = client.subscribe(options)
+        else:
+            result, self._subscribe_mid = client.subscribe(
+                [(r.remote_filter, r.qos) for r in routes]
+            )
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._call(self._on_refused, f"subscribe failed: {result}")
+
+    def _paho_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, codes: list[ReasonCode], props: Any
+    ) -> None:
+        if mid != self._subscribe_mid:
+            return
+        refused = [
+            r.remote_filter
+            for r, code in zip(self.routes.inbound, codes, strict=False)
+            if code.is_failure
+        ]
+        if refused:
+            self._call(self._on_refused, f"broker refused subscriptions {refused}")
         self._call(self._on_connected)
 
     def _paho_disconnect(

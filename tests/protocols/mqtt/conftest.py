@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import shutil
 import socket
 import subprocess
@@ -240,6 +241,8 @@ class PahoPeer:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
+        self._subacks: dict[int, asyncio.Future[list[int]]] = {}
 
     def _soon(self, callback: Callable[..., Any], *args: Any) -> None:
         with contextlib.suppress(RuntimeError):
@@ -272,18 +275,21 @@ class PahoPeer:
 
     async def subscribe(self, topic: str, qos: int = 0) -> list[int]:
         """Subscribe and wait for the SUBACK's granted QoS codes."""
-        done: asyncio.Future[list[int]] = self.loop.create_future()
-
-        def on_subscribe(client: Any, userdata: Any, mid: int, codes: Any, props: Any) -> None:
-            values = [int(code.value) for code in codes]
-            if mid == result_mid:
-                self._soon(lambda: done.done() or done.set_result(values))
-
-        self.client.on_subscribe = on_subscribe
-        result, result_mid = self.client.subscribe(topic, qos)
+        result, mid = self.client.subscribe(topic, qos)
         assert result == 0
+        assert mid is not None
+        # The SUBACK may be in before this line: both sides meet in _subacks, on the loop.
+        done = self._subacks.setdefault(mid, self.loop.create_future())
         async with asyncio.timeout(5):
             return await done
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, codes: Any, props: Any) -> None:
+        values = [int(code.value) for code in codes]
+
+        def settle() -> None:
+            self._subacks.setdefault(mid, self.loop.create_future()).set_result(values)
+
+        self._soon(settle)
 
     async def publish(
         self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False
@@ -381,6 +387,9 @@ class Mosquitto:
         self.config = directory / "mosquitto.conf"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\n"
+            # Run as root, Mosquitto would switch to user "mosquitto", who
+            # cannot write the persistence file here.
+            f"user {getpass.getuser()}\n"
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {directory}/\n"
