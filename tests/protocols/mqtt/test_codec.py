@@ -28,6 +28,7 @@ from protocols.mqtt.codec import (
     decode_remaining_length,
     encode,
     encode_remaining_length,
+    with_packet_id,
 )
 
 
@@ -590,3 +591,28 @@ def test_encode_refuses_non_packets() -> None:
 def test_encoded_publish_is_bytes() -> None:
     """encode() returns immutable bytes, ready for a WebSocket binary frame."""
     assert type(encode(Publish("t", b"x"))) is bytes
+
+
+# --- patching a PUBLISH for another subscriber ------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 5, 200, 20_000], ids=["empty", "small", "2-byte", "3-byte"])
+@pytest.mark.parametrize("qos", [1, 2])
+def test_with_packet_id_changes_only_the_id_and_dup(size: int, qos: int) -> None:
+    """with_packet_id gives the same PUBLISH with another id (and DUP), whatever the length."""
+    template = encode(Publish("a/ü/b", b"x" * size, qos, retain=True, packet_id=1))
+    patched = with_packet_id(template, 0xBEEF)
+    assert decode(patched) == Publish("a/ü/b", b"x" * size, qos, retain=True, packet_id=0xBEEF)
+    again = with_packet_id(patched, 7, dup=True)
+    assert decode(again) == Publish("a/ü/b", b"x" * size, qos, True, dup=True, packet_id=7)
+    assert decode(with_packet_id(again, 7)) == decode(with_packet_id(template, 7))
+
+
+def test_with_packet_id_refuses_what_is_not_a_qos_1_or_2_publish() -> None:
+    """A QoS 0 PUBLISH has no id to patch; other packets neither; ids must be 1..65535."""
+    with pytest.raises(ValueError, match="QoS 1 or 2"):
+        with_packet_id(encode(Publish("t", b"x")), 1)
+    with pytest.raises(ValueError, match="QoS 1 or 2"):
+        with_packet_id(encode(Puback(1)), 1)
+    with pytest.raises(ValueError, match="packet id"):
+        with_packet_id(encode(Publish("t", b"x", 1, packet_id=1)), 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from itertools import pairwise
 
 from hypothesis import given, settings
@@ -30,7 +31,12 @@ from protocols.mqtt.codec import (
     encode,
 )
 
-FUZZ = settings(database=None, deadline=None, max_examples=500)
+# 200 examples keep the MQTT suite under a minute; WSHUB_FUZZ_EXAMPLES=5000 digs deeper.
+FUZZ = settings(
+    database=None,
+    deadline=None,
+    max_examples=int(os.environ.get("WSHUB_FUZZ_EXAMPLES", "200")),
+)
 
 # --- strategies for valid packets ---------------------------------------------
 
