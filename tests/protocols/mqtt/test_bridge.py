@@ -191,3 +191,30 @@ async def test_bridge_stops_with_the_hub(make_hub: HubFactory, mosquitto: Mosqui
     await hub.stop()
     assert not bridge_of(hub).connected
     assert "hub-bridge" in mosquitto.log()
+
+
+async def test_hub_starts_while_the_broker_is_down(
+    make_hub: HubFactory, mosquitto: Mosquitto, paho_peer: Peers
+) -> None:
+    """A broker down at start is retried: the hub serves meanwhile, the bridge joins later."""
+    await mosquitto.stop()
+    hub = await make_hub(
+        {
+            "mqtt": {
+                "bridge": {
+                    "url": mosquitto.url,
+                    "topics": TOPICS,
+                    "reconnect_min_delay": 0.1,
+                    "reconnect_max_delay": 0.2,
+                }
+            }
+        }
+    )
+    bridge = bridge_of(hub)
+    await asyncio.sleep(0.3)
+    assert not bridge.connected
+    assert hub.health()["status"] == "degraded"
+    await hub_client(paho_peer, hub, "early")  # serving all the same
+    await mosquitto.start()
+    await eventually(lambda: bridge.connected)
+    assert hub.health()["status"] == "ok"

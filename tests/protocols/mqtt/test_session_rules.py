@@ -721,3 +721,19 @@ async def test_server_to_client_packets_from_a_client_close(pair: PairFactory, p
     await client.connect()
     await client.send(packet)
     assert client.closed == 1002
+
+
+async def test_offline_sessions_expire(pair: PairFactory) -> None:
+    """mqtt.session_expiry drops a persistent session offline for longer than that."""
+    hub = Hub(mqtt_config(session_expiry=0.1))
+    await hub.services.start()
+    try:
+        device = await pair(hub)
+        await device.connect(client_id="dev", clean_session=False)
+        await device.subscribe(("t", 1))
+        await device.drop()
+        await asyncio.sleep(0.4)
+        back = await pair(hub)
+        assert await back.connect(client_id="dev", clean_session=False) == Connack(False, 0)
+    finally:
+        await hub.services.stop()
