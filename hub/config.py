@@ -6,6 +6,7 @@ the file, the key path and what was expected, never with a traceback.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -13,6 +14,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub.engine.topics import InvalidChannel, validate_pattern
+
+# WAMP's loose URI rule (no whitespace, "." or "#" in a component); the hub
+# does not import protocols/, so the pattern is repeated here.
+_WAMP_URI = re.compile(r"([^\s.#]+\.)*[^\s.#]+")
 
 
 class _Section(BaseModel):
@@ -190,6 +195,77 @@ class MqttConfig(_Section):
     bridge: MqttBridgeConfig | None = None
 
 
+class WampRealmConfig(_Section):
+    """One WAMP realm: a routing domain of its own sessions and registrations."""
+
+    name: str
+    # Engine channel prefix of the realm's topics: "" shares the hub's channels
+    # (and its RPC table) with every protocol; "iot" maps topic a.b to iot/a/b.
+    channel_prefix: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _realm_uri(cls, name: str) -> str:
+        if not _WAMP_URI.fullmatch(name) or name == "wamp" or name.startswith("wamp."):
+            raise ValueError(f"realm must be a WAMP URI outside wamp.*, got {name!r}")
+        return name
+
+    @field_validator("channel_prefix")
+    @classmethod
+    def _plain_prefix(cls, prefix: str) -> str:
+        if prefix:
+            try:
+                validate_pattern(prefix, max_length=255)
+            except InvalidChannel as exc:
+                raise ValueError(str(exc)) from None
+            if "+" in prefix or "#" in prefix:
+                raise ValueError(f"a prefix cannot hold wildcards, got {prefix!r}")
+        return prefix
+
+
+class WampCraUser(_Section):
+    """A WAMP-CRA user: the shared secret (or PBKDF2-derived key, with its salt)."""
+
+    secret: str
+    role: str = "user"
+    # Set when ``secret`` is a key derived from the password (sent in the CHALLENGE).
+    salt: str | None = None
+    iterations: int = Field(1000, ge=1)
+    keylen: int = Field(32, ge=1)
+
+
+class WampConfig(_Section):
+    # Realms clients may join: names, or tables {name, channel_prefix}.
+    realms: list[WampRealmConfig] = [WampRealmConfig(name="realm1")]
+    # Methods accepted, tried in the client's order: "anonymous" admits clients
+    # without credentials; "ticket" is checked by @hub.on_authenticate;
+    # "wampcra" by wampcra_users or a registered lookup (docs/wamp.md).
+    auth_methods: list[Literal["anonymous", "ticket", "wampcra"]] = [
+        "anonymous",
+        "ticket",
+        "wampcra",
+    ]
+    wampcra_users: dict[str, WampCraUser] = {}
+    # Seconds a client has to send HELLO after the WebSocket opens, and to
+    # answer a CHALLENGE.
+    hello_timeout: float = Field(10.0, gt=0)
+
+    @field_validator("realms", mode="before")
+    @classmethod
+    def _realm_names(cls, realms: Any) -> Any:
+        if isinstance(realms, list):
+            return [{"name": realm} if isinstance(realm, str) else realm for realm in realms]
+        return realms
+
+    @field_validator("realms")
+    @classmethod
+    def _unique_realms(cls, realms: list[WampRealmConfig]) -> list[WampRealmConfig]:
+        names = [realm.name for realm in realms]
+        if len(set(names)) != len(names):
+            raise ValueError("realm names must be unique")
+        return realms
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -202,6 +278,7 @@ class HubConfig(_Section):
     channels: ChannelsConfig = ChannelsConfig()
     engine: EngineConfig = EngineConfig()
     mqtt: MqttConfig = MqttConfig()
+    wamp: WampConfig = WampConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

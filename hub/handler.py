@@ -35,6 +35,13 @@ class Session(Protocol):
     def subprotocol(self) -> str: ...
 
     @property
+    def wire_name(self) -> str:
+        """The name negotiated on the wire: ``subprotocol`` or one of its aliases.
+
+        WAMP picks its serializer from it (``wamp.2.msgpack`` is an alias).
+        """
+
+    @property
     def identity(self) -> Identity | None: ...
 
     @identity.setter

@@ -214,11 +214,32 @@ class RpcMethod:
         return schema
 
 
+Forward = Callable[[Any, CallContext], Awaitable[Any]]
+
+
+class RemoteMethod:
+    """A method a connected client provides (a WAMP callee), served to every protocol.
+
+    Params go to ``forward`` as received: the callee validates them, not pydantic.
+    The method lives as long as the registration: its owner removes it.
+    """
+
+    __slots__ = ("forward", "name")
+
+    def __init__(self, name: str, forward: Forward) -> None:
+        self.name = name
+        self.forward = forward
+
+    async def invoke(self, params: Any, context: CallContext) -> Any:
+        return await self.forward(params, context)
+
+
 class MethodTable:
-    """Every RPC method of a hub, by name."""
+    """Every RPC method of a hub, by name: Python functions and client-provided ones."""
 
     def __init__(self, reserved: Iterable[str] = ()) -> None:
         self._methods: dict[str, RpcMethod] = {}
+        self._remote: dict[str, RemoteMethod] = {}
         self._reserved = set(reserved)
 
     def add(
@@ -232,20 +253,39 @@ class MethodTable:
         validate_method_name(name)
         if name in self._reserved:
             raise ValueError(f"method name {name!r} is reserved by a built-in protocol method")
-        if name in self._methods:
+        if name in self._methods or name in self._remote:
             raise ValueError(f"method {name!r} is already registered")
         method = RpcMethod(name, func, run_in_thread=run_in_thread, description=description)
         self._methods[name] = method
         return method
 
+    def add_remote(self, name: str, forward: Forward) -> RemoteMethod:
+        """Serve a client-provided method; ValueError if the name is taken or reserved."""
+        if name in self._reserved or name.startswith(RESERVED_PREFIXES):
+            raise ValueError(f"method name {name!r} is reserved")
+        if name in self._methods or name in self._remote:
+            raise ValueError(f"method {name!r} is already registered")
+        method = self._remote[name] = RemoteMethod(name, forward)
+        return method
+
+    def remove_remote(self, method: RemoteMethod) -> None:
+        """Stop serving ``method``; a newer method under the same name stays."""
+        if self._remote.get(method.name) is method:
+            del self._remote[method.name]
+
     def remove(self, name: str) -> None:
         self._methods.pop(name, None)
 
-    def get(self, name: str) -> RpcMethod | None:
+    def get(self, name: str) -> RpcMethod | RemoteMethod | None:
+        method = self._methods.get(name)
+        return method if method is not None else self._remote.get(name)
+
+    def local(self, name: str) -> RpcMethod | None:
+        """A Python method of this hub (not a client-provided one)."""
         return self._methods.get(name)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._methods
+        return name in self._methods or name in self._remote
 
     def __iter__(self) -> typing.Iterator[RpcMethod]:
         return iter(self._methods.values())

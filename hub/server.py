@@ -182,6 +182,7 @@ class HubServer:
             spec.name,
             max_outbound_bytes=hub.config.limits.max_outbound_bytes,
             on_slow_consumer=metrics.slow_consumers_closed.inc,
+            wire_name=connection.wire_name,
         )
         handler = spec.factory(session, hub)
         received = metrics.messages_received.labels(spec.name)

@@ -44,6 +44,7 @@ class WebSocketSession:
         "_on_slow_consumer",
         "id",
         "subprotocol",
+        "wire_name",
     )
 
     def __init__(
@@ -54,9 +55,11 @@ class WebSocketSession:
         identity: Identity | None = None,
         max_outbound_bytes: int,
         on_slow_consumer: Callable[[], None] | None = None,
+        wire_name: str | None = None,
     ) -> None:
         self.id = new_session_id()
         self.subprotocol = subprotocol
+        self.wire_name = wire_name or subprotocol
         self._connection = connection
         self._identity = identity
         self._max_outbound_bytes = max_outbound_bytes
