@@ -21,7 +21,7 @@ pytest:
 	.venv/bin/pytest
 
 js-test:
-	cd js-client && npm test && npx tsc --noEmit -p .
+	cd js-client && npm test && npx tsc --noEmit -p . && npm run e2e
 
 bench:
 	@scripts/bootstrap
