@@ -22,10 +22,23 @@ def to_json_value(data: Any) -> Any:
     if isinstance(data, bytes | bytearray | memoryview):
         raw = bytes(data)
         try:
-            return orjson.loads(raw)
+            value = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            return {BINARY_KEY: base64.b64encode(raw).decode("ascii")}
+            return _envelope(raw)
+        # JSON text shaped like the envelope itself is wrapped, or a byte
+        # protocol would later get the bytes it claims to hold, not this text.
+        if _is_envelope(value):
+            return _envelope(raw)
+        return value
     return data
+
+
+def _envelope(raw: bytes) -> dict[str, str]:
+    return {BINARY_KEY: base64.b64encode(raw).decode("ascii")}
+
+
+def _is_envelope(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and BINARY_KEY in value
 
 
 def to_bytes(data: Any) -> bytes:

@@ -106,11 +106,16 @@ def encode_publication(publication: Publication, subscription: str) -> bytes:
 class _Subscription:
     """Live deliveries are held back while the subscribe reply is being built."""
 
-    __slots__ = ("held", "presence")
+    __slots__ = ("covered", "held", "presence", "ready")
 
     def __init__(self) -> None:
         self.held: list[Publication] | None = []
         self.presence = False
+        # False until the subscribe has its result; unsubscribing before is refused.
+        self.ready = False
+        # Messages up to this offset were in the subscribe result (or before it).
+        # A broker may hand one over after the result went out (Redis does): skip it.
+        self.covered = 0
 
 
 class ChannelsHandler(JsonRpcHandler):
@@ -136,6 +141,8 @@ class ChannelsHandler(JsonRpcHandler):
         if state.held is not None:
             state.held.append(publication)
             return
+        if publication.kind is Kind.MESSAGE and 0 < publication.offset <= state.covered:
+            return
         self.session.send(encode_publication(publication, subscription), text=True)
 
     # -- built-in methods --------------------------------------------------
@@ -149,12 +156,14 @@ class ChannelsHandler(JsonRpcHandler):
             raise LimitExceeded(
                 f"at most {self.service.config.max_subscriptions} subscriptions per connection"
             )
-        namespace = await self.service.authorize_subscribe(self.context, channel)
-        pattern = is_pattern(channel)
-        if request.presence and (pattern or not namespace.presence):
-            raise FeatureDisabled(f"presence is off for {channel!r}")
+        # Reserved before the first await: requests pipelined behind this one
+        # (a duplicate, one over the limit) see it.
         state = self._subscriptions[channel] = _Subscription()
         try:
+            namespace = await self.service.authorize_subscribe(self.context, channel)
+            pattern = is_pattern(channel)
+            if request.presence and (pattern or not namespace.presence):
+                raise FeatureDisabled(f"presence is off for {channel!r}")
             # Subscribe first, read history second: a publication racing the
             # subscribe is then held back or recovered, never lost.
             await self.service.subscribe(self, channel)
@@ -187,6 +196,7 @@ class ChannelsHandler(JsonRpcHandler):
         except BaseException:
             await self._drop(channel)
             raise
+        state.ready = True
         return AfterReply(result, lambda: self._release(channel, last_offset))
 
     def _release(self, channel: str, last_offset: int) -> None:
@@ -195,6 +205,7 @@ class ChannelsHandler(JsonRpcHandler):
         if state is None or state.held is None:
             return
         held, state.held = state.held, None
+        state.covered = last_offset
         for publication in held:
             if publication.kind is Kind.MESSAGE and 0 < publication.offset <= last_offset:
                 continue
@@ -202,7 +213,8 @@ class ChannelsHandler(JsonRpcHandler):
 
     async def _unsubscribe(self, params: Any) -> dict[str, Any]:
         channel = _parse(ChannelParams, params).channel
-        if channel not in self._subscriptions:
+        state = self._subscriptions.get(channel)
+        if state is None or not state.ready:
             raise NotSubscribed(f"not subscribed to {channel!r}")
         await self._drop(channel)
         return {}

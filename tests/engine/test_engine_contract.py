@@ -329,6 +329,7 @@ async def test_subscribing_twice_delivers_once(engine_backend: Backend) -> None:
     await engine.subscribe(recorder, channel)
     await engine.subscribe(recorder, channel)
     await publish(engine_backend, channel, 1)
+    await recorder.wait_for(1)
     await engine.unsubscribe(recorder, channel)
     assert channel not in await engine_backend.broker_subscriptions()
     other = Recorder("other")

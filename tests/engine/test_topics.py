@@ -234,14 +234,14 @@ patterns = st.builds(
     st.lists(st.sampled_from([*LEVELS, "+"]), min_size=0, max_size=4),
     st.booleans(),
 )
-operations = st.lists(st.tuples(st.booleans(), patterns), max_size=40)
+operations = st.lists(st.tuples(st.booleans(), patterns), max_size=30)
 
 
 def test_pattern_strategy_yields_valid_patterns() -> None:
     """The generators used below produce only valid names and patterns."""
 
     @given(patterns, channels)
-    @settings(max_examples=200)
+    @settings(max_examples=100)
     def check(pattern: str, channel: str) -> None:
         validate_pattern(pattern)
         validate_channel(channel)
@@ -250,7 +250,7 @@ def test_pattern_strategy_yields_valid_patterns() -> None:
 
 
 @given(operations, st.lists(channels, min_size=1, max_size=10))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 def test_index_match_equals_brute_force(ops: list[tuple[bool, str]], probes: list[str]) -> None:
     """After any adds and removes, match(channel) == {p for p in patterns if matches(p, c)}."""
     index: PatternIndex[str] = PatternIndex()

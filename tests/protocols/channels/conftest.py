@@ -33,6 +33,7 @@ class ChannelsPeer:
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self.log: list[dict[str, Any]] = []
+        self.unexpected: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
         self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._notifications: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -101,10 +102,14 @@ class ChannelsPeer:
 
     # -- notifications -----------------------------------------------------------
 
+    async def next_unsolicited(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The next whole frame that answers none of our requests (a notification, say)."""
+        async with asyncio.timeout(timeout):
+            return await self._notifications.get()
+
     async def notification(self, method: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
         """The params of the next notification (asserting its method when given)."""
-        async with asyncio.timeout(timeout):
-            message = await self._notifications.get()
+        message = await self.next_unsolicited(timeout)
         if method is not None:
             assert message.get("method") == method, message
         return dict(message.get("params", {}))
@@ -114,13 +119,11 @@ class ChannelsPeer:
         return [await self.notification("message", timeout) for _ in range(count)]
 
     async def quiet_for(self, seconds: float = 0.1) -> bool:
-        """True when no notification arrives within ``seconds``."""
+        """True when no notification arrives within ``seconds`` (one that does is kept)."""
         try:
-            async with asyncio.timeout(seconds):
-                message = await self._notifications.get()
+            self.unexpected.append(await self.next_unsolicited(seconds))
         except TimeoutError:
             return True
-        self.log.append({"unexpected": message})
         return False
 
     def pending(self) -> list[dict[str, Any]]:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from hub import Hub
+from hub.engine import Publication
 from tests.conftest import HubFactory
 from tests.protocols.channels.conftest import ChannelsPeer, PeerFactory
 
@@ -131,28 +135,73 @@ async def test_recovery_in_a_namespace_without_history(
     assert missed["offset"] == 1
 
 
-async def test_recovery_races_publications(make_hub: HubFactory, channels: PeerFactory) -> None:
+LAG_TURNS = 5
+
+
+class LaggingBroker:
+    """A Broker that hands publications over a loop turn after they were stored.
+
+    A network broker (Redis) does the same: a publication may already be in the
+    history a subscribe reads and still reach this node's fan-out afterwards.
+    """
+
+    def __init__(self) -> None:
+        self._handler: Callable[[Publication], None] = lambda publication: None
+
+    def set_handler(self, handler: Callable[[Publication], None]) -> None:
+        self._handler = handler
+
+    async def subscribe(self, channel: str) -> None:
+        pass
+
+    async def unsubscribe(self, channel: str) -> None:
+        pass
+
+    async def publish(self, publication: Publication) -> None:
+        self._hand_over(publication, LAG_TURNS)
+
+    def _hand_over(self, publication: Publication, turns: int) -> None:
+        # Hop loop turns one by one: publications keep their order.
+        if turns:
+            asyncio.get_running_loop().call_soon(self._hand_over, publication, turns - 1)
+        else:
+            self._handler(publication)
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("broker", "presence"), [("memory", True), ("lagging", True), ("lagging", False)]
+)
+async def test_recovery_races_publications(
+    make_hub: HubFactory, channels: PeerFactory, broker: str, presence: bool
+) -> None:
     """Publishing during resubscribes: every offset is seen once, in order, none lost."""
     hub = await make_hub({"channels": {"default": {"history_size": 100_000}}})
+    if broker == "lagging":
+        hub.engine.broker = LaggingBroker()
+        hub.engine.broker.set_handler(hub.engine.dispatch)
 
-    # A join hook that yields makes the subscribe await after reading history, so
-    # publications land while the reply is being built and must be held back.
+    # With presence, a join hook that yields makes the subscribe await after
+    # reading history, so publications land while the reply is being built.
     @hub.on_join("race")
     async def yield_once(channel: str, member: Any) -> None:
         await asyncio.sleep(0)
 
     reader, writer = await channels(hub), await channels(hub)
-    first = await reader.subscribe("race", presence=True)
-    await reader.notification("join")
+    first = await reader.subscribe("race", presence=presence)
+    if presence:
+        await reader.notification("join")
     await reader.call("unsubscribe", {"channel": "race"})
     published: list[int] = []
     stop = asyncio.Event()
 
     async def publish_forever(peer: ChannelsPeer) -> None:
-        n = 0
+        # Bursts keep several publications in flight whenever a subscribe lands.
         while not stop.is_set():
-            published.append((await peer.publish("race", n))["offset"])
-            n += 1
+            burst = await asyncio.gather(*(peer.publish("race", n) for n in range(8)))
+            published.extend(sorted(result["offset"] for result in burst))
 
     publisher = asyncio.create_task(publish_forever(writer))
     seen: list[int] = []
@@ -160,7 +209,7 @@ async def test_recovery_races_publications(make_hub: HubFactory, channels: PeerF
     try:
         for _ in range(50):
             mark = len(reader.log)
-            result = await reader.subscribe("race", since=position, presence=True)
+            result = await reader.subscribe("race", since=position, presence=presence)
             assert result["recovered"] is True, result
             frames = reader.log[mark:]
             reply_at = next(i for i, m in enumerate(frames) if m.get("result") == result)
