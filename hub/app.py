@@ -22,7 +22,7 @@ from hub.metrics import HubMetrics
 from hub.registry import ProtocolRegistry, default_registry
 from hub.rpc import MethodTable, RpcMethod, collect_marked
 from hub.server import HubServer
-from hub.services import Services
+from hub.services import Service, Services
 
 logger = logging.getLogger(__name__)
 
@@ -75,18 +75,45 @@ class Hub:
         self._stopped = asyncio.Event()
         self.node_id = new_node_id()
         self.hooks = Hooks()
-        self.engine: ChannelEngine = memory_engine(self.node_id)
+        self.engine, engine_service = self._make_engine()
         self.engine.on_delivered = self.metrics.deliveries.inc
         self.channels = ChannelService(self.engine, self.config.channels, self.hooks)
         # Retained publications (MQTT retain flag), owned here to outlive connections.
         self.retained: RetainedStore = MemoryRetainedStore(self.config.mqtt.max_retained)
         self.auth = Authenticator()
         self.services = Services()
+        if engine_service is not None:
+            # The Redis engine: its connection lives with the hub, its health in /healthz.
+            self.services.add("engine", engine_service)
         self._stopping = False
         for name in registry.names:
             spec = registry.get(name)
             if spec is not None and spec.setup is not None:
                 spec.setup(self)
+
+    def _make_engine(self) -> tuple[ChannelEngine, Service | None]:
+        """The configured engine, and the service running its connection (if any)."""
+        config = self.config.engine
+        if config.backend == "redis":
+            from hub.engine.redis import RedisBroker, redis_engine
+
+            engine = redis_engine(
+                config.url,
+                self.node_id,
+                registry=self.metrics.registry,
+                prefix=config.prefix,
+                presence_ttl=config.presence_ttl,
+                sentinel_master=config.sentinel_master,
+                sentinels=tuple(
+                    (host, int(port))
+                    for host, _, port in (s.rpartition(":") for s in config.sentinels)
+                ),
+                reconnect_min_delay=config.reconnect_min_delay,
+                reconnect_max_delay=config.reconnect_max_delay,
+            )
+            assert isinstance(engine.broker, RedisBroker)
+            return engine, engine.broker
+        return memory_engine(self.node_id), None
 
     # -- hooks -----------------------------------------------------------
 

@@ -105,11 +105,46 @@ class ChannelsConfig(_Section):
 
 
 class EngineConfig(_Section):
-    backend: Literal["memory"] = "memory"
+    # "memory": one process. "redis": several hubs share channels, presence and
+    # history through Redis (docs/scaling.md).
+    backend: Literal["memory", "redis"] = "memory"
     # Memory engine: history (offsets, epochs, retained publications) is saved
     # here on graceful stop and loaded at start, so clients recover across a
     # restart. Unset: history lives and dies with the process.
     state_file: Path | None = None
+    # Redis engine: redis:// (or rediss://, unix://) URL of the server; with
+    # Sentinel, only its database, password and TLS settings count.
+    url: str = "redis://127.0.0.1:6379/0"
+    # Prefix of every key and pub/sub channel (hubs of different apps may share
+    # one Redis with different prefixes).
+    prefix: str = "wshub:"
+    # Seconds a presence entry outlives its node: a node that dies (kill -9)
+    # leaves no members behind after this long. Live nodes refresh every third.
+    presence_ttl: float = Field(30.0, gt=0)
+    # Sentinel: the master's name and the sentinels as "host:port".
+    sentinel_master: str | None = None
+    sentinels: list[str] = []
+    # Reconnect backoff (full jitter) of the pub/sub connection, in seconds.
+    reconnect_min_delay: float = Field(0.1, gt=0)
+    reconnect_max_delay: float = Field(5.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, url: str) -> str:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                f"engine url must start with redis://, rediss:// or unix://, got {url!r}"
+            )
+        return url
+
+    @field_validator("sentinels")
+    @classmethod
+    def _host_ports(cls, sentinels: list[str]) -> list[str]:
+        for sentinel in sentinels:
+            host, _, port = sentinel.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"a sentinel is 'host:port', got {sentinel!r}")
+        return sentinels
 
 
 class MqttBridgeTopic(_Section):

@@ -1,8 +1,9 @@
 """Engine backends for the shared contract suite, and a recording subscriber.
 
-``engine_backend`` is parametrized by :data:`BACKENDS`: today the memory backend
-only. A Redis backend joins the suite by adding one factory to that dict (an
-async context manager yielding a :class:`Backend`), nothing else.
+``engine_backend`` is parametrized by :data:`BACKENDS`: the memory backend and
+the Redis backend (on a private redis-server). Another backend joins the suite
+by adding one factory to that dict (an async context manager yielding a
+:class:`Backend`), nothing else.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from hub.engine import (
     PresenceStore,
     Publication,
 )
+from hub.engine.redis import RedisBroker, redis_engine
+from hub.engine.topics import is_pattern
+from tests.multinode.redis_server import shared_redis_server
 
 
 class FakeClock:
@@ -82,8 +86,38 @@ async def memory_backend() -> AsyncIterator[Backend]:
         await engine.close()
 
 
+@contextlib.asynccontextmanager
+async def redis_backend() -> AsyncIterator[Backend]:
+    """The Redis engine on a private redis-server shared by the run, flushed per test."""
+    server = shared_redis_server()
+    await server.flush()
+    engine = redis_engine(server.url, "node-1")
+    broker = engine.broker
+    assert isinstance(broker, RedisBroker)
+    await broker.start()
+    admin = server.client()
+
+    async def broker_subscriptions() -> set[str]:
+        # Channels as Redis itself reports them; patterns as the broker holds them.
+        prefix = "wshub:pub:"
+        channels = {name.decode()[len(prefix) :] for name in await admin.pubsub_channels()}
+        return channels | {name for name in broker.subscriptions if is_pattern(name)}
+
+    async def elapse(seconds: float) -> None:
+        await asyncio.sleep(seconds)  # TTLs run on the Redis server's clock
+
+    try:
+        yield Backend(
+            "redis", broker, engine.history, engine.presence, engine, broker_subscriptions, elapse
+        )
+    finally:
+        await engine.close()
+        await admin.aclose()
+
+
 BACKENDS: dict[str, Callable[[], contextlib.AbstractAsyncContextManager[Backend]]] = {
     "memory": memory_backend,
+    "redis": redis_backend,
 }
 
 

@@ -1,0 +1,208 @@
+"""What the Redis engine stores and sends, as bytes: keys, frames, members. Pure.
+
+Every key of one channel carries the channel in a hash tag (``{chat/room}``), so
+a channel's keys share a Cluster slot and one Lua script may touch them all.
+
+A publication travels as ``<offset>:<epoch>:<body>``: the body is msgpack (bytes
+stay bytes, strings stay strings) and is what the history stream keeps; the
+offset and epoch are prepended by the Lua script that assigned them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped]  # msgpack ships no type hints
+
+from hub.engine.base import ClientInfo, Kind, Publication
+from hub.engine.topics import MULTI, SEPARATOR, SINGLE
+
+FORMAT = 1
+_KINDS: tuple[Kind, ...] = (Kind.MESSAGE, Kind.JOIN, Kind.LEAVE)
+_KIND_CODES = {kind: code for code, kind in enumerate(_KINDS)}
+
+
+class Keys:
+    """Key and pub/sub channel names under one prefix (``wshub:`` by default)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.pubsub_prefix = prefix + "pub:"
+        self._pubsub_prefix_bytes = self.pubsub_prefix.encode()
+
+    def _key(self, channel: str, suffix: str) -> str:
+        return f"{self.prefix}{{{channel}}}:{suffix}"
+
+    def meta(self, channel: str) -> str:
+        """Hash: the stream's ``epoch`` and ``top`` offset."""
+        return self._key(channel, "meta")
+
+    def stream(self, channel: str) -> str:
+        """Stream: retained publications, entry id ``<offset>-0``."""
+        return self._key(channel, "stream")
+
+    def members(self, channel: str) -> str:
+        """Hash: client id -> member blob."""
+        return self._key(channel, "presence")
+
+    def expiry(self, channel: str) -> str:
+        """Sorted set: client id scored by when its entry expires (ms, Redis clock)."""
+        return self._key(channel, "presence:expiry")
+
+    def users(self, channel: str) -> str:
+        """Hash: user -> number of its connections in the channel."""
+        return self._key(channel, "presence:users")
+
+    def presence(self, channel: str) -> list[str]:
+        return [self.members(channel), self.expiry(channel), self.users(channel)]
+
+    def history(self, channel: str) -> list[str]:
+        return [self.meta(channel), self.stream(channel)]
+
+    def pubsub(self, channel: str) -> str:
+        return self.pubsub_prefix + channel
+
+    def pubsub_pattern(self, pattern: str) -> str:
+        return glob_escape(self.pubsub_prefix) + pattern_glob(pattern)
+
+    def channel_of(self, pubsub_channel: bytes) -> str | None:
+        """The hub channel a pub/sub channel name carries, None if not ours."""
+        if not pubsub_channel.startswith(self._pubsub_prefix_bytes):
+            return None
+        try:
+            return pubsub_channel[len(self._pubsub_prefix_bytes) :].decode()
+        except UnicodeDecodeError:
+            return None
+
+
+# -- patterns ---------------------------------------------------------------------
+
+_GLOB_SPECIAL = frozenset("*?[]\\")
+
+
+def glob_escape(text: str) -> str:
+    return "".join("\\" + char if char in _GLOB_SPECIAL else char for char in text)
+
+
+def pattern_glob(pattern: str) -> str:
+    """A Redis glob matching at least every channel the MQTT pattern matches.
+
+    Redis ``*`` crosses ``/`` and ``a/#`` becomes ``a*`` (so that it also
+    matches ``a`` itself): the glob over-matches, and the node filters with
+    :func:`hub.engine.topics.matches` before delivering.
+    """
+    levels = pattern.split(SEPARATOR)
+    multi = levels[-1] == MULTI
+    if multi:
+        levels = levels[:-1]
+    glob = SEPARATOR.join("*" if level == SINGLE else glob_escape(level) for level in levels)
+    return glob + "*" if multi else glob
+
+
+# -- publications -----------------------------------------------------------------
+
+
+class MessageIds:
+    """Ids unique to one node's publications: copies of one PUBLISH compare equal."""
+
+    def __init__(self) -> None:
+        self._node = secrets.token_bytes(6)
+        self._counter: Iterator[int] = itertools.count(1)
+
+    def __next__(self) -> bytes:
+        return self._node + next(self._counter).to_bytes(8, "big")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise TypeError(f"cannot carry a {type(value).__name__} through the Redis engine")
+
+
+def encode_body(publication: Publication, message_id: bytes) -> bytes:
+    publisher = publication.publisher
+    body: bytes = msgpack.packb(
+        [
+            FORMAT,
+            message_id,
+            _KIND_CODES[publication.kind],
+            publication.data,
+            None if publisher is None else [publisher.client, publisher.user, publisher.info],
+            dict(publication.extras),
+            publication.origin,
+        ],
+        use_bin_type=True,
+        default=_default,
+    )
+    return body
+
+
+def decode_body(channel: str, body: bytes, offset: int, epoch: str) -> Publication:
+    """The publication a body holds; ValueError when it is not one of ours."""
+    try:
+        fields = msgpack.unpackb(body, raw=False, strict_map_key=False)
+        version, _message_id, kind, data, publisher, extras, origin = fields
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise ValueError(f"undecodable publication on {channel!r}: {exc}") from None
+    if version != FORMAT:
+        raise ValueError(f"publication format {version!r} on {channel!r} is not {FORMAT}")
+    return Publication(
+        channel,
+        data,
+        offset=offset,
+        epoch=epoch,
+        kind=_KINDS[kind],
+        publisher=None if publisher is None else ClientInfo(*publisher),
+        extras=extras,
+        origin=origin,
+    )
+
+
+def message_id(body: bytes) -> bytes | None:
+    """The message id of a body, without decoding the rest of it."""
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(body)
+    try:
+        unpacker.read_array_header()
+        unpacker.skip()  # the format
+        found = unpacker.unpack()
+    except (ValueError, msgpack.UnpackException, msgpack.OutOfData):
+        return None
+    return found if isinstance(found, bytes) else None
+
+
+def frame(offset: int, epoch: str, body: bytes) -> bytes:
+    """The pub/sub message of a publication without history (offset 0)."""
+    return b"%d:%s:%s" % (offset, epoch.encode(), body)
+
+
+def unframe(message: bytes) -> tuple[int, str, bytes]:
+    """``(offset, epoch, body)`` of a pub/sub message; ValueError if malformed."""
+    first = message.index(b":")
+    second = message.index(b":", first + 1)
+    return int(message[:first]), message[first + 1 : second].decode(), message[second + 1 :]
+
+
+def entry_offset(entry_id: bytes) -> int:
+    """The offset of a stream entry, whose id is ``<offset>-0``."""
+    return int(entry_id.partition(b"-")[0])
+
+
+# -- presence -----------------------------------------------------------------------
+
+
+def encode_member(member: ClientInfo) -> bytes:
+    """``<length of user>:<user><msgpack info>``: Lua reads the user without a decoder."""
+    user = member.user.encode()
+    info: bytes = msgpack.packb(member.info, use_bin_type=True, default=_default)
+    return b"%d:%s%s" % (len(user), user, info)
+
+
+def decode_member(client: str, blob: bytes) -> ClientInfo:
+    colon = blob.index(b":")
+    end = colon + 1 + int(blob[:colon])
+    info = msgpack.unpackb(blob[end:], raw=False, strict_map_key=False)
+    return ClientInfo(client=client, user=blob[colon + 1 : end].decode(), info=info)

@@ -1,0 +1,276 @@
+"""One node's link to Redis: the client, its health, its metrics, its background tasks.
+
+The broker, history and presence of a node share one :class:`RedisLink`. Every
+command goes through :meth:`RedisLink.run`, which turns a Redis failure into
+:class:`EngineUnavailable` and keeps the link's health up to date; the pub/sub
+connection reports its own state. Commands are never retried by the client
+(``Retry(NoBackoff(), 0)``): a publish whose reply was lost must not run twice,
+and a caller learns at once that Redis is away instead of hanging in retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from hub.engine.redis_codec import Keys
+
+logger = logging.getLogger("hub.engine.redis")
+
+T = TypeVar("T")
+
+
+class EngineUnavailable(ConnectionError):
+    """Redis cannot be reached: the operation did not happen (or its outcome is unknown)."""
+
+
+def full_jitter(attempt: int, *, base: float, cap: float) -> float:
+    """Seconds to wait before reconnect attempt ``attempt`` (0-based): AWS "full jitter"."""
+    return random.uniform(0, min(cap, base * 2**attempt))
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and /healthz."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + host))
+
+
+@dataclass(frozen=True, slots=True)
+class RedisOptions:
+    """How one node reaches Redis and names its keys."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    # Prepended to every key and pub/sub channel: several hubs (or apps) may
+    # share one Redis with different prefixes.
+    prefix: str = "wshub:"
+    # Seconds a presence entry lives without its node refreshing it; a node
+    # refreshes its own entries every third of that, so a dead node's members
+    # disappear after at most this long.
+    presence_ttl: float = 30.0
+    # Sentinel: the master's service name and the sentinels' host:port; the
+    # url then only gives the database, password and TLS settings.
+    sentinel_master: str | None = None
+    sentinels: tuple[tuple[str, int], ...] = ()
+    # A stream's epoch outlives its last retained publication by this long (the
+    # memory engine forgets an idle stream after the same hour).
+    stream_idle_ttl: float = 3600.0
+    connect_timeout: float = 2.0
+    command_timeout: float = 5.0
+    reconnect_min_delay: float = 0.1
+    reconnect_max_delay: float = 5.0
+    # Seconds between health pings (and at most between presence refreshes).
+    health_interval: float = 1.0
+    # Seconds without a pong before the pub/sub connection counts as dead.
+    pubsub_ping_timeout: float = 10.0
+
+
+class EngineMetrics:
+    """Prometheus metrics of the Redis link (in the hub's registry when given one)."""
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        registry = registry or CollectorRegistry(auto_describe=True)
+        self.up = Gauge(
+            "wshub_engine_up",
+            "1 while the engine reaches Redis for commands and pub/sub, else 0",
+            registry=registry,
+        )
+        self.errors = Counter(
+            "wshub_engine_errors", "Engine operations that failed to reach Redis", registry=registry
+        )
+        self.reconnects = Counter(
+            "wshub_engine_reconnects",
+            "Pub/sub connections re-established after a loss",
+            registry=registry,
+        )
+        self.replayed = Counter(
+            "wshub_engine_replayed",
+            "Publications missed during a pub/sub loss and delivered from history",
+            registry=registry,
+        )
+        self.gaps = Counter(
+            "wshub_engine_gaps",
+            "Channels whose publications missed during a pub/sub loss could not all be replayed",
+            registry=registry,
+        )
+
+
+@dataclass
+class LinkState:
+    commands_ok: bool = True
+    pubsub: str = "down"  # "down", "syncing" or "up"
+    last_error: str = ""
+    last_error_at: float = 0.0
+    pubsub_reconnects: int = 0
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class RedisLink:
+    def __init__(self, options: RedisOptions, *, registry: CollectorRegistry | None = None) -> None:
+        self.options = options
+        self.keys = Keys(options.prefix)
+        self.metrics = EngineMetrics(registry)
+        self.state = LinkState()
+        self.client: Redis = self._make_client()
+        self._closed = False
+        self._update_gauge()
+
+    def _make_client(self) -> Redis:
+        options = self.options
+        common: dict[str, Any] = {
+            "retry": Retry(NoBackoff(), 0),
+            "socket_connect_timeout": options.connect_timeout,
+            "socket_timeout": options.command_timeout,
+        }
+        if options.sentinel_master is not None:
+            parts = urlsplit(options.url)
+            database = int(parts.path.lstrip("/") or 0)
+            sentinel = Sentinel(  # type: ignore[no-untyped-call]
+                list(options.sentinels),
+                sentinel_kwargs={"socket_connect_timeout": options.connect_timeout},
+                **common,
+            )
+            client: Redis = sentinel.master_for(
+                options.sentinel_master,
+                db=database,
+                username=parts.username,
+                password=parts.password,
+            )
+            return client
+        return Redis.from_url(options.url, **common)
+
+    def pubsub_connection(self) -> AbstractConnection:
+        """A new connection of the client's kind, for this node's pub/sub only."""
+        pool = self.client.connection_pool
+        connection: AbstractConnection = pool.make_connection()  # type: ignore[no-untyped-call]
+        # redis-py's own health check would PING and read the reply itself,
+        # which a subscribed connection cannot do: the reader pings instead.
+        connection.health_check_interval = 0
+        return connection
+
+    @property
+    def url(self) -> str:
+        return redact(self.options.url)
+
+    # -- health ------------------------------------------------------------
+
+    @property
+    def healthy(self) -> bool:
+        return self.state.commands_ok and self.state.pubsub == "up"
+
+    def _update_gauge(self) -> None:
+        self.metrics.up.set(1 if self.healthy else 0)
+
+    def record_failure(self, what: str, exc: BaseException) -> None:
+        state = self.state
+        message = f"{what}: {exc}"
+        # Once per distinct error, not once per reconnect attempt.
+        if message != state.last_error:
+            logger.warning("redis %s: %s failed: %s", self.url, what, exc)
+        state.last_error = message
+        state.last_error_at = time.time()
+        self.metrics.errors.inc()
+
+    def commands(self, ok: bool) -> None:
+        if ok != self.state.commands_ok:
+            logger.info("redis %s: commands %s", self.url, "reach Redis" if ok else "fail")
+        self.state.commands_ok = ok
+        self._update_gauge()
+
+    def pubsub_state(self, state: str) -> None:
+        if state != self.state.pubsub:
+            logger.info("redis %s: pub/sub %s", self.url, state)
+        self.state.pubsub = state
+        self._update_gauge()
+
+    def health(self) -> dict[str, Any]:
+        state = self.state
+        report: dict[str, Any] = {
+            "status": "ok" if self.healthy else "degraded",
+            "backend": "redis",
+            "url": self.url,
+            "commands": "up" if state.commands_ok else "down",
+            "pubsub": state.pubsub,
+            "pubsub_reconnects": state.pubsub_reconnects,
+        }
+        if state.last_error:
+            report["last_error"] = state.last_error
+        return report
+
+    # -- commands ----------------------------------------------------------
+
+    async def run(self, what: str, operation: Awaitable[T]) -> T:
+        """Await one Redis operation; EngineUnavailable if Redis could not be reached."""
+        try:
+            result = await operation
+        except (RedisError, OSError) as exc:
+            self.record_failure(what, exc)
+            if _is_link_error(exc):
+                self.commands(False)
+            raise EngineUnavailable(f"redis {what} failed: {exc}") from exc
+        if not self.state.commands_ok:
+            self.commands(True)
+        return result
+
+    async def ping(self) -> bool:
+        try:
+            await self.run("ping", self.client.ping())
+        except EngineUnavailable:
+            return False
+        return True
+
+    # -- background tasks --------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        self.state.tasks.add(task)
+        task.add_done_callback(self.state.tasks.discard)
+        return task
+
+    async def stop_tasks(self) -> None:
+        tasks = list(self.state.tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def reopen(self) -> None:
+        self._closed = False
+
+    async def close(self) -> None:
+        self._closed = True
+        await self.stop_tasks()
+        try:
+            await self.client.aclose()
+        except (RedisError, OSError) as exc:
+            logger.debug("redis %s: closing the client: %s", self.url, exc)
+
+
+def _is_link_error(exc: BaseException) -> bool:
+    """A failure to reach Redis, as opposed to Redis refusing one command."""
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError)

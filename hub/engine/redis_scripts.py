@@ -1,0 +1,261 @@
+"""The Lua scripts of the Redis engine: each runs atomically on the Redis server.
+
+Atomicity is what makes several nodes agree: an offset is assigned, stored and
+published in one step (so pub/sub order is offset order on every node), and a
+presence change reads and updates the per-user count in one step (so exactly one
+node sees a user's first connection, and one its last).
+
+Time is the Redis server's (``TIME``), so nodes with skewed clocks still agree
+on what has expired. Scripts are effect-replicated (Redis >= 5; ``XTRIM MINID``
+needs Redis >= 6.2).
+"""
+
+from __future__ import annotations
+
+_COMMON = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Make a key live at least ms more milliseconds; never shortens its life.
+local function extend(key, ms)
+  if ms > 0 and redis.call('PTTL', key) < ms then
+    redis.call('PEXPIRE', key, ms)
+  end
+end
+"""
+
+_HISTORY = (
+    _COMMON
+    + """
+-- The stream's epoch; a missing stream gets the candidate epoch and offset 0,
+-- and any entries left from before are forgotten with it.
+local function ensure_meta(meta, stream, candidate)
+  local epoch = redis.call('HGET', meta, 'epoch')
+  if epoch then
+    return epoch
+  end
+  redis.call('DEL', stream)
+  redis.call('HSET', meta, 'epoch', candidate, 'top', 0)
+  return candidate
+end
+
+local function offset_of(id)
+  return tonumber(string.match(id, '^(%d+)'))
+end
+
+-- Drop the leading run of expired entries (field 'x' is the deadline in ms),
+-- exactly as the memory engine pops expired entries from the front.
+local function expire_front(stream, now)
+  while true do
+    local batch = redis.call('XRANGE', stream, '-', '+', 'COUNT', 64)
+    if #batch == 0 then
+      redis.call('DEL', stream)
+      return
+    end
+    for i = 1, #batch do
+      if tonumber(batch[i][2][4]) > now then
+        if i > 1 then
+          redis.call('XTRIM', stream, 'MINID', batch[i][1])
+        end
+        return
+      end
+    end
+    redis.call('XTRIM', stream, 'MINID', (offset_of(batch[#batch][1]) + 1) .. '-0')
+  end
+end
+"""
+)
+
+HISTORY_ADD = (
+    _HISTORY
+    + """
+-- KEYS: meta, stream. ARGV: epoch candidate, body, size, ttl ms, meta ttl ms,
+-- pub/sub channel ('' publishes nothing).
+local meta, stream = KEYS[1], KEYS[2]
+local size, ttl, meta_ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local epoch = ensure_meta(meta, stream, ARGV[1])
+local top = redis.call('HINCRBY', meta, 'top', 1)
+local now = now_ms()
+if size > 0 then
+  redis.call('XADD', stream, 'MAXLEN', size, top .. '-0', 'd', ARGV[2], 'x', now + ttl)
+  extend(stream, ttl)
+end
+expire_front(stream, now)
+extend(meta, math.max(meta_ttl, ttl))
+if ARGV[6] ~= '' then
+  redis.call('PUBLISH', ARGV[6], top .. ':' .. epoch .. ':' .. ARGV[2])
+end
+return {top, epoch}
+"""
+)
+
+HISTORY_READ = (
+    _HISTORY
+    + """
+-- KEYS: meta, stream. ARGV: epoch candidate, meta ttl ms, mode, start id, count.
+-- mode 'position': {epoch, top}. mode 'latest': the last count entries (newest
+-- first; count < 0: all, oldest first). mode 'since': entries from the start id,
+-- at most count (< 0: all). Both read modes return {epoch, top, first kept
+-- offset (top + 1 when none), entries}.
+local meta, stream = KEYS[1], KEYS[2]
+local epoch = ensure_meta(meta, stream, ARGV[1])
+extend(meta, tonumber(ARGV[2]))
+local top = tonumber(redis.call('HGET', meta, 'top'))
+local mode, count = ARGV[3], tonumber(ARGV[5])
+if mode == 'position' then
+  return {epoch, top}
+end
+expire_front(stream, now_ms())
+local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
+local first_kept = top + 1
+if #first > 0 then
+  first_kept = offset_of(first[1][1])
+end
+local entries
+if mode == 'latest' then
+  if count < 0 then
+    entries = redis.call('XRANGE', stream, '-', '+')
+  elseif count == 0 then
+    entries = {}
+  else
+    entries = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', count)
+  end
+elseif count < 0 then
+  entries = redis.call('XRANGE', stream, ARGV[4], '+')
+else
+  entries = redis.call('XRANGE', stream, ARGV[4], '+', 'COUNT', count)
+end
+return {epoch, top, first_kept, entries}
+"""
+)
+
+_PRESENCE = (
+    _COMMON
+    + """
+-- KEYS: members (client -> blob), expiry (client scored by deadline), users
+-- (user -> connection count). A blob starts '<length of user>:<user>'.
+local members, expiry, users = KEYS[1], KEYS[2], KEYS[3]
+
+local function user_of(blob)
+  local colon = string.find(blob, ':', 1, true)
+  local length = tonumber(string.sub(blob, 1, colon - 1))
+  return string.sub(blob, colon + 1, colon + length)
+end
+
+-- Remove a connection; its blob and whether it was its user's last, or nil.
+local function drop(client)
+  redis.call('ZREM', expiry, client)
+  local blob = redis.call('HGET', members, client)
+  if not blob then
+    return nil, false
+  end
+  redis.call('HDEL', members, client)
+  local user = user_of(blob)
+  local left = redis.call('HINCRBY', users, user, -1)
+  if left <= 0 then
+    redis.call('HDEL', users, user)
+  end
+  return blob, left <= 0
+end
+
+-- Connections whose node stopped refreshing them (it died) are forgotten.
+local function sweep(now)
+  local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now)
+  for i = 1, #dead do
+    drop(dead[i])
+  end
+end
+
+-- Add or update a connection; true when it is its user's first.
+local function put(client, blob, deadline)
+  local fresh = redis.call('HSET', members, client, blob) == 1
+  redis.call('ZADD', expiry, deadline, client)
+  if fresh then
+    return redis.call('HINCRBY', users, user_of(blob), 1) == 1
+  end
+  return false
+end
+
+local function keep(ttl)
+  extend(members, ttl)
+  extend(expiry, ttl)
+  extend(users, ttl)
+end
+"""
+)
+
+PRESENCE_ADD = (
+    _PRESENCE
+    + """
+-- ARGV: client, blob, ttl ms. Returns 1 for the user's first connection.
+local now, ttl = now_ms(), tonumber(ARGV[3])
+sweep(now)
+local first = put(ARGV[1], ARGV[2], now + ttl)
+keep(ttl)
+if first then
+  return 1
+end
+return 0
+"""
+)
+
+PRESENCE_REMOVE = (
+    _PRESENCE
+    + """
+-- ARGV: client. Returns {blob, 1 if it was the user's last else 0}, or nil.
+sweep(now_ms())
+local blob, last = drop(ARGV[1])
+if not blob then
+  return nil
+end
+if last then
+  return {blob, 1}
+end
+return {blob, 0}
+"""
+)
+
+PRESENCE_MEMBERS = (
+    _PRESENCE
+    + """
+-- Returns the live connections as HGETALL does.
+sweep(now_ms())
+return redis.call('HGETALL', members)
+"""
+)
+
+PRESENCE_REFRESH = (
+    _PRESENCE
+    + """
+-- ARGV: ttl ms, then client ids. Pushes back the deadline of those still here;
+-- returns the ones missing (expired, or lost with Redis's data).
+local now, ttl = now_ms(), tonumber(ARGV[1])
+sweep(now)
+local missing = {}
+for i = 2, #ARGV do
+  if redis.call('HEXISTS', members, ARGV[i]) == 1 then
+    redis.call('ZADD', expiry, now + ttl, ARGV[i])
+  else
+    missing[#missing + 1] = ARGV[i]
+  end
+end
+keep(ttl)
+return missing
+"""
+)
+
+PRESENCE_RESTORE = (
+    _PRESENCE
+    + """
+-- ARGV: ttl ms, then client, blob pairs: put back connections a node still has.
+local now, ttl = now_ms(), tonumber(ARGV[1])
+sweep(now)
+for i = 2, #ARGV, 2 do
+  put(ARGV[i], ARGV[i + 1], now + ttl)
+end
+keep(ttl)
+return 0
+"""
+)

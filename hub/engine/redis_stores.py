@@ -1,0 +1,288 @@
+"""History and presence kept in Redis, shared by every node.
+
+:class:`RedisHistory` keeps the same contract as :class:`~hub.engine.memory.MemoryHistory`:
+offsets from 1 per channel, a random epoch per stream, at most ``size`` entries
+each living ``ttl`` seconds, and the same rules for when ``read(since)`` is
+complete. :class:`RedisPresence` merges connections of one user over all nodes;
+each node refreshes its own entries, so those of a node that died expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis.commands.core import AsyncScript
+
+from hub.engine.base import ClientInfo, HistoryResult, Publication, StreamPosition
+from hub.engine.memory import new_epoch
+from hub.engine.redis_codec import (
+    MessageIds,
+    decode_body,
+    decode_member,
+    encode_body,
+    encode_member,
+    entry_offset,
+)
+from hub.engine.redis_link import EngineUnavailable, RedisLink
+from hub.engine.redis_scripts import (
+    HISTORY_ADD,
+    HISTORY_READ,
+    PRESENCE_ADD,
+    PRESENCE_MEMBERS,
+    PRESENCE_REFRESH,
+    PRESENCE_REMOVE,
+    PRESENCE_RESTORE,
+)
+
+logger = logging.getLogger("hub.engine.redis")
+
+# Largest stream id Redis accepts (ids are 64-bit).
+_MAX_OFFSET = 2**64 - 1
+
+# Set in ``Publication.encoded`` once the history script has published it, so
+# the broker does not publish it a second time.
+PUBLISHED = ("hub.engine.redis", "published")
+
+
+def _ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
+
+
+class RedisHistory:
+    """A Redis stream per channel plus a meta hash holding its epoch and top offset.
+
+    With ``broadcast`` on (the Redis engine sets it), :meth:`add` also publishes
+    the publication, in the same Lua script that gives it its offset: every node
+    then receives a channel's publications in offset order, whichever nodes
+    published them. The broker skips publications marked as already published.
+    """
+
+    def __init__(self, link: RedisLink, *, broadcast: bool = False) -> None:
+        self._link = link
+        self._keys = link.keys
+        self.broadcast = broadcast
+        self.message_ids = MessageIds()
+        # Set by the broker: told (channel, message id) before a broadcast, it
+        # returns what to call if the broadcast fails.
+        self.watch: Callable[[str, bytes], Callable[[], None]] | None = None
+        client = link.client
+        self._add: AsyncScript = client.register_script(HISTORY_ADD)
+        self._read: AsyncScript = client.register_script(HISTORY_READ)
+        self._meta_ttl = _ms(link.options.stream_idle_ttl)
+
+    async def add(self, publication: Publication, *, size: int, ttl: float) -> StreamPosition:
+        channel = publication.channel
+        message_id = next(self.message_ids)
+        body = encode_body(publication, message_id)
+        unwatch = self.watch(channel, message_id) if self.broadcast and self.watch else None
+        try:
+            reply = await self._link.run(
+                "publish",
+                self._add(
+                    keys=self._keys.history(channel),
+                    args=[
+                        new_epoch(),
+                        body,
+                        max(size, 0),
+                        _ms(ttl),
+                        self._meta_ttl,
+                        self._keys.pubsub(channel) if self.broadcast else "",
+                    ],
+                ),
+            )
+        except BaseException:
+            if unwatch is not None:
+                unwatch()
+            raise
+        position = StreamPosition(int(reply[0]), reply[1].decode())
+        publication.offset = position.offset
+        publication.epoch = position.epoch
+        if self.broadcast:
+            publication.encoded[PUBLISHED] = message_id
+        return position
+
+    async def read(
+        self, channel: str, *, since: StreamPosition | None, limit: int | None
+    ) -> HistoryResult:
+        if since is None:
+            count = -1 if limit is None else max(limit, 0)
+            epoch, top, _first_kept, entries = await self._call(channel, "latest", "-", count)
+            publications = self._publications(channel, epoch, entries)
+            if count > 0:
+                publications.reverse()  # XREVRANGE gave the newest first
+            return HistoryResult(publications, StreamPosition(top, epoch))
+        start = min(max(since.offset, 0) + 1, _MAX_OFFSET)
+        # One more than the limit tells whether more were missed than returned.
+        count = -1 if limit is None else max(limit, 0) + 1
+        epoch, top, first_kept, entries = await self._call(channel, "since", f"{start}-0", count)
+        position = StreamPosition(top, epoch)
+        # The same completeness rules as MemoryHistory.read.
+        if since.epoch != epoch or since.offset > top:
+            return HistoryResult([], position, complete=False)
+        if since.offset + 1 < first_kept:
+            return HistoryResult([], position, complete=False)
+        missed = self._publications(channel, epoch, entries)
+        if limit is not None and len(missed) > limit:
+            return HistoryResult(missed[:limit], position, complete=False)
+        return HistoryResult(missed, position)
+
+    async def position(self, channel: str) -> StreamPosition:
+        reply = await self._link.run(
+            "history position",
+            self._read(
+                keys=self._keys.history(channel),
+                args=[new_epoch(), self._meta_ttl, "position", "-", 0],
+            ),
+        )
+        return StreamPosition(int(reply[1]), reply[0].decode())
+
+    async def _call(
+        self, channel: str, mode: str, start: str, count: int
+    ) -> tuple[str, int, int, list[Any]]:
+        reply = await self._link.run(
+            "history read",
+            self._read(
+                keys=self._keys.history(channel),
+                args=[new_epoch(), self._meta_ttl, mode, start, count],
+            ),
+        )
+        return reply[0].decode(), int(reply[1]), int(reply[2]), list(reply[3])
+
+    @staticmethod
+    def _publications(channel: str, epoch: str, entries: list[Any]) -> list[Publication]:
+        publications = []
+        for entry_id, fields in entries:
+            offset = entry_offset(entry_id)
+            try:
+                publications.append(decode_body(channel, fields[1], offset, epoch))
+            except ValueError as exc:
+                # Not ours (another writer, another format): skip it rather than
+                # fail every recovery of the channel.
+                logger.warning("skipping history entry %s: %s", entry_id, exc)
+        return publications
+
+
+class RedisPresence:
+    """Presence shared by every node: a hash of members, an expiry set, user counts.
+
+    This node remembers the connections it added and pushes back their expiry
+    every third of ``presence_ttl`` (and puts them back if Redis lost them), so
+    the members of a node that stopped doing so disappear after the TTL.
+    """
+
+    def __init__(self, link: RedisLink) -> None:
+        self._link = link
+        self._keys = link.keys
+        client = link.client
+        self._add: AsyncScript = client.register_script(PRESENCE_ADD)
+        self._remove: AsyncScript = client.register_script(PRESENCE_REMOVE)
+        self._members: AsyncScript = client.register_script(PRESENCE_MEMBERS)
+        self._refresh: AsyncScript = client.register_script(PRESENCE_REFRESH)
+        self._restore: AsyncScript = client.register_script(PRESENCE_RESTORE)
+        self.ttl = link.options.presence_ttl
+        # This node's connections: channel -> client -> member.
+        self._local: dict[str, dict[str, ClientInfo]] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    @property
+    def _ttl_ms(self) -> int:
+        return max(1, _ms(self.ttl))
+
+    async def add(self, channel: str, member: ClientInfo) -> bool:
+        self._ensure_heartbeat()
+        first = await self._link.run(
+            "presence add",
+            self._add(
+                keys=self._keys.presence(channel),
+                args=[member.client, encode_member(member), self._ttl_ms],
+            ),
+        )
+        self._local.setdefault(channel, {})[member.client] = member
+        return bool(first)
+
+    async def remove(self, channel: str, client_id: str) -> ClientInfo | None:
+        local = self._local.get(channel)
+        if local is not None:
+            local.pop(client_id, None)
+            if not local:
+                del self._local[channel]
+        try:
+            reply = await self._link.run(
+                "presence remove",
+                self._remove(keys=self._keys.presence(channel), args=[client_id]),
+            )
+        except EngineUnavailable:
+            # No longer refreshed by this node, the entry expires after the TTL;
+            # the user's leave cannot be told now.
+            return None
+        if not reply:
+            return None
+        blob, last = reply
+        return decode_member(client_id, blob) if int(last) else None
+
+    async def members(self, channel: str) -> dict[str, ClientInfo]:
+        reply = await self._link.run(
+            "presence members",
+            self._members(keys=self._keys.presence(channel), args=[]),
+        )
+        members: dict[str, ClientInfo] = {}
+        for index in range(0, len(reply), 2):
+            client = reply[index].decode()
+            try:
+                members[client] = decode_member(client, reply[index + 1])
+            except ValueError as exc:
+                logger.warning("skipping presence entry %r of %r: %s", client, channel, exc)
+        return members
+
+    def local_count(self) -> int:
+        """Connections this node keeps alive in presence."""
+        return sum(len(clients) for clients in self._local.values())
+
+    # -- refreshing --------------------------------------------------------
+
+    def _ensure_heartbeat(self) -> None:
+        if (self._heartbeat is None or self._heartbeat.done()) and not self._link.closed:
+            self._heartbeat = self._link.spawn(self._beat(), "wshub-redis-presence")
+
+    async def start(self) -> None:
+        self._ensure_heartbeat()
+
+    async def _beat(self) -> None:
+        """Ping Redis every health interval; refresh this node's entries every TTL/3."""
+        options = self._link.options
+        interval = max(0.05, min(options.health_interval, self.ttl / 3))
+        due = time.monotonic() + self.ttl / 3
+        while True:
+            await asyncio.sleep(interval)
+            if not await self._link.ping():
+                continue
+            if time.monotonic() >= due:
+                try:
+                    await self.refresh()
+                except EngineUnavailable:
+                    continue  # retried at the next tick
+                due = time.monotonic() + self.ttl / 3
+
+    async def refresh(self) -> None:
+        """Push back the expiry of this node's entries; put back any Redis lost."""
+        ttl = self._ttl_ms
+        for channel, clients in list(self._local.items()):
+            missing = await self._link.run(
+                "presence refresh",
+                self._refresh(keys=self._keys.presence(channel), args=[ttl, *clients]),
+            )
+            # Put back those Redis lost, unless they left meanwhile.
+            current = self._local.get(channel, {})
+            lost = [current[c] for c in (m.decode() for m in missing) if c in current]
+            if lost:
+                pairs: list[Any] = []
+                for member in lost:
+                    pairs += [member.client, encode_member(member)]
+                await self._link.run(
+                    "presence restore",
+                    self._restore(keys=self._keys.presence(channel), args=[ttl, *pairs]),
+                )
