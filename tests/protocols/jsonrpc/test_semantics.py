@@ -239,13 +239,18 @@ async def test_concurrency_per_connection_is_bounded(make_hub, jsonrpc) -> None:
     """At most ``limits.max_concurrent_requests`` requests of one connection run at once."""
     hub = await make_hub({"limits": {"max_concurrent_requests": 2}})
     running = peak = 0
+    two_running = asyncio.Event()
 
     @hub.rpc("hold")
     async def hold(i: int) -> int:
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
-        await asyncio.sleep(0.05)
+        if running == 2:
+            two_running.set()
+        # The first requests hold their slots until two run side by side.
+        await two_running.wait()
+        await asyncio.sleep(0)
         running -= 1
         return i
 

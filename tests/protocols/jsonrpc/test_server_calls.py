@@ -101,7 +101,7 @@ async def test_unanswered_call_times_out(hub: Hub, jsonrpc) -> None:
     started = loop.time()
     with pytest.raises(TimeoutError):
         await hub.call(session_id, "client.sleep", timeout=0.2)
-    assert 0.2 <= loop.time() - started < 1.0
+    assert 0.2 <= loop.time() - started < 2.0
     # A late answer is ignored and the session carries on.
     request = await peer.recv()
     await peer.send({"jsonrpc": "2.0", "id": request["id"], "result": "too late"})
