@@ -127,16 +127,23 @@ class ChannelService:
         namespace = self.namespace(channel)
         if not namespace.allow_publish:
             raise PermissionDenied(f"clients may not publish to {channel!r}")
-        if payload_size(data) > namespace.max_payload_bytes:
-            raise PayloadTooLarge(
-                f"payload over {namespace.max_payload_bytes} bytes for {channel!r}"
-            )
+        self._check_size(channel, data, namespace)
         publication = Publication(channel, data, extras=extras or {})
         if namespace.publisher_info:
             publication.publisher = client_info(ctx)
         await self.hooks.run_publish(ctx, publication)
+        # A hook that rewrote the payload must not get around the limit.
+        if publication.data is not data:
+            self._check_size(channel, publication.data, namespace)
         await self._publish(publication, namespace)
         return publication
+
+    @staticmethod
+    def _check_size(channel: str, data: Any, namespace: NamespaceConfig) -> None:
+        if payload_size(data) > namespace.max_payload_bytes:
+            raise PayloadTooLarge(
+                f"payload over {namespace.max_payload_bytes} bytes for {channel!r}"
+            )
 
     async def publish(
         self, channel: str, data: Any, *, extras: dict[str, Any] | None = None, origin: str = ""

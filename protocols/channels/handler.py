@@ -24,7 +24,8 @@ WIRE_NAME = "channels.v1"
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: a wire protocol takes `true`, not "yes", and offsets as numbers.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 P = TypeVar("P", bound=_Params)

@@ -42,6 +42,13 @@ CASES: list[tuple[str, str, Any, int]] = [
     ("since without epoch", "subscribe", {"channel": "a", "since": {"offset": 1}}, -32602),
     ("negative limit", "history", {"channel": "a", "limit": -1}, -32602),
     ("presence not a bool", "subscribe", {"channel": "a", "presence": "maybe"}, -32602),
+    ("presence as a truthy string", "subscribe", {"channel": "a", "presence": "yes"}, -32602),
+    (
+        "offset as a string",
+        "subscribe",
+        {"channel": "a", "since": {"offset": "1", "epoch": "e"}},
+        -32602,
+    ),
     ("'#' not last", "subscribe", {"channel": "a/#/b"}, -32010),
     ("'+' inside a level", "subscribe", {"channel": "a+/b"}, -32010),
     ("empty channel", "subscribe", {"channel": ""}, -32010),

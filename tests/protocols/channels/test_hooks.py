@@ -265,3 +265,20 @@ async def test_join_hook_blocked_by_a_closing_client_leaves_no_member(
         assert await closed.get() == {}
     release.set()
     assert await hub.presence("room") == {}
+
+
+async def test_on_publish_cannot_grow_a_payload_past_the_limit(
+    make_hub: HubFactory, channels: PeerFactory
+) -> None:
+    """A hook's rewritten payload is checked against max_payload_bytes too (-32015)."""
+    hub = await make_hub({"channels": {"default": {"max_payload_bytes": 100}}})
+
+    @hub.on_publish("grow/#")
+    async def inflate(ctx: CallContext, publication: Publication) -> Any:
+        return "x" * 1000
+
+    peer = await channels(hub)
+    error = await peer.error("publish", {"channel": "grow/a", "data": "small"})
+    assert error["code"] == -32015
+    result = await peer.call("publish", {"channel": "other", "data": "small"})
+    assert result["offset"] == 1
