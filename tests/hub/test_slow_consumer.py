@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ def slow_consumers_closed(hub: Hub) -> float:
 
 
 @pytest.fixture
-async def hub(make_hub, disconnects) -> Hub:
+async def hub(make_hub) -> Hub:
     """A hub allowing 64 KiB of unsent data per connection."""
     hub: Hub = await make_hub(
         {"limits": {"max_outbound_bytes": LIMIT}, "websocket": {"close_timeout": 0.2}}
@@ -32,8 +33,13 @@ async def hub(make_hub, disconnects) -> Hub:
     async def whoami(ctx: CallContext) -> str:
         return ctx.session_id
 
-    hub.ended = disconnects(hub)  # type: ignore[attr-defined]
     return hub
+
+
+@pytest.fixture
+def ended(hub: Hub, disconnects) -> Any:
+    """Awaits the end of a session on the server side."""
+    return disconnects(hub)
 
 
 async def raw_session(hub: Hub) -> tuple[RawClient, str]:
@@ -46,7 +52,7 @@ async def raw_session(hub: Hub) -> tuple[RawClient, str]:
 
 
 async def test_slow_consumer_is_closed_without_hurting_others(
-    hub: Hub, jsonrpc, caplog: pytest.LogCaptureFixture
+    hub: Hub, ended, jsonrpc, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A client that stops reading is closed once 64 KiB back up; a reading one is unaffected."""
     good = await jsonrpc(hub)
@@ -66,7 +72,7 @@ async def test_slow_consumer_is_closed_without_hurting_others(
                 await asyncio.sleep(0)
             else:
                 pytest.fail("the slow consumer was never closed")
-        await hub.ended.wait(slow_id)
+        await ended.wait(slow_id)
     finally:
         raw.close()
     with pytest.raises(SessionNotFound):
@@ -81,7 +87,7 @@ async def test_slow_consumer_is_closed_without_hurting_others(
 
 
 async def test_notify_from_a_sync_method_is_thread_safe(
-    hub: Hub, caplog: pytest.LogCaptureFixture
+    hub: Hub, ended, caplog: pytest.LogCaptureFixture
 ) -> None:
     """``ctx.notify`` from a sync method (worker thread) is safe and still closes a slow peer."""
     chunk = CHUNK
@@ -103,14 +109,14 @@ async def test_notify_from_a_sync_method_is_thread_safe(
                     {"jsonrpc": "2.0", "id": 2, "method": "flood_me", "params": [MAX_MESSAGES]}
                 )
             )
-            await hub.ended.wait(slow_id)
+            await ended.wait(slow_id)
     finally:
         raw.close()
     assert slow_consumers_closed(hub) == 1
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
-async def test_burst_stops_buffering_once_closing(hub: Hub) -> None:
+async def test_burst_stops_buffering_once_closing(hub: Hub, ended) -> None:
     """Sends in one synchronous burst stop buffering as soon as the limit is crossed."""
     buffered: list[int] = []
 
@@ -124,7 +130,7 @@ async def test_burst_stops_buffering_once_closing(hub: Hub) -> None:
     raw, slow_id = await raw_session(hub)
     try:
         await raw.send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "burst", "params": [500]}))
-        await hub.ended.wait(slow_id)
+        await ended.wait(slow_id)
     finally:
         raw.close()
     assert slow_consumers_closed(hub) == 1

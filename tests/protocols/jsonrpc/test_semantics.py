@@ -16,9 +16,14 @@ NOT_ANSWERED_WITHIN = 0.2
 
 
 @pytest.fixture
-async def peer(hub: Hub, jsonrpc) -> Any:
-    """A client of a hub serving ``add``, ``fail`` and ``crash``; calls are logged in hub.seen."""
-    seen: list[Any] = []
+def seen() -> list[Any]:
+    """The calls the hub's methods received, in order."""
+    return []
+
+
+@pytest.fixture
+async def peer(hub: Hub, jsonrpc, seen: list[Any]) -> Any:
+    """A client of a hub serving ``add``, ``fail`` and ``crash``, which log calls in ``seen``."""
 
     @hub.rpc("add")
     async def add(a: int, b: int) -> int:
@@ -35,7 +40,6 @@ async def peer(hub: Hub, jsonrpc) -> Any:
         seen.append("crash")
         raise RuntimeError("crashed on purpose")
 
-    hub.seen = seen  # type: ignore[attr-defined]
     return await jsonrpc(hub)
 
 
@@ -76,7 +80,7 @@ async def test_parse_error_keeps_the_connection(peer) -> None:
         "number-method",
     ],
 )
-async def test_invalid_request(hub: Hub, peer, message: Any, reply_id: Any) -> None:
+async def test_invalid_request(peer, seen: list[Any], message: Any, reply_id: Any) -> None:
     """Invalid request objects get -32600 (id when readable, else null); nothing runs."""
     await peer.send(message)
     reply = await peer.recv()
@@ -84,7 +88,7 @@ async def test_invalid_request(hub: Hub, peer, message: Any, reply_id: Any) -> N
     assert reply["id"] == reply_id
     assert reply["error"]["code"] == -32600
     assert reply["error"]["message"] == "Invalid Request"
-    assert hub.seen == []
+    assert seen == []
     await still_serves(peer)
 
 
@@ -138,7 +142,7 @@ async def test_mixed_batch_answers_exactly_the_requests(peer) -> None:
     await still_serves(peer)
 
 
-async def test_batch_of_notifications_gets_no_reply(hub: Hub, peer) -> None:
+async def test_batch_of_notifications_gets_no_reply(peer, seen: list[Any]) -> None:
     """A batch of only notifications is run and answered with nothing at all."""
     await peer.send(
         [
@@ -148,10 +152,10 @@ async def test_batch_of_notifications_gets_no_reply(hub: Hub, peer) -> None:
     )
     assert await peer.silent_for(NOT_ANSWERED_WITHIN)
     await still_serves(peer)
-    assert sorted(hub.seen) == [("add", 1, 2), ("add", 3, 4), ("add", 20, 22)]
+    assert sorted(seen) == [("add", 1, 2), ("add", 3, 4), ("add", 20, 22)]
 
 
-async def test_notification_errors_get_no_reply(hub: Hub, peer) -> None:
+async def test_notification_errors_get_no_reply(peer, seen: list[Any]) -> None:
     """Notifications that fail (unknown method, bad params, RpcError, crash) are never answered."""
     for method, params in [("sub", [1]), ("add", ["x"]), ("fail", None), ("crash", None)]:
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
@@ -160,8 +164,8 @@ async def test_notification_errors_get_no_reply(hub: Hub, peer) -> None:
         await peer.send(message)
     assert await peer.silent_for(NOT_ANSWERED_WITHIN)
     await still_serves(peer)
-    assert "fail" in hub.seen
-    assert "crash" in hub.seen
+    assert "fail" in seen
+    assert "crash" in seen
 
 
 async def test_binary_frame_is_invalid_request(peer) -> None:
