@@ -281,6 +281,10 @@ class WampConfig(_Section):
         "wampcra",
     ]
     wampcra_users: dict[str, WampCraUser] = {}
+    # Disclose every publisher to subscribers / every caller to callees, as if
+    # each had asked (disclose_me); Autobahn|Python clients can no longer ask.
+    disclose_publisher: bool = False
+    disclose_caller: bool = False
     # Seconds a client has to send HELLO after the WebSocket opens, and to
     # answer a CHALLENGE.
     hello_timeout: float = Field(10.0, gt=0)

@@ -1,14 +1,25 @@
-"""WAMP v2 for wshub: messages, codec, serializers and URI rules (all pure).
+"""WAMP v2 for wshub: the pure codec, and a router (broker + dealer) on the hub.
 
-The router role (broker + dealer) lives in ``protocols.wamp.handler`` and builds
-on these modules::
+Pure: ``messages``, ``codec``, ``serializers``, ``uri``, ``payload``::
 
-    serializer = serializer_for_subprotocol(session.subprotocol)
+    serializer = serializer_for_subprotocol(session.wire_name)
     message = serializer.decode(frame)        # raises only WampProtocolError
     session.send(serializer.encode(reply))
+
+The router: ``handler`` (one connection's state machine), ``router`` (the hub
+service holding the realms), ``realm``, ``broker``, ``dealer``, ``auth``.
+Negotiated as ``wamp.2.json`` (text frames), ``wamp.2.msgpack`` and
+``wamp.2.cbor`` (binary frames): one protocol, the serializer picked by the name.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hub.config import WampCraUser
+from hub.handler import ProtocolSpec
 from protocols.wamp.codec import WampProtocolError, message_from_list, message_to_list
+from protocols.wamp.handler import WampHandler
 from protocols.wamp.messages import (
     MAX_ID,
     Abort,
@@ -38,6 +49,7 @@ from protocols.wamp.messages import (
     Welcome,
     Yield,
 )
+from protocols.wamp.router import SERVICE_NAME, WampRouter, wamp_router
 from protocols.wamp.serializers import (
     CBOR,
     JSON,
@@ -59,12 +71,29 @@ from protocols.wamp.uri import (
     topic_to_channel,
 )
 
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+
+def setup(hub: Hub) -> None:
+    """Register the router service: realms outlive the connections that join them."""
+    hub.services.add(SERVICE_NAME, WampRouter(hub))
+
+
+PROTOCOL = ProtocolSpec(
+    name=JSON.subprotocol,
+    aliases=(MSGPACK.subprotocol, CBOR.subprotocol),
+    factory=WampHandler,
+    setup=setup,
+)
+
 __all__ = [
     "CBOR",
     "JSON",
     "MATCH_POLICIES",
     "MAX_ID",
     "MSGPACK",
+    "PROTOCOL",
     "SUBPROTOCOLS",
     "Abort",
     "Authenticate",
@@ -95,7 +124,10 @@ __all__ = [
     "Unregistered",
     "Unsubscribe",
     "Unsubscribed",
+    "WampCraUser",
+    "WampHandler",
     "WampProtocolError",
+    "WampRouter",
     "Welcome",
     "Yield",
     "channel_to_topic",
@@ -105,5 +137,7 @@ __all__ = [
     "message_to_list",
     "pattern_to_channel",
     "serializer_for_subprotocol",
+    "setup",
     "topic_to_channel",
+    "wamp_router",
 ]
