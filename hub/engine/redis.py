@@ -40,6 +40,8 @@ def redis_engine(
     The engine connects lazily (or when its broker is started as a hub
     service) and is closed with :meth:`ChannelEngine.close`.
     """
+    if node_id:
+        options.setdefault("client_name", f"wshub-{node_id}")
     link = RedisLink(RedisOptions(url=url, **options), registry=registry)
     history = RedisHistory(link, broadcast=True)
     presence = RedisPresence(link)

@@ -76,6 +76,9 @@ class RedisOptions:
     # A stream's epoch outlives its last retained publication by this long (the
     # memory engine forgets an idle stream after the same hour).
     stream_idle_ttl: float = 3600.0
+    # CLIENT SETNAME of this node's connections ("<name>-pubsub" for pub/sub),
+    # so CLIENT LIST tells the nodes apart.
+    client_name: str = "wshub"
     connect_timeout: float = 2.0
     command_timeout: float = 5.0
     reconnect_min_delay: float = 0.1
@@ -142,6 +145,7 @@ class RedisLink:
             "retry": Retry(NoBackoff(), 0),
             "socket_connect_timeout": options.connect_timeout,
             "socket_timeout": options.command_timeout,
+            "client_name": options.client_name or None,
         }
         if options.sentinel_master is not None:
             parts = urlsplit(options.url)
@@ -167,6 +171,8 @@ class RedisLink:
         # redis-py's own health check would PING and read the reply itself,
         # which a subscribed connection cannot do: the reader pings instead.
         connection.health_check_interval = 0
+        if self.options.client_name:
+            connection.client_name = f"{self.options.client_name}-pubsub"
         return connection
 
     @property
