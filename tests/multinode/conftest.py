@@ -1,0 +1,170 @@
+"""Several real hub processes on one private Redis, and channels.v1 clients to them.
+
+Each hub is ``python -m hub --config <toml> --port <free>`` started as a
+subprocess, so a node can be killed with SIGKILL like a crashed server. Tests
+use :func:`cluster` to start nodes and :class:`ChannelsPeer` (a plain websockets
+client) to talk to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
+
+from tests.multinode.redis_server import RedisServer, free_port
+from tests.protocols.channels.conftest import ChannelsPeer
+
+
+class HubProcess:
+    """One ``wshub`` node in its own process, configured for the Redis engine."""
+
+    def __init__(self, directory: Path, name: str, redis_url: str, **engine: Any) -> None:
+        self.name = name
+        self.port = free_port()
+        self.directory = directory
+        self.config = directory / f"{name}.toml"
+        self.log_path = directory / f"{name}.log"
+        settings = {"backend": "redis", "url": redis_url, "reconnect_max_delay": 0.5, **engine}
+        lines = ["[engine]"] + [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+        self.config.write_text("\n".join(lines) + "\n")
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/"
+
+    async def start(self, timeout: float = 15.0) -> None:
+        with self.log_path.open("ab") as log:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "hub",
+                "--config",
+                str(self.config),
+                "--port",
+                str(self.port),
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+        await self.wait_health("ok", timeout)
+
+    async def http_get(self, path: str) -> tuple[int, bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        try:
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            await writer.drain()
+            raw = await reader.read()
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        head, _, body = raw.partition(b"\r\n\r\n")
+        return int(head.split()[1]), body
+
+    async def health(self) -> dict[str, Any]:
+        status, body = await self.http_get("/healthz")
+        assert status == 200, (status, body)
+        return dict(json.loads(body))
+
+    async def metric(self, name: str) -> float:
+        _, body = await self.http_get("/metrics")
+        for line in body.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise LookupError(name)
+
+    async def wait_health(self, status: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Poll /healthz until it reports ``status``; the report."""
+        async with asyncio.timeout(timeout):
+            while True:
+                if self._process is not None and self._process.returncode is not None:
+                    raise RuntimeError(f"hub {self.name} exited:\n{self.log()}")
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    report = await self.health()
+                    if report["status"] == status:
+                        return report
+                await asyncio.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL: the node dies without closing anything."""
+        if self._process is not None and self._process.returncode is None:
+            self._process.send_signal(signal.SIGKILL)
+
+    async def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(10):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+        await process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+ClusterFactory = Callable[..., Awaitable[list[HubProcess]]]
+PeerFactory = Callable[[HubProcess], Awaitable[ChannelsPeer]]
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A private redis-server on a free port (persistence off), for this test only."""
+    server = RedisServer(tmp_path)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, redis_server: RedisServer) -> AsyncIterator[ClusterFactory]:
+    """``await cluster(3, presence_ttl=2)``: that many hub processes on the test's Redis."""
+    hubs: list[HubProcess] = []
+
+    async def start(count: int, **engine: Any) -> list[HubProcess]:
+        started = [
+            HubProcess(tmp_path, f"node{len(hubs) + n + 1}", redis_server.url, **engine)
+            for n in range(count)
+        ]
+        hubs.extend(started)
+        await asyncio.gather(*(hub.start() for hub in started))
+        return started
+
+    yield start
+    await asyncio.gather(*(hub.stop() for hub in hubs))
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[PeerFactory]:
+    """``await peer(hub)``: a channels.v1 client connected to one node; closed after."""
+    peers: list[ChannelsPeer] = []
+
+    async def open_peer(hub: HubProcess) -> ChannelsPeer:
+        ws = await connect(
+            hub.url,
+            subprotocols=[Subprotocol("channels.v1")],
+            open_timeout=5,
+            close_timeout=1,
+        )
+        client = ChannelsPeer(ws)
+        peers.append(client)
+        return client
+
+    yield open_peer
+    for client in peers:
+        with contextlib.suppress(Exception):
+            await client.close()
