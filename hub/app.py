@@ -276,10 +276,16 @@ class Hub:
 
     @property
     def url(self) -> str:
-        host = self.config.server.host
-        if ":" in host:
-            host = f"[{host}]"
-        return f"ws://{host}:{self.port}/"
+        """ws:// URL of the first bound socket (the address really listened on)."""
+        for sock in self._server.sockets:
+            host, port = sock.getsockname()[:2]
+            if host in ("0.0.0.0", "::"):
+                # Bound to every interface: loopback reaches it from here.
+                host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+            if ":" in host:
+                host = f"[{host}]"
+            return f"ws://{host}:{port}/"
+        raise RuntimeError("the hub is not running")
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:
         self._stopped.clear()

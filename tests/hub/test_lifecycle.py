@@ -81,3 +81,19 @@ async def test_handler_crash_closes_only_its_connection(
         "wshub_handler_errors_total", {"subprotocol": "boom.v1"}
     )
     assert errors == 1
+
+
+async def test_url_names_the_address_really_bound() -> None:
+    """Hub.url reflects the host given to start(), including IPv6, not only the config."""
+    hub = Hub()
+    await hub.start(host="127.0.0.2", port=0)
+    try:
+        assert hub.url == f"ws://127.0.0.2:{hub.port}/"
+    finally:
+        await hub.stop()
+    hub = Hub()
+    await hub.start(host="::1", port=0)
+    try:
+        assert hub.url == f"ws://[::1]:{hub.port}/"
+    finally:
+        await hub.stop()
