@@ -54,6 +54,22 @@ async def test_autobahn_joins_over_each_serializer(
     assert details.authrole == "anonymous"
 
 
+async def test_unsupported_features_in_hello_are_ignored(hub: Hub, raw_wamp: RawFactory) -> None:
+    """Features, roles and details the router does not know do not refuse the session."""
+    raw = await raw_wamp(hub, "cbor")
+    roles = {
+        "publisher": {"features": {"x_acknowledged_event_delivery": True}},
+        "subscriber": {"features": {"payload_encryption_cryptobox": True}},
+        "callee": {"features": {"shared_registration": True, "x_unheard_of": True}},
+        "x_custom_role": {},
+    }
+    welcome = await raw.hello(roles=roles, authextra={"pubkey": "00"}, resumable=True)
+    assert welcome[0] == 2
+    # And options it does not know are ignored on requests too.
+    published = await raw.request([16, 1, {"acknowledge": True, "retain": True}, "com.x"])
+    assert published[0] == 17
+
+
 async def test_session_ids_differ(hub: Hub, wamp: WampFactory) -> None:
     """Every session gets its own random id."""
     sessions = [await wamp(hub) for _ in range(5)]
