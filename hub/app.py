@@ -332,7 +332,8 @@ class Hub:
         health: dict[str, Any] = {"status": "ok", "sessions": len(self._sessions)}
         services = self.services.health()
         if services:
-            # A service down (a bridge's broker) degrades the hub, which keeps serving.
-            health["status"] = "degraded" if self.services.status() != "ok" else "ok"
+            # The worst service's status: a bridge whose broker is away reports
+            # "degraded" (the hub serves on, HTTP 200); "down" answers 503.
+            health["status"] = self.services.status()
             health["services"] = services
         return health
