@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 
 from hub.engine.base import Kind, Publication, StreamPosition
 from hub.engine.redis_codec import decode_body, encode_body, frame, message_id, unframe
-from hub.engine.redis_link import EngineUnavailable, RedisLink, full_jitter
+from hub.engine.redis_link import EngineUnavailable, RedisLink, cancel_requested, full_jitter
 from hub.engine.redis_stores import PUBLISHED, RedisHistory, RedisPresence
 from hub.engine.topics import PatternIndex, is_pattern
 
@@ -291,6 +291,7 @@ class RedisBroker:
         options = self._link.options
         attempt = 0
         while True:
+            cancel_requested()
             connection = self._link.pubsub_connection()
             sync: asyncio.Task[None] | None = None
             try:
@@ -359,6 +360,7 @@ class RedisBroker:
         last_traffic = time.monotonic()
         ping_sent: float | None = None
         while True:
+            cancel_requested()
             if self._broken is not None:
                 raise _Lost(str(self._broken))
             # push_request: under RESP3 (redis-py's default) messages are pushes.

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -239,9 +239,26 @@ class RedisLink:
             self.commands(True)
         return result
 
+    async def run_idempotent(self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
+        """:meth:`run` for an operation safe to repeat: once more at once if the link failed.
+
+        After Redis restarts, the first command on each pooled connection finds
+        it closed; a read need not fail for that.
+        """
+        try:
+            result = await operation()
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            return await self.run(what, operation())
+        except RedisError as exc:
+            self.record_failure(what, exc)
+            raise EngineUnavailable(f"redis {what} failed: {exc}") from exc
+        if not self.state.commands_ok:
+            self.commands(True)
+        return result
+
     async def ping(self) -> bool:
         try:
-            await self.run("ping", self.client.ping())
+            await self.run_idempotent("ping", self.client.ping)
         except EngineUnavailable:
             return False
         return True
@@ -259,11 +276,13 @@ class RedisLink:
         return task
 
     async def stop_tasks(self) -> None:
-        tasks = list(self.state.tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        pending = set(self.state.tasks)
+        while pending:
+            for task in pending:
+                task.cancel()
+            # A cancellation can be swallowed inside a client call racing its own
+            # timeout: loops also check cancel_requested(), and are cancelled again.
+            _, pending = await asyncio.wait(pending, timeout=1.0)
 
     def reopen(self) -> None:
         self._closed = False
@@ -275,6 +294,13 @@ class RedisLink:
             await self.client.aclose()
         except (RedisError, OSError) as exc:
             logger.debug("redis %s: closing the client: %s", self.url, exc)
+
+
+def cancel_requested() -> None:
+    """Raise CancelledError if this task was asked to stop, even if a callee swallowed it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _is_link_error(exc: BaseException) -> bool:

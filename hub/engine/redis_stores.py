@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from redis.commands.core import AsyncScript
@@ -27,7 +28,7 @@ from hub.engine.redis_codec import (
     encode_member,
     entry_offset,
 )
-from hub.engine.redis_link import EngineUnavailable, RedisLink
+from hub.engine.redis_link import EngineUnavailable, RedisLink, cancel_requested
 from hub.engine.redis_scripts import (
     HISTORY_ADD,
     HISTORY_READ,
@@ -131,9 +132,9 @@ class RedisHistory:
         return HistoryResult(missed, position)
 
     async def position(self, channel: str) -> StreamPosition:
-        reply = await self._link.run(
+        reply = await self._link.run_idempotent(
             "history position",
-            self._read(
+            lambda: self._read(
                 keys=self._keys.history(channel),
                 args=[new_epoch(), self._meta_ttl, "position", "-", 0],
             ),
@@ -143,9 +144,9 @@ class RedisHistory:
     async def _call(
         self, channel: str, mode: str, start: str, count: int
     ) -> tuple[str, int, int, list[Any]]:
-        reply = await self._link.run(
+        reply = await self._link.run_idempotent(
             "history read",
-            self._read(
+            lambda: self._read(
                 keys=self._keys.history(channel),
                 args=[new_epoch(), self._meta_ttl, mode, start, count],
             ),
@@ -225,9 +226,9 @@ class RedisPresence:
         return decode_member(client_id, blob) if int(last) else None
 
     async def members(self, channel: str) -> dict[str, ClientInfo]:
-        reply = await self._link.run(
+        reply = await self._link.run_idempotent(
             "presence members",
-            self._members(keys=self._keys.presence(channel), args=[]),
+            lambda: self._members(keys=self._keys.presence(channel), args=[]),
         )
         members: dict[str, ClientInfo] = {}
         for index in range(0, len(reply), 2):
@@ -258,6 +259,7 @@ class RedisPresence:
         due = time.monotonic() + self.ttl / 3
         while True:
             await asyncio.sleep(interval)
+            cancel_requested()
             if not await self._link.ping():
                 continue
             if time.monotonic() >= due:
@@ -271,9 +273,9 @@ class RedisPresence:
         """Push back the expiry of this node's entries; put back any Redis lost."""
         ttl = self._ttl_ms
         for channel, clients in list(self._local.items()):
-            missing = await self._link.run(
+            missing = await self._link.run_idempotent(
                 "presence refresh",
-                self._refresh(keys=self._keys.presence(channel), args=[ttl, *clients]),
+                partial(self._refresh, keys=self._keys.presence(channel), args=[ttl, *clients]),
             )
             # Put back those Redis lost, unless they left meanwhile.
             current = self._local.get(channel, {})
@@ -282,7 +284,7 @@ class RedisPresence:
                 pairs: list[Any] = []
                 for member in lost:
                     pairs += [member.client, encode_member(member)]
-                await self._link.run(
+                await self._link.run_idempotent(
                     "presence restore",
-                    self._restore(keys=self._keys.presence(channel), args=[ttl, *pairs]),
+                    partial(self._restore, keys=self._keys.presence(channel), args=[ttl, *pairs]),
                 )
