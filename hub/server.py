@@ -215,6 +215,8 @@ class HubServer:
             code = connection.close_code
             try:
                 await handler.on_close(code)
+                # Protocol logins (MQTT CONNECT, WAMP auth) set the identity late.
+                context.identity = session.identity
                 await hub.hooks.run_disconnect(context)
             except Exception:
                 logger.exception("session %s (%s): on_close failed", session.id, spec.name)
