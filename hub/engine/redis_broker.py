@@ -201,7 +201,7 @@ class RedisBroker:
         if self._presence is not None:
             await self._presence.start()
         try:
-            async with asyncio.timeout(self._link.options.connect_timeout * 2):
+            async with asyncio.timeout(self._link.options.connect_timeout):
                 await self._up.wait()
         except TimeoutError:
             logger.warning("redis %s not reachable yet; serving degraded", self._link.url)

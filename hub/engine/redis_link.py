@@ -135,6 +135,7 @@ class RedisLink:
         self.keys = Keys(options.prefix)
         self.metrics = EngineMetrics(registry)
         self.state = LinkState()
+        self._sentinel: Sentinel | None = None
         self.client: Redis = self._make_client()
         self._closed = False
         self._update_gauge()
@@ -150,7 +151,7 @@ class RedisLink:
         if options.sentinel_master is not None:
             parts = urlsplit(options.url)
             database = int(parts.path.lstrip("/") or 0)
-            sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            sentinel = self._sentinel = Sentinel(  # type: ignore[no-untyped-call]
                 list(options.sentinels),
                 sentinel_kwargs={"socket_connect_timeout": options.connect_timeout},
                 **common,
@@ -177,7 +178,12 @@ class RedisLink:
 
     @property
     def url(self) -> str:
-        return redact(self.options.url)
+        """Where this node's Redis is, without secrets (for logs and /healthz)."""
+        options = self.options
+        if options.sentinel_master is not None:
+            sentinels = ",".join(f"{host}:{port}" for host, port in options.sentinels)
+            return f"sentinel://{sentinels}/{options.sentinel_master}"
+        return redact(options.url)
 
     # -- health ------------------------------------------------------------
 
@@ -290,10 +296,14 @@ class RedisLink:
     async def close(self) -> None:
         self._closed = True
         await self.stop_tasks()
-        try:
-            await self.client.aclose()
-        except (RedisError, OSError) as exc:
-            logger.debug("redis %s: closing the client: %s", self.url, exc)
+        clients = [self.client]
+        if self._sentinel is not None:
+            clients += self._sentinel.sentinels
+        for client in clients:
+            try:
+                await client.aclose()
+            except (RedisError, OSError) as exc:
+                logger.debug("redis %s: closing a client: %s", self.url, exc)
 
 
 def cancel_requested() -> None:

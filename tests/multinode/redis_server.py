@@ -114,6 +114,24 @@ class RedisServer:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
+class SentinelServer(RedisServer):
+    """A Redis Sentinel monitoring ``master`` as "mymaster" (quorum 1)."""
+
+    def __init__(self, directory: Path, master: RedisServer) -> None:
+        super().__init__(directory)
+        self.master = master
+        self.config = directory / f"sentinel-{self.port}.conf"
+
+    def _argv(self) -> list[str]:
+        # Sentinel rewrites its config file, so it gets one of its own.
+        self.config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.directory}\n"
+            f"logfile {self.directory / f'redis-{self.port}.log'}\n"
+            f"sentinel monitor mymaster 127.0.0.1 {self.master.port} 1\n"
+        )
+        return [redis_binary(), str(self.config), "--sentinel"]
+
+
 _shared: RedisServer | None = None
 
 
