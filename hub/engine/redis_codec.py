@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type hints
+import orjson
+from pydantic import BaseModel
 
 from hub.engine.base import ClientInfo, Kind, Publication
 from hub.engine.topics import MULTI, SEPARATOR, SINGLE
@@ -117,9 +119,18 @@ class MessageIds:
 
 
 def _default(value: Any) -> Any:
+    """Types msgpack lacks: carried as the JSON value JSON protocols would show anyway."""
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
-    raise TypeError(f"cannot carry a {type(value).__name__} through the Redis engine")
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, set | frozenset):
+        return list(value)
+    try:
+        # datetime, UUID, dataclasses, enums... as orjson renders them.
+        return orjson.loads(orjson.dumps(value))
+    except TypeError:
+        raise TypeError(f"cannot carry a {type(value).__name__} through the Redis engine") from None
 
 
 def encode_body(publication: Publication, message_id: bytes) -> bytes:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import re
+import uuid
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from hub.engine import ClientInfo, Kind, Publication
 from hub.engine.redis_codec import (
@@ -114,6 +117,26 @@ def test_publication_body_round_trip() -> None:
     )
     raw = encode_body(Publication("a/b", b"bytes"), next(ids))
     assert decode_body("a/b", raw, 1, "e").data == b"bytes"
+
+
+def test_other_python_values_travel_as_json() -> None:
+    """What JSON protocols would render (datetime, UUID, sets, models) travels as JSON."""
+
+    class Point(BaseModel):
+        x: int
+
+    when = datetime.datetime(2024, 5, 1, 12, 30, tzinfo=datetime.UTC)
+    ident = uuid.UUID(int=1)
+    data = {"when": when, "id": ident, "tags": frozenset({"a"}), "point": Point(x=1)}
+    body = encode_body(Publication("a", data), next(MessageIds()))
+    assert decode_body("a", body, 1, "e").data == {
+        "when": "2024-05-01T12:30:00+00:00",
+        "id": "00000000-0000-0000-0000-000000000001",
+        "tags": ["a"],
+        "point": {"x": 1},
+    }
+    with pytest.raises(TypeError, match="cannot carry a object"):
+        encode_body(Publication("a", object()), next(MessageIds()))
 
 
 def test_message_ids_are_unique_and_readable_from_a_body() -> None:
