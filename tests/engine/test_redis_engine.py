@@ -21,6 +21,8 @@ from hub.engine.redis import EngineUnavailable, RedisBroker, redis_engine
 from tests.engine.conftest import Recorder
 from tests.multinode.redis_server import RedisServer
 
+pytestmark = pytest.mark.service
+
 NodeFactory = Callable[..., Awaitable[ChannelEngine]]
 
 
@@ -279,10 +281,11 @@ async def _connected(engine: ChannelEngine) -> bool:
 async def test_redis_down_degrades_and_recovers(
     node: NodeFactory, redis_server: RedisServer
 ) -> None:
-    """Redis stopped: nodes stay up, report degraded, refuse publishes; back: they resubscribe."""
+    """Redis stopped: nodes stay up, degraded, refuse publishes; back: subscriptions all flow."""
     a, b = await node("a"), await node("b")
-    before, during = Recorder("before"), Recorder("during")
+    before, during, pattern = Recorder("before"), Recorder("during"), Recorder("pattern")
     await b.subscribe(before, "ch")
+    await b.subscribe(pattern, "pat/#")
     first = await publish(a, "ch", "first")
     await before.wait_for(1)
     await a.join("ch", ClientInfo("c1", "ada"), announce=False)
@@ -311,6 +314,8 @@ async def test_redis_down_degrades_and_recovers(
     await publish(a, "later", "new channel")
     assert [p.data for p, _ in await before.wait_for(2)] == ["first", "again"]
     assert [p.data for p, _ in await during.wait_for(1)] == ["new channel"]
+    await publish(a, "pat/x", "through the pattern")
+    assert [p.data for p, _ in await pattern.wait_for(1)] == ["through the pattern"]
     # The history was lost with Redis: a new epoch tells recovering clients so.
     assert again.epoch != first.epoch
     stale = await b.read_history("ch", since=StreamPosition(first.offset, first.epoch))
