@@ -60,7 +60,8 @@ class RedisBroker:
         self._patterns: PatternIndex[bool] = PatternIndex()
         self._globs: dict[str, set[str]] = {}
         # Per subscribed channel: the last message delivered, and the position
-        # read when the node subscribed; a reconnect replays from the later one.
+        # read when the node subscribed. A reconnect replays from the first,
+        # or from the second when nothing was delivered yet.
         self._delivered: dict[str, StreamPosition] = {}
         self._baseline: dict[str, StreamPosition] = {}
         # The pub/sub connection and its bookkeeping.
