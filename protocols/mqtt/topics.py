@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Final
 
+from hub.engine.topics import is_pattern
+from hub.engine.topics import matches as engine_matches
+
 from .packets import MqttProtocolError
 
 #: Longest topic in UTF-8 bytes: the 2-byte length prefix of an MQTT string.
@@ -58,25 +61,9 @@ def validate_topic_filter(topic_filter: str) -> None:
 
 def has_wildcards(topic_filter: str) -> bool:
     """Tell whether a filter may match more than the one topic spelled like it."""
-    return "+" in topic_filter or "#" in topic_filter
+    return is_pattern(topic_filter)
 
 
-def matches(topic_filter: str, topic: str) -> bool:
-    """Tell whether a valid topic filter matches a valid topic name.
-
-    Topics starting with ``$`` are not matched by filters starting with a
-    wildcard (MQTT-4.7.2-1), and ``a/#`` also matches ``a`` itself.
-    """
-    if topic.startswith("$") and topic_filter.startswith(("+", "#")):
-        return False
-    if "+" not in topic_filter and "#" not in topic_filter:
-        return topic_filter == topic
-    topic_levels = topic.split("/")
-    filter_levels = topic_filter.split("/")
-    depth = len(topic_levels)
-    for index, level in enumerate(filter_levels):
-        if level == "#":
-            return True
-        if index >= depth or (level != "+" and level != topic_levels[index]):
-            return False
-    return len(filter_levels) == depth
+# MQTT topics are the engine's channel names: one matching rule for both
+# (the `$` rule of MQTT-4.7.2-1, and `a/#` matching `a`).
+matches = engine_matches
