@@ -11,10 +11,10 @@ Hooks may be sync or async; a sync hook runs on the event loop, so keep it fast
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from hub.awaitables import maybe_await
 from hub.handler import Identity
 
 
@@ -58,9 +58,7 @@ class Authenticator:
         """The user's identity; AuthenticationFailed or PermissionDenied otherwise."""
         if self._hook is None:
             raise AuthenticationFailed("no authentication hook is configured")
-        result = self._hook(credentials)
-        if inspect.isawaitable(result):
-            result = await result
+        result = await maybe_await(self._hook(credentials))
         if result is None:
             raise AuthenticationFailed("bad username or password")
         if not isinstance(result, Identity):

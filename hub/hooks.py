@@ -7,11 +7,11 @@ payload to transform the publication.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub.awaitables import maybe_await
 from hub.engine.base import ClientInfo, Publication
 from hub.engine.topics import matches, patterns_intersect
 from hub.rpc import CallContext
@@ -20,12 +20,6 @@ ConnectHook = Callable[[CallContext], Any]
 SubscribeHook = Callable[[CallContext, str], Any]
 PublishHook = Callable[[CallContext, Publication], Any]
 PresenceHook = Callable[[str, ClientInfo], Any]
-
-
-async def _maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
 
 
 @dataclass
@@ -39,24 +33,24 @@ class Hooks:
 
     async def run_connect(self, ctx: CallContext) -> None:
         for hook in self.connect:
-            await _maybe_await(hook(ctx))
+            await maybe_await(hook(ctx))
 
     async def run_disconnect(self, ctx: CallContext) -> None:
         for hook in self.disconnect:
-            await _maybe_await(hook(ctx))
+            await maybe_await(hook(ctx))
 
     async def run_subscribe(self, ctx: CallContext, channel: str) -> None:
         """Run every hook whose pattern could see what ``channel`` (maybe a pattern) gets."""
         for pattern, hook in self.subscribe:
             # A pattern subscription meets the hooks of every channel it may match.
             if patterns_intersect(pattern, channel):
-                await _maybe_await(hook(ctx, channel))
+                await maybe_await(hook(ctx, channel))
 
     async def run_publish(self, ctx: CallContext, publication: Publication) -> None:
         """Run matching hooks in order; a hook returning non-None replaces the data."""
         for pattern, hook in self.publish:
             if matches(pattern, publication.channel):
-                replaced = await _maybe_await(hook(ctx, publication))
+                replaced = await maybe_await(hook(ctx, publication))
                 if replaced is not None:
                     publication.data = replaced
 
@@ -65,4 +59,4 @@ class Hooks:
     ) -> None:
         for pattern, hook in hooks:
             if matches(pattern, channel):
-                await _maybe_await(hook(channel, member))
+                await maybe_await(hook(channel, member))

@@ -24,30 +24,37 @@ def to_json_value(data: Any) -> Any:
         try:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            return _envelope(raw)
+            return binary_envelope(raw)
         # JSON text shaped like the envelope itself is wrapped, or a byte
         # protocol would later get the bytes it claims to hold, not this text.
-        if _is_envelope(value):
-            return _envelope(raw)
+        if isinstance(value, dict) and len(value) == 1 and BINARY_KEY in value:
+            return binary_envelope(raw)
         return value
     return data
 
 
-def _envelope(raw: bytes) -> dict[str, str]:
+def binary_envelope(raw: bytes) -> dict[str, str]:
+    """How bytes travel inside JSON: ``{"$binary": "<base64>"}``."""
     return {BINARY_KEY: base64.b64encode(raw).decode("ascii")}
 
 
-def _is_envelope(value: Any) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and BINARY_KEY in value
+def is_binary_envelope(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(BINARY_KEY), str)
+
+
+def unwrap_binary(value: Any) -> bytes | None:
+    """The bytes an envelope wraps; None for anything that is not a valid envelope."""
+    if not is_binary_envelope(value):
+        return None
+    try:
+        return base64.b64decode(value[BINARY_KEY], validate=True)
+    except binascii.Error:
+        return None
 
 
 def to_bytes(data: Any) -> bytes:
     """The bytes a byte protocol carries for a publication's data."""
     if isinstance(data, bytes | bytearray | memoryview):
         return bytes(data)
-    if isinstance(data, dict) and len(data) == 1 and isinstance(data.get(BINARY_KEY), str):
-        try:
-            return base64.b64decode(data[BINARY_KEY], validate=True)
-        except binascii.Error:
-            pass
-    return orjson.dumps(data)
+    unwrapped = unwrap_binary(data)
+    return unwrapped if unwrapped is not None else orjson.dumps(data)

@@ -173,7 +173,7 @@ class RpcMethod:
         try:
             validated = self._validate(named)
         except ValidationError as exc:
-            raise RpcError(INVALID_PARAMS, "Invalid params", _validation_detail(exc)) from None
+            raise RpcError(INVALID_PARAMS, "Invalid params", validation_detail(exc)) from None
         # The model's __dict__ holds exactly the declared fields (extra="forbid").
         return dict(validated.__dict__)
 
@@ -332,7 +332,7 @@ def _model_name(method_name: str) -> str:
     return "".join(part.capitalize() for part in re.split(r"[./_]", method_name) if part)
 
 
-def _validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
+def validation_detail(exc: ValidationError) -> list[dict[str, Any]]:
     # Only what helps the caller: where, what kind, and the message. No input
     # echo beyond the location, no URLs.
     return [

@@ -13,7 +13,7 @@ from hub.engine.topics import is_pattern
 from hub.errors import AlreadySubscribed, FeatureDisabled, LimitExceeded, NotSubscribed
 from hub.handler import Session
 from hub.payloads import to_json_value
-from hub.rpc import INVALID_PARAMS, RpcError
+from hub.rpc import INVALID_PARAMS, RpcError, validation_detail
 from protocols.jsonrpc.codec import dumps
 from protocols.jsonrpc.handler import AfterReply, JsonRpcHandler
 
@@ -64,11 +64,7 @@ def _parse(model: type[P], params: Any) -> P:
     try:
         return model.model_validate(params)
     except ValidationError as exc:
-        detail = [
-            {"loc": list(e["loc"]), "type": e["type"], "msg": e["msg"]}
-            for e in exc.errors(include_url=False, include_input=False)
-        ]
-        raise RpcError(INVALID_PARAMS, "Invalid params", detail) from None
+        raise RpcError(INVALID_PARAMS, "Invalid params", validation_detail(exc)) from None
 
 
 def publication_dict(publication: Publication) -> dict[str, Any]:

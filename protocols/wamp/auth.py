@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import inspect
 import json
 import logging
 import secrets
@@ -27,6 +26,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from hub.auth import AuthenticationFailed, Credentials
+from hub.awaitables import maybe_await
 from hub.config import WampConfig, WampCraUser
 from hub.errors import PermissionDenied
 from hub.handler import Identity, Session
@@ -149,10 +149,7 @@ class WampAuthenticator:
     async def _cra_user(self, authid: str, realm: str) -> WampCraUser | None:
         user = self._config.wampcra_users.get(authid)
         if user is None and self.cra_lookup is not None:
-            found = self.cra_lookup(authid, realm)
-            if inspect.isawaitable(found):
-                found = await found
-            user = found
+            user = await maybe_await(self.cra_lookup(authid, realm))
         return user
 
 

@@ -21,13 +21,11 @@ where bytes holding JSON are that JSON value and other bytes stay bytes.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 import orjson
 
-from hub.payloads import BINARY_KEY
+from hub.payloads import binary_envelope, is_binary_envelope, unwrap_binary
 
 __all__ = ["from_data", "to_data"]
 
@@ -54,17 +52,9 @@ def from_data(data: Any) -> Any:
         except orjson.JSONDecodeError:
             return raw
         # JSON shaped like the envelope is text that merely looks like one.
-        return raw if _is_envelope(value) else value
-    if _is_envelope(data):
-        try:
-            return base64.b64decode(data[BINARY_KEY], validate=True)
-        except binascii.Error:
-            return data
-    return data
-
-
-def _is_envelope(value: Any) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(BINARY_KEY), str)
+        return raw if is_binary_envelope(value) else value
+    unwrapped = unwrap_binary(data)
+    return data if unwrapped is None else unwrapped
 
 
 def _json_safe(value: Any) -> Any:
@@ -78,7 +68,7 @@ def _json_safe(value: Any) -> Any:
 def _convert(value: Any) -> Any:
     """A JSON-safe copy: bytes as envelopes, other foreign values as their repr."""
     if isinstance(value, bytes | bytearray | memoryview):
-        return {BINARY_KEY: base64.b64encode(bytes(value)).decode("ascii")}
+        return binary_envelope(bytes(value))
     if isinstance(value, list | tuple):
         return [_convert(item) for item in value]
     if isinstance(value, dict):
