@@ -77,6 +77,7 @@ class Hub:
         self.hooks = Hooks()
         self.engine, engine_service = self._make_engine()
         self.engine.on_delivered = self.metrics.deliveries.inc
+        self.engine.on_published = self.metrics.publications.inc
         self.channels = ChannelService(self.engine, self.config.channels, self.hooks)
         # Retained publications (MQTT retain flag), owned here to outlive connections.
         self.retained: RetainedStore = MemoryRetainedStore(self.config.mqtt.max_retained)
@@ -167,9 +168,7 @@ class Hub:
 
     async def publish(self, channel: str, data: Any) -> Publication:
         """Publish from Python to every subscriber of every protocol."""
-        publication = await self.channels.publish(channel, data)
-        self.metrics.publications.inc()
-        return publication
+        return await self.channels.publish(channel, data)
 
     async def presence(self, channel: str) -> dict[str, dict[str, Any]]:
         """Who is in a channel, merged by user."""

@@ -52,6 +52,7 @@ class ChannelEngine:
         self._exact: dict[str, Subscribers] = {}
         self._patterns: PatternIndex[Subscribers] = PatternIndex()
         self.on_delivered: Callable[[int], None] = lambda count: None
+        self.on_published: Callable[[], None] = lambda: None
         broker.set_handler(self.dispatch)
 
     # -- subscriptions ---------------------------------------------------
@@ -100,6 +101,7 @@ class ChannelEngine:
         publication.origin = publication.origin or self.node_id
         position = await self.history.add(publication, size=history_size, ttl=history_ttl)
         await self.broker.publish(publication)
+        self.on_published()
         return position
 
     def dispatch(self, publication: Publication) -> None:

@@ -229,7 +229,6 @@ class ChannelsHandler(JsonRpcHandler):
         publication = await self.service.publish_from_client(
             self.context, request.channel, request.data
         )
-        self.hub.metrics.publications.inc()
         return {"offset": publication.offset, "epoch": publication.epoch}
 
     async def _presence(self, params: Any) -> dict[str, Any]:

@@ -298,7 +298,6 @@ class MqttHandler(SubprotocolHandler):
             # as Mosquitto does for a denied ACL.
             logger.info("MQTT session %s: publish to %r dropped: %s", self.session.id, topic, exc)
             return
-        self.hub.metrics.publications.inc()
         if retain:
             await keep_retained(self.hub.retained, publication)
 

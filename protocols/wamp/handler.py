@@ -369,7 +369,6 @@ class WampHandler(SubprotocolHandler):
             if acknowledge:  # unacknowledged publications fail silently
                 self._error(request, exc)
             return
-        self.hub.metrics.publications.inc()
         if acknowledge:
             self.send(Published(request.request, publication_id))
 

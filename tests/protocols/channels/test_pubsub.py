@@ -196,3 +196,16 @@ async def test_many_subscribers_each_get_every_message(hub: Hub, channels: PeerF
         await hub.publish("wide", n)
     for peer in peers:
         assert [m["data"] for m in await peer.messages(20)] == list(range(20))
+
+
+async def test_metrics_count_every_publication_once(hub: Hub, channels: PeerFactory) -> None:
+    """wshub_publications counts client and Python publications once each; deliveries per copy."""
+    listener = await channels(hub)
+    await listener.subscribe("counted")
+    peer = await channels(hub)
+    await peer.call("publish", {"channel": "counted", "data": 1})
+    await hub.publish("counted", 2)
+    await listener.messages(2)
+    text = hub.metrics.render().decode()
+    assert "wshub_publications_total 2.0" in text
+    assert "wshub_deliveries_total 2.0" in text
