@@ -87,6 +87,8 @@ class Hub:
             # The Redis engine: its connection lives with the hub, its health in /healthz.
             self.services.add("engine", engine_service)
         self._stopping = False
+        # Called in order by reload() (SIGHUP): TLS certificates, user tables, keys.
+        self._reloaders: list[tuple[str, Callable[[], None]]] = []
         for name in registry.names:
             spec = registry.get(name)
             if spec is not None and spec.setup is not None:
@@ -321,6 +323,27 @@ class Hub:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+    def add_reloader(self, name: str, reload: Callable[[], None]) -> None:
+        """Register something ``reload()`` (SIGHUP) re-reads from disk, such as key files."""
+        self._reloaders.append((name, reload))
+
+    def reload(self) -> list[str]:
+        """Re-read every reloadable file; a failure keeps the old state and is returned.
+
+        Returns one message per reloader that failed, so one bad file does not
+        stop the others (nor the hub) from reloading.
+        """
+        problems = []
+        for name, reload in self._reloaders:
+            try:
+                reload()
+            except Exception as exc:
+                logger.error("reload of %s failed, keeping the previous one: %s", name, exc)
+                problems.append(f"{name}: {exc}")
+            else:
+                logger.info("reloaded %s", name)
+        return problems
 
     @property
     def stopping(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -24,6 +24,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_SectionT = TypeVar("_SectionT", bound=_Section)
+
+
+class TlsConfig(_Section):
+    """wss:// on the hub's port. SIGHUP reloads both files without a restart."""
+
+    # PEM files; the certificate file may hold the chain after the leaf.
+    cert_file: Path
+    key_file: Path
+    min_version: Literal["1.2", "1.3"] = "1.2"
+
+
 class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
@@ -35,6 +47,12 @@ class ServerConfig(_Section):
     paths: dict[str, str] = {}
     # Directory served for plain HTTP GETs; unset serves the bundled chat demo.
     static_dir: Path | None = None
+    # Unset: plain ws://. Set: wss:// only.
+    tls: TlsConfig | None = None
+    # Browser origins allowed to open a WebSocket ("https://app.example.com",
+    # "https://*.example.com"); others get HTTP 403. Empty allows every origin.
+    # Clients that send no Origin header (non-browsers) are not affected.
+    allowed_origins: list[str] = []
 
     @field_validator("paths")
     @classmethod
@@ -64,6 +82,107 @@ class LimitsConfig(_Section):
     max_outbound_bytes: int = Field(4 * 1024 * 1024, gt=0)
     # Requests of one connection running at the same time.
     max_concurrent_requests: int = Field(64, gt=0)
+    # Open WebSocket connections, in all and from one client IP address; more
+    # are refused at the handshake with HTTP 503.
+    max_connections: int = Field(10_000, gt=0)
+    max_connections_per_ip: int = Field(1_000, gt=0)
+    # Largest message per protocol, by canonical name ("mqtt" = 262144); a
+    # protocol not named here uses websocket.max_message_size.
+    max_message_size: dict[str, int] = {}
+    # Inbound messages per connection: a token bucket refilled at message_rate
+    # per second, holding at most message_burst. A message over the rate gets
+    # its protocol's error; a connection that keeps sending (message_burst more
+    # refused messages) is closed with 1008.
+    message_rate: float = Field(200.0, gt=0)
+    message_burst: int = Field(400, gt=0)
+
+    @field_validator("max_message_size")
+    @classmethod
+    def _positive_sizes(cls, sizes: dict[str, int]) -> dict[str, int]:
+        for protocol, size in sizes.items():
+            if size <= 0:
+                raise ValueError(f"max_message_size for {protocol!r} must be positive")
+        return sizes
+
+
+ClaimValue = str | int | float | bool
+
+
+class AccessRule(_Section):
+    """Who may do one thing. The empty rule admits everyone, anonymous included.
+
+    All conditions given must hold.
+    """
+
+    # Only sessions with an identity (handshake or protocol login).
+    authenticated: bool = False
+    # Only these user ids.
+    users: list[str] = []
+    # Every claim named must match: a scalar must equal the claim; a list names
+    # the accepted values. A claim that is itself a list (roles = ["a", "b"])
+    # matches when it holds any accepted value.
+    claims: dict[str, ClaimValue | list[ClaimValue]] = {}
+
+
+class JwtConfig(_Section):
+    """Bearer tokens (JWT), checked with PyJWT."""
+
+    algorithms: list[
+        Literal[
+            "HS256",
+            "HS384",
+            "HS512",
+            "RS256",
+            "RS384",
+            "RS512",
+            "PS256",
+            "PS384",
+            "PS512",
+            "ES256",
+            "ES384",
+            "ES512",
+            "EdDSA",
+        ]
+    ] = ["HS256"]
+    # HS*: the shared secret, inline or in a file (preferred: keeps it out of
+    # the config). RS*/ES*/PS*/EdDSA: a PEM public key file, or a JWKS file
+    # whose key is picked by the token's "kid".
+    secret: str | None = None
+    secret_file: Path | None = None
+    public_key_file: Path | None = None
+    jwks_file: Path | None = None
+    # Checked when set.
+    audience: str | None = None
+    issuer: str | None = None
+    # Seconds of clock skew tolerated on exp/nbf/iat.
+    leeway: float = Field(0.0, ge=0)
+    # Tokens without "exp" are refused unless this is false.
+    require_exp: bool = True
+    # The claim naming the user.
+    user_claim: str = "sub"
+    # Where the handshake looks for a token, besides "Authorization: Bearer":
+    # a query parameter (browsers cannot set headers on WebSocket) and a cookie.
+    query_param: str | None = "token"
+    cookie: str | None = None
+
+
+class BasicAuthConfig(_Section):
+    """HTTP Basic at the handshake (and MQTT / WAMP ticket passwords) against a user table."""
+
+    # user -> password hash, made with `wshub hash-password` (argon2id).
+    users: dict[str, str] = {}
+    # A file of "user:hash" lines, read at start and on SIGHUP.
+    users_file: Path | None = None
+    realm: str = "wshub"
+
+
+class AuthConfig(_Section):
+    # Sessions without credentials. False: a handshake without them is refused
+    # with 401, except on protocols that log in after it (MQTT CONNECT, WAMP
+    # HELLO), where an anonymous login is refused instead.
+    allow_anonymous: bool = True
+    jwt: JwtConfig | None = None
+    basic: BasicAuthConfig | None = None
 
 
 class RpcConfig(_Section):
@@ -74,6 +193,12 @@ class RpcConfig(_Section):
     paths: list[Path] = []
     # Default timeout of server-to-client calls, in seconds.
     call_timeout: float = Field(30.0, gt=0)
+    # Who may call which method, for hub methods and WAMP procedures alike:
+    # keys are method names or glob patterns ("admin.*"); the longest matching
+    # key wins; methods no key matches are open to all.
+    permissions: dict[str, AccessRule] = {}
+    # Who may register WAMP procedures (become a callee).
+    register_access: AccessRule = AccessRule()
 
 
 class NamespaceConfig(_Section):
@@ -93,6 +218,12 @@ class NamespaceConfig(_Section):
     publisher_info: bool = False
     # Largest payload a client may publish, in bytes of JSON.
     max_payload_bytes: int = Field(64 * 1024, gt=0)
+    # Who may do what in the namespace, beyond allow_* and the hooks; a denied
+    # action gets its protocol's "not authorized" error (docs/security.md).
+    subscribe_access: AccessRule = AccessRule()
+    publish_access: AccessRule = AccessRule()
+    presence_access: AccessRule = AccessRule()
+    history_access: AccessRule = AccessRule()
 
 
 class ChannelsConfig(_Section):
@@ -313,6 +444,7 @@ class HubConfig(_Section):
     server: ServerConfig = ServerConfig()
     websocket: WebSocketConfig = WebSocketConfig()
     limits: LimitsConfig = LimitsConfig()
+    auth: AuthConfig = AuthConfig()
     rpc: RpcConfig = RpcConfig()
     channels: ChannelsConfig = ChannelsConfig()
     engine: EngineConfig = EngineConfig()
@@ -385,20 +517,30 @@ def _resolve_relative_paths(config: HubConfig, base: Path) -> HubConfig:
     def resolve(p: Path) -> Path:
         return p if p.is_absolute() else (base / p).resolve()
 
-    server = config.server
-    if server.static_dir is not None:
-        server = server.model_copy(update={"static_dir": resolve(server.static_dir)})
+    def resolve_files(section: _SectionT, *keys: str) -> _SectionT:
+        paths = {key: getattr(section, key) for key in keys}
+        return section.model_copy(
+            update={key: resolve(path) for key, path in paths.items() if path is not None}
+        )
+
+    server = resolve_files(config.server, "static_dir")
+    if server.tls is not None:
+        server = server.model_copy(
+            update={"tls": resolve_files(server.tls, "cert_file", "key_file")}
+        )
+    auth = config.auth
+    if auth.jwt is not None:
+        jwt = resolve_files(auth.jwt, "secret_file", "public_key_file", "jwks_file")
+        auth = auth.model_copy(update={"jwt": jwt})
+    if auth.basic is not None:
+        auth = auth.model_copy(update={"basic": resolve_files(auth.basic, "users_file")})
     rpc = config.rpc.model_copy(update={"paths": [resolve(p) for p in config.rpc.paths]})
-    engine = config.engine
-    if engine.state_file is not None:
-        engine = engine.model_copy(update={"state_file": resolve(engine.state_file)})
+    engine = resolve_files(config.engine, "state_file")
     mqtt = config.mqtt
     bridge = mqtt.bridge
     if bridge is not None:
-        files = {
-            key: resolve(value)
-            for key in ("ca_file", "cert_file", "key_file")
-            if (value := getattr(bridge, key)) is not None
-        }
-        mqtt = mqtt.model_copy(update={"bridge": bridge.model_copy(update=files)})
-    return config.model_copy(update={"server": server, "rpc": rpc, "engine": engine, "mqtt": mqtt})
+        bridge = resolve_files(bridge, "ca_file", "cert_file", "key_file")
+        mqtt = mqtt.model_copy(update={"bridge": bridge})
+    return config.model_copy(
+        update={"server": server, "auth": auth, "rpc": rpc, "engine": engine, "mqtt": mqtt}
+    )

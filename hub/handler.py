@@ -23,6 +23,11 @@ class Identity:
 
     user_id: str
     claims: Mapping[str, Any] = field(default_factory=dict)
+    # How it was established: "jwt", "basic", "hook", "password" (MQTT or WAMP
+    # ticket against the user table), "wampcra"...; informative only.
+    method: str = ""
+    # Unix time after which the session must refresh or be closed (JWT "exp").
+    expires_at: float | None = None
 
 
 class Session(Protocol):
