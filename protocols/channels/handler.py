@@ -3,101 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from hub.channels import client_info
 from hub.engine import Kind, Publication, StreamPosition
 from hub.engine.topics import is_pattern
 from hub.errors import AlreadySubscribed, FeatureDisabled, LimitExceeded, NotSubscribed
 from hub.handler import Session
-from hub.payloads import to_json_value
-from hub.rpc import INVALID_PARAMS, RpcError, validation_detail
-from protocols.jsonrpc.codec import dumps
+from protocols.channels.codec import (
+    WIRE_NAME,
+    ChannelParams,
+    HistoryParams,
+    PublishParams,
+    SubscribeParams,
+    encode_publication,
+    publication_dict,
+)
+from protocols.channels.codec import parse_params as _parse
 from protocols.jsonrpc.handler import AfterReply, JsonRpcHandler
 
 if TYPE_CHECKING:
     from hub.app import Hub
 
-WIRE_NAME = "channels.v1"
-
-
-class _Params(BaseModel):
-    # Strict: a wire protocol takes `true`, not "yes", and offsets as numbers.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-P = TypeVar("P", bound=_Params)
-
-
-class Since(_Params):
-    offset: int = Field(ge=0)
-    epoch: str
-
-
-class SubscribeParams(_Params):
-    channel: str
-    presence: bool = False
-    info: Any = None
-    since: Since | None = None
-
-
-class ChannelParams(_Params):
-    channel: str
-
-
-class PublishParams(_Params):
-    channel: str
-    data: Any = None
-
-
-class HistoryParams(_Params):
-    channel: str
-    limit: int | None = Field(None, ge=0)
-    since: Since | None = None
-
-
-def _parse(model: type[P], params: Any) -> P:
-    if not isinstance(params, dict):
-        raise RpcError(INVALID_PARAMS, "Invalid params", "params must be an object")
-    try:
-        return model.model_validate(params)
-    except ValidationError as exc:
-        raise RpcError(INVALID_PARAMS, "Invalid params", validation_detail(exc)) from None
-
-
-def publication_dict(publication: Publication) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "channel": publication.channel,
-        "data": to_json_value(publication.data),
-        "offset": publication.offset,
-        "epoch": publication.epoch,
-    }
-    if publication.publisher is not None:
-        out["info"] = publication.publisher.as_dict()
-    return out
-
-
-def encode_publication(publication: Publication, subscription: str) -> bytes:
-    """The notification frame for a publication, cached per (protocol, pattern)."""
-    key = (WIRE_NAME, subscription)
-    frame = publication.encoded.get(key)
-    if frame is None:
-        if publication.kind is Kind.MESSAGE:
-            params = publication_dict(publication)
-            if subscription != publication.channel:
-                params["subscription"] = subscription
-            message = {"jsonrpc": "2.0", "method": "message", "params": params}
-        else:
-            message = {
-                "jsonrpc": "2.0",
-                "method": publication.kind.value,
-                "params": {"channel": publication.channel, "member": publication.data},
-            }
-        frame = publication.encoded[key] = dumps(message)
-    assert isinstance(frame, bytes)
-    return frame
+__all__ = ["WIRE_NAME", "ChannelsHandler", "encode_publication", "publication_dict"]
 
 
 class _Subscription:

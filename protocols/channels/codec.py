@@ -1,0 +1,110 @@
+"""channels.v1 codec: pure functions between JSON-RPC params and typed requests.
+
+The envelope is JSON-RPC 2.0 (:mod:`protocols.jsonrpc.codec`); this module adds
+what channels.v1 puts inside it: the params of the built-in methods, parsed
+strictly into models, and the notification frames for publications. No I/O
+here. :func:`parse_params` raises only :class:`hub.rpc.RpcError` (-32602), whose
+``data`` is always JSON the reply can carry.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hub.engine import Kind, Publication
+from hub.payloads import to_json_value
+from hub.rpc import INVALID_PARAMS, RpcError, validation_detail
+from protocols.jsonrpc.codec import dumps
+
+WIRE_NAME = "channels.v1"
+
+
+class Params(BaseModel):
+    # Strict: a wire protocol takes `true`, not "yes", and offsets as numbers.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+P = TypeVar("P", bound=Params)
+
+
+class Since(Params):
+    offset: int = Field(ge=0)
+    epoch: str
+
+
+class SubscribeParams(Params):
+    channel: str
+    presence: bool = False
+    info: Any = None
+    since: Since | None = None
+
+
+class ChannelParams(Params):
+    channel: str
+
+
+class PublishParams(Params):
+    channel: str
+    data: Any = None
+
+
+class HistoryParams(Params):
+    channel: str
+    limit: int | None = Field(None, ge=0)
+    since: Since | None = None
+
+
+#: The params model of each built-in method that takes params.
+PARAMS_BY_METHOD: dict[str, type[Params]] = {
+    "subscribe": SubscribeParams,
+    "unsubscribe": ChannelParams,
+    "publish": PublishParams,
+    "presence": ChannelParams,
+    "presence_stats": ChannelParams,
+    "history": HistoryParams,
+}
+
+
+def parse_params(model: type[P], params: Any) -> P:
+    """Validate decoded JSON-RPC params; RpcError -32602 with the details if invalid."""
+    if not isinstance(params, dict):
+        raise RpcError(INVALID_PARAMS, "Invalid params", "params must be an object")
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        raise RpcError(INVALID_PARAMS, "Invalid params", validation_detail(exc)) from None
+
+
+def publication_dict(publication: Publication) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "channel": publication.channel,
+        "data": to_json_value(publication.data),
+        "offset": publication.offset,
+        "epoch": publication.epoch,
+    }
+    if publication.publisher is not None:
+        out["info"] = publication.publisher.as_dict()
+    return out
+
+
+def encode_publication(publication: Publication, subscription: str) -> bytes:
+    """The notification frame for a publication, cached per (protocol, pattern)."""
+    key = (WIRE_NAME, subscription)
+    frame = publication.encoded.get(key)
+    if frame is None:
+        if publication.kind is Kind.MESSAGE:
+            params = publication_dict(publication)
+            if subscription != publication.channel:
+                params["subscription"] = subscription
+            message = {"jsonrpc": "2.0", "method": "message", "params": params}
+        else:
+            message = {
+                "jsonrpc": "2.0",
+                "method": publication.kind.value,
+                "params": {"channel": publication.channel, "member": publication.data},
+            }
+        frame = publication.encoded[key] = dumps(message)
+    assert isinstance(frame, bytes)
+    return frame
