@@ -10,17 +10,19 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from hub.auth import AuthenticateHook, Authenticator
+from hub.access import RpcPermissions, Rule
+from hub.auth import AuthenticateHook, Authenticator, HandshakeHook
 from hub.channels import ChannelService
 from hub.config import HubConfig
 from hub.engine import ChannelEngine, HistoryResult, MemoryHistory, Publication, memory_engine
 from hub.engine.retained import MemoryRetainedStore, RetainedStore
 from hub.engine.snapshot import load_history, save_history
+from hub.errors import PermissionDenied
 from hub.handler import Session, SubprotocolHandler
-from hub.hooks import ConnectHook, Hooks, PresenceHook, PublishHook, SubscribeHook
+from hub.hooks import CallHook, ConnectHook, Hooks, PresenceHook, PublishHook, SubscribeHook
 from hub.metrics import HubMetrics
 from hub.registry import ProtocolRegistry, default_registry
-from hub.rpc import MethodTable, RpcMethod, collect_marked
+from hub.rpc import CallContext, MethodTable, RpcMethod, collect_marked
 from hub.server import HubServer
 from hub.services import Service, Services
 
@@ -36,6 +38,8 @@ BUILTIN_METHOD_NAMES = (
     "presence",
     "presence_stats",
     "history",
+    # Token refresh (jsonrpc.2.0 answers it as rpc.refresh, a reserved name).
+    "refresh",
 )
 
 
@@ -67,6 +71,9 @@ class Hub:
         self.config = config or HubConfig()
         self.metrics = HubMetrics()
         self.methods = MethodTable(reserved=BUILTIN_METHOD_NAMES)
+        # Who may call what, and who may provide methods (docs/security.md).
+        self.rpc_permissions = RpcPermissions(self.config.rpc.permissions)
+        self.register_access = Rule(self.config.rpc.register_access)
         registry = registry or default_registry()
         if self.config.server.subprotocols:
             registry = registry.restrict(self.config.server.subprotocols)
@@ -81,7 +88,10 @@ class Hub:
         self.channels = ChannelService(self.engine, self.config.channels, self.hooks)
         # Retained publications (MQTT retain flag), owned here to outlive connections.
         self.retained: RetainedStore = MemoryRetainedStore(self.config.mqtt.max_retained)
-        self.auth = Authenticator()
+        auth_failures = self.metrics.auth_failures
+        self.auth = Authenticator(
+            self.config.auth, on_failure=lambda method: auth_failures.labels(method).inc()
+        )
         self.services = Services()
         if engine_service is not None:
             # The Redis engine: its connection lives with the hub, its health in /healthz.
@@ -89,6 +99,8 @@ class Hub:
         self._stopping = False
         # Called in order by reload() (SIGHUP): TLS certificates, user tables, keys.
         self._reloaders: list[tuple[str, Callable[[], None]]] = []
+        for name, reload in self.auth.reloaders():
+            self.add_reloader(name, reload)
         for name in registry.names:
             spec = registry.get(name)
             if spec is not None and spec.setup is not None:
@@ -126,8 +138,18 @@ class Hub:
         return hook
 
     def on_authenticate(self, hook: AuthenticateHook) -> AuthenticateHook:
-        """Check a username/password login (MQTT CONNECT); see :mod:`hub.auth`."""
+        """Check a username/password login (MQTT CONNECT, WAMP ticket); see :mod:`hub.auth`."""
         self.auth.set_hook(hook)
+        return hook
+
+    def on_handshake(self, hook: HandshakeHook) -> HandshakeHook:
+        """Decide the identity of every WebSocket upgrade; see :mod:`hub.auth.hooks`.
+
+        The hook gets a :class:`~hub.auth.HandshakeRequest` and returns the
+        Identity (or None: anonymous); AuthenticationFailed answers 401,
+        PermissionDenied 403.
+        """
+        self.auth.set_handshake_hook(hook)
         return hook
 
     def on_disconnect(self, hook: ConnectHook) -> ConnectHook:
@@ -148,6 +170,19 @@ class Hub:
 
         def register(hook: PublishHook) -> PublishHook:
             self.hooks.publish.append((pattern, hook))
+            return hook
+
+        return register
+
+    def on_call(self, pattern: str = "*") -> Callable[[CallHook], CallHook]:
+        """Run before a client calls a method whose name matches the glob; may refuse.
+
+        The hook gets ``(ctx, method)`` and raises PermissionDenied to refuse;
+        it runs after ``[rpc.permissions]``, for every protocol's calls.
+        """
+
+        def register(hook: CallHook) -> CallHook:
+            self.hooks.call.append((pattern, hook))
             return hook
 
         return register
@@ -173,11 +208,12 @@ class Hub:
         return await self.channels.publish(channel, data)
 
     async def presence(self, channel: str) -> dict[str, dict[str, Any]]:
-        """Who is in a channel, merged by user."""
-        return await self.channels.presence(channel)
+        """Who is in a channel, merged by user (server-side: no access rule applies)."""
+        return await self.channels.presence(None, channel)
 
     async def history(self, channel: str, limit: int | None = None) -> HistoryResult:
-        return await self.channels.history(channel, limit=limit)
+        """Recent publications of a channel (server-side: no access rule applies)."""
+        return await self.channels.history(None, channel, limit=limit)
 
     # -- RPC -------------------------------------------------------------
 
@@ -197,6 +233,23 @@ class Hub:
             return func
 
         return register
+
+    async def authorize_call(self, ctx: CallContext, method: str) -> None:
+        """Raise PermissionDenied unless the client may call ``method``.
+
+        The one check of every protocol's calls, hub methods and WAMP procedures
+        alike: ``[rpc.permissions]``, then the ``on_call`` hooks. It depends on
+        the name only, never on whether a method of that name exists.
+        """
+        if not self.rpc_permissions.admits(method, ctx.identity):
+            raise PermissionDenied(f"calling {method!r} is not authorized")
+        if self.hooks.call:
+            await self.hooks.run_call(ctx, method)
+
+    def authorize_register(self, ctx: CallContext, procedure: str) -> None:
+        """Raise PermissionDenied unless the client may provide ``procedure`` (WAMP REGISTER)."""
+        if not self.register_access.admits(ctx.identity):
+            raise PermissionDenied(f"registering {procedure!r} is not authorized")
 
     def add_method(self, name: str, func: Callable[..., Any], **options: Any) -> RpcMethod:
         return self.methods.add(name, func, **options)

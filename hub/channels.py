@@ -1,16 +1,20 @@
 """Channel operations with their policy: names, namespaces, permissions, hooks.
 
 Every protocol handler (channels.v1, MQTT, WAMP) goes through this one service,
-so a namespace rule or a hook holds the same way whatever the client speaks.
+so a namespace rule, an access rule or a hook holds the same way whatever the
+client speaks. Methods taking a ``ctx`` act for that client; ``ctx=None`` (or the
+methods without one) act for the server, where no client rule applies.
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from hub.access import Rule
 from hub.config import ChannelsConfig, NamespaceConfig
 from hub.engine import ChannelEngine, ClientInfo, HistoryResult, Publication, StreamPosition
 from hub.engine.core import Subscriber
@@ -22,6 +26,7 @@ from hub.engine.topics import (
     validate_pattern,
 )
 from hub.errors import FeatureDisabled, InvalidChannelName, PayloadTooLarge, PermissionDenied
+from hub.handler import Identity
 from hub.hooks import Hooks
 from hub.rpc import CallContext
 
@@ -38,6 +43,28 @@ def payload_size(data: Any) -> int:
     return len(orjson.dumps(data))
 
 
+@dataclass(frozen=True, slots=True)
+class NamespaceAccess:
+    """A namespace's access rules, compiled once."""
+
+    subscribe: Rule
+    publish: Rule
+    presence: Rule
+    history: Rule
+
+    @classmethod
+    def of(cls, namespace: NamespaceConfig) -> NamespaceAccess:
+        return cls(
+            Rule(namespace.subscribe_access),
+            Rule(namespace.publish_access),
+            Rule(namespace.presence_access),
+            Rule(namespace.history_access),
+        )
+
+    def may_subscribe(self, namespace: NamespaceConfig, identity: Identity | None) -> bool:
+        return namespace.allow_subscribe and self.subscribe.admits(identity)
+
+
 class ChannelService:
     def __init__(self, engine: ChannelEngine, config: ChannelsConfig, hooks: Hooks) -> None:
         self.engine = engine
@@ -45,11 +72,20 @@ class ChannelService:
         self.hooks = hooks
         # Longest prefix first, so the most specific namespace wins.
         self._prefixes = sorted(config.namespaces, key=len, reverse=True)
+        self._default_access = NamespaceAccess.of(config.default)
+        self._access = {
+            prefix: NamespaceAccess.of(namespace) for prefix, namespace in config.namespaces.items()
+        }
         self.namespace = functools.lru_cache(maxsize=4096)(self._resolve_namespace)
+        self.access = functools.lru_cache(maxsize=4096)(self._resolve_access)
 
     def _resolve_namespace(self, channel: str) -> NamespaceConfig:
         prefix = self._prefix_of(channel)
         return self.config.default if prefix is None else self.config.namespaces[prefix]
+
+    def _resolve_access(self, channel: str) -> NamespaceAccess:
+        prefix = self._prefix_of(channel)
+        return self._default_access if prefix is None else self._access[prefix]
 
     def _prefix_of(self, channel: str) -> str | None:
         for prefix in self._prefixes:
@@ -82,20 +118,23 @@ class ChannelService:
     async def authorize_subscribe(self, ctx: CallContext, subscription: str) -> NamespaceConfig:
         """Validate and run the policy; raise a ChannelError if refused."""
         self.check_subscription(subscription)
+        identity = ctx.identity
         # A pattern takes the options of the namespace of its literal prefix...
         namespace = self.namespace(subscription)
         if not namespace.allow_subscribe:
             raise PermissionDenied(f"subscribing to {subscription!r} is not allowed")
+        if not self.access(subscription).subscribe.admits(identity):
+            raise PermissionDenied(f"subscribing to {subscription!r} is not authorized")
         if is_pattern(subscription):
-            self._check_pattern_reach(subscription)
+            self._check_pattern_reach(subscription, identity)
         await self.hooks.run_subscribe(ctx, subscription)
         return namespace
 
-    def _check_pattern_reach(self, pattern: str) -> None:
-        """...but may not reach into a more specific namespace closed to subscribers."""
+    def _check_pattern_reach(self, pattern: str, identity: Identity | None) -> None:
+        """...but may not reach into a more specific namespace closed to this subscriber."""
         own = self._prefix_of(pattern)
         for prefix in self._prefixes:
-            if self.config.namespaces[prefix].allow_subscribe:
+            if self._access[prefix].may_subscribe(self.config.namespaces[prefix], identity):
                 continue
             # Every channel the pattern matches lies under its own prefix, and so
             # never resolves to an ancestor of that prefix.
@@ -127,6 +166,8 @@ class ChannelService:
         namespace = self.namespace(channel)
         if not namespace.allow_publish:
             raise PermissionDenied(f"clients may not publish to {channel!r}")
+        if not self.access(channel).publish.admits(ctx.identity):
+            raise PermissionDenied(f"publishing to {channel!r} is not authorized")
         self._check_size(channel, data, namespace)
         publication = Publication(channel, data, extras=extras or {})
         if namespace.publisher_info:
@@ -168,6 +209,12 @@ class ChannelService:
             raise FeatureDisabled(f"presence is off for {channel!r}")
         return channel, namespace
 
+    def _authorize_presence(self, ctx: CallContext | None, channel: Any) -> str:
+        name, _ = self._presence_namespace(channel)
+        if ctx is not None and not self.access(name).presence.admits(ctx.identity):
+            raise PermissionDenied(f"presence of {name!r} is not authorized")
+        return name
+
     async def join(self, channel: str, member: ClientInfo) -> None:
         channel, namespace = self._presence_namespace(channel)
         first = await self.engine.join(channel, member, announce=namespace.join_leave)
@@ -180,9 +227,9 @@ class ChannelService:
         if member is not None:
             await self.hooks.run_presence(self.hooks.leave, channel, member)
 
-    async def presence(self, channel: Any) -> dict[str, dict[str, Any]]:
+    async def presence(self, ctx: CallContext | None, channel: Any) -> dict[str, dict[str, Any]]:
         """Members merged by user: ``{user: {user, info, clients}}``."""
-        channel, _ = self._presence_namespace(channel)
+        channel = self._authorize_presence(ctx, channel)
         merged: dict[str, dict[str, Any]] = {}
         for member in (await self.engine.members(channel)).values():
             entry = merged.get(member.user)
@@ -192,8 +239,8 @@ class ChannelService:
                 entry["clients"] += 1
         return merged
 
-    async def presence_stats(self, channel: Any) -> dict[str, int]:
-        channel, _ = self._presence_namespace(channel)
+    async def presence_stats(self, ctx: CallContext | None, channel: Any) -> dict[str, int]:
+        channel = self._authorize_presence(ctx, channel)
         members = await self.engine.members(channel)
         return {"clients": len(members), "users": len({m.user for m in members.values()})}
 
@@ -206,14 +253,30 @@ class ChannelService:
         return name
 
     async def history(
-        self, channel: Any, *, since: StreamPosition | None = None, limit: int | None = None
+        self,
+        ctx: CallContext | None,
+        channel: Any,
+        *,
+        since: StreamPosition | None = None,
+        limit: int | None = None,
     ) -> HistoryResult:
         channel = self._history_namespace(channel)
+        if ctx is not None and not self.access(channel).history.admits(ctx.identity):
+            raise PermissionDenied(f"history of {channel!r} is not authorized")
         return await self.engine.read_history(channel, since=since, limit=limit)
 
-    async def recover(self, channel: str, since: StreamPosition) -> HistoryResult:
-        """What a resubscribing client missed; ``complete`` False means a gap."""
-        if is_pattern(channel) or self.namespace(channel).history_size == 0:
+    async def recover(self, ctx: CallContext, channel: str, since: StreamPosition) -> HistoryResult:
+        """What a resubscribing client missed; ``complete`` False means a gap.
+
+        Recovery reads history, so a client that history_access refuses gets the
+        gap (``complete`` False), as if the namespace kept none: its subscription
+        still works, and it cannot read history by resubscribing.
+        """
+        if (
+            is_pattern(channel)
+            or self.namespace(channel).history_size == 0
+            or not self.access(channel).history.admits(ctx.identity)
+        ):
             position = await self.engine.position(channel)
             return HistoryResult([], position, complete=since == position)
         return await self.engine.read_history(channel, since=since)

@@ -2,7 +2,9 @@
 
 Hooks are plain functions, sync or async. Those that may refuse raise
 :class:`hub.errors.PermissionDenied`; ``on_publish`` may also return a new
-payload to transform the publication.
+payload to transform the publication. ``on_call`` hooks authorize RPC calls by
+method name, after ``[rpc.permissions]`` (their patterns are method globs, the
+others' channel patterns).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub.access import glob_matches
 from hub.awaitables import maybe_await
 from hub.engine.base import ClientInfo, Publication
 from hub.engine.topics import matches, patterns_intersect
@@ -20,6 +23,7 @@ ConnectHook = Callable[[CallContext], Any]
 SubscribeHook = Callable[[CallContext, str], Any]
 PublishHook = Callable[[CallContext, Publication], Any]
 PresenceHook = Callable[[str, ClientInfo], Any]
+CallHook = Callable[[CallContext, str], Any]
 
 
 @dataclass
@@ -30,6 +34,7 @@ class Hooks:
     publish: list[tuple[str, PublishHook]] = field(default_factory=list)
     join: list[tuple[str, PresenceHook]] = field(default_factory=list)
     leave: list[tuple[str, PresenceHook]] = field(default_factory=list)
+    call: list[tuple[str, CallHook]] = field(default_factory=list)
 
     async def run_connect(self, ctx: CallContext) -> None:
         for hook in self.connect:
@@ -60,3 +65,9 @@ class Hooks:
         for pattern, hook in hooks:
             if matches(pattern, channel):
                 await maybe_await(hook(channel, member))
+
+    async def run_call(self, ctx: CallContext, method: str) -> None:
+        """Run every hook whose method glob matches ``method``; one may refuse."""
+        for pattern, hook in self.call:
+            if glob_matches(pattern, method):
+                await maybe_await(hook(ctx, method))

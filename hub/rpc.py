@@ -29,6 +29,8 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+# The hub's own codes (docs/jsonrpc.md): a call the caller may not make.
+PERMISSION_DENIED = -32011
 
 # Method names are dotted or slashed identifiers: "math.add", "users/get".
 _METHOD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:[./][A-Za-z_][A-Za-z0-9_]*)*$")

@@ -98,7 +98,7 @@ class ChannelsHandler(JsonRpcHandler):
                 result.update(offset=0, epoch="")
             elif request.since is not None:
                 since = StreamPosition(request.since.offset, request.since.epoch)
-                recovery = await self.service.recover(channel, since)
+                recovery = await self.service.recover(self.context, channel, since)
                 missed = [publication_dict(p) for p in recovery.publications]
                 result.update(
                     offset=recovery.position.offset,
@@ -161,11 +161,11 @@ class ChannelsHandler(JsonRpcHandler):
 
     async def _presence(self, params: Any) -> dict[str, Any]:
         channel = _parse(ChannelParams, params).channel
-        return {"members": await self.service.presence(channel)}
+        return {"members": await self.service.presence(self.context, channel)}
 
     async def _presence_stats(self, params: Any) -> dict[str, int]:
         channel = _parse(ChannelParams, params).channel
-        return await self.service.presence_stats(channel)
+        return await self.service.presence_stats(self.context, channel)
 
     async def _history(self, params: Any) -> dict[str, Any]:
         request = _parse(HistoryParams, params)
@@ -174,7 +174,9 @@ class ChannelsHandler(JsonRpcHandler):
             if request.since is not None
             else None
         )
-        result = await self.service.history(request.channel, since=since, limit=request.limit)
+        result = await self.service.history(
+            self.context, request.channel, since=since, limit=request.limit
+        )
         out: dict[str, Any] = {
             "publications": [publication_dict(p) for p in result.publications],
             "offset": result.position.offset,

@@ -21,7 +21,7 @@ from hub.errors import (
     PermissionDenied,
 )
 from hub.handler import Session, SubprotocolHandler
-from hub.rpc import CallContext, RpcError
+from hub.rpc import PERMISSION_DENIED, CallContext, RpcError
 from protocols.jsonrpc import codec
 from protocols.jsonrpc.codec import (
     INTERNAL_ERROR,
@@ -46,7 +46,7 @@ Builtin = Callable[[Any], Awaitable[Any]]
 # hub.errors raised by channel operations, as JSON-RPC codes (docs/channels.md).
 CHANNEL_ERROR_CODES: dict[type[ChannelError], int] = {
     InvalidChannelName: -32010,
-    PermissionDenied: -32011,
+    PermissionDenied: PERMISSION_DENIED,
     NotSubscribed: -32012,
     AlreadySubscribed: -32013,
     FeatureDisabled: -32014,
@@ -184,7 +184,7 @@ class JsonRpcHandler(SubprotocolHandler):
             self._calls_error.inc()
             if request.is_notification:
                 return None, None
-            code = CHANNEL_ERROR_CODES.get(type(exc), -32011)
+            code = CHANNEL_ERROR_CODES.get(type(exc), PERMISSION_DENIED)
             return codec.encode_error(request.id, code, exc.message), None
         except (Exception, EncodeError):
             self._calls_failed.inc()
@@ -203,12 +203,24 @@ class JsonRpcHandler(SubprotocolHandler):
     async def dispatch(self, name: str, params: Any) -> Any:
         """Run a built-in or a hub RPC method by name."""
         builtin = self.builtins.get(name)
+        # Channel built-ins answer to their namespace's rules; methods (rpc.*
+        # included) to [rpc.permissions], checked before the name is looked
+        # up so a refusal tells nothing about which methods exist.
+        if builtin is None or name.startswith("rpc."):
+            await self._authorize(name)
         if builtin is not None:
             return await builtin(params)
         method = self.hub.methods.get(name)
         if method is None:
             raise RpcError(METHOD_NOT_FOUND, "Method not found", {"method": name})
         return await method.invoke(params, self.context)
+
+    async def _authorize(self, name: str) -> None:
+        try:
+            await self.hub.authorize_call(self.context, name)
+        except PermissionDenied as exc:
+            data = {"method": name, "reason": exc.message}
+            raise RpcError(PERMISSION_DENIED, "permission denied", data) from None
 
     async def _discover(self, params: Any) -> Any:
         return self.hub.methods.openrpc()

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from hub.errors import PermissionDenied
 from hub.payloads import to_json_value
 from hub.rpc import METHOD_NOT_FOUND, CallContext, RpcError
 from protocols.wamp.errors import (
@@ -51,7 +52,7 @@ from protocols.wamp.messages import (
 from protocols.wamp.payload import to_data
 from protocols.wamp.peer import Peer
 from protocols.wamp.registrations import Registration, RegistrationTable
-from protocols.wamp.rpcmap import callee_error
+from protocols.wamp.rpcmap import callee_error, channel_error
 from protocols.wamp.uri import MATCH_POLICIES, is_reserved_uri, is_valid_uri
 
 if TYPE_CHECKING:
@@ -98,6 +99,10 @@ class Dealer:
 
     def register(self, callee: Peer, request: Register) -> int:
         procedure, options = request.procedure, request.options
+        try:
+            self._hub.authorize_register(callee.context, procedure)
+        except PermissionDenied as exc:
+            raise channel_error(exc) from None
         match = options.get("match", "exact")
         if match not in MATCH_POLICIES:
             raise WampError(INVALID_ARGUMENT, f"unknown match policy {match!r}")
@@ -149,6 +154,12 @@ class Dealer:
         if not is_valid_uri(procedure):
             raise WampError(INVALID_URI, f"invalid procedure {procedure!r}")
         timeout = _timeout(request.options)
+        # Before routing, so a refusal tells nothing about which procedures exist;
+        # the session meta API (wamp.session.*) is covered too.
+        try:
+            await self._hub.authorize_call(caller.context, procedure)
+        except PermissionDenied as exc:
+            raise channel_error(exc) from None
         if is_reserved_uri(procedure):
             args = self._realm.meta_call(caller, procedure, request.args, request.kwargs)
             caller.send(Result(request.request, {}, args))

@@ -209,11 +209,11 @@ async def test_service_merges_clients_of_one_user() -> None:
     await service.join("room", ClientInfo("c1", "ada", {"tab": 1}))
     await service.join("room", ClientInfo("c2", "ada", {"tab": 2}))
     await service.join("room", ClientInfo("c3", "bob"))
-    assert await service.presence("room") == {
+    assert await service.presence(None, "room") == {
         "ada": {"user": "ada", "info": {"tab": 1}, "clients": 2},
         "bob": {"user": "bob", "info": None, "clients": 1},
     }
-    assert await service.presence_stats("room") == {"clients": 3, "users": 2}
+    assert await service.presence_stats(None, "room") == {"clients": 3, "users": 2}
     await service.leave("room", "c1")
     await service.leave("room", "c3")
     await service.leave("room", "c2")

@@ -1,0 +1,161 @@
+"""Authorization: who may do what, decided from a session's identity.
+
+Pure functions and tables, no I/O: :class:`Rule` is an
+:class:`~hub.config.AccessRule` compiled once, :class:`RpcPermissions` the
+``[rpc.permissions]`` table. The ChannelService (channels) and the hub's call
+check (RPC, every protocol) are their only users, so a rule holds the same way
+whatever the client speaks (docs/security.md, "Authorization").
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from hub.config import AccessRule, ClaimValue
+from hub.handler import Identity
+
+_MISSING: Final = object()
+
+
+def _same(expected: ClaimValue, actual: Any) -> bool:
+    # true must not match the claim 1 (nor false 0), as == would have it.
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return expected is actual
+    if isinstance(actual, str | int | float):
+        return bool(expected == actual)
+    return False
+
+
+def claim_value(claims: Mapping[str, Any], name: str) -> Any:
+    """The claim ``name``; a dotted name reaches into nested claims.
+
+    ``realm_access.roles`` is Keycloak's ``{"realm_access": {"roles": [...]}}``.
+    A claim whose own name holds a dot is found first.
+    """
+    value = claims.get(name, _MISSING)
+    if value is not _MISSING or "." not in name:
+        return value
+    current: Any = claims
+    for part in name.split("."):
+        if not isinstance(current, Mapping):
+            return _MISSING
+        current = current.get(part, _MISSING)
+        if current is _MISSING:
+            return _MISSING
+    return current
+
+
+def _claim_matches(accepted: tuple[ClaimValue, ...], actual: Any) -> bool:
+    if isinstance(actual, list | tuple):
+        # A list claim (roles = ["a", "b"]) matches when it holds any accepted value.
+        return any(_same(value, item) for value in accepted for item in actual)
+    return any(_same(value, actual) for value in accepted)
+
+
+class Rule:
+    """An :class:`AccessRule` ready to evaluate; every condition given must hold."""
+
+    __slots__ = ("authenticated", "claims", "open", "users")
+
+    def __init__(self, rule: AccessRule) -> None:
+        self.users: frozenset[str] | None = frozenset(rule.users) if rule.users else None
+        self.claims: tuple[tuple[str, tuple[ClaimValue, ...]], ...] = tuple(
+            (name, tuple(value) if isinstance(value, list) else (value,))
+            for name, value in rule.claims.items()
+        )
+        # Users or claims need an identity as much as authenticated does.
+        self.authenticated = rule.authenticated or self.users is not None or bool(self.claims)
+        # The empty rule admits everyone; most namespaces have it, so it costs nothing.
+        self.open = not self.authenticated
+
+    def admits(self, identity: Identity | None) -> bool:
+        if self.open:
+            return True
+        if identity is None:
+            return False
+        if self.users is not None and identity.user_id not in self.users:
+            return False
+        claims = identity.claims
+        return all(
+            _claim_matches(accepted, claim_value(claims, name)) for name, accepted in self.claims
+        )
+
+
+OPEN: Final = Rule(AccessRule())
+
+
+@functools.lru_cache(maxsize=1024)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    # Only "*" is special; dots, slashes and everything else match themselves.
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    key: str
+    rule: Rule
+    regex: re.Pattern[str]
+
+
+def is_glob(key: str) -> bool:
+    return "*" in key
+
+
+def glob_matches(pattern: str, name: str) -> bool:
+    """Whether a method glob (``"admin.*"``, ``"*.delete"``) matches ``name``.
+
+    ``*`` matches any run of characters, ``.`` and ``/`` included, so
+    ``admin.*`` covers ``admin.users.delete``; every other character,
+    ``.``, ``?`` and ``[`` included, matches only itself.
+    """
+    return _glob_regex(pattern).fullmatch(name) is not None
+
+
+class RpcPermissions:
+    """``[rpc.permissions]``: which rule guards which method name.
+
+    An exact key beats every glob; among globs the longest key wins, then the
+    one with fewer ``*`` (more literal text), then the first in sort order, so
+    the choice never depends on the config's key order. A name no key matches
+    is open to all.
+    """
+
+    def __init__(self, permissions: Mapping[str, AccessRule]) -> None:
+        self._exact: dict[str, tuple[str, Rule]] = {}
+        globs: list[_Entry] = []
+        for key, rule in permissions.items():
+            if is_glob(key):
+                globs.append(_Entry(key, Rule(rule), _glob_regex(key)))
+            else:
+                self._exact[key] = (key, Rule(rule))
+        globs.sort(key=lambda entry: (-len(entry.key), entry.key.count("*"), entry.key))
+        self._globs: tuple[_Entry, ...] = tuple(globs)
+        # Method names are few and called often: remember each one's rule.
+        self._cache: dict[str, tuple[str | None, Rule]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._exact or self._globs)
+
+    def lookup(self, name: str) -> tuple[str | None, Rule]:
+        """The key that governs ``name`` (None: no key) and its rule."""
+        found = self._cache.get(name)
+        if found is not None:
+            return found
+        found = self._exact.get(name)
+        if found is None:
+            found = next(
+                ((entry.key, entry.rule) for entry in self._globs if entry.regex.fullmatch(name)),
+                (None, OPEN),
+            )
+        # Names come from clients: bound the cache so guessing cannot grow it.
+        if len(self._cache) >= 4096:
+            self._cache.clear()
+        self._cache[name] = found
+        return found
+
+    def admits(self, name: str, identity: Identity | None) -> bool:
+        return self.lookup(name)[1].admits(identity)
