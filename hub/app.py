@@ -313,7 +313,7 @@ class Hub:
 
     @property
     def url(self) -> str:
-        """ws:// URL of the first bound socket (the address really listened on)."""
+        """ws:// (wss:// with TLS) URL of the first bound socket, the address really bound."""
         for sock in self._server.sockets:
             host, port = sock.getsockname()[:2]
             if host in ("0.0.0.0", "::"):
@@ -321,7 +321,7 @@ class Hub:
                 host = "127.0.0.1" if host == "0.0.0.0" else "::1"
             if ":" in host:
                 host = f"[{host}]"
-            return f"ws://{host}:{port}/"
+            return f"{self._server.scheme}://{host}:{port}/"
         raise RuntimeError("the hub is not running")
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:

@@ -50,8 +50,10 @@ class ServerConfig(_Section):
     # Unset: plain ws://. Set: wss:// only.
     tls: TlsConfig | None = None
     # Browser origins allowed to open a WebSocket ("https://app.example.com",
-    # "https://*.example.com"); others get HTTP 403. Empty allows every origin.
-    # Clients that send no Origin header (non-browsers) are not affected.
+    # "https://*.example.com" for its subdomains, "*" for every origin); others
+    # get HTTP 403. Empty allows same-origin pages only (Origin naming the Host
+    # the request went to). Clients that send no Origin header (non-browsers)
+    # are not affected.
     allowed_origins: list[str] = []
 
     @field_validator("paths")
@@ -82,19 +84,21 @@ class LimitsConfig(_Section):
     max_outbound_bytes: int = Field(4 * 1024 * 1024, gt=0)
     # Requests of one connection running at the same time.
     max_concurrent_requests: int = Field(64, gt=0)
-    # Open WebSocket connections, in all and from one client IP address; more
-    # are refused at the handshake with HTTP 503.
+    # WebSocket connections (from the upgrade request until the TCP connection
+    # closes), in all and from one client IP address (IPv6: one /64); more are
+    # refused at the handshake with HTTP 503 and Retry-After.
     max_connections: int = Field(10_000, gt=0)
     max_connections_per_ip: int = Field(1_000, gt=0)
-    # Largest message per protocol, by canonical name ("mqtt" = 262144); a
-    # protocol not named here uses websocket.max_message_size.
+    # Largest message per protocol once negotiated, by name ("mqtt" = 262144);
+    # a protocol not named here keeps websocket.max_message_size, which also
+    # bounds everything before negotiation. Over it: close 1009.
     max_message_size: dict[str, int] = {}
     # Inbound messages per connection: a token bucket refilled at message_rate
     # per second, holding at most message_burst. A message over the rate gets
     # its protocol's error; a connection that keeps sending (message_burst more
-    # refused messages) is closed with 1008.
-    message_rate: float = Field(200.0, gt=0)
-    message_burst: int = Field(400, gt=0)
+    # refused messages before its bucket is full again) is closed with 1008.
+    message_rate: float = Field(1000.0, gt=0)
+    message_burst: int = Field(2000, gt=0)
 
     @field_validator("max_message_size")
     @classmethod

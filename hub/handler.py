@@ -72,6 +72,14 @@ class SubprotocolHandler(ABC):
     async def on_message(self, message: str | bytes) -> None:
         """Called for every complete WebSocket message, in order."""
 
+    async def on_rate_limited(self, message: str | bytes) -> None:
+        """Called instead of :meth:`on_message` for a message over the connection's rate.
+
+        Answer with the protocol's error where it has one, so the client learns
+        why; the default drops the message. Keep it cheap: a flooding client
+        gets here up to ``limits.message_burst`` times before it is closed.
+        """
+
     async def on_close(self, code: int | None) -> None:
         """Called once when the connection is gone; release everything here."""
 

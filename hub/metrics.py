@@ -81,13 +81,22 @@ class HubMetrics:
     def __init__(self) -> None:
         self.connections_opened = Labeled(Counter, "subprotocol")
         self.connections_active = Labeled(Gauge, "subprotocol")
+        # Reasons: origin, max_connections, per_ip, subprotocol, auth.
         self.handshakes_refused = Labeled(Counter, "reason")
+        # Connections holding a slot (handshaking or open), what the limits count.
+        self.connection_slots = Gauge()
         self.messages_received = Labeled(Counter, "subprotocol")
         self.handler_errors = Labeled(Counter, "subprotocol")
         self.rpc_calls = Labeled(Counter, "outcome")
         self.slow_consumers_closed = Counter()
+        self.messages_rate_limited = Labeled(Counter, "subprotocol")
+        self.rate_limit_closes = Labeled(Counter, "subprotocol")
+        self.oversize_closes = Labeled(Counter, "subprotocol")
+        self.tls_reloads = Labeled(Counter, "outcome")
         self.publications = Counter()
         self.deliveries = Counter()
+        # Publications a client was not told failed (MQTT QoS 0, WAMP without acknowledge).
+        self.publications_dropped = Labeled(Counter, "reason")
         self.rpc_latency = Histogram((0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0))
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
@@ -103,8 +112,13 @@ _DESCRIPTIONS = {
     "handler_errors": "Connections closed by an unexpected handler error",
     "rpc_calls": "RPC method calls",
     "slow_consumers_closed": "Connections closed for a full outbound buffer",
+    "messages_rate_limited": "Messages refused for exceeding the connection's message rate",
+    "rate_limit_closes": "Connections closed (1008) for sending on over the message rate",
+    "oversize_closes": "Connections closed (1009) for a message over the size limit",
+    "tls_reloads": "TLS certificate reloads (SIGHUP), by outcome",
     "publications": "Publications accepted by the channel engine",
     "deliveries": "Publications written to subscribers",
+    "publications_dropped": "Client publications dropped without telling the client",
 }
 
 
@@ -129,6 +143,11 @@ class _Collector(Collector):
         for label, child in m.connections_active.children.items():
             active.add_metric([label], child.value)
         yield active
+        yield GaugeMetricFamily(
+            "wshub_connection_slots",
+            "Connections counted against limits.max_connections (handshaking or open)",
+            value=m.connection_slots.value,
+        )
         latency = m.rpc_latency
         cumulative = 0
         buckets = []

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -14,10 +15,13 @@ from websockets.typing import Subprotocol
 
 from hub.errors import PermissionDenied
 from hub.handler import ProtocolSpec
-from hub.http import HttpRoutes
+from hub.http import HttpRoutes, text_response
+from hub.limits import ConnectionSlots, MessageRateLimiter, SlotRefused, address_key
+from hub.origins import OriginPolicy
 from hub.registry import NegotiationRefused, ProtocolRegistry
 from hub.rpc import CallContext
 from hub.session import WebSocketSession
+from hub.tls import ServerTls
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -26,6 +30,10 @@ logger = logging.getLogger(__name__)
 
 INTERNAL_ERROR_CODE = 1011
 POLICY_VIOLATION = 1008
+MESSAGE_TOO_BIG = 1009
+RATE_CLOSE_REASON = "message rate exceeded"
+# Seconds a client refused for a connection limit is asked to wait.
+RETRY_AFTER = 5
 
 
 class HubConnection(ServerConnection):
@@ -33,6 +41,18 @@ class HubConnection(ServerConnection):
 
     negotiated: ProtocolSpec | None = None
     wire_name: str = ""
+    # Set while the connection holds a slot of ConnectionSlots.
+    release_slot: Callable[[], None] | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # Every end of a connection passes here exactly once, handshake
+        # refused, timed out, aborted or closed cleanly: the slot is freed here.
+        try:
+            super().connection_lost(exc)
+        finally:
+            release, self.release_slot = self.release_slot, None
+            if release is not None:
+                release()
 
 
 class HubServer:
@@ -50,6 +70,17 @@ class HubServer:
         self._pinned_paths = {path: name for name, path in self._pins.items()}
         self._http = HttpRoutes(hub, config.server.static_dir)
         self._server: Server | None = None
+        self._origins = OriginPolicy(config.server.allowed_origins)
+        limits = config.limits
+        self._slots = ConnectionSlots(limits.max_connections, limits.max_connections_per_ip)
+        # Message size limits by canonical name (the config may use an alias).
+        self._max_sizes = {
+            spec.name if (spec := registry.get(name)) is not None else name: size
+            for name, size in limits.max_message_size.items()
+        }
+        # Loaded now, so a bad certificate fails at start (and `wshub --check`).
+        self._tls = ServerTls(config.server.tls) if config.server.tls is not None else None
+        self._reloader_added = False
 
     def config_problems(self) -> list[str]:
         """Settings that name subprotocols this server does not speak."""
@@ -73,6 +104,23 @@ class HubServer:
         return self._http
 
     @property
+    def scheme(self) -> str:
+        """``wss`` when TLS is configured, else ``ws``."""
+        return "wss" if self._tls is not None else "ws"
+
+    def reload_tls(self) -> None:
+        """Serve new handshakes with the certificate files as they are now on disk."""
+        if self._tls is None:
+            return
+        outcome = self._hub.metrics.tls_reloads
+        try:
+            self._tls.reload()
+        except Exception:
+            outcome.labels("error").inc()
+            raise
+        outcome.labels("ok").inc()
+
+    @property
     def registry(self) -> ProtocolRegistry:
         return self._registry
 
@@ -81,6 +129,9 @@ class HubServer:
             logger.warning("%s", problem)
         config = self._hub.config
         ws = config.websocket
+        if self._tls is not None and not self._reloader_added:
+            self._hub.add_reloader("TLS certificate", self.reload_tls)
+            self._reloader_added = True
         extensions = None
         if ws.compression:
             extensions = [
@@ -99,16 +150,20 @@ class HubServer:
             select_subprotocol=self._select_subprotocol,
             process_request=self._process_request,
             create_connection=HubConnection,
+            # Bounds the TLS handshake too (ssl_handshake_timeout defaults to it).
             open_timeout=ws.open_timeout,
             ping_interval=ws.ping_interval,
             ping_timeout=ws.ping_timeout,
             close_timeout=ws.close_timeout,
+            # The bound until a protocol is negotiated; then that protocol's
+            # limit (limits.max_message_size) replaces it.
             max_size=ws.max_message_size,
             # Our own bound closes slow consumers; below it, websockets must not
             # pause writes, or keepalive pings wait on a drain that never comes
             # and a stalled reader is never dropped.
             write_limit=config.limits.max_outbound_bytes,
             logger=logging.getLogger("hub.websockets"),
+            ssl=self._tls.context if self._tls is not None else None,
         )
 
     @property
@@ -129,6 +184,45 @@ class HubServer:
         upgrade = request.headers.get("Upgrade", "")
         if upgrade.lower() != "websocket":
             return self._http.handle(request)
+        assert isinstance(connection, HubConnection)
+        # Cheapest checks first: a refused origin costs nothing, a slot is
+        # taken before anything expensive (authentication) runs.
+        refused = self._check_origin(request)
+        if refused is None:
+            refused = self._take_slot(connection)
+        return refused
+
+    def _check_origin(self, request: Request) -> Response | None:
+        origin = request.headers.get("Origin")
+        if self._origins.allows(origin, request.headers.get("Host")):
+            return None
+        self._hub.metrics.handshakes_refused.labels("origin").inc()
+        logger.info("handshake refused: origin %r is not allowed", origin)
+        return text_response(HTTPStatus.FORBIDDEN, "origin not allowed\n")
+
+    def _take_slot(self, connection: HubConnection) -> Response | None:
+        address = connection.remote_address
+        host = address[0] if isinstance(address, tuple) and address else str(address)
+        key = address_key(str(host))
+        metrics = self._hub.metrics
+        refused = self._slots.acquire(key)
+        if refused is not None:
+            metrics.handshakes_refused.labels(refused.value).inc()
+            if refused is SlotRefused.MAX_CONNECTIONS:
+                text = "server full: too many connections (limits.max_connections)\n"
+            else:
+                text = "too many connections from your address (limits.max_connections_per_ip)\n"
+            response = text_response(HTTPStatus.SERVICE_UNAVAILABLE, text)
+            response.headers["Retry-After"] = str(RETRY_AFTER)
+            return response
+        slots = metrics.connection_slots
+        slots.inc()
+
+        def release() -> None:
+            self._slots.release(key)
+            slots.dec()
+
+        connection.release_slot = release
         return None
 
     def _select_subprotocol(
@@ -163,6 +257,10 @@ class HubServer:
         assert spec is not None
         connection.negotiated = spec
         connection.wire_name = chosen or spec.name
+        # websockets reads this limit afresh for every frame it parses.
+        connection.protocol.max_message_size = self._max_sizes.get(
+            spec.name, self._hub.config.websocket.max_message_size
+        )
         if not spec.websocket_pings:
             connection.ping_interval = None
         return Subprotocol(chosen) if chosen is not None else None
@@ -197,11 +295,28 @@ class HubServer:
             await connection.close(POLICY_VIOLATION, exc.message[:120])
             return
         hub.attach(session, handler)
+        limits = hub.config.limits
+        limiter = MessageRateLimiter(limits.message_rate, limits.message_burst)
+        allow = limiter.allow
+        max_refused = limits.message_burst
+        rate_limited = metrics.messages_rate_limited.labels(spec.name)
         try:
             await handler.on_open()
             async for message in connection:
                 received.inc()
-                await handler.on_message(message)
+                if allow():
+                    await handler.on_message(message)
+                    continue
+                rate_limited.inc()
+                if limiter.refused > max_refused:
+                    # Refused message_burst times and still sending: not a burst.
+                    metrics.rate_limit_closes.labels(spec.name).inc()
+                    logger.info(
+                        "session %s (%s): closed for its message rate", session.id, spec.name
+                    )
+                    await connection.close(POLICY_VIOLATION, RATE_CLOSE_REASON)
+                    break
+                await handler.on_rate_limited(message)
         except ConnectionClosed:
             pass
         except Exception:
@@ -212,6 +327,9 @@ class HubServer:
         finally:
             active.dec()
             hub.detach(session.id)
+            sent = connection.protocol.close_sent
+            if sent is not None and sent.code == MESSAGE_TOO_BIG:
+                metrics.oversize_closes.labels(spec.name).inc()
             code = connection.close_code
             try:
                 await handler.on_close(code)

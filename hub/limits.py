@@ -1,0 +1,125 @@
+"""Per-connection message rate and per-address connection slots.
+
+Both are plain bookkeeping touched only from the event loop's thread, so they
+take no locks. ``MessageRateLimiter.allow`` runs for every inbound message and
+is kept to a clock read and a few float operations.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable
+from enum import Enum
+
+
+class MessageRateLimiter:
+    """A token bucket: ``rate`` tokens per second, holding at most ``burst``.
+
+    Every message takes one token; a message finding none is refused and
+    counted in ``refused``. That count is forgiven only once the bucket is full
+    again (the client paused long enough to earn back a whole burst), so a
+    client that keeps sending over the rate, however fast, accumulates refusals
+    and the caller can close it.
+    """
+
+    __slots__ = ("_burst", "_clock", "_rate", "_stamp", "_tokens", "refused")
+
+    def __init__(
+        self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be positive and burst at least 1")
+        self._rate = float(rate)
+        self._burst = float(burst)
+        self._clock = clock
+        self._stamp = clock()
+        # A new connection starts with a full bucket: its opening burst
+        # (subscribe to everything, fetch history) is what the burst is for.
+        self._tokens = self._burst
+        self.refused = 0
+
+    def allow(self) -> bool:
+        """Take a token; False (and one more refusal) when there is none."""
+        now = self._clock()
+        tokens = self._tokens + (now - self._stamp) * self._rate
+        self._stamp = now
+        if tokens >= 1.0:
+            if tokens >= self._burst:
+                tokens = self._burst
+                self.refused = 0
+            self._tokens = tokens - 1.0
+            return True
+        self._tokens = tokens
+        self.refused += 1
+        return False
+
+
+class SlotRefused(Enum):
+    """Why a connection got no slot; the value is the /metrics label."""
+
+    MAX_CONNECTIONS = "max_connections"
+    PER_IP = "per_ip"
+
+
+def address_key(host: str) -> str:
+    """The key a client address is counted under.
+
+    IPv4 addresses count alone. An IPv6 client usually holds a whole /64 and can
+    pick a fresh address per connection, so IPv6 counts by /64 prefix; an
+    IPv4-mapped IPv6 address counts as its IPv4 address.
+    """
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host  # a Unix socket path or something else without an IP
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+class ConnectionSlots:
+    """Counts connections in all and per client address, up to the configured limits.
+
+    ``acquire`` at the handshake, ``release`` exactly once when the TCP
+    connection is gone, whatever ended it.
+    """
+
+    __slots__ = ("_by_address", "_max_per_address", "_max_total", "_total")
+
+    def __init__(self, max_total: int, max_per_address: int) -> None:
+        self._max_total = max_total
+        self._max_per_address = max_per_address
+        self._total = 0
+        self._by_address: dict[str, int] = {}
+
+    @property
+    def in_use(self) -> int:
+        return self._total
+
+    def held_by(self, key: str) -> int:
+        return self._by_address.get(key, 0)
+
+    def acquire(self, key: str) -> SlotRefused | None:
+        """Take a slot for ``key`` (see :func:`address_key`); the reason when refused."""
+        if self._total >= self._max_total:
+            return SlotRefused.MAX_CONNECTIONS
+        held = self._by_address.get(key, 0)
+        if held >= self._max_per_address:
+            return SlotRefused.PER_IP
+        self._by_address[key] = held + 1
+        self._total += 1
+        return None
+
+    def release(self, key: str) -> None:
+        held = self._by_address.get(key, 0)
+        if held <= 0:
+            raise RuntimeError(f"no connection slot held by {key!r}")
+        if held == 1:
+            # Forget addresses with nothing open, or the table grows forever.
+            del self._by_address[key]
+        else:
+            self._by_address[key] = held - 1
+        self._total -= 1
