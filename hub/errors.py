@@ -41,3 +41,15 @@ class PayloadTooLarge(ChannelError):
 
 class LimitExceeded(ChannelError):
     reason = "limit exceeded"
+
+
+class EngineUnavailable(ChannelError):
+    """The channel engine cannot reach its backend (Redis): the operation did not happen.
+
+    Raised by the engine for connection errors and timeouts, so every protocol
+    tells its client "try again later" instead of failing the connection. The
+    outcome of a publish whose reply was lost is unknown; it is reported as not
+    done (the client may send it again: at least once, never silently lost).
+    """
+
+    reason = "temporarily unavailable"

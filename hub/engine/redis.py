@@ -22,8 +22,9 @@ from prometheus_client import CollectorRegistry
 
 from hub.engine.core import ChannelEngine
 from hub.engine.redis_broker import RedisBroker
-from hub.engine.redis_link import EngineUnavailable, RedisLink, RedisOptions
+from hub.engine.redis_link import RedisLink, RedisOptions
 from hub.engine.redis_stores import RedisHistory, RedisPresence
+from hub.errors import EngineUnavailable
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 

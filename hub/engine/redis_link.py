@@ -30,14 +30,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from hub.engine.redis_codec import Keys
+from hub.errors import EngineUnavailable
 
 logger = logging.getLogger("hub.engine.redis")
 
 T = TypeVar("T")
-
-
-class EngineUnavailable(ConnectionError):
-    """Redis cannot be reached: the operation did not happen (or its outcome is unknown)."""
 
 
 def full_jitter(attempt: int, *, base: float, cap: float) -> float:
@@ -240,7 +237,7 @@ class RedisLink:
             self.record_failure(what, exc)
             if _is_link_error(exc):
                 self.commands(False)
-            raise EngineUnavailable(f"redis {what} failed: {exc}") from exc
+            raise EngineUnavailable(f"{what} temporarily unavailable") from exc
         if not self.state.commands_ok:
             self.commands(True)
         return result
@@ -257,7 +254,7 @@ class RedisLink:
             return await self.run(what, operation())
         except RedisError as exc:
             self.record_failure(what, exc)
-            raise EngineUnavailable(f"redis {what} failed: {exc}") from exc
+            raise EngineUnavailable(f"{what} temporarily unavailable") from exc
         if not self.state.commands_ok:
             self.commands(True)
         return result

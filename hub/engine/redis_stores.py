@@ -28,7 +28,7 @@ from hub.engine.redis_codec import (
     encode_member,
     entry_offset,
 )
-from hub.engine.redis_link import EngineUnavailable, RedisLink, cancel_requested
+from hub.engine.redis_link import RedisLink, cancel_requested
 from hub.engine.redis_scripts import (
     HISTORY_ADD,
     HISTORY_READ,
@@ -38,6 +38,7 @@ from hub.engine.redis_scripts import (
     PRESENCE_REMOVE,
     PRESENCE_RESTORE,
 )
+from hub.errors import EngineUnavailable
 
 logger = logging.getLogger("hub.engine.redis")
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from hub.errors import (
     AlreadySubscribed,
     ChannelError,
+    EngineUnavailable,
     FeatureDisabled,
     InvalidChannelName,
     LimitExceeded,
@@ -52,6 +53,7 @@ CHANNEL_ERROR_CODES: dict[type[ChannelError], int] = {
     FeatureDisabled: -32014,
     PayloadTooLarge: -32015,
     LimitExceeded: -32016,
+    EngineUnavailable: -32017,
 }
 
 

@@ -18,7 +18,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
 
 from hub.auth import AuthenticationFailed, Credentials
-from hub.errors import ChannelError, PermissionDenied
+from hub.errors import ChannelError, EngineUnavailable, PermissionDenied
 from hub.handler import Identity, Session, SubprotocolHandler
 from hub.rpc import CallContext
 from protocols.mqtt.codec import (
@@ -119,6 +119,21 @@ class MqttHandler(SubprotocolHandler):
         self._watch(self.config.connect_timeout, "no CONNECT in time")
 
     async def on_message(self, message: str | bytes) -> None:
+        await self._receive(message, _ROUTES)
+
+    async def on_rate_limited(self, message: str | bytes) -> None:
+        """Over the message rate: PUBLISH dropped, SUBSCRIBE refused (SUBACK 0x80).
+
+        The bytes still go through the packet reader, since a packet may span
+        frames and skipping a frame would cut the stream mid-packet. MQTT 3.1.1
+        has no negative acknowledgement for PUBLISH: a refused QoS 1/2 PUBLISH
+        is left unacknowledged, so the client sends it again (DUP) when it
+        reconnects. Acknowledgements, PINGREQ, UNSUBSCRIBE and DISCONNECT are
+        handled as usual: refusing them would stall flows or keepalives.
+        """
+        await self._receive(message, _RATE_LIMITED_ROUTES)
+
+    async def _receive(self, message: str | bytes, routes: _RouteTable) -> None:
         if self.phase is Phase.CLOSED:
             return
         if isinstance(message, str):
@@ -148,7 +163,12 @@ class MqttHandler(SubprotocolHandler):
         # MQTT-3.1.2-8: the will is for connections lost without DISCONNECT; a
         # hub shutting down is not the client's failure.
         if will is not None and not self.hub.stopping:
-            await self._publish(will.topic, will.payload, will.qos, will.retain)
+            try:
+                await self._publish(will.topic, will.payload, will.qos, will.retain)
+            except EngineUnavailable:
+                logger.warning(
+                    "MQTT session %s: will not published, engine unavailable", self.session.id
+                )
 
     def take_over(self) -> None:
         """Another connection CONNECTed with our client id: it gets the session."""
@@ -271,14 +291,27 @@ class MqttHandler(SubprotocolHandler):
             raise MqttProtocolError(f"clients may not publish to $ topics ({packet.topic!r})")
         state = self.state
         packet_id = packet.packet_id
-        if packet_id is None:  # QoS 0
-            await self._publish(packet.topic, packet.payload, 0, packet.retain)
-            return
         if packet.qos == 2 and state is not None and packet_id in state.awaiting_pubrel:
             # A resent QoS 2 PUBLISH (DUP): delivered already, acknowledge again.
             self._send(Pubrec(packet_id))
             return
-        await self._publish(packet.topic, packet.payload, packet.qos, packet.retain)
+        try:
+            await self._publish(packet.topic, packet.payload, packet.qos, packet.retain)
+        except EngineUnavailable:
+            # Redis is away. MQTT 3.1.1 has no negative ack: QoS 0 is dropped
+            # (and counted); QoS 1/2 goes unacknowledged, so the client sends it
+            # again (with DUP) when it reconnects. The connection stays up.
+            if packet_id is None:
+                self.hub.metrics.publications_dropped.labels("engine_unavailable").inc()
+            logger.info(
+                "MQTT session %s: QoS %d publish to %r not accepted: engine unavailable",
+                self.session.id,
+                packet.qos,
+                packet.topic,
+            )
+            return
+        if packet_id is None:  # QoS 0
+            return
         if packet.qos == 1:
             self._send(Puback(packet_id))
         else:
@@ -288,18 +321,22 @@ class MqttHandler(SubprotocolHandler):
             self._send(Pubrec(packet_id))
 
     async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        """Through the ChannelService, so namespaces and hooks apply as for every protocol."""
+        """Through the ChannelService, so namespaces and hooks apply as for every protocol.
+
+        Raises EngineUnavailable when Redis is away; other refusals are dropped.
+        """
         try:
             publication = await self.channels.publish_from_client(
                 self.context, topic, payload, extras=mqtt_extras(qos, retain)
             )
+            if retain:
+                await keep_retained(self.hub.retained, publication)
+        except EngineUnavailable:
+            raise
         except ChannelError as exc:
             # MQTT 3.1.1 cannot refuse a PUBLISH: it is acknowledged and dropped,
             # as Mosquitto does for a denied ACL.
             logger.info("MQTT session %s: publish to %r dropped: %s", self.session.id, topic, exc)
-            return
-        if retain:
-            await keep_retained(self.hub.retained, publication)
 
     async def _on_pubrel(self, packet: Pubrel) -> None:
         if self.state is not None:

@@ -34,6 +34,9 @@ CANCELED: Final = "wamp.error.canceled"
 TIMEOUT: Final = "wamp.error.timeout"
 # Not in the spec, but what Autobahn and Crossbar use for a failing endpoint.
 RUNTIME_ERROR: Final = "wamp.error.runtime_error"
+# Advanced profile: "a Router encountered a network failure" (its channel engine,
+# Redis, is unreachable); wamp.error.unavailable is a callee's word for rerouting.
+NETWORK_FAILURE: Final = "wamp.error.network_failure"
 
 # The hub's own errors: ``wshub.error.<JSON-RPC code>`` and named channel errors.
 HUB_ERROR_PREFIX: Final = "wshub.error."

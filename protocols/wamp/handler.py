@@ -24,6 +24,7 @@ from protocols.wamp.auth import Pending, Welcomed
 from protocols.wamp.codec import WampProtocolError
 from protocols.wamp.errors import (
     GOODBYE_AND_OUT,
+    NETWORK_FAILURE,
     NO_SUCH_REALM,
     PROTOCOL_VIOLATION,
     ProtocolViolation,
@@ -368,6 +369,8 @@ class WampHandler(SubprotocolHandler):
         except WampError as exc:
             if acknowledge:  # unacknowledged publications fail silently
                 self._error(request, exc)
+            elif exc.uri == NETWORK_FAILURE:
+                self.hub.metrics.publications_dropped.labels("engine_unavailable").inc()
             return
         if acknowledge:
             self.send(Published(request.request, publication_id))

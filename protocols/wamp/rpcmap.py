@@ -10,6 +10,7 @@ any other ``RpcError(code)``    ``wshub.error.<code>`` (``wshub.error.4001``)
 permission denied               ``wamp.error.not_authorized``
 invalid channel name            ``wamp.error.invalid_uri``
 payload too large               ``wamp.error.payload_size_exceeded``
+engine unavailable (Redis)      ``wamp.error.network_failure``
 other channel errors            ``wshub.error.<name>`` (``wshub.error.limit_exceeded``)
 an unexpected exception         ``wamp.error.runtime_error``
 ==============================  =============================================
@@ -30,6 +31,7 @@ from pydantic import BaseModel
 from hub.errors import (
     AlreadySubscribed,
     ChannelError,
+    EngineUnavailable,
     FeatureDisabled,
     InvalidChannelName,
     LimitExceeded,
@@ -42,6 +44,7 @@ from protocols.wamp.errors import (
     HUB_ERROR_PREFIX,
     INVALID_ARGUMENT,
     INVALID_URI,
+    NETWORK_FAILURE,
     NO_SUCH_PROCEDURE,
     NOT_AUTHORIZED,
     PAYLOAD_SIZE_EXCEEDED,
@@ -59,6 +62,7 @@ _CHANNEL_ERRORS: Final[dict[type[ChannelError], str]] = {
     FeatureDisabled: HUB_ERROR_PREFIX + "feature_disabled",
     NotSubscribed: HUB_ERROR_PREFIX + "not_subscribed",
     AlreadySubscribed: HUB_ERROR_PREFIX + "already_subscribed",
+    EngineUnavailable: NETWORK_FAILURE,
 }
 _HUB_CODE: Final = re.compile(re.escape(HUB_ERROR_PREFIX) + r"(-?[0-9]+)")
 

@@ -7,6 +7,7 @@ import pytest
 from hub import Hub, HubConfig
 from hub.config import ConfigError, parse_config
 from hub.engine.redis import RedisBroker
+from hub.errors import EngineUnavailable
 from tests.multinode.redis_server import free_port, shared_redis_server
 
 pytestmark = pytest.mark.service
@@ -54,7 +55,7 @@ async def test_a_hub_starts_degraded_when_redis_is_away() -> None:
         health = hub.health()
         assert health["status"] == "degraded"
         assert health["services"]["engine"]["pubsub"] == "down"
-        with pytest.raises(ConnectionError):
+        with pytest.raises(EngineUnavailable):
             await hub.publish("news", 1)
         assert b"wshub_engine_up 0.0" in hub.metrics.render()
     finally:

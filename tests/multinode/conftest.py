@@ -24,6 +24,11 @@ from websockets.typing import Subprotocol
 from tests.multinode.redis_server import RedisServer, free_port
 from tests.protocols.channels.conftest import ChannelsPeer
 
+# The protocols' own real-client fixtures, for nodes in other processes: both
+# take anything with ``url`` and ``port``, as a HubProcess has.
+from tests.protocols.mqtt.conftest import paho_peer  # noqa: F401
+from tests.protocols.wamp.conftest import wamp, wamp_session  # noqa: F401
+
 
 class HubProcess:
     """One ``wshub`` node in its own process, configured for the Redis engine."""
