@@ -45,6 +45,7 @@ from protocols.mqtt.codec import (
     encode,
 )
 from protocols.mqtt.frames import mqtt_extras
+from protocols.mqtt.reauthorize import reauthorize
 from protocols.mqtt.retain import keep_retained, send_retained
 from protocols.mqtt.session import SessionState
 from protocols.mqtt.store import SERVICE_NAME, SessionStore
@@ -238,6 +239,11 @@ class MqttHandler(SubprotocolHandler):
         self.state = opened.state
         self.will = packet.will
         self.phase = Phase.CONNECTED
+        if opened.present:
+            # The kept session may be another user's, or hold rights this one lost.
+            await reauthorize(self.channels, self.context, opened.state)
+            if self.state is not opened.state:  # taken over meanwhile
+                return
         self._send(Connack(opened.present, ConnackCode.ACCEPTED))
         # After the CONNACK: unacknowledged messages again, then the queue.
         opened.state.attach(self)

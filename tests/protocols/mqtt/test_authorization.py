@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from hub import Hub
-from protocols.mqtt.codec import SUBACK_FAILURE
+from hub import Hub, HubConfig
+from protocols.mqtt.codec import SUBACK_FAILURE, Connack, Publish, Pubrec, Pubrel
 from tests.conftest import HubFactory
-from tests.protocols.identities import authz_hub, password
-from tests.protocols.mqtt.conftest import PahoPeer, hub_address
+from tests.protocols.identities import authz_hub, check_password, password
+from tests.protocols.mqtt.conftest import PahoPeer, PairFactory, hub_address
 
 CONFIG: dict[str, Any] = {
     "channels": {
@@ -106,3 +106,62 @@ async def test_anonymous_publish_dropped(login: Login) -> None:
     await anonymous.publish("staff/lobby/hello", b"hi", qos=1)  # still connected, still allowed
     await bob.publish("members/chat", b"hello", qos=1)
     assert (await bob.message()).payload == b"hello"
+
+
+async def test_resumed_session_keeps_only_what_the_new_user_may_hold(
+    hub: Hub, login: Login, paho_peer: Callable[..., PahoPeer]
+) -> None:
+    """A persistent session resumed by another user loses the filters that user may not hold."""
+    owner = paho_peer("shared-id", clean_session=False)
+    owner.client.username_pw_set("ada", password("ada"))
+    assert (await owner.connect(*hub_address(hub)))[1] == 0
+    assert await owner.subscribe("staff/news", 1) == [1]
+    assert await owner.subscribe("members/chat", 1) == [1]
+    await owner.disconnect()
+    # Queued for the offline session: one message each.
+    ada = await login("ada", client_id="ada-publisher")
+    await ada.publish("staff/news", b"secret", qos=1)
+    await ada.publish("members/chat", b"hello", qos=1)
+    # bob CONNECTs with the same client id and gets the session back...
+    thief = paho_peer("shared-id", clean_session=False)
+    thief.client.username_pw_set("bob", password("bob"))
+    present, code = await thief.connect(*hub_address(hub))
+    assert (present, code) == (True, 0)
+    # ...with what bob may read, and nothing of staff/.
+    received = await thief.message()
+    assert (received.topic, received.payload) == ("members/chat", b"hello")
+    await ada.publish("staff/news", b"more", qos=1)
+    await ada.publish("members/chat", b"again", qos=1)
+    received = await thief.message()
+    assert (received.topic, received.payload) == ("members/chat", b"again")
+    assert await thief.nothing_for(0.3)
+
+
+async def test_resumed_session_drops_unacknowledged_messages_of_dropped_filters(
+    pair: PairFactory,
+) -> None:
+    """Unacknowledged PUBLISHes of a refused filter are not resent to the new user; PUBRELs are."""
+    hub = Hub(HubConfig.model_validate(CONFIG))
+    hub.on_authenticate(check_password)
+    owner = await pair(hub)
+    await owner.connect(client_id="dev", clean_session=False, username="ada", password=b"pw-ada")
+    assert await owner.subscribe(("staff/news", 2), ("members/chat", 1)) == (2, 1)
+    await hub.channels.publish("staff/news", b"secret", extras={"mqtt": {"qos": 1}})
+    await hub.channels.publish("members/chat", b"hello", extras={"mqtt": {"qos": 1}})
+    await hub.channels.publish("staff/news", b"received", extras={"mqtt": {"qos": 2}})
+    secret, hello, received = [p for p in owner.received() if isinstance(p, Publish)]
+    assert secret.payload == b"secret"
+    assert received.packet_id is not None
+    await owner.send(Pubrec(received.packet_id))
+    assert owner.received() == [Pubrel(received.packet_id)]
+    await owner.drop()
+
+    thief = await pair(hub)
+    connack = await thief.connect(
+        client_id="dev", clean_session=False, username="bob", password=b"pw-bob"
+    )
+    assert connack == Connack(True, 0)
+    assert thief.received() == [
+        Publish("members/chat", b"hello", 1, dup=True, packet_id=hello.packet_id),
+        Pubrel(received.packet_id),
+    ]
