@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wshub",
         description="WebSocket messaging hub: JSON-RPC 2.0, channels, MQTT and WAMP on one port.",
+        epilog="`wshub hash-password` prints an argon2id hash for [auth.basic] users.",
     )
     parser.add_argument("--config", "-c", type=Path, help="TOML (or YAML) config file")
     parser.add_argument("--host", help="override server.host")
@@ -40,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["hash-password"]:
+        from hub.auth.command import hash_password_main
+
+        return hash_password_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config) if args.config else HubConfig()

@@ -43,6 +43,7 @@ class WebSocketSession:
         "_max_outbound_bytes",
         "_on_slow_consumer",
         "id",
+        "on_identity_change",
         "subprotocol",
         "wire_name",
     )
@@ -65,6 +66,8 @@ class WebSocketSession:
         self._max_outbound_bytes = max_outbound_bytes
         self._on_slow_consumer = on_slow_consumer
         self._close_task: asyncio.Task[None] | None = None
+        # Told of every new identity (the server re-arms the expiry timer).
+        self.on_identity_change: Callable[[Identity | None], None] | None = None
         # Sync RPC methods run in worker threads and may notify: their sends are
         # handed to the loop, the only thread allowed to touch the transport.
         self._loop = asyncio.get_running_loop()
@@ -78,6 +81,8 @@ class WebSocketSession:
     def identity(self, identity: Identity | None) -> None:
         # Protocol-level logins (MQTT CONNECT, WAMP HELLO) establish identity late.
         self._identity = identity
+        if self.on_identity_change is not None:
+            self.on_identity_change(identity)
 
     @property
     def remote_address(self) -> str:

@@ -33,6 +33,7 @@ PROTOCOL = ProtocolSpec(
     aliases=("mqttv3.1",),
     factory=MqttHandler,
     websocket_pings=False,
+    logs_in=True,
     setup=setup,
 )
 

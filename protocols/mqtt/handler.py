@@ -120,6 +120,21 @@ class MqttHandler(SubprotocolHandler):
         self._watch(self.config.connect_timeout, "no CONNECT in time")
 
     async def on_message(self, message: str | bytes) -> None:
+        await self._receive(message, _ROUTES)
+
+    async def on_rate_limited(self, message: str | bytes) -> None:
+        """Over the message rate: PUBLISH dropped, SUBSCRIBE refused (SUBACK 0x80).
+
+        The bytes still go through the packet reader, since a packet may span
+        frames and skipping a frame would cut the stream mid-packet. MQTT 3.1.1
+        has no negative acknowledgement for PUBLISH: a refused QoS 1/2 PUBLISH
+        is left unacknowledged, so the client sends it again (DUP) when it
+        reconnects. Acknowledgements, PINGREQ, UNSUBSCRIBE and DISCONNECT are
+        handled as usual: refusing them would stall flows or keepalives.
+        """
+        await self._receive(message, _RATE_LIMITED_ROUTES)
+
+    async def _receive(self, message: str | bytes, routes: _RouteTable) -> None:
         if self.phase is Phase.CLOSED:
             return
         if isinstance(message, str):

@@ -84,6 +84,7 @@ PROTOCOL = ProtocolSpec(
     name=JSON.subprotocol,
     aliases=(MSGPACK.subprotocol, CBOR.subprotocol),
     factory=WampHandler,
+    logs_in=True,
     setup=setup,
 )
 

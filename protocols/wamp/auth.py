@@ -4,9 +4,13 @@ The router tries the methods in the order the client lists them in
 ``HELLO.Details.authmethods`` (just ``anonymous`` when it lists none), skipping
 those ``[wamp] auth_methods`` does not enable or nothing can check:
 
-* ``ticket``: the ``AUTHENTICATE`` signature is a password, checked by the hub's
-  one ``@hub.on_authenticate`` hook (the hook MQTT logins use), so both protocols
-  share a user base.
+* ``anonymous``: a client the WebSocket handshake identified (a JWT, HTTP
+  Basic, the ``on_handshake`` hook) joins as that identity, whether or not
+  ``anonymous`` is enabled; others join anonymously only when both
+  ``[wamp] auth_methods`` and ``[auth] allow_anonymous`` allow it.
+* ``ticket``: the ``AUTHENTICATE`` signature is a password, checked like an MQTT
+  password (the ``[auth.basic]`` user table, then as a JWT, then the
+  ``@hub.on_authenticate`` hook), so both protocols share a user base.
 * ``wampcra``: the secret is needed to verify the HMAC, so it comes from
   ``[wamp.wampcra_users]`` or a lookup registered with
   ``wamp_router(hub).on_wampcra``.
@@ -47,6 +51,9 @@ logger = logging.getLogger(__name__)
 CraLookup = Callable[[str, str], "WampCraUser | Awaitable[WampCraUser | None] | None"]
 """``(authid, realm) -> WampCraUser | None``, sync or async."""
 
+# GOODBYE reason when the session's identity expires (a JWT's exp) unrefreshed.
+TOKEN_EXPIRED: Final = "wshub.close.token_expired"
+
 ANONYMOUS: Final = "anonymous"
 TICKET: Final = "ticket"
 WAMPCRA: Final = "wampcra"
@@ -80,9 +87,16 @@ class WampAuthenticator:
         self.cra_lookup: CraLookup | None = None
 
     async def hello(
-        self, realm: str, session_id: int, details: Mapping[str, Any]
+        self,
+        realm: str,
+        session_id: int,
+        details: Mapping[str, Any],
+        handshake: Identity | None = None,
     ) -> Welcomed | Pending:
-        """Pick a method; WELCOME at once (Welcomed) or CHALLENGE first (Pending)."""
+        """Pick a method; WELCOME at once (Welcomed) or CHALLENGE first (Pending).
+
+        ``handshake`` is the identity the WebSocket handshake established, if any.
+        """
         methods = details.get("authmethods", [ANONYMOUS])
         authid = details.get("authid")
         if not (isinstance(methods, list) and all(isinstance(m, str) for m in methods)):
@@ -92,9 +106,14 @@ class WampAuthenticator:
         enabled = self._config.auth_methods
         unknown_user = False
         for method in methods:
+            if method == ANONYMOUS and handshake is not None:
+                # Identified at the handshake: no in-band credentials needed.
+                return _handshake_welcome(handshake)
             if method not in enabled:
                 continue
             if method == ANONYMOUS:
+                if not self._auth.allow_anonymous:
+                    continue
                 return Welcomed(secrets.token_urlsafe(12), ANONYMOUS, ANONYMOUS, "static")
             if method == TICKET and self._auth.configured:
                 return Pending(TICKET, authid or "", Challenge(TICKET, {}))
@@ -120,7 +139,9 @@ class WampAuthenticator:
             raise WampAbort(AUTHENTICATION_FAILED, "WAMP-CRA signature is invalid")
         role = pending.user.role
         identity = Identity(
-            pending.authid, {"authrole": role, "authmethod": WAMPCRA, "realm": realm}
+            pending.authid,
+            {"authrole": role, "authmethod": WAMPCRA, "realm": realm},
+            method=WAMPCRA,
         )
         return Welcomed(pending.authid, role, WAMPCRA, "static", identity)
 
@@ -142,15 +163,24 @@ class WampAuthenticator:
         except Exception:
             logger.exception("WAMP session %s: the authentication hook failed", session.id)
             raise WampAbort(AUTHENTICATION_FAILED, "authentication failed") from None
-        claims = identity.claims
-        role = claims.get("authrole") or claims.get("role") or "user"
-        return Welcomed(identity.user_id, str(role), TICKET, "hub", identity)
+        return Welcomed(identity.user_id, _role(identity), TICKET, "hub", identity)
 
     async def _cra_user(self, authid: str, realm: str) -> WampCraUser | None:
         user = self._config.wampcra_users.get(authid)
         if user is None and self.cra_lookup is not None:
             user = await maybe_await(self.cra_lookup(authid, realm))
         return user
+
+
+def _role(identity: Identity) -> str:
+    claims = identity.claims
+    return str(claims.get("authrole") or claims.get("role") or "user")
+
+
+def _handshake_welcome(identity: Identity) -> Welcomed:
+    """WELCOME for the handshake's identity: authmethod says how it was established."""
+    method = identity.method or "handshake"
+    return Welcomed(identity.user_id, _role(identity), method, "handshake", identity)
 
 
 def _cra_challenge(authid: str, user: WampCraUser, session_id: int) -> Challenge:

@@ -18,9 +18,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
 
+from hub.auth import TOKEN_EXPIRED_REASON
 from hub.handler import Session, SubprotocolHandler
 from hub.rpc import CallContext
-from protocols.wamp.auth import Pending, Welcomed
+from protocols.wamp.auth import TOKEN_EXPIRED, Pending, Welcomed
 from protocols.wamp.codec import WampProtocolError
 from protocols.wamp.errors import (
     GOODBYE_AND_OUT,
@@ -134,6 +135,9 @@ class WampHandler(SubprotocolHandler):
             self._serializer = JSON
         self._text = not self._serializer.is_binary
         self.context = CallContext(hub, session.id, session.subprotocol, session.identity)
+        # Who the WebSocket handshake identified: the session's identity again
+        # after a GOODBYE, and who an anonymous HELLO joins as.
+        self._handshake_identity = session.identity
         self.phase = Phase.HELLO
         self.realm: Realm | None = None
         self._session_id = 0
@@ -222,6 +226,15 @@ class WampHandler(SubprotocolHandler):
         self._cancel_timer()
         await self._end_session()
 
+    async def on_identity_expired(self) -> None:
+        # The hub closes the transport with 3000 next; GOODBYE tells the client
+        # why in WAMP's terms first. Its reply is not awaited.
+        if self.phase is Phase.ESTABLISHED:
+            self.send(Goodbye({"message": TOKEN_EXPIRED_REASON}, TOKEN_EXPIRED))
+        self.phase = Phase.CLOSED
+        self._cancel_timer()
+        await self._end_session()
+
     # -- session lifecycle ----------------------------------------------------------
 
     async def _on_hello(self, hello: Hello) -> None:
@@ -234,7 +247,9 @@ class WampHandler(SubprotocolHandler):
             raise WampAbort(NO_SUCH_REALM, f"no realm {hello.realm!r} on this router")
         self._roles = roles
         self._session_id = self.router.new_session_id()
-        result = await self.router.authenticator.hello(realm.name, self._session_id, hello.details)
+        result = await self.router.authenticator.hello(
+            realm.name, self._session_id, hello.details, self._handshake_identity
+        )
         if isinstance(result, Pending):
             self._pending, self._pending_realm = result, realm
             self.phase = Phase.AUTHENTICATING
@@ -279,6 +294,15 @@ class WampHandler(SubprotocolHandler):
     async def _on_goodbye(self, message: Goodbye) -> None:
         self.send(Goodbye({}, GOODBYE_AND_OUT))
         await self._end_session()
+        # The login ended with the session; the handshake's identity stays with
+        # the transport. (Other ends close the transport: on_disconnect hooks
+        # then still see who was logged in.)
+        if self.session.identity is not self._handshake_identity:
+            identity = self._handshake_identity
+            self.session.identity = identity
+            self.context = CallContext(
+                self.hub, self.session.id, self.session.subprotocol, identity
+            )
         # The transport may carry a new session; one that idles is closed.
         self.phase = Phase.HELLO
         self._watch("no HELLO in time")
@@ -295,9 +319,6 @@ class WampHandler(SubprotocolHandler):
             self.router.release_session_id(self._session_id)
         self._session_id = 0
         self._pending = self._pending_realm = None
-        if self._who is not None and self._who.identity is not None:
-            self.session.identity = None
-            self.context = CallContext(self.hub, self.session.id, self.session.subprotocol, None)
         self._who = None
 
     async def _abort(self, reason: str, message: str) -> None:

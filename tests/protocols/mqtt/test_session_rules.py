@@ -177,11 +177,11 @@ def password_hub(*, sync: bool = False, **mqtt: Any) -> Hub:
 
 @pytest.mark.parametrize("sync", [True, False], ids=["sync-hook", "async-hook"])
 async def test_good_credentials_set_the_session_identity(pair: PairFactory, sync: bool) -> None:
-    """The @hub.on_authenticate hook's Identity becomes the session's identity."""
+    """The @hub.on_authenticate hook's Identity becomes the session's identity (method "hook")."""
     client = await pair(password_hub(sync=sync, allow_anonymous=False))
     ack = await client.connect(client_id="c1", username="ada", password=b"secret")
     assert ack == Connack(False, 0)
-    assert client.session.identity == Identity("ada", {"client_id": "c1"})
+    assert client.session.identity == Identity("ada", {"client_id": "c1"}, method="hook")
 
 
 @pytest.mark.parametrize(

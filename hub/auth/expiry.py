@@ -1,0 +1,74 @@
+"""Close a session when its identity expires, unless it was refreshed in time.
+
+One timer per session, re-armed whenever the session's identity changes (a
+protocol login, a refresh, a WAMP GOODBYE back to the handshake identity).
+When it fires, the protocol handler may say goodbye in its own terms
+(:meth:`~hub.handler.SubprotocolHandler.on_identity_expired`), then the
+connection is closed with 3000, IANA's "Unauthorized" WebSocket close code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Final
+
+from hub.handler import Identity, SubprotocolHandler
+from hub.session import WebSocketSession
+
+logger = logging.getLogger(__name__)
+
+TOKEN_EXPIRED_CODE: Final = 3000
+TOKEN_EXPIRED_REASON: Final = "token expired"
+
+
+class ExpiryWatch:
+    """Closes one session once its identity's ``expires_at`` has passed."""
+
+    def __init__(self, session: WebSocketSession, handler: SubprotocolHandler) -> None:
+        self._session = session
+        self._handler = handler
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @classmethod
+    def attach(cls, session: WebSocketSession, handler: SubprotocolHandler) -> ExpiryWatch:
+        """Watch the session's identity now and whenever it changes."""
+        watch = cls(session, handler)
+        session.on_identity_change = watch.watch
+        watch.watch(session.identity)
+        return watch
+
+    def watch(self, identity: Identity | None) -> None:
+        """Follow ``identity`` from now on (None, or no expiry: nothing to close)."""
+        self._cancel_timer()
+        expires_at = identity.expires_at if identity is not None else None
+        if expires_at is None or self._closed or self._task is not None:
+            return
+        # expires_at is Unix time, as in the token; the loop's clock is not.
+        delay = max(0.0, expires_at - time.time())
+        self._timer = self._loop.call_later(delay, self._fire)
+
+    def close(self) -> None:
+        """The session ended: no timer may fire for it any more."""
+        self._closed = True
+        self._cancel_timer()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._task = self._loop.create_task(self._expire())
+
+    async def _expire(self) -> None:
+        try:
+            await self._handler.on_identity_expired()
+        except Exception:
+            logger.exception("session %s: goodbye before expiry failed", self._session.id)
+        await self._session.close(TOKEN_EXPIRED_CODE, TOKEN_EXPIRED_REASON)
