@@ -11,15 +11,19 @@ Run: python -m bench.servers KIND PORT [--no-compression]
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
 
 
 async def echo(connection: ServerConnection) -> None:
-    async for message in connection:
-        await connection.send(message)
+    # Load generators may drop their connections without a closing handshake.
+    with contextlib.suppress(ConnectionClosed):
+        async for message in connection:
+            await connection.send(message)
 
 
 def make_broadcast() -> object:
@@ -34,9 +38,10 @@ def make_broadcast() -> object:
             finally:
                 subscribers.discard(connection)
             return
-        async for message in connection:
-            broadcast(subscribers, message)
-            await connection.send("ack")
+        with contextlib.suppress(ConnectionClosed):
+            async for message in connection:
+                broadcast(subscribers, message)
+                await connection.send("ack")
 
     return handler
 

@@ -1,0 +1,228 @@
+"""Processes of a benchmark run: servers under test, node load generators, and
+what the kernel says about them (RSS, CPU time).
+
+Everything binds 127.0.0.1 on a free port and is stopped when its ``with``
+block ends, so a run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+NODE_PROJECT = ROOT / "bench" / "node"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def raise_nofile() -> None:
+    """Lift the soft file-descriptor limit to the hard one (10,000 sockets need it)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                found += [int(child), *_descendants(int(child))]
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its live descendants (Crossbar forks)."""
+    total = 0.0
+    for each in [pid, *_descendants(pid)]:
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{each}/stat").read_text()
+            # Fields after the parenthesised command name; utime and stime are 14 and 15.
+            fields = stat.rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
+
+
+@dataclass
+class Server:
+    """A server under test: where to connect and which process to watch."""
+
+    url: str
+    pid: int
+
+
+def wait_for_port(
+    port: int, process: subprocess.Popen[Any], what: str, timeout: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def running(args: list[str], what: str, **popen: Any) -> Iterator[subprocess.Popen[Any]]:
+    """A subprocess with a raised file limit, terminated (then killed) on exit."""
+    process = subprocess.Popen(args, preexec_fn=raise_nofile, **popen)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+HUB_CONFIG = """
+[server]
+static_dir = "{tmp}"
+[websocket]
+compression = {compression}
+ping_interval = 60
+[limits]
+max_outbound_bytes = 67108864
+max_connections = 100000
+max_connections_per_ip = 100000
+# The per-connection token bucket stays on (its cost is measured), set out of reach.
+message_rate = 1000000000.0
+message_burst = 1000000000
+[rpc]
+paths = ["{root}"]
+modules = ["bench.methods"]
+[logging]
+level = "warning"
+"""
+
+
+@contextlib.contextmanager
+def hub_server(compression: bool = True) -> Iterator[Server]:
+    """``python -m hub`` with the bench's RPC method and limits sized for a benchmark."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "hub.toml"
+        config.write_text(
+            HUB_CONFIG.format(tmp=tmp, root=ROOT, compression=str(compression).lower())
+        )
+        args = [PYTHON, "-m", "hub", "--config", str(config), "--port", str(port)]
+        with running(args, "hub", cwd=ROOT) as process:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise RuntimeError("hub did not start") from None
+                    time.sleep(0.1)
+            yield Server(f"ws://127.0.0.1:{port}/", process.pid)
+
+
+@contextlib.contextmanager
+def baseline_server(kind: str, compression: bool = False) -> Iterator[Server]:
+    """One of bench/servers.py: the limit of the websockets stack."""
+    port = free_port()
+    args = [PYTHON, "-m", "bench.servers", kind, str(port)]
+    if not compression:
+        args.append("--no-compression")
+    with running(args, f"baseline {kind}", cwd=ROOT, stdout=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        if process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"baseline {kind} did not start")
+        yield Server(f"ws://127.0.0.1:{port}/", process.pid)
+
+
+# -- node load generators (bench/node/load.mjs) ------------------------------------
+
+
+def node_binary() -> str:
+    node = shutil.which("node")
+    if node is None or not (NODE_PROJECT / "node_modules" / "ws").is_dir():
+        raise RuntimeError("node or the bench's node modules are missing: run scripts/bootstrap")
+    return node
+
+
+def _load_args(command: str, options: dict[str, Any]) -> list[str]:
+    return [node_binary(), "load.mjs", command, json.dumps(options)]
+
+
+def last_json(output: str) -> dict[str, Any]:
+    return dict(json.loads(output.strip().splitlines()[-1]))
+
+
+def run_load(command: str, timeout: float = 300, **options: Any) -> dict[str, Any]:
+    """Run one load generator to completion and return its JSON result."""
+    out = subprocess.run(
+        _load_args(command, options | {"deadline": timeout}),
+        cwd=NODE_PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=timeout + 10,
+        preexec_fn=raise_nofile,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"load {command} failed: {out.stderr[-2000:]}")
+    return last_json(out.stdout)
+
+
+class HeldLoad:
+    """A load generator that prints a first line when set up (subscribers, idle
+    connections) and its result once its stdin is closed."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        assert process.stdout is not None
+        self.first_line = process.stdout.readline().strip()
+        if not self.first_line:
+            raise RuntimeError("load generator failed while setting up")
+
+    def finish(self) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.close()
+        result = last_json(self.process.stdout.read())
+        self.process.wait(30)
+        return result
+
+
+@contextlib.contextmanager
+def held_load(command: str, timeout: float = 600, **options: Any) -> Iterator[HeldLoad]:
+    with running(
+        _load_args(command, options | {"deadline": timeout}),
+        f"load {command}",
+        cwd=NODE_PROJECT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as process:
+        yield HeldLoad(process)
