@@ -77,6 +77,10 @@ class HttpRoutes:
         return response(HTTPStatus.OK, metrics.render(), metrics.content_type)
 
     def _openrpc(self) -> Response:
+        # The same document as rpc.discover: where [rpc.permissions] keeps that
+        # from anonymous callers, plain HTTP (anonymous) may not have it either.
+        if not self._hub.rpc_permissions.admits("rpc.discover", None):
+            return text_response(HTTPStatus.FORBIDDEN, "rpc.discover is not open to anonymous\n")
         return json_response(HTTPStatus.OK, self._hub.methods.openrpc())
 
     def _file(self, root: Path, relative: str) -> Response:

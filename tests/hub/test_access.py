@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -16,6 +17,8 @@ from hub.errors import PermissionDenied
 from hub.handler import Identity
 from hub.hooks import Hooks
 from hub.rpc import CallContext
+from tests.conftest import HubFactory
+from tests.hub.test_http import http_get
 
 ADA = Identity("ada", {"roles": ["editor", "viewer"], "plan": "pro", "level": 3, "staff": True})
 BOB = Identity("bob", {"roles": "viewer", "plan": "free", "level": 1, "staff": False})
@@ -271,3 +274,15 @@ async def test_server_side_presence_and_history_ignore_rules() -> None:
     for read in (channels.presence, channels.presence_stats, channels.history):
         with pytest.raises(PermissionDenied):
             await read(ctx, "room")
+
+
+async def test_openrpc_json_follows_rpc_discover(make_hub: HubFactory) -> None:
+    """GET /openrpc.json is 403 where [rpc.permissions] closes rpc.discover to anonymous callers."""
+    closed = await make_hub({"rpc": {"permissions": {"rpc.*": {"authenticated": True}}}})
+    status, _, body = await http_get(closed, "/openrpc.json")
+    assert status == 403
+    assert b"rpc.discover" in body
+    open_hub = await make_hub({"rpc": {"permissions": {"admin.*": {"authenticated": True}}}})
+    status, _, body = await http_get(open_hub, "/openrpc.json")
+    assert status == 200
+    assert json.loads(body)["openrpc"]
