@@ -205,10 +205,11 @@ class JsonRpcHandler(SubprotocolHandler):
     async def dispatch(self, name: str, params: Any) -> Any:
         """Run a built-in or a hub RPC method by name."""
         builtin = self.builtins.get(name)
-        # Channel built-ins answer to their namespace's rules; methods (rpc.*
-        # included) to [rpc.permissions], checked before the name is looked
-        # up so a refusal tells nothing about which methods exist.
-        if builtin is None or name.startswith("rpc."):
+        # Methods answer to [rpc.permissions], checked before the name is
+        # looked up so a refusal tells nothing about which methods exist.
+        # Built-ins do not (channel ones follow their namespace's rules, token
+        # refresh is authentication), except rpc.discover, the method list.
+        if builtin is None or name == "rpc.discover":
             await self._authorize(name)
         if builtin is not None:
             return await builtin(params)

@@ -158,3 +158,16 @@ async def test_on_call_hook_refuses_with_its_reason(hub: Hub, client: Any) -> No
     await bob.error("admin.reset")
     await ada.call("admin.ping")
     assert seen == [("bob", "math.add"), ("ada", "math.add")]
+
+
+async def test_catch_all_rule_leaves_channel_builtins_to_namespaces(
+    make_hub: HubFactory, jsonrpc: PeerFactory
+) -> None:
+    """A "*" permission guards methods and rpc.discover, never subscribe/publish."""
+    hub = await authz_hub(make_hub, {"rpc": {"permissions": {"*": {"users": ["nobody"]}}}})
+    hub.add_method("math.add", lambda a, b: a + b)
+    peer = await jsonrpc(hub, "channels.v1", path=as_user("ada"))
+    assert (await peer.error("math.add", [1, 2]))["code"] == PERMISSION_DENIED
+    assert (await peer.error("rpc.discover"))["code"] == PERMISSION_DENIED
+    assert await peer.call("publish", {"channel": "news", "data": 1})
+    assert (await peer.call("subscribe", {"channel": "news"}))["channel"] == "news"
