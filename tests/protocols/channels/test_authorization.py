@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from hub import Hub
+from tests.auth_helpers import bearer, hs_auth, mint
 from tests.conftest import HubFactory
 from tests.protocols.channels.conftest import ChannelsPeer, PeerFactory
 from tests.protocols.identities import as_user, authz_hub
@@ -171,3 +172,29 @@ async def test_pattern_subscriber_receives_what_it_may(peer: Any) -> None:
     (message,) = await bob.messages(1)
     assert message["data"] == "public"
     assert await bob.quiet_for(0.2)
+
+
+async def test_jwt_claims_from_the_handshake_decide(
+    make_hub: HubFactory, channels: PeerFactory
+) -> None:
+    """Handshake JWT claims (nested, Keycloak-style) decide; after a refresh, the new ones do."""
+    hub = await make_hub(
+        {
+            "auth": hs_auth(),
+            "channels": {
+                "namespaces": {
+                    "ops": {"subscribe_access": {"claims": {"realm_access.roles": "ops"}}}
+                }
+            },
+        }
+    )
+    ops_token = mint("ada", realm_access={"roles": ["ops", "dev"]})
+    ada = await channels(hub, additional_headers=bearer(ops_token))
+    await ada.subscribe("ops/alerts")
+    dev = await channels(
+        hub, additional_headers=bearer(mint("bob", realm_access={"roles": ["dev"]}))
+    )
+    assert (await dev.error("subscribe", {"channel": "ops/alerts"}))["code"] == PERMISSION_DENIED
+    # ada's refreshed token no longer holds "ops": new subscriptions are refused.
+    await ada.call("refresh", {"token": mint("ada", realm_access={"roles": ["dev"]})})
+    assert (await ada.error("subscribe", {"channel": "ops/other"}))["code"] == PERMISSION_DENIED
