@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from hub.access import RpcPermissions, Rule
-from hub.auth import AuthenticateHook, Authenticator
+from hub.auth import AuthenticateHook, Authenticator, HandshakeHook
 from hub.channels import ChannelService
 from hub.config import HubConfig
 from hub.engine import ChannelEngine, HistoryResult, MemoryHistory, Publication, memory_engine
@@ -38,6 +38,8 @@ BUILTIN_METHOD_NAMES = (
     "presence",
     "presence_stats",
     "history",
+    # Token refresh (jsonrpc.2.0 answers it as rpc.refresh, a reserved name).
+    "refresh",
 )
 
 
@@ -86,7 +88,10 @@ class Hub:
         self.channels = ChannelService(self.engine, self.config.channels, self.hooks)
         # Retained publications (MQTT retain flag), owned here to outlive connections.
         self.retained: RetainedStore = MemoryRetainedStore(self.config.mqtt.max_retained)
-        self.auth = Authenticator()
+        auth_failures = self.metrics.auth_failures
+        self.auth = Authenticator(
+            self.config.auth, on_failure=lambda method: auth_failures.labels(method).inc()
+        )
         self.services = Services()
         if engine_service is not None:
             # The Redis engine: its connection lives with the hub, its health in /healthz.
@@ -94,6 +99,8 @@ class Hub:
         self._stopping = False
         # Called in order by reload() (SIGHUP): TLS certificates, user tables, keys.
         self._reloaders: list[tuple[str, Callable[[], None]]] = []
+        for name, reload in self.auth.reloaders():
+            self.add_reloader(name, reload)
         for name in registry.names:
             spec = registry.get(name)
             if spec is not None and spec.setup is not None:
@@ -131,8 +138,18 @@ class Hub:
         return hook
 
     def on_authenticate(self, hook: AuthenticateHook) -> AuthenticateHook:
-        """Check a username/password login (MQTT CONNECT); see :mod:`hub.auth`."""
+        """Check a username/password login (MQTT CONNECT, WAMP ticket); see :mod:`hub.auth`."""
         self.auth.set_hook(hook)
+        return hook
+
+    def on_handshake(self, hook: HandshakeHook) -> HandshakeHook:
+        """Decide the identity of every WebSocket upgrade; see :mod:`hub.auth.hooks`.
+
+        The hook gets a :class:`~hub.auth.HandshakeRequest` and returns the
+        Identity (or None: anonymous); AuthenticationFailed answers 401,
+        PermissionDenied 403.
+        """
+        self.auth.set_handshake_hook(hook)
         return hook
 
     def on_disconnect(self, hook: ConnectHook) -> ConnectHook:

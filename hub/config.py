@@ -11,7 +11,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hub.engine.topics import InvalidChannel, validate_pattern
 
@@ -169,21 +176,53 @@ class JwtConfig(_Section):
     query_param: str | None = "token"
     cookie: str | None = None
 
+    @model_validator(mode="after")
+    def _keys_for_algorithms(self) -> JwtConfig:
+        # A family of algorithms without its key would refuse every token at
+        # run time; say so at load time instead.
+        if self.secret is not None and self.secret_file is not None:
+            raise ValueError("set secret or secret_file, not both")
+        symmetric = [alg for alg in self.algorithms if alg.startswith("HS")]
+        asymmetric = [alg for alg in self.algorithms if not alg.startswith("HS")]
+        if symmetric and self.secret is None and self.secret_file is None:
+            raise ValueError(f"{', '.join(symmetric)} need secret or secret_file")
+        if asymmetric and self.public_key_file is None and self.jwks_file is None:
+            raise ValueError(f"{', '.join(asymmetric)} need public_key_file or jwks_file")
+        return self
+
 
 class BasicAuthConfig(_Section):
     """HTTP Basic at the handshake (and MQTT / WAMP ticket passwords) against a user table."""
 
     # user -> password hash, made with `wshub hash-password` (argon2id).
     users: dict[str, str] = {}
-    # A file of "user:hash" lines, read at start and on SIGHUP.
+    # A file of "user:hash" lines ("#" comments and blank lines skipped), read
+    # at start and on SIGHUP; a user may not be both here and in `users`.
     users_file: Path | None = None
+    # Named in the WWW-Authenticate challenge of a refused handshake.
     realm: str = "wshub"
+
+    @field_validator("users")
+    @classmethod
+    def _hashed_passwords(cls, users: dict[str, str]) -> dict[str, str]:
+        # A plain password here would be a leak waiting to happen: refuse it.
+        for user, hashed in users.items():
+            if not user or ":" in user:
+                raise ValueError(f"user name {user!r} must be non-empty and without ':'")
+            if not hashed.startswith("$argon2"):
+                raise ValueError(
+                    f"password of {user!r} is not an argon2 hash (make one with "
+                    "`wshub hash-password`)"
+                )
+        return users
 
 
 class AuthConfig(_Section):
     # Sessions without credentials. False: a handshake without them is refused
     # with 401, except on protocols that log in after it (MQTT CONNECT, WAMP
-    # HELLO), where an anonymous login is refused instead.
+    # HELLO), where an anonymous login is refused instead (CONNACK 5, ABORT
+    # wamp.error.no_auth_method). Credentials presented but not valid are
+    # refused (401) whatever this says.
     allow_anonymous: bool = True
     jwt: JwtConfig | None = None
     basic: BasicAuthConfig | None = None
@@ -343,8 +382,10 @@ class MqttBridgeConfig(_Section):
 
 
 class MqttConfig(_Section):
-    # Clients without a username; with a username, the @hub.on_authenticate hook decides.
-    allow_anonymous: bool = True
+    # CONNECT without a username (and no identity from the handshake); unset
+    # follows auth.allow_anonymous. A username and password are checked against
+    # [auth.basic], then as a JWT ([auth.jwt]), then by @hub.on_authenticate.
+    allow_anonymous: bool | None = None
     # Seconds a client has to send CONNECT after the WebSocket opens.
     connect_timeout: float = Field(10.0, gt=0)
     # Largest MQTT packet (remaining length), which may span WebSocket frames.
@@ -408,8 +449,10 @@ class WampConfig(_Section):
     # Realms clients may join: names, or tables {name, channel_prefix}.
     realms: list[WampRealmConfig] = [WampRealmConfig(name="realm1")]
     # Methods accepted, tried in the client's order: "anonymous" admits clients
-    # without credentials; "ticket" is checked by @hub.on_authenticate;
-    # "wampcra" by wampcra_users or a registered lookup (docs/wamp.md).
+    # without credentials (when auth.allow_anonymous) and those the handshake
+    # identified; "ticket" is checked like an MQTT password ([auth.basic], a
+    # JWT, @hub.on_authenticate); "wampcra" by wampcra_users or a registered
+    # lookup (docs/wamp.md).
     auth_methods: list[Literal["anonymous", "ticket", "wampcra"]] = [
         "anonymous",
         "ticket",

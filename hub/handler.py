@@ -83,6 +83,13 @@ class SubprotocolHandler(ABC):
     async def on_close(self, code: int | None) -> None:
         """Called once when the connection is gone; release everything here."""
 
+    async def on_identity_expired(self) -> None:
+        """The session's identity expired (and was not refreshed).
+
+        The hub closes the connection with 3000 "token expired" right after;
+        a protocol with its own goodbye (WAMP GOODBYE) says it here.
+        """
+
     def notify(self, method: str, params: Any = None) -> None:
         """Push a server-to-client notification, where the protocol has them."""
         raise NotImplementedError(f"{type(self).__name__} has no server notifications")
@@ -105,6 +112,10 @@ class ProtocolSpec:
     # MQTT clients answer WebSocket pings badly (paho sends unmasked pongs) and
     # have their own keepalive, so a protocol may opt out of WebSocket pings.
     websocket_pings: bool = True
+    # The protocol logs in after the handshake (MQTT CONNECT, WAMP HELLO): with
+    # auth.allow_anonymous off, a handshake without credentials is still
+    # accepted and the protocol refuses an anonymous login in its own terms.
+    logs_in: bool = False
     # Called once by every Hub serving the protocol, to register its services
     # (hub.services) such as MQTT's session store and broker bridge.
     setup: Callable[[Hub], None] | None = None

@@ -83,6 +83,8 @@ class HubMetrics:
         self.connections_active = Labeled(Gauge, "subprotocol")
         # Reasons: origin, max_connections, per_ip, subprotocol, auth.
         self.handshakes_refused = Labeled(Counter, "reason")
+        # Credentials refused, by how they were checked (docs/security.md).
+        self.auth_failures = Labeled(Counter, "method")
         # Connections holding a slot (handshaking or open), what the limits count.
         self.connection_slots = Gauge()
         self.messages_received = Labeled(Counter, "subprotocol")
@@ -108,6 +110,7 @@ class HubMetrics:
 _DESCRIPTIONS = {
     "connections_opened": "WebSocket connections accepted",
     "handshakes_refused": "Handshakes refused",
+    "auth_failures": "Credentials refused (handshake, protocol login or refresh), by method",
     "messages_received": "WebSocket messages received",
     "handler_errors": "Connections closed by an unexpected handler error",
     "rpc_calls": "RPC method calls",

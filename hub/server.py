@@ -13,8 +13,9 @@ from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFact
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from hub.auth import ExpiryWatch, HandshakeRefused, handshake_request
 from hub.errors import PermissionDenied
-from hub.handler import ProtocolSpec
+from hub.handler import Identity, ProtocolSpec
 from hub.http import HttpRoutes, text_response
 from hub.limits import ConnectionSlots, MessageRateLimiter, SlotRefused, address_key
 from hub.origins import OriginPolicy
@@ -41,6 +42,8 @@ class HubConnection(ServerConnection):
 
     negotiated: ProtocolSpec | None = None
     wire_name: str = ""
+    # Who the handshake's credentials (or the on_handshake hook) identified.
+    identity: Identity | None = None
     # Set while the connection holds a slot of ConnectionSlots.
     release_slot: Callable[[], None] | None = None
 
@@ -149,6 +152,7 @@ class HubServer:
             compression=None,
             select_subprotocol=self._select_subprotocol,
             process_request=self._process_request,
+            process_response=self._process_response,
             create_connection=HubConnection,
             # Bounds the TLS handshake too (ssl_handshake_timeout defaults to it).
             open_timeout=ws.open_timeout,
@@ -180,7 +184,9 @@ class HubServer:
 
     # -- handshake -------------------------------------------------------
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
         upgrade = request.headers.get("Upgrade", "")
         if upgrade.lower() != "websocket":
             return self._http.handle(request)
@@ -190,7 +196,39 @@ class HubServer:
         refused = self._check_origin(request)
         if refused is None:
             refused = self._take_slot(connection)
+        if refused is None:
+            refused = await self._authenticate(connection, request)
         return refused
+
+    async def _authenticate(self, connection: HubConnection, request: Request) -> Response | None:
+        """Set the connection's identity from its credentials (hub.auth), or refuse it."""
+        try:
+            connection.identity = await self._hub.auth.handshake(
+                handshake_request(request, connection.remote_address)
+            )
+        except HandshakeRefused as refused:
+            self._hub.metrics.handshakes_refused.labels("auth").inc()
+            logger.info("handshake refused (%d): %s", refused.status, refused.message)
+            return refused.response(connection)
+        return None
+
+    def _process_response(
+        self, connection: ServerConnection, request: Request, response: Response
+    ) -> Response | None:
+        assert isinstance(connection, HubConnection)
+        spec = connection.negotiated
+        # Known only now that the protocol is negotiated: protocols that log in
+        # after the handshake (MQTT, WAMP) refuse anonymous logins themselves.
+        if (
+            response.status_code == 101
+            and spec is not None
+            and not spec.logs_in
+            and connection.identity is None
+            and not self._hub.auth.allow_anonymous
+        ):
+            self._hub.metrics.handshakes_refused.labels("auth").inc()
+            return self._hub.auth.anonymous_refused().response(connection)
+        return None
 
     def _check_origin(self, request: Request) -> Response | None:
         origin = request.headers.get("Origin")
@@ -278,6 +316,7 @@ class HubServer:
         session = WebSocketSession(
             connection,
             spec.name,
+            identity=connection.identity,
             max_outbound_bytes=hub.config.limits.max_outbound_bytes,
             on_slow_consumer=metrics.slow_consumers_closed.inc,
             wire_name=connection.wire_name,
@@ -295,6 +334,8 @@ class HubServer:
             await connection.close(POLICY_VIOLATION, exc.message[:120])
             return
         hub.attach(session, handler)
+        # Closes the session with 3000 when its identity expires, unless refreshed.
+        expiry = ExpiryWatch.attach(session, handler)
         limits = hub.config.limits
         limiter = MessageRateLimiter(limits.message_rate, limits.message_burst)
         allow = limiter.allow
@@ -325,6 +366,7 @@ class HubServer:
             logger.exception("session %s (%s): handler failed", session.id, spec.name)
             await connection.close(INTERNAL_ERROR_CODE, "internal error")
         finally:
+            expiry.close()
             active.dec()
             hub.detach(session.id)
             sent = connection.protocol.close_sent

@@ -120,21 +120,6 @@ class MqttHandler(SubprotocolHandler):
         self._watch(self.config.connect_timeout, "no CONNECT in time")
 
     async def on_message(self, message: str | bytes) -> None:
-        await self._receive(message, _ROUTES)
-
-    async def on_rate_limited(self, message: str | bytes) -> None:
-        """Over the message rate: PUBLISH dropped, SUBSCRIBE refused (SUBACK 0x80).
-
-        The bytes still go through the packet reader, since a packet may span
-        frames and skipping a frame would cut the stream mid-packet. MQTT 3.1.1
-        has no negative acknowledgement for PUBLISH: a refused QoS 1/2 PUBLISH
-        is left unacknowledged, so the client sends it again (DUP) when it
-        reconnects. Acknowledgements, PINGREQ, UNSUBSCRIBE and DISCONNECT are
-        handled as usual: refusing them would stall flows or keepalives.
-        """
-        await self._receive(message, _RATE_LIMITED_ROUTES)
-
-    async def _receive(self, message: str | bytes, routes: _RouteTable) -> None:
         if self.phase is Phase.CLOSED:
             return
         if isinstance(message, str):
@@ -255,15 +240,22 @@ class MqttHandler(SubprotocolHandler):
             await self.store.discard(opened.stale)
 
     async def _login(self, packet: Connect, client_id: str) -> int:
-        """The CONNACK code for the credentials; sets the identity on success."""
-        if packet.username is None:
-            return (
-                ConnackCode.ACCEPTED if self.config.allow_anonymous else ConnackCode.NOT_AUTHORIZED
-            )
+        """The CONNACK code for the credentials; sets the identity on success.
+
+        Without a username the handshake's identity (if any) stands; with one,
+        the hub checks it (hub.auth: the user table, a JWT, the hook).
+        """
         auth = self.hub.auth
+        allow_anonymous = self.config.allow_anonymous
+        if allow_anonymous is None:
+            allow_anonymous = auth.allow_anonymous
+        if packet.username is None:
+            if self.session.identity is not None or allow_anonymous:
+                return ConnackCode.ACCEPTED
+            return ConnackCode.NOT_AUTHORIZED
         if not auth.configured:
             # Nothing can check the password, so the username is not trusted.
-            if self.config.allow_anonymous:
+            if self.session.identity is not None or allow_anonymous:
                 return ConnackCode.ACCEPTED
             return ConnackCode.BAD_USERNAME_OR_PASSWORD
         credentials = Credentials(
