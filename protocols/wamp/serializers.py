@@ -107,9 +107,34 @@ class JsonSerializer(Serializer):
 
     def dumps_bytes(self, obj: Any) -> bytes:
         try:
-            return orjson.dumps(obj, default=_bytes_to_json_string)
+            data = orjson.dumps(obj, default=_bytes_to_json_string)
         except orjson.JSONEncodeError as exc:
             raise WampProtocolError(f"payload cannot be serialized to JSON: {exc}") from exc
+        # A text string starting with NUL would read back as bytes (or as broken
+        # base64): JSON cannot carry it. Bytes write the same prefix, so the walk
+        # runs only when the prefix is there at all.
+        if _NUL_STRING in data and _has_nul_prefixed_text(obj):
+            raise WampProtocolError("a string starting with NUL cannot be carried by JSON")
+        return data
+
+
+# How any string starting with NUL (text or encoded bytes) opens in orjson output.
+_NUL_STRING: Final = b'"\\u0000'
+
+
+def _has_nul_prefixed_text(root: Any) -> bool:
+    """Whether a value (not a dict key) is a str starting with NUL; iterative, like the decoder."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if node.startswith("\0"):
+                return True
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+    return False
 
 
 def _bytes_to_json_string(obj: Any) -> str:

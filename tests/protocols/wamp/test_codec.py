@@ -392,6 +392,29 @@ def test_json_invalid_base64_is_a_protocol_error() -> None:
         JSON.decode('[16, 1, {}, "t", ["\\u0000not base64!"]]')
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        # Found by fuzzing: a CBOR AUTHENTICATE whose signature starts with NUL.
+        CBOR.decode(bytes.fromhex("83056d000000000000001269636b6574a0")),
+        Event(1, 2, {}, ["\x00AAEC"]),
+        Event(1, 2, {}, [], {"k": ["\x00text"]}),
+    ],
+)
+def test_text_starting_with_nul_is_refused_by_json(message: Message) -> None:
+    """A text string starting with NUL would read back as bytes: JSON refuses to encode it."""
+    with pytest.raises(WampProtocolError, match="NUL"):
+        JSON.encode(message)
+    for serializer in (MSGPACK, CBOR):  # binary serializers carry it as text
+        assert serializer.decode(serializer.encode(message)) == message
+
+
+def test_bytes_and_nul_keys_still_encode_to_json() -> None:
+    """Bytes values and keys starting with NUL are not mistaken for NUL-prefixed text."""
+    message = Event(1, 2, {}, [b"\x00\x01"], {"\x00key": b"\xff"})
+    assert JSON.decode(JSON.encode(message)) == message
+
+
 def test_cbor_tags_pass_through_to_cbor_peers() -> None:
     """CBOR tags are kept opaque and re-encoded unchanged for CBOR peers."""
     rational = cbor2.CBORTag(30, [1, 3])
