@@ -16,6 +16,7 @@ from hub.engine.base import (
     Publication,
     StreamPosition,
 )
+from hub.engine.bus import LocalBus, NodeBus
 from hub.engine.topics import PatternIndex, is_pattern
 
 logger = logging.getLogger(__name__)
@@ -44,11 +45,14 @@ class ChannelEngine:
         presence: PresenceStore,
         *,
         node_id: str = "",
+        bus: NodeBus | None = None,
     ) -> None:
         self.broker = broker
         self.history = history
         self.presence = presence
         self.node_id = node_id
+        # Node-to-node messages (MQTT session takeover, WAMP calls across nodes).
+        self.bus: NodeBus = bus if bus is not None else LocalBus(node_id)
         self._exact: dict[str, Subscribers] = {}
         self._patterns: PatternIndex[Subscribers] = PatternIndex()
         self.on_delivered: Callable[[int], None] = lambda count: None
@@ -167,6 +171,7 @@ class ChannelEngine:
         return await self.history.position(channel)
 
     async def close(self) -> None:
+        await self.bus.close()
         await self.broker.close()
 
 

@@ -16,12 +16,14 @@ See docs/scaling.md for the design, the configuration and failure behaviour.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from hub.engine.core import ChannelEngine
 from hub.engine.redis_broker import RedisBroker
+from hub.engine.redis_bus import RedisBus
 from hub.engine.redis_link import RedisLink, RedisOptions
 from hub.engine.redis_stores import RedisHistory, RedisPresence
 from hub.errors import EngineUnavailable
@@ -43,17 +45,21 @@ def redis_engine(
     """
     if node_id:
         options.setdefault("client_name", f"wshub-{node_id}")
+    else:
+        node_id = secrets.token_hex(6)  # the node bus needs a name for this node
     link = RedisLink(RedisOptions(url=url, **options), registry=registry)
     history = RedisHistory(link, broadcast=True)
     presence = RedisPresence(link)
     broker = RedisBroker(link, history, presence)
-    return ChannelEngine(broker, history, presence, node_id=node_id)
+    bus = RedisBus(link, broker, node_id)
+    return ChannelEngine(broker, history, presence, node_id=node_id, bus=bus)
 
 
 __all__ = [
     "DEFAULT_URL",
     "EngineUnavailable",
     "RedisBroker",
+    "RedisBus",
     "RedisHistory",
     "RedisLink",
     "RedisOptions",

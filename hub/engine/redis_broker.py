@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio.connection import AbstractConnection
@@ -80,6 +80,10 @@ class RedisBroker:
         self._own: dict[bytes, asyncio.Future[None]] = {}
         history.watch = self.watch
         self.on_gap: Callable[[str], None] = lambda channel: None
+        # Pub/sub names that are not hub channels (the node bus), with their handlers.
+        self._direct: dict[bytes, Callable[[bytes], None]] = {}
+        # Run by start(), for what shares this connection (the node bus).
+        self.starting: list[Callable[[], Awaitable[None]]] = []
 
     # -- the Broker interface ----------------------------------------------
 
@@ -194,6 +198,24 @@ class RedisBroker:
     async def close(self) -> None:
         await self._link.close()
 
+    async def listen(self, name: str, handler: Callable[[bytes], None]) -> None:
+        """Hand each message of the pub/sub channel ``name`` (not a hub channel) to ``handler``.
+
+        Subscribed on this node's one pub/sub connection, and again after each
+        reconnect. Messages sent while the connection is down are lost.
+        """
+        self._ensure_reader()
+        raw = name.encode()
+        first = raw not in self._direct
+        self._direct[raw] = handler
+        if first:
+            await self._command(b"SUBSCRIBE", raw)
+
+    @property
+    def link(self) -> RedisLink:
+        """The node's link to Redis, shared with the other Redis stores of the node."""
+        return self._link
+
     # -- the hub service -----------------------------------------------------
 
     async def start(self) -> None:
@@ -202,6 +224,8 @@ class RedisBroker:
         self._ensure_reader()
         if self._presence is not None:
             await self._presence.start()
+        for start in self.starting:
+            await start()
         try:
             async with asyncio.timeout(self._link.options.connect_timeout):
                 await self._up.wait()
@@ -331,6 +355,7 @@ class RedisBroker:
             self._last_message = None
             self._link.pubsub_state("syncing")
             names = [self._keys.pubsub(channel).encode() for channel in sorted(self._channels)]
+            names += sorted(self._direct)
             globs = [glob.encode() for glob in sorted(self._globs)]
             waiters = [self._expect(b"subscribe", name) for name in names]
             waiters += [self._expect(b"psubscribe", glob) for glob in globs]
@@ -385,6 +410,13 @@ class RedisBroker:
             return
         kind = response[0]
         if kind == b"message":
+            direct = self._direct.get(response[1])
+            if direct is not None:
+                try:
+                    direct(response[2])
+                except Exception:
+                    logger.exception("handling a message on %r failed", response[1])
+                return
             self._on_message(response[1], response[2])
         elif kind == b"pmessage":
             self._on_message(response[2], response[3])

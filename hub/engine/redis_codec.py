@@ -118,7 +118,7 @@ class MessageIds:
         return self._node + next(self._counter).to_bytes(8, "big")
 
 
-def _default(value: Any) -> Any:
+def carry(value: Any) -> Any:
     """Types msgpack lacks: carried as the JSON value JSON protocols would show anyway."""
     if isinstance(value, bytearray | memoryview):
         return bytes(value)
@@ -146,7 +146,7 @@ def encode_body(publication: Publication, message_id: bytes) -> bytes:
             publication.origin,
         ],
         use_bin_type=True,
-        default=_default,
+        default=carry,
     )
     return body
 
@@ -208,7 +208,7 @@ def entry_offset(entry_id: bytes) -> int:
 def encode_member(member: ClientInfo) -> bytes:
     """``<length of user>:<user><msgpack info>``: Lua reads the user without a decoder."""
     user = member.user.encode()
-    info: bytes = msgpack.packb(member.info, use_bin_type=True, default=_default)
+    info: bytes = msgpack.packb(member.info, use_bin_type=True, default=carry)
     return b"%d:%s%s" % (len(user), user, info)
 
 

@@ -164,7 +164,8 @@ async def test_every_key_expires(node: NodeFactory, redis_server: RedisServer) -
     client = redis_server.client()
     try:
         keys = await client.keys("wshub:*")
-        assert len(keys) == 5  # meta, stream, presence hash, expiry set, user counts
+        # meta, stream, presence hash, expiry set, user counts; the node's heartbeat
+        assert len(keys) == 6
         for key in keys:
             assert 0 < await client.ttl(key) <= 3600, key
     finally:
