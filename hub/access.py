@@ -15,19 +15,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from hub.config import AccessRule, ClaimValue
+from hub.config import AccessRule
 from hub.handler import Identity
 
 _MISSING: Final = object()
 
 
-def _same(expected: ClaimValue, actual: Any) -> bool:
-    # true must not match the claim 1 (nor false 0), as == would have it.
-    if isinstance(expected, bool) or isinstance(actual, bool):
-        return expected is actual
-    if isinstance(actual, str | int | float):
-        return bool(expected == actual)
-    return False
+def _key(value: Any) -> tuple[str, Any] | None:
+    """A claim value as a set key; None for values no condition can match.
+
+    Booleans get a kind of their own so that true never matches the claim 1
+    (nor false 0), as == would have it; 3 and 3.0 stay equal.
+    """
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    if isinstance(value, str):
+        return ("str", value)
+    return None
 
 
 def claim_value(claims: Mapping[str, Any], name: str) -> Any:
@@ -49,11 +55,15 @@ def claim_value(claims: Mapping[str, Any], name: str) -> Any:
     return current
 
 
-def _claim_matches(accepted: tuple[ClaimValue, ...], actual: Any) -> bool:
+def _accepted(values: list[Any]) -> frozenset[tuple[str, Any]]:
+    return frozenset(key for key in map(_key, values) if key is not None)
+
+
+def _claim_matches(accepted: frozenset[tuple[str, Any]], actual: Any) -> bool:
     if isinstance(actual, list | tuple):
         # A list claim (roles = ["a", "b"]) matches when it holds any accepted value.
-        return any(_same(value, item) for value in accepted for item in actual)
-    return any(_same(value, actual) for value in accepted)
+        return not accepted.isdisjoint(map(_key, actual))
+    return _key(actual) in accepted
 
 
 class Rule:
@@ -63,8 +73,8 @@ class Rule:
 
     def __init__(self, rule: AccessRule) -> None:
         self.users: frozenset[str] | None = frozenset(rule.users) if rule.users else None
-        self.claims: tuple[tuple[str, tuple[ClaimValue, ...]], ...] = tuple(
-            (name, tuple(value) if isinstance(value, list) else (value,))
+        self.claims: tuple[tuple[str, frozenset[tuple[str, Any]]], ...] = tuple(
+            (name, _accepted(value if isinstance(value, list) else [value]))
             for name, value in rule.claims.items()
         )
         # Users or claims need an identity as much as authenticated does.
@@ -80,9 +90,10 @@ class Rule:
         if self.users is not None and identity.user_id not in self.users:
             return False
         claims = identity.claims
-        return all(
-            _claim_matches(accepted, claim_value(claims, name)) for name, accepted in self.claims
-        )
+        for name, accepted in self.claims:
+            if not _claim_matches(accepted, claim_value(claims, name)):
+                return False
+        return True
 
 
 OPEN: Final = Rule(AccessRule())
