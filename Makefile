@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`.
-.PHONY: run test lint typecheck pytest js-test bench bootstrap
+.PHONY: run test lint typecheck pytest js-test bench bootstrap fuzz
 
 run:
 	@scripts/bootstrap --runtime-only
@@ -11,11 +11,11 @@ bootstrap:
 	@scripts/bootstrap
 
 lint:
-	.venv/bin/ruff check hub protocols tests bench examples
-	.venv/bin/ruff format --check hub protocols tests bench examples
+	.venv/bin/ruff check hub protocols tests bench examples fuzz
+	.venv/bin/ruff format --check hub protocols tests bench examples fuzz
 
 typecheck:
-	.venv/bin/mypy hub protocols
+	.venv/bin/mypy hub protocols fuzz
 
 pytest:
 	.venv/bin/pytest
@@ -26,3 +26,9 @@ js-test:
 bench:
 	@scripts/bootstrap
 	.venv/bin/python -m bench
+
+# Coverage-guided fuzzing of the four codecs, FUZZ_SECONDS (default 60) each.
+fuzz:
+	@scripts/bootstrap --runtime-only
+	@.venv/bin/python -c "import atheris" 2>/dev/null || .venv/bin/pip install --quiet -e '.[fuzz]'
+	.venv/bin/python -m fuzz.run --seconds $(or $(FUZZ_SECONDS),60)

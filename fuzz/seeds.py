@@ -1,0 +1,178 @@
+"""Seed corpora: valid (and a few nearly valid) messages for each fuzz target.
+
+Written in the input layout each target expects (see its module docstring), so
+the fuzzer starts from real protocol traffic instead of from nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+def _json(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+def jsonrpc() -> list[bytes]:
+    request = {"jsonrpc": "2.0", "id": 1, "method": "math.add", "params": [1, 2]}
+    return [
+        _json(request),
+        _json({"jsonrpc": "2.0", "id": "a", "method": "echo", "params": {"text": "hé"}}),
+        _json({"jsonrpc": "2.0", "method": "tick"}),
+        _json({"jsonrpc": "2.0", "id": None, "method": "m"}),
+        _json({"jsonrpc": "2.0", "id": 7, "result": {"ok": True}}),
+        _json({"jsonrpc": "2.0", "id": 7, "error": {"code": -32601, "message": "no", "data": 1}}),
+        _json([request, {"jsonrpc": "2.0", "method": "n"}, 1]),
+        _json({"jsonrpc": "1.0", "id": 1.5, "method": "m", "params": "x"}),
+        b"[]",
+        b'{"jsonrpc":"2.0","id":1,"method":"m","params":[1,2.5e10,-3,null,true,"\\u00e9"]}',
+    ]
+
+
+def channels() -> list[bytes]:
+    from protocols.channels.codec import PARAMS_BY_METHOD
+
+    methods = sorted(PARAMS_BY_METHOD)
+    params: dict[str, list[dict[str, Any]]] = {
+        "subscribe": [
+            {"channel": "chat/room"},
+            {"channel": "chat/+", "presence": False, "info": {"name": "Zoë"}},
+            {"channel": "chat/room", "presence": True, "since": {"offset": 3, "epoch": "ab12"}},
+        ],
+        "unsubscribe": [{"channel": "chat/room"}],
+        "publish": [{"channel": "chat/room", "data": {"text": "hi", "n": [1, 2.5]}}],
+        "presence": [{"channel": "chat/room"}],
+        "presence_stats": [{"channel": "chat/room"}],
+        "history": [
+            {"channel": "chat/room", "limit": 10},
+            {"channel": "chat/room", "since": {"offset": 0, "epoch": "e"}, "limit": 0},
+        ],
+    }
+    out = []
+    for method, examples in params.items():
+        for n, example in enumerate(examples):
+            frame = _json({"jsonrpc": "2.0", "id": n, "method": method, "params": example})
+            out.append(bytes([methods.index(method)]) + frame)
+    out.append(b"\x00" + _json({"channel": 1, "presence": "yes", "since": {"offset": -1}}))
+    return out
+
+
+def mqtt() -> list[bytes]:
+    from protocols.mqtt.codec import (
+        Connack,
+        Connect,
+        Disconnect,
+        Pingreq,
+        Puback,
+        Pubcomp,
+        Publish,
+        Pubrec,
+        Pubrel,
+        Suback,
+        Subscribe,
+        Unsuback,
+        Unsubscribe,
+        Will,
+        encode,
+    )
+    from protocols.mqtt.packets import Packet
+
+    packets: list[Packet] = [
+        Connect(client_id="dev-1", keepalive=30),
+        Connect(
+            client_id="dev-2",
+            clean_session=False,
+            will=Will("status/dev-2", b"offline", 1, retain=True),
+            username="alice",
+            password=b"secret",
+        ),
+        Connect(protocol_name="MQIsdp", protocol_level=3, client_id="old"),
+        Connack(True, 0),
+        Publish("sensors/kitchen/temp", b'{"t":21.5}'),
+        Publish("a/b", b"\x00\xff", 1, retain=True, packet_id=7),
+        Publish("a/b", b"x", 2, dup=True, packet_id=8),
+        Puback(7),
+        Pubrec(8),
+        Pubrel(8),
+        Pubcomp(8),
+        Subscribe(1, (("sensors/#", 1), ("+/b", 2), ("a", 0))),
+        Suback(1, (0, 1, 0x80)),
+        Unsubscribe(2, ("sensors/#", "+/b")),
+        Unsuback(2),
+        Pingreq(),
+        Disconnect(),
+    ]
+    frames = [encode(packet) for packet in packets]
+    stream = b"".join(frames)
+    return [b"\x00" + frame for frame in frames] + [b"\x00" + stream, b"\x03" + stream]
+
+
+def wamp() -> list[bytes]:
+    from protocols.wamp import (
+        CBOR,
+        JSON,
+        MSGPACK,
+        Abort,
+        Authenticate,
+        Call,
+        Error,
+        Event,
+        Goodbye,
+        Hello,
+        Invocation,
+        MessageType,
+        Publish,
+        Register,
+        Result,
+        Subscribe,
+        Welcome,
+        Yield,
+    )
+    from protocols.wamp.messages import Message
+
+    roles: dict[str, Any] = {
+        "roles": {key: {} for key in ["publisher", "subscriber", "caller", "callee"]}
+    }
+    messages: list[Message] = [
+        Hello("realm1", {**roles, "authmethods": ["ticket"], "authid": "alice"}),
+        Welcome(12345, {"roles": {"broker": {}, "dealer": {}}}),
+        Authenticate("secret-ticket", {}),
+        Abort({"message": "no"}, "wamp.error.no_such_realm"),
+        Goodbye({}, "wamp.close.close_realm"),
+        Publish(1, {"acknowledge": True}, "com.example.topic", [1, "two", b"\x00\x01"]),
+        Publish(2, {}, "com.example.topic", [], {"k": {"nested": [1.5, None, True]}}),
+        Subscribe(3, {"match": "prefix"}, "com.example"),
+        Event(5, 6, {"topic": "com.example.topic"}, ["x"]),
+        Call(7, {"timeout": 1000}, "math.add", [1, 2]),
+        Result(7, {}, [3]),
+        Register(8, {}, "com.example.proc"),
+        Invocation(9, 10, {}, [b"bytes"], {"a": 1}),
+        Yield(9, {}, [None]),
+        Error(MessageType.CALL, 7, {}, "wamp.error.invalid_argument", ["bad"]),
+    ]
+    out = []
+    for selector, serializer in enumerate((JSON, MSGPACK, CBOR)):
+        for message in messages:
+            out.append(bytes([selector]) + serializer.encode_bytes(message))
+    return out
+
+
+TARGETS: dict[str, Callable[[], list[bytes]]] = {
+    "jsonrpc": jsonrpc,
+    "channels": channels,
+    "mqtt": mqtt,
+    "wamp": wamp,
+}
+
+
+def write_corpus(target: str, directory: Path) -> int:
+    """Write the seeds of ``target`` into ``directory`` (kept alongside what the fuzzer adds)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    seeds = TARGETS[target]()
+    for n, seed in enumerate(seeds):
+        (directory / f"seed-{n:03d}").write_bytes(seed)
+    return len(seeds)
