@@ -86,6 +86,9 @@ async def _serve(hub: Hub, host: str | None, port: int | None) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    # SIGHUP re-reads certificates and key files; a bad file is logged and the
+    # old one kept (Hub.reload), the hub serves on.
+    loop.add_signal_handler(signal.SIGHUP, hub.reload)
     await hub.start(host, port)
     logger.info(
         "wshub listening on %s, subprotocols: %s",

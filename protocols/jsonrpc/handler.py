@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# A request over the connection's message rate (limits.message_rate, docs/jsonrpc.md).
+RATE_LIMITED = -32029
+
 # A built-in method: receives the raw params, returns the result or raises RpcError.
 Builtin = Callable[[Any], Awaitable[Any]]
 
@@ -132,6 +135,31 @@ class JsonRpcHandler(SubprotocolHandler):
             self._spawn(self._run_batch(messages))
         else:
             self._spawn(self._run_single(messages[0]))
+
+    async def on_rate_limited(self, message: str | bytes) -> None:
+        """Over the message rate: requests get RATE_LIMITED, notifications are dropped.
+
+        Answers to the hub's own calls still resolve them: refusing those would
+        strand a server-side ``hub.call`` until its timeout. Frames that do not
+        decode are dropped unanswered, as is anything else cheap to ignore.
+        """
+        if isinstance(message, bytes):
+            return
+        try:
+            incoming = codec.decode(message)
+        except JsonRpcDecodeError:
+            return
+        data = {"message_rate": self.hub.config.limits.message_rate}
+        refusals = []
+        for item in incoming.messages:
+            if isinstance(item, Response):
+                self._resolve_call(item)
+            elif isinstance(item, Request) and not item.is_notification:
+                refusals.append(
+                    codec.encode_error(item.id, RATE_LIMITED, "Rate limit exceeded", data)
+                )
+        if refusals:
+            self._send(codec.encode_batch(refusals) if incoming.is_batch else refusals[0])
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coroutine)

@@ -120,6 +120,21 @@ class MqttHandler(SubprotocolHandler):
         self._watch(self.config.connect_timeout, "no CONNECT in time")
 
     async def on_message(self, message: str | bytes) -> None:
+        await self._receive(message, _ROUTES)
+
+    async def on_rate_limited(self, message: str | bytes) -> None:
+        """Over the message rate: PUBLISH dropped, SUBSCRIBE refused (SUBACK 0x80).
+
+        The bytes still go through the packet reader, since a packet may span
+        frames and skipping a frame would cut the stream mid-packet. MQTT 3.1.1
+        has no negative acknowledgement for PUBLISH: a refused QoS 1/2 PUBLISH
+        is left unacknowledged, so the client sends it again (DUP) when it
+        reconnects. Acknowledgements, PINGREQ, UNSUBSCRIBE and DISCONNECT are
+        handled as usual: refusing them would stall flows or keepalives.
+        """
+        await self._receive(message, _RATE_LIMITED_ROUTES)
+
+    async def _receive(self, message: str | bytes, routes: _RouteTable) -> None:
         if self.phase is Phase.CLOSED:
             return
         if isinstance(message, str):
@@ -130,7 +145,7 @@ class MqttHandler(SubprotocolHandler):
                 if self.closed:
                     return
                 self._last_seen = self._loop.time()
-                route = _ROUTES[self.phase].get(type(packet))
+                route = routes[self.phase].get(type(packet))
                 if route is None:
                     raise MqttProtocolError(_unexpected(packet, self.phase))
                 await route(self, packet)
@@ -405,6 +420,19 @@ class MqttHandler(SubprotocolHandler):
         self.will = None
         await self._close(NORMAL_CLOSURE, "DISCONNECT")
 
+    # -- over the message rate ------------------------------------------------------
+
+    async def _refuse_publish(self, packet: Publish) -> None:
+        logger.debug(
+            "MQTT session %s: QoS %d publish to %r refused: message rate exceeded",
+            self.session.id,
+            packet.qos,
+            packet.topic,
+        )
+
+    async def _refuse_subscribe(self, packet: Subscribe) -> None:
+        self._send(Suback(packet.packet_id, tuple(SUBACK_FAILURE for _ in packet.subscriptions)))
+
 
 def _unexpected(packet: Packet, phase: Phase) -> str:
     name = type(packet).__name__.upper()
@@ -416,9 +444,10 @@ def _unexpected(packet: Packet, phase: Phase) -> str:
 
 
 _Route = Callable[[MqttHandler, Any], Awaitable[None]]
+_RouteTable = dict[Phase, dict[type, _Route]]
 
 # The state machine: which packets each phase accepts, and what they do.
-_ROUTES: Final[dict[Phase, dict[type, _Route]]] = {
+_ROUTES: Final[_RouteTable] = {
     Phase.CONNECTING: {Connect: MqttHandler._on_connect},
     Phase.CONNECTED: {
         Publish: MqttHandler._on_publish,
@@ -432,4 +461,14 @@ _ROUTES: Final[dict[Phase, dict[type, _Route]]] = {
         Disconnect: MqttHandler._on_disconnect,
     },
     Phase.CLOSED: {},
+}
+
+# The same, for a connection over its message rate (limits.message_rate).
+_RATE_LIMITED_ROUTES: Final[_RouteTable] = {
+    **_ROUTES,
+    Phase.CONNECTED: {
+        **_ROUTES[Phase.CONNECTED],
+        Publish: MqttHandler._refuse_publish,
+        Subscribe: MqttHandler._refuse_subscribe,
+    },
 }

@@ -109,6 +109,9 @@ _ROUTER_TO_CLIENT: Final = frozenset(
 
 _Request = Subscribe | Unsubscribe | Publish | Register | Unregister | Call
 
+# The ERROR of a request over the connection's message rate (docs/wamp.md).
+RATE_LIMITED: Final = "wshub.error.rate_limited"
+
 
 class Phase(Enum):
     HELLO = "before HELLO"
@@ -220,6 +223,28 @@ class WampHandler(SubprotocolHandler):
             await self._abort(PROTOCOL_VIOLATION, str(exc))
         except WampAbort as exc:
             await self._abort(exc.reason, exc.message)
+
+    async def on_rate_limited(self, message: str | bytes) -> None:
+        """Over the message rate: requests get ``ERROR wshub.error.rate_limited``.
+
+        An unacknowledged PUBLISH is dropped, as it is on any failure. Answers
+        to the router (YIELD, ERROR), CANCEL and session ends (GOODBYE, ABORT)
+        are still handled: refusing them would strand other sessions' calls or
+        keep a leaving session alive. Before WELCOME everything is dropped; the
+        HELLO timeout ends a client that never gets through.
+        """
+        if self.phase is not Phase.ESTABLISHED:
+            return
+        try:
+            decoded = self._serializer.decode(message)
+        except WampProtocolError:
+            return
+        if isinstance(decoded, Yield | Error | Cancel | Goodbye | Abort):
+            await self.on_message(message)
+        elif isinstance(decoded, Publish) and decoded.options.get("acknowledge") is not True:
+            return
+        elif isinstance(decoded, Subscribe | Unsubscribe | Publish | Register | Unregister | Call):
+            self._error(decoded, WampError(RATE_LIMITED, "message rate exceeded"))
 
     async def on_close(self, code: int | None) -> None:
         self.phase = Phase.CLOSED
