@@ -237,8 +237,9 @@ class RpcConfig(_Section):
     # Default timeout of server-to-client calls, in seconds.
     call_timeout: float = Field(30.0, gt=0)
     # Who may call which method, for hub methods and WAMP procedures alike:
-    # keys are method names or glob patterns ("admin.*"); the longest matching
-    # key wins; methods no key matches are open to all.
+    # keys are method names or globs ("admin.*": * matches any run of
+    # characters, dots included); an exact name wins, else the longest
+    # matching glob; methods no key matches are open to all (hub/access.py).
     permissions: dict[str, AccessRule] = {}
     # Who may register WAMP procedures (become a callee).
     register_access: AccessRule = AccessRule()
