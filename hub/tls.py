@@ -28,10 +28,12 @@ def server_context(config: TlsConfig) -> ssl.SSLContext:
     context.minimum_version = MIN_VERSIONS[config.min_version]
     # WebSocket runs over HTTP/1.1; announcing it keeps ALPN-aware clients honest.
     context.set_alpn_protocols(["http/1.1"])
+    for path in (config.cert_file, config.key_file):
+        # OpenSSL's own error would not say which file is missing.
+        if not path.is_file():
+            raise TlsError(f"server.tls: {path}: no such file")
     try:
         context.load_cert_chain(config.cert_file, config.key_file)
-    except FileNotFoundError as exc:
-        raise TlsError(f"server.tls: {exc.filename or 'a file'}: no such file") from None
     except (OSError, ssl.SSLError) as exc:
         raise TlsError(
             f"server.tls: cannot use certificate {config.cert_file} with key "
@@ -41,8 +43,13 @@ def server_context(config: TlsConfig) -> ssl.SSLContext:
 
 
 def _describe(exc: Exception) -> str:
-    if isinstance(exc, ssl.SSLError) and exc.reason:
-        return f"{exc.reason.lower().replace('_', ' ')} ({exc.library or 'ssl'})"
+    if isinstance(exc, ssl.SSLError):
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            return "the key does not belong to the certificate"
+        if exc.reason is None and "PEM lib" in str(exc):
+            return "not a PEM certificate chain and private key"
+        if exc.reason:
+            return exc.reason.lower().replace("_", " ")
     return str(exc)
 
 
