@@ -55,6 +55,8 @@ class ChannelsHandler(JsonRpcHandler):
             presence=self._presence,
             presence_stats=self._presence_stats,
             history=self._history,
+            # The same as rpc.refresh, under channels.v1's plain names.
+            refresh=self._refresh,
         )
 
     # -- delivery (the engine calls this, it must not block) --------------

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hub.auth import AuthenticationFailed
 from hub.errors import (
     AlreadySubscribed,
     ChannelError,
@@ -26,6 +27,7 @@ from hub.rpc import PERMISSION_DENIED, CallContext, RpcError
 from protocols.jsonrpc import codec
 from protocols.jsonrpc.codec import (
     INTERNAL_ERROR,
+    INVALID_PARAMS,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     EncodeError,
@@ -40,6 +42,10 @@ if TYPE_CHECKING:
     from hub.app import Hub
 
 logger = logging.getLogger(__name__)
+
+# rpc.refresh (and channels.v1's refresh) with a token that is not valid, or
+# names another user (docs/jsonrpc.md, "Authentication").
+UNAUTHORIZED = -32020
 
 # A request over the connection's message rate (limits.message_rate, docs/jsonrpc.md).
 RATE_LIMITED = -32029
@@ -88,7 +94,10 @@ class JsonRpcHandler(SubprotocolHandler):
         self.session = session
         self.hub = hub
         self.context = CallContext(hub, session.id, session.subprotocol, session.identity)
-        self.builtins: dict[str, Builtin] = {"rpc.discover": self._discover}
+        self.builtins: dict[str, Builtin] = {
+            "rpc.discover": self._discover,
+            "rpc.refresh": self._refresh,
+        }
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(hub.config.limits.max_concurrent_requests)
         self._call_ids = itertools.count(1)
@@ -255,6 +264,24 @@ class JsonRpcHandler(SubprotocolHandler):
 
     async def _discover(self, params: Any) -> Any:
         return self.hub.methods.openrpc()
+
+    async def _refresh(self, params: Any) -> dict[str, Any]:
+        """Replace the session's token before it expires: ``{"token": "<jwt>"}``."""
+        token = None
+        if isinstance(params, dict) and params.keys() == {"token"}:
+            token = params["token"]
+        elif isinstance(params, list) and len(params) == 1:
+            token = params[0]
+        if not isinstance(token, str):
+            raise RpcError(INVALID_PARAMS, "Invalid params", 'params must be {"token": "<jwt>"}')
+        try:
+            identity = self.hub.auth.refresh(self.session.identity, token)
+        except AuthenticationFailed as exc:
+            # The session keeps its current token, and closes when that expires.
+            raise RpcError(UNAUTHORIZED, "Unauthorized", str(exc)) from None
+        self.session.identity = identity
+        self.context.identity = identity
+        return {"user": identity.user_id, "expires_at": identity.expires_at}
 
     # -- outgoing --------------------------------------------------------
 

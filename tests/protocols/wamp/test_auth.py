@@ -14,8 +14,9 @@ from hub.config import WampCraUser
 from hub.engine import Publication
 from hub.errors import PermissionDenied
 from protocols.wamp import wamp_router
-from tests.conftest import HubFactory
-from tests.protocols.wamp.conftest import RawFactory, WampFactory
+from tests.auth_helpers import bearer, fast_hash, hs_auth, mint
+from tests.conftest import Connector, HubFactory
+from tests.protocols.wamp.conftest import RawFactory, RawWamp, WampFactory, wait_for
 
 SALT = "salt123"
 DERIVED = auth.derive_key("hunter2", SALT, 100, 32).decode()
@@ -169,3 +170,112 @@ async def test_identity_reaches_channel_hooks(make_hub: HubFactory, wamp: WampFa
     assert await session.call("whoami") == "frank"
     anonymous = await wamp(hub)
     assert await anonymous.call("whoami") is None
+
+
+# -- the hub's authentication: user table, JWT tickets, handshake identity, expiry -----
+
+
+def hub_auth(allow_anonymous: bool = True) -> dict[str, Any]:
+    return {
+        "auth": {
+            "allow_anonymous": allow_anonymous,
+            **hs_auth(),
+            "basic": {"users": {"ada": fast_hash("lovelace")}},
+        }
+    }
+
+
+def serve_whoami(hub: Hub) -> None:
+    @hub.rpc("whoami")
+    def whoami(ctx: CallContext) -> list[str] | None:
+        return [ctx.identity.user_id, ctx.identity.method] if ctx.identity else None
+
+
+async def test_ticket_checked_against_the_user_table(
+    make_hub: HubFactory, wamp: WampFactory, wamp_refused: Any
+) -> None:
+    """A ticket is a password of [auth.basic]: WELCOME authmethod ticket, identity "password"."""
+    hub = await make_hub(hub_auth())
+    serve_whoami(hub)
+    session = await wamp(hub, authmethods=["ticket"], authid="ada", ticket="lovelace")
+    details = session.joined.result()
+    assert (details.authid, details.authrole, details.authmethod) == ("ada", "user", "ticket")
+    assert await session.call("whoami") == ["ada", "password"]
+    refused = await wamp_refused(hub, authmethods=["ticket"], authid="ada", ticket="babbage")
+    assert refused.reason == "wamp.error.authentication_failed"
+
+
+async def test_jwt_ticket(make_hub: HubFactory, wamp: WampFactory, wamp_refused: Any) -> None:
+    """A JWT as the ticket joins as the token's user, its role claim as authrole."""
+    hub = await make_hub(hub_auth())
+    serve_whoami(hub)
+    token = mint("bea", role="editor")
+    session = await wamp(hub, "msgpack", authmethods=["ticket"], authid="bea", ticket=token)
+    details = session.joined.result()
+    assert (details.authid, details.authrole, details.authmethod) == ("bea", "editor", "ticket")
+    assert await session.call("whoami") == ["bea", "jwt"]
+    expired = mint("bea", ttl=-60)
+    refused = await wamp_refused(hub, authmethods=["ticket"], authid="bea", ticket=expired)
+    assert refused.reason == "wamp.error.authentication_failed"
+
+
+async def test_handshake_identity_joins_an_anonymous_hello(
+    make_hub: HubFactory, connect: Connector
+) -> None:
+    """HELLO without credentials after a JWT handshake: WELCOME as that user, authmethod jwt."""
+    hub = await make_hub({**hub_auth(allow_anonymous=False), "wamp": {"auth_methods": ["ticket"]}})
+    raw = RawWamp(await connect(hub, "wamp.2.json", additional_headers=bearer(mint("cy"))), "json")
+    welcome = await raw.hello()
+    assert welcome[0] == 2, welcome
+    details = welcome[2]
+    assert (details["authid"], details["authmethod"], details["authprovider"]) == (
+        "cy",
+        "jwt",
+        "handshake",
+    )
+
+
+async def test_anonymous_follows_auth_allow_anonymous(
+    make_hub: HubFactory, wamp_refused: Any
+) -> None:
+    """auth.allow_anonymous=false: an anonymous HELLO gets ABORT wamp.error.no_auth_method."""
+    hub = await make_hub(hub_auth(allow_anonymous=False))
+    details = await wamp_refused(hub)
+    assert details.reason == "wamp.error.no_auth_method"
+
+
+async def test_goodbye_returns_to_the_handshake_identity(
+    make_hub: HubFactory, connect: Connector
+) -> None:
+    """After GOODBYE ends a ticket login, a new anonymous HELLO joins as the handshake user."""
+    hub = await make_hub(hub_auth())
+    raw = RawWamp(await connect(hub, "wamp.2.json", additional_headers=bearer(mint("cy"))), "json")
+    challenge = await raw.hello(authmethods=["ticket"], authid="ada")
+    assert challenge[:2] == [4, "ticket"]
+    welcome = await raw.request([5, "lovelace", {}])
+    assert welcome[0] == 2
+    assert welcome[2]["authid"] == "ada"
+    assert (await raw.request([6, {}, "wamp.close.close_realm"]))[0] == 6
+    again = await raw.hello()
+    assert (again[0], again[2]["authid"]) == (2, "cy")
+
+
+async def test_expiry_says_goodbye_then_closes_with_3000(
+    make_hub: HubFactory, connect: Connector
+) -> None:
+    """At the token's exp: GOODBYE wshub.close.token_expired, then close code 3000."""
+    hub = await make_hub(hub_auth())
+    token = mint("dee", ttl=2)
+    raw = RawWamp(await connect(hub, "wamp.2.json", additional_headers=bearer(token)), "json")
+    assert (await raw.hello())[0] == 2
+    goodbye = await raw.recv(timeout=8)
+    assert goodbye == [6, {"message": "token expired"}, "wshub.close.token_expired"]
+    assert await raw.closed() == 3000
+
+
+async def test_jwt_ticket_session_expires(make_hub: HubFactory, wamp: WampFactory) -> None:
+    """A session joined with a JWT ticket leaves at exp, told why by the GOODBYE reason."""
+    hub = await make_hub(hub_auth())
+    session = await wamp(hub, authmethods=["ticket"], authid="eve", ticket=mint("eve", ttl=2))
+    left = await wait_for(session.left, timeout=8)
+    assert left.reason == "wshub.close.token_expired"
