@@ -83,6 +83,7 @@ class HubMetrics:
         self.connections_active = Labeled(Gauge, "subprotocol")
         # Reasons: origin, max_connections, per_ip, subprotocol, auth.
         self.handshakes_refused = Labeled(Counter, "reason")
+        self.handshakes_incomplete = Counter()
         # Credentials refused, by how they were checked (docs/security.md).
         self.auth_failures = Labeled(Counter, "method")
         # Connections holding a slot (handshaking or open), what the limits count.
@@ -111,6 +112,9 @@ _DESCRIPTIONS = {
     "connections_opened": "WebSocket connections accepted",
     "handshakes_refused": "Handshakes refused",
     "auth_failures": "Credentials refused (handshake, protocol login or refresh), by method",
+    "handshakes_incomplete": (
+        "TCP connections closed before a complete HTTP request (open_timeout, or the client left)"
+    ),
     "messages_received": "WebSocket messages received",
     "handler_errors": "Connections closed by an unexpected handler error",
     "rpc_calls": "RPC method calls",

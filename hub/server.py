@@ -46,6 +46,9 @@ class HubConnection(ServerConnection):
     identity: Identity | None = None
     # Set while the connection holds a slot of ConnectionSlots.
     release_slot: Callable[[], None] | None = None
+    # Told when the TCP connection ends before a whole HTTP request arrived
+    # (handshake timeout, or the client left); set per hub, see HubServer.
+    on_incomplete_request: Callable[[], None] | None = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         # Every end of a connection passes here exactly once, handshake
@@ -56,6 +59,8 @@ class HubConnection(ServerConnection):
             release, self.release_slot = self.release_slot, None
             if release is not None:
                 release()
+            if self.request is None and self.on_incomplete_request is not None:
+                self.on_incomplete_request()
 
 
 class HubServer:
@@ -84,6 +89,12 @@ class HubServer:
         # Loaded now, so a bad certificate fails at start (and `wshub --check`).
         self._tls = ServerTls(config.server.tls) if config.server.tls is not None else None
         self._reloader_added = False
+        incomplete = hub.metrics.handshakes_incomplete
+
+        class Connection(HubConnection):
+            on_incomplete_request = incomplete.inc
+
+        self._connection_class = Connection
 
     def config_problems(self) -> list[str]:
         """Settings that name subprotocols this server does not speak."""
@@ -153,7 +164,7 @@ class HubServer:
             select_subprotocol=self._select_subprotocol,
             process_request=self._process_request,
             process_response=self._process_response,
-            create_connection=HubConnection,
+            create_connection=self._connection_class,
             # Bounds the TLS handshake too (ssl_handshake_timeout defaults to it).
             open_timeout=ws.open_timeout,
             ping_interval=ws.ping_interval,

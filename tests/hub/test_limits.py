@@ -194,7 +194,7 @@ async def test_no_slot_leaks_on_any_disconnect_path(make_hub, connect, jsonrpc) 
 
 
 async def test_handshake_timeout_drops_silent_and_slow_clients(make_hub) -> None:
-    """A client that sends no request, or half of one, is dropped after open_timeout."""
+    """A client that sends no request, or half of one, is dropped after open_timeout; counted."""
     hub = await make_hub({"websocket": {"open_timeout": 0.5}})
     silent = await open_tcp(hub.port)
     slow = await open_tcp(hub.port)
@@ -210,6 +210,7 @@ async def test_handshake_timeout_drops_silent_and_slow_clients(make_hub) -> None
         slow.close()
     assert 0.4 <= elapsed < 8
     assert sample(hub, "wshub_connection_slots") == 0
+    await sample_becomes(hub, 2, "wshub_handshakes_incomplete_total")
 
 
 # -- message size ----------------------------------------------------------------
