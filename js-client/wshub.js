@@ -36,7 +36,8 @@
  * - `timeout`: no response within the call timeout
  * - `disconnected`: the connection dropped while the request was in flight
  * - `closed`: {@link WsHub#disconnect} was called, or the client is closed
- * @typedef {"timeout" | "disconnected" | "closed"} ClientErrorCode
+ * - `token`: `getToken` failed, or the hub refused the token it returned
+ * @typedef {"timeout" | "disconnected" | "closed" | "token"} ClientErrorCode
  */
 
 /** @typedef {Record<string, unknown> | unknown[]} RpcParams */
@@ -64,7 +65,14 @@
 
 /**
  * @typedef {object} WsHubOptions
- * @property {string} [token] sent as the `token` query parameter of the URL
+ * @property {string} [token] a JWT, sent as the `tokenParam` query parameter of the URL
+ * @property {() => string | Promise<string>} [getToken] returns a fresh JWT: called before
+ *   connecting without a usable token (none, expiring, or the last one was refused or
+ *   expired), and before the token expires, to refresh the open session (`rpc.refresh`)
+ * @property {string} [tokenParam] query parameter of the token (the hub's
+ *   `auth.jwt.query_param`); default `"token"`
+ * @property {number} [tokenRefreshMargin] ms before the token's `exp` to refresh it, at
+ *   most half its remaining lifetime; default 10000
  * @property {string | string[]} [protocol] subprotocol(s) offered; default `"channels.v1"`
  * @property {WebSocketConstructor} [WebSocket] default `globalThis.WebSocket`
  * @property {number} [callTimeout] ms before a call rejects with code `timeout`; default 10000
@@ -181,7 +189,8 @@
  * @typedef {object} HubEvents
  * @property {StateEvent} state
  * @property {NotificationEvent} notification any server notification other than message/join/leave
- * @property {WsHubError} error a frame from the hub that could not be understood
+ * @property {WsHubError} error a frame from the hub that could not be understood, or a
+ *   token that could not be had or refreshed (code `token`)
  */
 
 /**
@@ -258,12 +267,36 @@ export class WsHubError extends Error {
 }
 
 /**
+ * When a JWT expires, from its `exp` claim (read, not verified: the hub verifies).
+ * @param {string} token
+ * @returns {number | undefined} milliseconds since the epoch; undefined without a readable `exp`
+ */
+export function tokenExpiry(token) {
+  const payload = token.split(".")[1];
+  if (!payload) return undefined;
+  try {
+    const claims = JSON.parse(atob(payload.replace(/-/g, "+").replace(/_/g, "/")));
+    return typeof claims?.exp === "number" ? claims.exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * True when `channel` uses the MQTT wildcards `+` or `#`.
  * @param {string} channel
  * @returns {boolean}
  */
 function isPattern(channel) {
   return channel.includes("+") || channel.includes("#");
+}
+
+/**
+ * @param {unknown} err
+ * @returns {string}
+ */
+function describe(err) {
+  return err instanceof Error ? err.message : String(err);
 }
 
 /**
@@ -489,8 +522,24 @@ export class Subscription extends Emitter {
  * @extends {Emitter<HubEvents>}
  */
 export class WsHub extends Emitter {
+  /** @type {URL} the URL to connect to, without the token */
+  #baseUrl;
+  /** @type {string | undefined} */
+  #token;
   /** @type {string} */
-  #url;
+  #tokenParam;
+  /** @type {(() => string | Promise<string>) | undefined} */
+  #getToken;
+  /** @type {number} */
+  #refreshMargin;
+  /** @type {object | null} set while a getToken() is awaited before opening a socket */
+  #fetching = null;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #refreshTimer;
+  /** true when the last token was refused or expired: getToken before reconnecting */
+  #tokenRejected = false;
+  /** true once the current socket opened (a socket closed before that may mean a refused token) */
+  #opened = false;
   /** @type {string | string[]} */
   #protocol;
   /** @type {WebSocketConstructor | undefined} */
@@ -526,9 +575,11 @@ export class WsHub extends Emitter {
     const u = new URL(url, globalThis.location?.href);
     if (u.protocol === "http:") u.protocol = "ws:";
     if (u.protocol === "https:") u.protocol = "wss:";
-    // Browsers cannot set headers on a WebSocket handshake: the token rides in the query.
-    if (options.token !== undefined) u.searchParams.set("token", options.token);
-    this.#url = u.href;
+    this.#baseUrl = u;
+    this.#token = options.token;
+    this.#tokenParam = options.tokenParam ?? "token";
+    this.#getToken = options.getToken;
+    this.#refreshMargin = options.tokenRefreshMargin ?? 10000;
     this.#protocol = options.protocol ?? "channels.v1";
     this.#WebSocket = options.WebSocket;
     this.#callTimeout = options.callTimeout ?? 10000;
@@ -546,7 +597,10 @@ export class WsHub extends Emitter {
 
   /** @returns {string} the URL connected to, token included */
   get url() {
-    return this.#url;
+    const u = new URL(this.#baseUrl.href);
+    // Browsers cannot set headers on a WebSocket handshake: the token rides in the query.
+    if (this.#token !== undefined) u.searchParams.set(this.#tokenParam, this.#token);
+    return u.href;
   }
 
   /**
@@ -555,7 +609,7 @@ export class WsHub extends Emitter {
    * @returns {void}
    */
   connect() {
-    if (this.#ws) return;
+    if (this.#ws || this.#fetching) return;
     clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = undefined;
     this.#open();
@@ -569,6 +623,7 @@ export class WsHub extends Emitter {
   disconnect() {
     clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = undefined;
+    this.#fetching = null;
     this.#attempt = 0;
     this.#drop(new WsHubError("client disconnected", "closed"), true, "client disconnected");
     this.#setState("closed");
@@ -669,14 +724,53 @@ export class WsHub extends Emitter {
   }
 
   #connectImplicitly() {
-    if (this.#state === "disconnected" && !this.#ws && this.#reconnectTimer === undefined) this.connect();
+    if (this.#state === "disconnected" && !this.#ws && !this.#fetching && this.#reconnectTimer === undefined) {
+      this.connect();
+    }
   }
 
   #open() {
     const Ctor = this.#WebSocket ?? globalThis.WebSocket;
     if (!Ctor) throw new Error("no WebSocket implementation: pass options.WebSocket");
-    const ws = new Ctor(this.#url, this.#protocol);
+    const getToken = this.#getToken;
+    if (!getToken || !this.#needsToken()) {
+      this.#openSocket(Ctor);
+      return;
+    }
+    const fetching = {};
+    this.#fetching = fetching;
+    this.#setState("connecting");
+    new Promise((resolve) => resolve(getToken())).then(
+      (token) => {
+        if (this.#fetching !== fetching) return; // disconnect() meanwhile
+        this.#fetching = null;
+        this.#token = String(token);
+        this.#tokenRejected = false;
+        this.#openSocket(Ctor);
+      },
+      (err) => {
+        if (this.#fetching !== fetching) return;
+        this.#fetching = null;
+        this._emit("error", new WsHubError(`getToken failed: ${describe(err)}`, "token", err));
+        this.#setState("disconnected");
+        this.#scheduleReconnect();
+      },
+    );
+  }
+
+  /** True when connecting needs a token from getToken first. */
+  #needsToken() {
+    if (this.#token === undefined || this.#tokenRejected) return true;
+    const exp = tokenExpiry(this.#token);
+    // A second of slack: the handshake must reach the hub before exp.
+    return exp !== undefined && exp - Date.now() < 1000;
+  }
+
+  /** @param {WebSocketConstructor} Ctor */
+  #openSocket(Ctor) {
+    const ws = new Ctor(this.url, this.#protocol);
     this.#ws = ws;
+    this.#opened = false;
     ws.onopen = () => this.#onOpen(ws);
     ws.onmessage = (event) => {
       if (this.#ws === ws) this.#onFrame(event.data);
@@ -692,12 +786,51 @@ export class WsHub extends Emitter {
   #onOpen(ws) {
     if (this.#ws !== ws) return;
     this.#attempt = 0;
+    this.#opened = true;
     // Subscriptions first, so that a publish queued after a subscribe is seen by it.
     for (const sub of this.#subs.values()) this.#sendSubscribe(sub);
     for (const call of this.#calls.values()) {
       if (!call.sent) this.#sendCall(call);
     }
     this.#setState("connected");
+    this.#scheduleRefresh();
+  }
+
+  /** Refresh the session's token before it expires, when getToken can supply one. */
+  #scheduleRefresh(afterFailure = false) {
+    clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
+    const exp = this.#getToken && this.#token !== undefined ? tokenExpiry(this.#token) : undefined;
+    if (exp === undefined) return;
+    const left = exp - Date.now();
+    // At most half the remaining lifetime early, so short tokens do not refresh in a loop;
+    // a failed refresh is retried after a second at the earliest.
+    const delay = Math.max(left - Math.min(this.#refreshMargin, left / 2), afterFailure ? 1000 : 0);
+    // Too late: the hub closes with 3000 at exp, and reconnecting asks getToken.
+    if (delay >= left) return;
+    this.#refreshTimer = setTimeout(() => {
+      this.#refreshTimer = undefined;
+      this.#refresh();
+    }, delay);
+  }
+
+  async #refresh() {
+    const ws = this.#ws;
+    const getToken = this.#getToken;
+    if (!ws || !getToken) return;
+    try {
+      const token = String(await getToken());
+      if (this.#ws !== ws) return;
+      // rpc.refresh: the hub's refresh under its reserved JSON-RPC name (channels.v1 and jsonrpc.2.0)
+      await this.call("rpc.refresh", { token });
+      if (this.#ws !== ws) return;
+      this.#token = token;
+      this.#scheduleRefresh();
+    } catch (err) {
+      if (this.#ws !== ws) return;
+      this._emit("error", new WsHubError(`token refresh failed: ${describe(err)}`, "token", err));
+      this.#scheduleRefresh(true);
+    }
   }
 
   /**
@@ -705,10 +838,17 @@ export class WsHub extends Emitter {
    * @param {string} reason
    */
   #onClose(code, reason) {
+    // 3000: the hub closed for an expired token; a socket that never opened may
+    // have been refused (401) for a bad one. Either way, ask getToken again.
+    if (code === 3000 || !this.#opened) this.#tokenRejected = true;
     this.#drop(new WsHubError(`connection closed (${code})`, "disconnected", { code, reason }), false, reason);
     this.#setState("disconnected", { code, reason });
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect() {
     // A state listener may have called connect() or disconnect() meanwhile.
-    if (this.#state === "disconnected" && !this.#ws && this.#reconnectTimer === undefined) {
+    if (this.#state === "disconnected" && !this.#ws && !this.#fetching && this.#reconnectTimer === undefined) {
       const delay = backoff(this.#attempt++, this.#backoff);
       this.#reconnectTimer = setTimeout(() => {
         this.#reconnectTimer = undefined;
@@ -727,6 +867,8 @@ export class WsHub extends Emitter {
   #drop(error, rejectUnsent, reason) {
     const ws = this.#ws;
     this.#ws = null;
+    clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
     if (ws) {
       ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
       if (ws.readyState <= OPEN) ws.close(1000, reason);
