@@ -37,7 +37,8 @@ class Authenticator:
     """Who a client is: at the handshake, at a protocol login, and on refresh.
 
     ``on_failure(method)`` is told of every refused credential ("jwt",
-    "basic", "password", "hook", "anonymous", "refresh"), for the metrics.
+    "basic", "password", "hook", "anonymous", "unchecked", "refresh"), for
+    the metrics.
     """
 
     def __init__(
@@ -169,7 +170,8 @@ class Authenticator:
         if self._handshake_hook is not None:
             # Credentials no built-in is configured for are the hook's to judge.
             return None
-        self._failed(presented.scheme)
+        # Not the scheme itself: a client could mint label values at will.
+        self._failed("unchecked")
         raise HandshakeRefused(
             http.HTTPStatus.UNAUTHORIZED,
             f"{presented.scheme.capitalize()} credentials cannot be checked by this hub",

@@ -121,6 +121,8 @@ async def test_credentials_nothing_can_check_are_refused(hub: Hub, authorization
     refusal = await refused(hub, headers={"Authorization": authorization})
     assert refusal.response.status_code == 401
     assert b"cannot be checked" in refusal.response.body
+    # One label for all of them: clients must not mint metric labels.
+    assert list(hub.metrics.auth_failures.children) == ["unchecked"]
 
 
 # -- the on_handshake hook ----------------------------------------------------------
