@@ -15,7 +15,7 @@ from hub.auth import AuthenticateHook, Authenticator, HandshakeHook
 from hub.channels import ChannelService
 from hub.config import HubConfig
 from hub.engine import ChannelEngine, HistoryResult, MemoryHistory, Publication, memory_engine
-from hub.engine.retained import MemoryRetainedStore, RetainedStore
+from hub.engine.retained import RetainedStore, retained_store
 from hub.engine.snapshot import load_history, save_history
 from hub.errors import PermissionDenied
 from hub.handler import Session, SubprotocolHandler
@@ -86,8 +86,9 @@ class Hub:
         self.engine.on_delivered = self.metrics.deliveries.inc
         self.engine.on_published = self.metrics.publications.inc
         self.channels = ChannelService(self.engine, self.config.channels, self.hooks)
-        # Retained publications (MQTT retain flag), owned here to outlive connections.
-        self.retained: RetainedStore = MemoryRetainedStore(self.config.mqtt.max_retained)
+        # Retained publications (MQTT retain flag), owned here to outlive connections;
+        # in Redis with the Redis engine, so every node sees them.
+        self.retained: RetainedStore = retained_store(self.engine, self.config.mqtt.max_retained)
         auth_failures = self.metrics.auth_failures
         self.auth = Authenticator(
             self.config.auth, on_failure=lambda method: auth_failures.labels(method).inc()

@@ -67,6 +67,10 @@ class Keys:
     def pubsub(self, channel: str) -> str:
         return self.pubsub_prefix + channel
 
+    def retained(self) -> list[str]:
+        """Hash channel -> retained publication, and a sorted set of those channels."""
+        return [f"{self.prefix}{{retained}}", f"{self.prefix}{{retained}}:index"]
+
     def pubsub_pattern(self, pattern: str) -> str:
         return glob_escape(self.pubsub_prefix) + pattern_glob(pattern)
 

@@ -259,3 +259,23 @@ keep(ttl)
 return 0
 """
 )
+
+RETAINED_SET = """
+-- KEYS: publications hash, name index (sorted set). ARGV: channel, body, max channels.
+-- 0 when the channel is new and the store is full.
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+  if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
+    return 0
+  end
+  redis.call('ZADD', KEYS[2], 0, ARGV[1])
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+RETAINED_DELETE = """
+-- KEYS: publications hash, name index. ARGV: channel.
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from hub.handler import ProtocolSpec
 from protocols.mqtt.handler import MqttHandler
-from protocols.mqtt.store import SERVICE_NAME, SessionStore
+from protocols.mqtt.shared_store import session_store
+from protocols.mqtt.store import SERVICE_NAME
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -21,7 +22,7 @@ BRIDGE_SERVICE_NAME = "mqtt.bridge"
 def setup(hub: Hub) -> None:
     """Register MQTT's hub services: the session store, and the bridge if configured."""
     config = hub.config.mqtt
-    hub.services.add(SERVICE_NAME, SessionStore(hub.channels, config))
+    hub.services.add(SERVICE_NAME, session_store(hub))
     if config.bridge is not None:
         from protocols.mqtt.bridge import MqttBridge
 

@@ -11,9 +11,10 @@ SessionStore, so it can outlive this connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
 
@@ -60,6 +61,7 @@ NORMAL_CLOSURE: Final = 1000
 PROTOCOL_ERROR: Final = 1002
 UNSUPPORTED_DATA: Final = 1003
 POLICY_VIOLATION: Final = 1008
+TRY_AGAIN_LATER: Final = 1013
 
 # MQTT 3.1 (MQIsdp) capped client ids at 23 characters; 3.1.1 lets servers allow more.
 MQTT31_MAX_CLIENT_ID: Final = 23
@@ -234,16 +236,28 @@ class MqttHandler(SubprotocolHandler):
             self._send(Connack(False, code))
             await self._close(POLICY_VIOLATION, f"connection refused: {ConnackCode(code).name}")
             return
-        opened = self.store.open(client_id, packet.clean_session, self)
+        try:
+            opened = await self.store.open(client_id, packet.clean_session, self)
+        except EngineUnavailable:
+            # Sessions live in Redis and Redis is away: MQTT's own "try later".
+            self._send(Connack(False, ConnackCode.SERVER_UNAVAILABLE))
+            await self._close(TRY_AGAIN_LATER, "connection refused: SERVER_UNAVAILABLE")
+            return
+        if self.closed:  # the connect timer fired while the session was fetched
+            await self.store.close(client_id, self)
+            return
         self.client_id = client_id
         self.state = opened.state
         self.will = packet.will
         self.phase = Phase.CONNECTED
         if opened.present:
             # The kept session may be another user's, or hold rights this one lost.
-            await reauthorize(self.channels, self.context, opened.state)
+            refused = await reauthorize(self.channels, self.context, opened.state)
             if self.state is not opened.state:  # taken over meanwhile
                 return
+            if refused:
+                with contextlib.suppress(EngineUnavailable):  # stored again when it goes offline
+                    await self.store.save_subscriptions(opened.state)
         self._send(Connack(opened.present, ConnackCode.ACCEPTED))
         # After the CONNACK: unacknowledged messages again, then the queue.
         opened.state.attach(self)
@@ -376,12 +390,26 @@ class MqttHandler(SubprotocolHandler):
         state = self.state
         if state is None:
             return
+        held = set(state.subscriptions)
         codes = [await self._subscribe(state, f, qos) for f, qos in packet.subscriptions]
+        granted = [
+            (topic_filter, code)
+            for (topic_filter, _), code in zip(packet.subscriptions, codes, strict=True)
+            if code != SUBACK_FAILURE
+        ]
+        try:
+            # Read before the SUBACK: a store that cannot be read refuses the filter.
+            retained = [(await self.hub.retained.match(f), code) for f, code in granted]
+            await self.store.save_subscriptions(state)
+        except EngineUnavailable:
+            # Redis away (retained messages and sessions live there): refused, as a whole.
+            await self._unsubscribe(state, [f for f, _ in granted if f not in held])
+            codes = [SUBACK_FAILURE] * len(codes)
+            retained = []
         self._send(Suback(packet.packet_id, tuple(codes)))
         # MQTT-3.3.1-6: retained messages follow, with RETAIN set.
-        for (topic_filter, _), granted in zip(packet.subscriptions, codes, strict=True):
-            if granted != SUBACK_FAILURE:
-                await send_retained(self.hub.retained, state, topic_filter, granted)
+        for publications, code in retained:
+            send_retained(state, publications, code)
 
     async def _subscribe(self, state: SessionState, topic_filter: str, qos: int) -> int:
         """Granted QoS, or 0x80 when the hub's policy refuses the filter."""
@@ -405,10 +433,22 @@ class MqttHandler(SubprotocolHandler):
     async def _on_unsubscribe(self, packet: Unsubscribe) -> None:
         state = self.state
         if state is not None:
-            for topic_filter in packet.filters:
-                if state.subscriptions.pop(topic_filter, None) is not None:
-                    await self.channels.unsubscribe(state, topic_filter)
+            await self._unsubscribe(state, packet.filters)
         self._send(Unsuback(packet.packet_id))
+
+    async def _unsubscribe(self, state: SessionState, filters: Iterable[str]) -> None:
+        changed = False
+        for topic_filter in filters:
+            if state.subscriptions.pop(topic_filter, None) is not None:
+                changed = True
+                await self.channels.unsubscribe(state, topic_filter)
+        if changed:
+            try:
+                await self.store.save_subscriptions(state)
+            except EngineUnavailable:
+                # Done on this node; a move to another node before the next save
+                # brings the filter back.
+                logger.warning("MQTT session %s: unsubscribe not stored", self.session.id)
 
     # -- the rest ---------------------------------------------------------------------
 

@@ -16,10 +16,12 @@ async def keep_retained(store: RetainedStore, publication: Publication) -> None:
         await store.delete(publication.channel)
 
 
-async def send_retained(
-    store: RetainedStore, state: SessionState, topic_filter: str, granted: int
-) -> None:
-    """On a new subscription, send what is retained under it with RETAIN set."""
-    for publication in await store.match(topic_filter):
+def send_retained(state: SessionState, retained: list[Publication], granted: int) -> None:
+    """On a new subscription, send what is retained under its filter with RETAIN set.
+
+    ``retained`` is ``await store.match(filter)``, read before the SUBACK so
+    that a store that cannot be read (Redis away) refuses the filter instead.
+    """
+    for publication in retained:
         qos = min(granted, published_qos(publication, state.limits.default_qos))
         state.send_publication(publication, qos, retain=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final, Protocol
@@ -78,7 +79,10 @@ class SessionState:
         self.link: Link | None = None
         self.offline_since: float | None = time.monotonic()
         self.dropped = 0
-        self._last_packet_id = 0
+        # Where QoS 1/2 messages go while no connection holds the session, instead
+        # of the queue in memory (a shared store keeps them in Redis).
+        self.spill: Callable[[Queued], None] | None = None
+        self.last_packet_id = 0
 
     def __repr__(self) -> str:
         return f"<SessionState {self.client_id!r} clean={self.clean}>"
@@ -106,6 +110,9 @@ class SessionState:
         if link is not None and not self.queue and len(self.inflight) < self.limits.max_inflight:
             self._send_new(link, Queued(publication, qos, retain))
             return
+        if link is None and self.spill is not None:
+            self.spill(Queued(publication, qos, retain))
+            return
         if len(self.queue) >= self.limits.max_queued:
             # Keep the freshest: a queue that overflows is stale at its head.
             self.queue.popleft()
@@ -129,11 +136,11 @@ class SessionState:
 
     def _next_packet_id(self) -> int:
         # The window is far smaller than the id space, so a free id is near.
-        packet_id = self._last_packet_id
+        packet_id = self.last_packet_id
         while True:
             packet_id = packet_id % MAX_PACKET_ID + 1
             if packet_id not in self.inflight:
-                self._last_packet_id = packet_id
+                self.last_packet_id = packet_id
                 return packet_id
 
     def _pump(self) -> None:

@@ -3,7 +3,9 @@
 A hub service (``hub.services``, name :data:`SERVICE_NAME`). It decides the
 session a CONNECT gets: a new one, or the one kept from an earlier connection
 (clean_session 0), and it takes a client id over from a connection still
-holding it. Memory only: sessions are lost when the process ends.
+holding it. This one keeps sessions in this process's memory (the memory
+engine); :class:`~protocols.mqtt.shared_store.SharedSessionStore` keeps them in
+Redis for the Redis engine, so a client may come back on any node.
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ class SessionStore:
     def get(self, client_id: str) -> SessionState | None:
         return self._sessions.get(client_id)
 
-    def open(self, client_id: str, clean: bool, owner: Owner) -> Opened:
-        """Give ``owner`` the session for ``client_id``. Synchronous, so it is atomic."""
+    async def open(self, client_id: str, clean: bool, owner: Owner) -> Opened:
+        """Give ``owner`` the session for ``client_id`` (no await here: it is atomic)."""
         previous = self._owners.pop(client_id, None)
         if previous is not None:
             # MQTT-3.1.4-2: the existing connection of that client id is closed.
@@ -90,6 +92,9 @@ class SessionStore:
         if state.clean:
             del self._sessions[client_id]
             await self.discard(state)
+
+    async def save_subscriptions(self, state: SessionState) -> None:
+        """Keep the session's subscriptions where other nodes find them (memory: nothing to do)."""
 
     async def discard(self, state: SessionState) -> None:
         """Unsubscribe a session that is no longer anyone's from the engine."""

@@ -17,7 +17,7 @@ from autobahn.wamp.types import PublishOptions
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from protocols.mqtt.codec import Pingreq, Pingresp, Puback, Publish
+from protocols.mqtt.codec import Connack, Pingreq, Pingresp, Puback, Publish, Suback, Subscribe
 from tests.multinode.conftest import ClusterFactory, HubProcess, PeerFactory
 from tests.multinode.redis_server import RedisServer
 from tests.protocols.mqtt.conftest import PahoPeer, RawMqtt
@@ -128,6 +128,27 @@ async def test_mqtt_qos1_goes_unacknowledged_and_is_delivered_once_resent(
         received = await subscriber.message()
         assert (received.topic, received.payload, received.qos) == ("dev/a/temp", b"qos1", 1)
         assert await subscriber.nothing_for(0.3)  # the QoS 0 message is gone for good
+
+
+async def test_mqtt_connect_and_subscribe_are_refused_in_mqtt_terms_while_redis_is_away(
+    cluster: ClusterFactory, redis_server: RedisServer
+) -> None:
+    """Sessions live in Redis: CONNECT gets CONNACK 3, SUBSCRIBE gets 0x80; then both work."""
+    (one,) = await cluster(1)
+    async with connect(one.url + "mqtt", subprotocols=[Subprotocol("mqtt")]) as ws:
+        device = RawMqtt(ws)
+        assert (await device.connect("device", clean_session=False)).return_code == 0
+        await redis_away(redis_server, one)
+        async with connect(one.url + "mqtt", subprotocols=[Subprotocol("mqtt")]) as late_ws:
+            late = RawMqtt(late_ws)
+            assert await late.connect("late") == Connack(False, 3)  # server unavailable
+            assert (await late.closed())[0] == 1013  # try again later
+        await device.send(Subscribe(1, (("cmd/#", 1),)))
+        assert await device.recv() == Suback(1, (0x80,))
+
+        await redis_back(redis_server, one)
+        await device.send(Subscribe(2, (("cmd/#", 1),)))
+        assert await device.recv() == Suback(2, (1,))
 
 
 async def eventually(

@@ -1,19 +1,50 @@
-"""The hub's retained store (hub/engine/retained.py), as MQTT's retain flag uses it."""
+"""The hub's retained store, as MQTT's retain flag uses it: one suite, both stores.
+
+Every test runs over :class:`MemoryRetainedStore` and over
+:class:`RedisRetainedStore` (on a private redis-server, a key prefix per test).
+"""
 
 from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from hub.engine import Publication
-from hub.engine.retained import MemoryRetainedStore
+from hub.engine.redis_link import RedisLink, RedisOptions
+from hub.engine.redis_retained import RedisRetainedStore, literal_prefix
+from hub.engine.retained import MemoryRetainedStore, RetainedStore
+from tests.multinode.redis_server import shared_redis_server
 
 CHANNELS = ["a", "a/b", "a/b/c", "a/x/c", "b", "$SYS/load", "$SYS/a/b", "/lead", "a//c"]
 
+StoreFactory = Callable[..., RetainedStore]
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.service)])
+async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
+    """``make_store(max_channels=...)``: an empty store of the parametrized kind."""
+    links: list[RedisLink] = []
+
+    def make(max_channels: int = 100_000) -> RetainedStore:
+        if request.param == "memory":
+            return MemoryRetainedStore(max_channels)
+        # A prefix of its own: the shared server needs no flushing between tests.
+        options = RedisOptions(url=shared_redis_server().url, prefix=f"t{secrets.token_hex(4)}:")
+        link = RedisLink(options)
+        links.append(link)
+        return RedisRetainedStore(link, max_channels)
+
+    yield make
+    for link in links:
+        await link.close()
+
 
 @pytest.fixture
-async def store() -> MemoryRetainedStore:
+async def store(make_store: StoreFactory) -> RetainedStore:
     """A store holding one retained publication per name in CHANNELS."""
-    retained = MemoryRetainedStore()
+    retained = make_store()
     for channel in CHANNELS:
         assert await retained.set(Publication(channel, channel.encode()))
     return retained
@@ -36,14 +67,14 @@ async def store() -> MemoryRetainedStore:
     ],
 )
 async def test_match_follows_mqtt_wildcards(
-    store: MemoryRetainedStore, subscription: str, expected: list[str]
+    store: RetainedStore, subscription: str, expected: list[str]
 ) -> None:
     """Names and patterns find what MQTT matching finds; '$' channels hide from a first wildcard."""
     found = sorted(p.channel for p in await store.match(subscription))
     assert found == expected
 
 
-async def test_set_replaces_and_delete_prunes(store: MemoryRetainedStore) -> None:
+async def test_set_replaces_and_delete_prunes(store: RetainedStore) -> None:
     """A second set replaces the channel's publication; delete forgets it and nothing else."""
     await store.set(Publication("a/b", b"new"))
     found = await store.get("a/b")
@@ -58,24 +89,47 @@ async def test_set_replaces_and_delete_prunes(store: MemoryRetainedStore) -> Non
     assert await store.count() == len(CHANNELS) - 1
 
 
-async def test_stored_copy_drops_the_fan_out_cache() -> None:
+async def test_stored_copy_drops_the_fan_out_cache(make_store: StoreFactory) -> None:
     """The store keeps a copy without the live publication's encoded frames."""
-    live = Publication("t", b"x", extras={"mqtt": {"qos": 1}})
+    live = Publication("t", b"x", offset=7, epoch="e1", extras={"mqtt": {"qos": 1}})
     live.encoded["frame"] = b"big"
-    store = MemoryRetainedStore()
+    store = make_store()
     await store.set(live)
     kept = await store.get("t")
     assert kept is not None
     assert kept is not live
     assert kept.encoded == {}
     assert kept.extras == {"mqtt": {"qos": 1}}
+    assert (kept.data, kept.offset, kept.epoch) == (b"x", 7, "e1")
 
 
-async def test_full_store_refuses_new_channels_but_replaces_known_ones() -> None:
+async def test_full_store_refuses_new_channels_but_replaces_known_ones(
+    make_store: StoreFactory,
+) -> None:
     """Past max_channels a new channel is not retained; a retained one can still change."""
-    store = MemoryRetainedStore(max_channels=2)
+    store = make_store(max_channels=2)
     assert await store.set(Publication("a", 1))
     assert await store.set(Publication("b", 2))
     assert not await store.set(Publication("c", 3))
     assert await store.set(Publication("a", 10))
     assert await store.get("c") is None
+
+
+async def test_values_of_every_kind_come_back_as_they_went_in(make_store: StoreFactory) -> None:
+    """Bytes stay bytes, JSON values stay JSON values, the publisher's extras survive."""
+    store = make_store()
+    values: list[object] = [b"\x00\xff", {"t": 21.5, "ok": True}, [1, "two"], "text", None]
+    for n, value in enumerate(values):
+        await store.set(Publication(f"kinds/{n}", value, extras={"wamp": {"args": [n]}}))
+    found = {p.channel: p for p in await store.match("kinds/#")}
+    assert [found[f"kinds/{n}"].data for n in range(len(values))] == values
+    assert found["kinds/1"].extras == {"wamp": {"args": [1]}}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "prefix"),
+    [("a/+/c", "a/"), ("a/#", "a"), ("#", ""), ("+/x", ""), ("$SYS/+", "$SYS/"), ("a/b", "a/b")],
+)
+def test_a_pattern_reads_only_names_under_its_literal_prefix(pattern: str, prefix: str) -> None:
+    """The Redis store narrows a pattern's scan to the names before its first wildcard."""
+    assert literal_prefix(pattern) == prefix

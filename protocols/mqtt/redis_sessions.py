@@ -1,0 +1,300 @@
+"""MQTT sessions as Redis keeps them, for the nodes of one cluster to share.
+
+Per client id (the id is the hash tag, so a session's keys share a slot):
+
+============================  ======  ==============================================
+``<prefix>mqtt:{<id>}``       hash    ``subs`` (filter -> QoS), ``inflight``, ``pubrel``,
+                                      ``last_id``: what must survive a move
+``<prefix>mqtt:{<id>}:queue`` list    QoS 1/2 messages waiting for the client, oldest first
+``<prefix>mqtt:{<id>}:owner`` string  the node holding the session (its id)
+============================  ======  ==============================================
+
+The three keys expire ``mqtt.session_expiry`` seconds after the client went
+offline (never, when unset). Only ``clean_session = 0`` sessions are stored;
+the owner key exists for every connected client id, so another node can take
+it over.
+
+While the client is offline, the node holding the session appends what its
+subscriptions receive to the queue through one ordered writer (:meth:`spill`),
+so a message is never written before one that came earlier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped]  # msgpack ships no type hints
+from redis.commands.core import AsyncScript
+
+from hub.engine.redis_codec import carry, decode_body, encode_body
+from hub.engine.redis_link import RedisLink, cancel_requested
+from hub.errors import EngineUnavailable
+from protocols.mqtt.session import Awaiting, Inflight, Queued, SessionState
+
+logger = logging.getLogger(__name__)
+
+# Spilled messages written per round trip.
+_BATCH = 256
+# Spilled messages held in memory while Redis is away; the oldest go first.
+_MAX_PENDING = 100_000
+_RETRY_DELAY = 0.5
+
+# KEYS: owner. ARGV: node. Delete the owner key if it still names this node.
+_DISOWN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+return 1
+"""
+
+# KEYS: session, queue. ARGV: max queued, items... Append, keep the newest, and
+# give a new queue the session's remaining lifetime.
+_PUSH = """
+redis.call('RPUSH', KEYS[2], unpack(ARGV, 2))
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[1]), -1)
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+return 1
+"""
+
+# KEYS: queue. Everything queued, and the queue emptied, in one step.
+_TAKE = """
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+redis.call('DEL', KEYS[1])
+return items
+"""
+
+
+@dataclass(slots=True)
+class StoredSession:
+    """What of a SessionState must survive a move to another node (the queue aside)."""
+
+    subscriptions: dict[str, int] = field(default_factory=dict)
+    # (packet id, PUBLISH frame as first sent, what it waits for), in sending order.
+    inflight: list[tuple[int, bytes, str]] = field(default_factory=list)
+    awaiting_pubrel: list[int] = field(default_factory=list)
+    last_packet_id: int = 0
+
+    @classmethod
+    def of(cls, state: SessionState) -> StoredSession:
+        return cls(
+            dict(state.subscriptions),
+            [(pid, entry.frame, entry.awaiting.value) for pid, entry in state.inflight.items()],
+            sorted(state.awaiting_pubrel),
+            state.last_packet_id,
+        )
+
+    def restore(self, state: SessionState) -> None:
+        """Put this into ``state`` (its subscriptions are the caller's business)."""
+        state.inflight = {
+            pid: Inflight(frame, Awaiting(awaiting)) for pid, frame, awaiting in self.inflight
+        }
+        state.awaiting_pubrel = set(self.awaiting_pubrel)
+        state.last_packet_id = self.last_packet_id
+
+
+def encode_queued(queued: Queued) -> bytes:
+    publication = queued.publication
+    item: bytes = msgpack.packb(
+        [
+            queued.qos,
+            queued.retain,
+            publication.channel,
+            publication.offset,
+            publication.epoch,
+            encode_body(publication, b""),
+        ],
+        use_bin_type=True,
+        default=carry,
+    )
+    return item
+
+
+def decode_queued(item: bytes) -> Queued:
+    """ValueError when the item is not one of ours."""
+    try:
+        qos, retain, channel, offset, epoch, body = msgpack.unpackb(item, raw=False)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise ValueError(f"undecodable queued message: {exc}") from None
+    return Queued(decode_body(channel, body, offset, epoch), qos, retain)
+
+
+class RedisSessions:
+    """One node's access to the sessions in Redis."""
+
+    def __init__(
+        self, link: RedisLink, node_id: str, *, expiry: float | None, max_queued: int
+    ) -> None:
+        self._link = link
+        self._prefix = link.keys.prefix + "mqtt:"
+        self.node_id = node_id
+        self._expiry_ms = None if expiry is None else max(1, round(expiry * 1000))
+        self._max_queued = max_queued
+        client = link.client
+        self._disown: AsyncScript = client.register_script(_DISOWN)
+        self._push: AsyncScript = client.register_script(_PUSH)
+        self._take: AsyncScript = client.register_script(_TAKE)
+        # The ordered writer of spilled messages.
+        self._pending: deque[tuple[str, bytes]] = deque()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._writer: asyncio.Task[None] | None = None
+
+    def _session(self, client_id: str) -> str:
+        return f"{self._prefix}{{{client_id}}}"
+
+    def _queue(self, client_id: str) -> str:
+        return f"{self._prefix}{{{client_id}}}:queue"
+
+    def _owner(self, client_id: str) -> str:
+        return f"{self._prefix}{{{client_id}}}:owner"
+
+    # -- ownership -------------------------------------------------------------
+
+    async def claim(self, client_id: str) -> str | None:
+        """Name this node the client id's holder; the node that held it before, if any."""
+        client = self._link.client
+        previous: Any = await self._link.run(
+            "session claim", client.set(self._owner(client_id), self.node_id, get=True)
+        )
+        return None if previous is None else bytes(previous).decode()
+
+    async def disown(self, client_id: str) -> None:
+        """Forget this node as the holder, unless another node took the id since."""
+        await self._link.run(
+            "session disown", self._disown(keys=[self._owner(client_id)], args=[self.node_id])
+        )
+
+    # -- the session -----------------------------------------------------------
+
+    async def subscriptions(self, client_id: str) -> dict[str, int]:
+        """The stored session's subscriptions (none if there is no stored session)."""
+        client = self._link.client
+        key = self._session(client_id)
+        raw = await self._link.run_idempotent("session read", partial(client.hget, key, "subs"))
+        return {} if raw is None else dict(msgpack.unpackb(raw, raw=False))
+
+    async def load(self, client_id: str) -> StoredSession | None:
+        client = self._link.client
+        key = self._session(client_id)
+        fields = await self._link.run_idempotent("session read", partial(client.hgetall, key))
+        if not fields:
+            return None
+        try:
+            stored = StoredSession(
+                dict(msgpack.unpackb(fields.get(b"subs", b"\x80"), raw=False)),
+                [tuple(entry) for entry in msgpack.unpackb(fields.get(b"inflight", b"\x90"))],
+                list(msgpack.unpackb(fields.get(b"pubrel", b"\x90"))),
+                int(fields.get(b"last_id", 0)),
+            )
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            logger.warning(
+                "MQTT session %r: stored state unreadable, starting empty: %s", client_id, exc
+            )
+            return StoredSession()
+        return stored
+
+    async def save(self, client_id: str, stored: StoredSession, *, offline: bool) -> None:
+        """Write the whole session; ``offline`` starts its expiry (if any)."""
+        client = self._link.client
+        inflight = [[pid, frame, awaiting] for pid, frame, awaiting in stored.inflight]
+        pipe = client.pipeline(transaction=True)
+        key = self._session(client_id)
+        pipe.hset(
+            key,
+            mapping={
+                "subs": msgpack.packb(stored.subscriptions),
+                "inflight": msgpack.packb(inflight, use_bin_type=True),
+                "pubrel": msgpack.packb(stored.awaiting_pubrel),
+                "last_id": stored.last_packet_id,
+            },
+        )
+        keys = (key, self._queue(client_id), self._owner(client_id))
+        for name in keys:
+            if offline and self._expiry_ms is not None:
+                pipe.pexpire(name, self._expiry_ms)
+            else:
+                pipe.persist(name)
+        await self._link.run("session save", pipe.execute())
+
+    async def save_subscriptions(self, client_id: str, subscriptions: dict[str, int]) -> None:
+        client = self._link.client
+        key = self._session(client_id)
+        await self._link.run("session save", client.hset(key, "subs", msgpack.packb(subscriptions)))
+
+    async def delete(self, client_id: str) -> None:
+        client = self._link.client
+        await self._link.run(
+            "session delete", client.delete(self._session(client_id), self._queue(client_id))
+        )
+
+    async def take_queue(self, client_id: str) -> list[Queued]:
+        """Everything queued for the client, oldest first; the stored queue is emptied."""
+        items = await self._link.run("session queue", self._take(keys=[self._queue(client_id)]))
+        out = []
+        for item in items:
+            try:
+                out.append(decode_queued(item))
+            except ValueError as exc:
+                logger.warning("MQTT session %r: skipping a queued message: %s", client_id, exc)
+        return out
+
+    # -- the offline queue's writer ------------------------------------------------
+
+    def spill(self, client_id: str, queued: Queued) -> None:
+        """Append to the client's stored queue, after everything spilled before (no await)."""
+        if len(self._pending) >= _MAX_PENDING:
+            self._pending.popleft()
+            logger.warning(
+                "MQTT sessions: %d messages waiting for Redis; dropping the oldest", _MAX_PENDING
+            )
+        self._pending.append((client_id, encode_queued(queued)))
+        self._idle.clear()
+        self._wake.set()
+        if (self._writer is None or self._writer.done()) and not self._link.closed:
+            self._writer = self._link.spawn(self._write(), "wshub-mqtt-spill")
+
+    async def flushed(self, timeout: float) -> bool:
+        """Wait until every spilled message is in Redis; False after ``timeout`` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def _write(self) -> None:
+        while True:
+            cancel_requested()
+            if not self._pending:
+                self._idle.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = [self._pending[n] for n in range(min(_BATCH, len(self._pending)))]
+            by_client: dict[str, list[bytes]] = {}
+            for client_id, item in batch:
+                by_client.setdefault(client_id, []).append(item)
+            try:
+                await self._push_batch(by_client)
+            except EngineUnavailable:
+                await asyncio.sleep(_RETRY_DELAY)  # kept, and written once Redis is back
+                continue
+            for _ in batch:
+                self._pending.popleft()
+
+    async def _push_batch(self, by_client: dict[str, list[bytes]]) -> None:
+        pipe = self._link.client.pipeline(transaction=False)
+        for client_id, items in by_client.items():
+            keys = [self._session(client_id), self._queue(client_id)]
+            # Queued on the pipeline (an async pipeline is awaitable: it returns itself).
+            await self._push(keys=keys, args=[self._max_queued, *items], client=pipe)
+        await self._link.run("session queue", pipe.execute())

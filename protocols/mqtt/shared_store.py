@@ -1,0 +1,235 @@
+"""MQTT sessions shared by the nodes of a cluster (the Redis engine).
+
+A client id belongs to one node at a time, named by its owner key in Redis.
+A CONNECT on node B for a client id node A holds:
+
+1. B names itself the owner (``SET ... GET``: it learns A in the same step);
+2. B subscribes a fresh session to the stored subscriptions, so that nothing
+   published from now on is missed (a message may then arrive twice, which
+   QoS 1 allows; copies that match by channel, epoch and offset are dropped);
+3. B asks A, over the node bus, to let go: A closes its connection for that id
+   (MQTT-3.1.4-2), writes the session's inflight state and queue to Redis and
+   unsubscribes it. B waits at most ``takeover_timeout``, and not at all when A
+   is no longer alive (a node killed with SIGKILL);
+4. B reads the session (inflight messages, packet ids, the queue) and the
+   client gets *session present* and its messages.
+
+When a ``clean_session = 0`` client goes offline, its node writes what must
+survive a move to Redis and keeps the session subscribed: what arrives then is
+appended to the queue in Redis, so a reconnect on any node finds it. Inflight
+state of a connected client lives in the node's memory and is written when
+the client goes offline or moves; a node that crashes loses that part.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Final
+
+from hub.channels import ChannelService
+from hub.config import MqttConfig
+from hub.engine.bus import NodeBus, NodeGone
+from hub.errors import EngineUnavailable
+from protocols.mqtt.redis_sessions import RedisSessions, StoredSession
+from protocols.mqtt.session import Queued, SessionState
+from protocols.mqtt.store import Opened, Owner, SessionStore
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+logger = logging.getLogger(__name__)
+
+RELEASE: Final = "mqtt.release"
+
+
+def session_store(hub: Hub) -> SessionStore:
+    """The store that goes with the hub's engine: shared through Redis, or in memory."""
+    from hub.engine.redis_broker import RedisBroker
+
+    config = hub.config.mqtt
+    broker = hub.engine.broker
+    if not isinstance(broker, RedisBroker):
+        return SessionStore(hub.channels, config)
+    sessions = RedisSessions(
+        broker.link,
+        hub.engine.bus.node_id,
+        expiry=config.session_expiry,
+        max_queued=config.max_queued_messages,
+    )
+    return SharedSessionStore(hub.channels, config, sessions, hub.engine.bus)
+
+
+class SharedSessionStore(SessionStore):
+    def __init__(
+        self,
+        channels: ChannelService,
+        config: MqttConfig,
+        sessions: RedisSessions,
+        bus: NodeBus,
+        *,
+        takeover_timeout: float = 2.0,
+    ) -> None:
+        super().__init__(channels, config)
+        self._stored = sessions
+        self._bus = bus
+        self._takeover_timeout = takeover_timeout
+        # One open/close/release at a time per client id on this node.
+        self._locks: dict[str, asyncio.Lock] = {}
+        bus.on_request(RELEASE, self._on_release)
+
+    def _lock(self, client_id: str) -> asyncio.Lock:
+        lock = self._locks.get(client_id)
+        if lock is None:
+            lock = self._locks[client_id] = asyncio.Lock()
+        return lock
+
+    def _forget_lock(self, client_id: str) -> None:
+        lock = self._locks.get(client_id)
+        if lock is not None and not lock.locked() and client_id not in self._sessions:
+            del self._locks[client_id]
+
+    # -- connections -----------------------------------------------------------
+
+    async def open(self, client_id: str, clean: bool, owner: Owner) -> Opened:
+        """EngineUnavailable when Redis cannot be reached (the CONNACK says so)."""
+        async with self._lock(client_id):
+            previous_node = await self._stored.claim(client_id)
+            connection = self._owners.pop(client_id, None)
+            if connection is not None:
+                connection.take_over()  # MQTT-3.1.4-2, on this node
+            local = self._sessions.pop(client_id, None)
+            moved = previous_node is not None and previous_node != self._stored.node_id
+            stale = None
+            if local is not None and (clean or local.clean or moved):
+                stale, local = local, None
+            state = local or SessionState(client_id, clean=clean, limits=self._limits)
+            state.detach()
+            state.spill = None  # arrivals wait in memory until the client has them
+            subscribed = set(state.subscriptions) if local is not None else set()
+            if moved:
+                if not clean:
+                    await self._subscribe(state, await self._stored.subscriptions(client_id))
+                    subscribed = set(state.subscriptions)
+                assert previous_node is not None
+                await self._ask_release(previous_node, client_id)
+            present = False
+            if clean:
+                await self._stored.delete(client_id)
+            else:
+                present = await self._resume(state, subscribed)
+            self._sessions[client_id] = state
+            self._owners[client_id] = owner
+            return Opened(state, present, stale)
+
+    async def _resume(self, state: SessionState, subscribed: set[str]) -> bool:
+        """Fill ``state`` from Redis; whether a stored session was there."""
+        client_id = state.client_id
+        stored = await self._stored.load(client_id)
+        if stored is not None:
+            stored.restore(state)
+            new = {f: q for f, q in stored.subscriptions.items() if f not in subscribed}
+            state.subscriptions.update(stored.subscriptions)
+            await self._subscribe(state, new, record=False)
+        # Spilled by this node and not written yet: written first, then read.
+        await self._stored.flushed(self._takeover_timeout)
+        waiting = await self._stored.take_queue(client_id)
+        state.queue = _merged(waiting, state.queue)
+        # From now on the session exists in Redis, even with nothing in it yet.
+        await self._stored.save(client_id, StoredSession.of(state), offline=False)
+        return stored is not None
+
+    async def _subscribe(
+        self, state: SessionState, subscriptions: dict[str, int], *, record: bool = True
+    ) -> None:
+        for topic_filter, qos in subscriptions.items():
+            if record:
+                state.subscriptions[topic_filter] = qos
+            await self._channels.subscribe(state, topic_filter)
+
+    async def _ask_release(self, node: str, client_id: str) -> None:
+        try:
+            if not await self._bus.alive(node):
+                return
+            await self._bus.request(node, RELEASE, client_id, timeout=self._takeover_timeout)
+        except NodeGone as exc:
+            logger.warning("MQTT session %r: node %s did not let go: %s", client_id, node, exc)
+
+    async def close(self, client_id: str, owner: Owner) -> None:
+        async with self._lock(client_id):
+            if self._owners.get(client_id) is not owner:
+                return  # taken over: the session belongs to another connection now
+            del self._owners[client_id]
+            state = self._sessions[client_id]
+            state.detach()
+            if state.clean:
+                del self._sessions[client_id]
+                await self.discard(state)
+                # Redis away: a node taking the id over later asks us, and we have nothing.
+                with contextlib.suppress(EngineUnavailable):
+                    await self._stored.disown(client_id)
+            else:
+                await self._offline(state)
+        self._forget_lock(client_id)
+
+    async def _offline(self, state: SessionState) -> None:
+        """The client left: its state to Redis, and what arrives from now on after it."""
+        client_id = state.client_id
+        queued, state.queue = list(state.queue), deque()
+        for message in queued:
+            self._stored.spill(client_id, message)
+        state.spill = lambda message: self._stored.spill(client_id, message)
+        try:
+            await self._stored.save(client_id, StoredSession.of(state), offline=True)
+        except EngineUnavailable:
+            logger.warning("MQTT session %r: Redis away, its state stays on this node", client_id)
+
+    async def stop(self) -> None:
+        await super().stop()
+        # Sessions that went offline at shutdown: their last messages reach Redis.
+        await self._stored.flushed(self._takeover_timeout)
+
+    async def save_subscriptions(self, state: SessionState) -> None:
+        if not state.clean:
+            await self._stored.save_subscriptions(state.client_id, dict(state.subscriptions))
+
+    # -- another node takes a client id over -------------------------------------
+
+    async def _on_release(self, sender: str, client_id: object) -> bool:
+        """Let go of ``client_id``: close its connection, store its session, unsubscribe."""
+        if not isinstance(client_id, str):
+            raise ValueError("a client id is a string")
+        async with self._lock(client_id):
+            connection = self._owners.pop(client_id, None)
+            if connection is not None:
+                connection.take_over()
+            state = self._sessions.pop(client_id, None)
+            if state is not None:
+                if not state.clean:
+                    state.detach()
+                    await self._offline(state)
+                # Still spilling while it unsubscribes: nothing in between is lost.
+                for topic_filter in list(state.subscriptions):
+                    await self._channels.unsubscribe(state, topic_filter)
+                state.spill = None
+                await self._stored.flushed(self._takeover_timeout)
+                state.reset()
+        self._forget_lock(client_id)
+        return state is not None
+
+
+def _merged(stored: list[Queued], held: deque[Queued]) -> deque[Queued]:
+    """Stored messages first (older), then those held here that are not copies of them."""
+    seen = {_identity(message) for message in stored}
+    out = deque(stored)
+    out.extend(message for message in held if _identity(message) not in seen)
+    return out
+
+
+def _identity(message: Queued) -> tuple[str, str, int] | int:
+    publication = message.publication
+    if publication.offset > 0:
+        return (publication.channel, publication.epoch, publication.offset)
+    return id(publication)  # no offset: never a known copy
