@@ -556,7 +556,9 @@ def _describe(source: str, exc: ValidationError) -> str:
         else:
             message = error["msg"]
         got = error.get("input")
-        shown = "" if error["type"] in ("extra_forbidden", "missing") else f" (got {got!r})"
+        # [auth] values are secrets and password hashes: never echo them.
+        hidden = error["type"] in ("extra_forbidden", "missing") or key_path.startswith("auth.")
+        shown = "" if hidden else f" (got {got!r})"
         lines.append(f"  {key_path}: {message}{shown}")
     return "\n".join(lines)
 

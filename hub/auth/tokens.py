@@ -172,8 +172,9 @@ def _read(path: Path) -> bytes:
 
 
 def _load_public_key(path: Path) -> Any:
+    pem = _read(path)
     try:
-        key = load_pem_public_key(_read(path))
+        key = load_pem_public_key(pem)
     except ValueError as exc:
         raise KeyFileError(f"{path}: not a PEM public key: {exc}") from None
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < _MIN_RSA_BITS:
@@ -182,8 +183,9 @@ def _load_public_key(path: Path) -> Any:
 
 
 def _load_jwks(path: Path) -> dict[str, tuple[Any, str | None]]:
+    text = _read(path)
     try:
-        document = json.loads(_read(path))
+        document = json.loads(text)
     except ValueError as exc:
         raise KeyFileError(f"{path}: not JSON: {exc}") from None
     entries = document.get("keys") if isinstance(document, dict) else None

@@ -13,6 +13,7 @@ from argon2 import PasswordHasher
 from hub import CallContext, ConfigError, Hub, HubConfig, Identity
 from hub.auth import AuthenticationFailed, HandshakeRequest
 from hub.auth.command import hash_password_main
+from hub.cli import main
 from hub.config import parse_config
 from hub.errors import PermissionDenied
 from tests.auth_helpers import basic, bearer, fast_hash, hs_auth, mint, refused
@@ -92,9 +93,14 @@ def test_user_in_file_and_config_is_refused(tmp_path: Path) -> None:
 
 
 def test_plain_password_in_config_is_refused() -> None:
-    """auth.basic.users holds hashes: a plain password fails at load, naming the user."""
-    with pytest.raises(ConfigError, match="password of 'ann' is not an argon2 hash"):
+    """auth.basic.users holds hashes: a plain password fails at load, naming the user only."""
+    with pytest.raises(ConfigError, match="password of 'ann' is not an argon2 hash") as refused:
         parse_config({"auth": {"basic": {"users": {"ann": "hunter2"}}}})
+    # The message goes to logs and terminals: it must not repeat the password.
+    assert "hunter2" not in str(refused.value)
+    with pytest.raises(ConfigError) as bad_type:
+        parse_config({"auth": {"jwt": {"secret": "s3cret-value", "leeway": "soon"}}})
+    assert "s3cret-value" not in str(bad_type.value)
 
 
 async def test_hash_password_command(make_hub: HubFactory, jsonrpc: PeerFactory) -> None:
@@ -109,6 +115,16 @@ async def test_hash_password_command(make_hub: HubFactory, jsonrpc: PeerFactory)
     peer = await jsonrpc(hub, additional_headers={"Authorization": basic("eve", "s3cret pass")})
     assert (await peer.call("whoami"))["user"] == "eve"
     assert hash_password_main([], stdin=io.StringIO("\n"), stdout=io.StringIO()) == 1
+
+
+def test_wshub_hash_password_subcommand(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`wshub hash-password` is reached through the wshub command and prints only the hash."""
+    monkeypatch.setattr("sys.stdin", io.StringIO("from stdin\n"))
+    assert main(["hash-password"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert PasswordHasher().verify(printed, "from stdin")
 
 
 @pytest.mark.parametrize(
