@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,16 +120,17 @@ def scoped(sub: str | None = "ada", **options: Any) -> str:
 
 @pytest.mark.parametrize(
     ("token", "reason"),
+    # Minted when the test runs, not at collection: a long run would see them expired.
     [
-        (scoped(key=SECRET + "x"), b"signature is invalid"),
-        (scoped(ttl=-30), b"token expired"),
-        (scoped(nbf=int(time.time()) + 300), b"not valid yet"),
-        (scoped(aud="other-app"), b"audience"),
-        (scoped(iss="https://evil.example"), b"issuer"),
-        (scoped(ttl=None), b"'exp'"),
-        (scoped(alg="HS384"), b"HS384"),
-        (scoped(None), b"'sub'"),
-        ("not-a-token", b"malformed"),
+        (lambda: scoped(key=SECRET + "x"), b"signature is invalid"),
+        (lambda: scoped(ttl=-30), b"token expired"),
+        (lambda: scoped(nbf=int(time.time()) + 300), b"not valid yet"),
+        (lambda: scoped(aud="other-app"), b"audience"),
+        (lambda: scoped(iss="https://evil.example"), b"issuer"),
+        (lambda: scoped(ttl=None), b"'exp'"),
+        (lambda: scoped(alg="HS384"), b"HS384"),
+        (lambda: scoped(None), b"'sub'"),
+        (lambda: "not-a-token", b"malformed"),
     ],
     ids=[
         "signature",
@@ -143,11 +145,11 @@ def scoped(sub: str | None = "ada", **options: Any) -> str:
     ],
 )
 async def test_invalid_tokens_get_401_with_a_bearer_challenge(
-    make_hub: HubFactory, token: str, reason: bytes
+    make_hub: HubFactory, token: Callable[[], str], reason: bytes
 ) -> None:
     """A token that does not verify is refused with 401 saying why, never let in anonymously."""
     hub = await make_hub({"auth": hs_auth(audience="my-app", issuer="https://id.example")})
-    refusal = await refused(hub, headers=bearer(token))
+    refusal = await refused(hub, headers=bearer(token()))
     response = refusal.response
     assert response.status_code == 401
     assert reason in response.body

@@ -69,12 +69,14 @@ async def test_refresh_extends_the_session(make_hub: HubFactory, jsonrpc: PeerFa
 
 @pytest.mark.parametrize(
     ("params", "code", "detail"),
+    # Tokens are minted when the test runs, not at collection: a long run
+    # would otherwise see them expired.
     [
-        ({"token": mint("bob")}, UNAUTHORIZED, "another user"),
-        ({"token": mint("ada", ttl=-10)}, UNAUTHORIZED, "token expired"),
-        ({"token": "garbage"}, UNAUTHORIZED, "malformed"),
-        ({"jwt": mint("ada")}, -32602, "token"),
-        ([1], -32602, "token"),
+        (lambda: {"token": mint("bob")}, UNAUTHORIZED, "another user"),
+        (lambda: {"token": mint("ada", ttl=-10)}, UNAUTHORIZED, "token expired"),
+        (lambda: {"token": "garbage"}, UNAUTHORIZED, "malformed"),
+        (lambda: {"jwt": mint("ada")}, -32602, "token"),
+        (lambda: [1], -32602, "token"),
     ],
     ids=["other-user", "expired", "garbage", "wrong-key", "not-a-string"],
 )
@@ -84,7 +86,7 @@ async def test_refused_refresh_keeps_the_old_expiry(
     """A bad refresh is a JSON-RPC error; the session lives on until its own exp, then 3000."""
     hub = await token_hub(make_hub)
     peer = await jsonrpc(hub, additional_headers=bearer(mint("ada", ttl=2)))
-    error = await peer.error("rpc.refresh", params)
+    error = await peer.error("rpc.refresh", params())
     assert error["code"] == code
     assert detail in str(error.get("data"))
     assert (await peer.call("whoami"))["user"] == "ada"
