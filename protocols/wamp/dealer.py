@@ -57,6 +57,7 @@ from protocols.wamp.uri import MATCH_POLICIES, is_reserved_uri, is_valid_uri
 
 if TYPE_CHECKING:
     from hub.app import Hub
+    from protocols.wamp.cluster import WampCluster
     from protocols.wamp.realm import Realm
 
 _CALL: Final = MessageType.CALL.value
@@ -94,10 +95,12 @@ class Dealer:
         self._by_call: dict[tuple[Peer, int], PendingCall] = {}
         self._hub_calls = HubCalls(hub.config.limits.max_concurrent_requests)
         self._disclose = hub.config.wamp.disclose_caller
+        # Callees on other nodes (the Redis engine): set by the router, else None.
+        self.cluster: WampCluster | None = None
 
     # -- registrations -----------------------------------------------------------
 
-    def register(self, callee: Peer, request: Register) -> int:
+    async def register(self, callee: Peer, request: Register) -> int:
         procedure, options = request.procedure, request.options
         try:
             self._hub.authorize_register(callee.context, procedure)
@@ -124,6 +127,12 @@ class Dealer:
         registration = Registration(
             procedure, match, callee, disclose_caller=options.get("disclose_caller") is True
         )
+        if self.cluster is not None:
+            # Names are unique in the cluster; registered here meanwhile, it is taken.
+            await self.cluster.claim(self._realm.name, registration)
+            if self.registrations.find(procedure, match) is not None:
+                self.cluster.release(self._realm.name, registration)
+                raise WampError(PROCEDURE_ALREADY_EXISTS, f"{procedure!r} is already registered")
         if match == "exact" and self._realm.shares_hub:
             forward = functools.partial(self._forward, registration)
             # A name the method table reserves stays callable over WAMP only.
@@ -140,6 +149,8 @@ class Dealer:
 
     def _drop(self, registration: Registration) -> None:
         self.registrations.remove(registration)
+        if self.cluster is not None:
+            self.cluster.release(self._realm.name, registration)
         if registration.remote is not None:
             self._hub.methods.remove_remote(registration.remote)
 
@@ -171,8 +182,19 @@ class Dealer:
                 await self._hub_calls.call(caller, request, method, timeout)
                 return
             registration = self.registrations.route(procedure)
+            # A callee on another node, if it serves the call better (docs/scaling.md).
+            if self.cluster is not None and await self.cluster.forward(
+                self._realm.name, caller, request, timeout, registration
+            ):
+                return
         if registration is None:
             raise WampError(NO_SUCH_PROCEDURE, f"no procedure {procedure!r}")
+        self.invoke(caller, request, registration, timeout)
+
+    def invoke(
+        self, caller: Peer, request: Call, registration: Registration, timeout: float | None
+    ) -> None:
+        """Send the INVOCATION for a routed CALL; WampError if it cannot be sent."""
         callee = registration.callee
         pending = PendingCall(
             callee.next_request_id(),
@@ -184,7 +206,7 @@ class Dealer:
         )
         details: dict[str, Any] = {}
         if registration.match != "exact":
-            details["procedure"] = procedure
+            details["procedure"] = request.procedure
         if pending.progress:
             details["receive_progress"] = True
         if (
@@ -209,6 +231,8 @@ class Dealer:
         if mode not in CANCEL_MODES:
             mode = DEFAULT_CANCEL_MODE
         if self._hub_calls.cancel(caller, request.request):
+            return
+        if self.cluster is not None and self.cluster.cancel(caller, request.request, mode):
             return
         pending = self._by_call.get((caller, request.request))
         if pending is None or pending.killing:
@@ -271,6 +295,8 @@ class Dealer:
                 self._finish(pending)
                 self._interrupt(pending, "killnowait", CANCELED)
         await self._hub_calls.leave(peer)
+        if self.cluster is not None:
+            self.cluster.leave(peer)
 
     # -- hub-side callers (JSON-RPC, channels) -------------------------------------
 

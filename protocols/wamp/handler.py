@@ -423,7 +423,7 @@ class WampHandler(SubprotocolHandler):
 
     async def _on_register(self, request: Register) -> None:
         try:
-            registration_id = self._joined().dealer.register(self, request)
+            registration_id = await self._joined().dealer.register(self, request)
         except WampError as exc:
             self._error(request, exc)
             return

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final, TypeVar
 
 from protocols.wamp.auth import CraLookup, WampAuthenticator
+from protocols.wamp.cluster import wamp_cluster
 from protocols.wamp.peer import random_id
 from protocols.wamp.realm import Realm
 
@@ -29,6 +30,10 @@ class WampRouter:
         config = hub.config.wamp
         self.config = config
         self.realms = {realm.name: Realm(realm, hub) for realm in config.realms}
+        # With the Redis engine: calls reach callees connected to other nodes.
+        self.cluster = wamp_cluster(hub, self)
+        for realm in self.realms.values():
+            realm.dealer.cluster = self.cluster
         self.authenticator = WampAuthenticator(config, hub.auth)
         self._session_ids: set[int] = set()
 
@@ -51,10 +56,14 @@ class WampRouter:
         self._session_ids.discard(session_id)
 
     async def start(self) -> None:
-        """Nothing to start: realms are plain state (the hub.services protocol)."""
+        """Realms are plain state; the cluster side (Redis engine) announces registrations."""
+        if self.cluster is not None:
+            await self.cluster.start()
 
     async def stop(self) -> None:
-        """Sessions leave as their connections close; nothing else is held."""
+        """Sessions leave as their connections close; calls to other nodes are failed."""
+        if self.cluster is not None:
+            await self.cluster.stop()
 
 
 def wamp_router(hub: Hub) -> WampRouter:

@@ -89,12 +89,28 @@ async def test_wamp_publisher_gets_network_failure_and_its_session_survives(
         lambda value: value >= 1,
     )
     assert publisher.is_attached()
+    # Calls that would need the cluster's registrations fail the same way; a callee
+    # may still register (announced once Redis is back).
+    with pytest.raises(ApplicationError) as unreachable:
+        await publisher.call("com.nowhere")
+    assert unreachable.value.error == NETWORK_FAILURE
+    await publisher.register(lambda: "here", "com.registered.while.away")
+    assert await publisher.call("com.registered.while.away") == "here"  # same node: works
 
     await redis_back(redis_server, one, two)
     await publisher.publish("news.wamp", "after", options=PublishOptions(acknowledge=True))
     async with asyncio.timeout(5):
         assert await events.get() == "after"
     assert events.empty()
+
+    async def announced() -> float:
+        try:
+            return float(await subscriber.call("com.registered.while.away") == "here")
+        except ApplicationError:
+            return 0.0
+
+    # Re-announced within a few seconds: callers on the other node reach it.
+    await eventually(announced, lambda value: value == 1.0, timeout=10)
 
 
 async def test_mqtt_qos1_goes_unacknowledged_and_is_delivered_once_resent(
