@@ -26,6 +26,9 @@ TOKEN_EXPIRED_REASON: Final = "token expired"
 class ExpiryWatch:
     """Closes one session once its identity's ``expires_at`` has passed."""
 
+    # One per connection: no instance dict.
+    __slots__ = ("_closed", "_handler", "_loop", "_session", "_task", "_timer")
+
     def __init__(self, session: WebSocketSession, handler: SubprotocolHandler) -> None:
         self._session = session
         self._handler = handler
