@@ -20,6 +20,7 @@ from bench.fanout import fanout_workload
 from bench.mqtt import mqtt_workload
 from bench.report import Row, load_average, print_table, write_json
 from bench.rpc import rpc_workload
+from bench.twonode import twonode_workload
 from bench.wamp import wamp_pubsub_workload, wamp_rpc_workload
 
 
@@ -42,10 +43,10 @@ def run_fanout(scale: Scale) -> list[Row]:
 WORKLOADS: dict[str, Callable[[Scale], list[Row]]] = {
     "rpc": lambda scale: rpc_workload(50, scale.seconds),
     "fanout": run_fanout,
-    "mqtt": lambda scale: mqtt_workload(1000, scale.seconds),
-    "wamp": lambda scale: (
-        wamp_rpc_workload(50, scale.seconds) + wamp_pubsub_workload(1000, scale.seconds)
-    ),
+    # Two hubs on one Redis next to one hub (docs/scaling.md).
+    "twonode": lambda scale: twonode_workload(1000, scale.seconds),
+    "mqtt": lambda scale: mqtt_workload(1000, scale.seconds, scale.rounds),
+    "wamp": run_wamp,
     "connections": lambda scale: connections_workload(scale.idle_connections),
 }
 

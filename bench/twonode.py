@@ -1,0 +1,160 @@
+"""Two-node fan-out: two hubs on one Redis, the subscribers split between them.
+
+One publisher on node A, N subscribers of one channel on channels.v1, half on
+node A and half on node B, both hubs on a private ``redis-server``. The same
+N subscribers on one hub with the memory engine are the single-node figure it
+is reported next to (and one hub on Redis, to show what Redis itself costs).
+Each publish waits for its reply (one in flight), as in bench/fanout.py.
+
+Latency percentiles of the two subscriber processes are merged roughly: p50
+is their mean weighted by deliveries, p99 the larger of the two.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.processes import (
+    HUB_CONFIG,
+    PYTHON,
+    ROOT,
+    Server,
+    cpu_seconds,
+    free_port,
+    held_load,
+    hub_server,
+    run_load,
+    running,
+    wait_for_port,
+)
+from bench.report import Row
+
+SETTLE_SECONDS = 1.0
+
+
+@dataclass
+class ClusterFanout:
+    deliveries_per_s: float
+    p50_ms: float
+    p99_ms: float
+    delivered_ratio: float
+    # Server CPU time (every hub, and Redis) per delivery.
+    server_cpu_us: float
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[Server]:
+    """A private redis-server on a free port, persistence off."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: run scripts/bootstrap")
+    port = free_port()
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    with running(args, "redis-server", stdout=subprocess.DEVNULL) as process:
+        wait_for_port(port, process, "redis-server")
+        yield Server(f"redis://127.0.0.1:{port}/0", process.pid)
+
+
+@contextlib.contextmanager
+def redis_hub(redis_url: str) -> Iterator[Server]:
+    """``python -m hub`` as bench/processes.py runs it, on the Redis engine."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "hub.toml"
+        text = HUB_CONFIG.format(tmp=tmp, root=ROOT, compression="true")
+        config.write_text(text + f'[engine]\nbackend = "redis"\nurl = "{redis_url}"\n')
+        args = [PYTHON, "-m", "hub", "--config", str(config), "--port", str(port)]
+        with running(args, "hub on redis", cwd=ROOT) as process:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                    break
+                except OSError:  # not listening yet, or 503 while Redis is not reached
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise RuntimeError("hub on redis did not start") from None
+                    time.sleep(0.1)
+            yield Server(f"ws://127.0.0.1:{port}/", process.pid)
+
+
+def measure(
+    publish_to: Server, nodes: list[Server], redis_pid: int | None, subscribers: int, seconds: float
+) -> ClusterFanout:
+    """Subscribers spread evenly over ``nodes``; the publisher on ``publish_to``."""
+    shares = [subscribers // len(nodes) + (i < subscribers % len(nodes)) for i in range(len(nodes))]
+    with contextlib.ExitStack() as stack:
+        loads = []
+        for node, share in zip(nodes, shares, strict=True):
+            load = stack.enter_context(
+                held_load("subscribe", url=node.url, protocol="channels", connections=share)
+            )
+            if load.first_line != "ready":
+                raise RuntimeError(f"subscribers did not connect: {load.first_line}")
+            loads.append(load)
+        pids = [node.pid for node in nodes] + ([redis_pid] if redis_pid else [])
+        cpu_before = sum(cpu_seconds(pid) for pid in pids)
+        published = run_load(
+            "publish", url=publish_to.url, protocol="channels", seconds=seconds, size=100
+        )
+        time.sleep(SETTLE_SECONDS)
+        server_cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
+        results = [load.finish() for load in loads]
+    count = sum(result["received"] for result in results)
+    last = max(result["last_us"] for result in results)
+    span = max(last - published["start_us"], 1) / 1e6
+    return ClusterFanout(
+        deliveries_per_s=count / span,
+        p50_ms=sum(r["p50_ms"] * r["received"] for r in results) / max(1, count),
+        p99_ms=max(r["p99_ms"] for r in results),
+        delivered_ratio=count / max(1, published["published"] * subscribers),
+        server_cpu_us=server_cpu / max(1, count) * 1e6,
+    )
+
+
+def rows(name: str, ours: ClusterFanout, theirs: ClusterFanout, baseline: str) -> list[Row]:
+    return [
+        Row(name, "deliveries/s", ours.deliveries_per_s, theirs.deliveries_per_s, baseline),
+        Row(name, "p50 ms", ours.p50_ms, theirs.p50_ms, baseline),
+        Row(name, "p99 ms", ours.p99_ms, theirs.p99_ms, baseline),
+        Row(name, "delivered / expected", ours.delivered_ratio, theirs.delivered_ratio, baseline),
+        Row(name, "server CPU µs/delivery", ours.server_cpu_us, theirs.server_cpu_us, baseline),
+    ]
+
+
+def best(runs: list[ClusterFanout]) -> ClusterFanout:
+    return max(runs, key=lambda result: result.deliveries_per_s)
+
+
+def twonode_workload(subscribers: int, seconds: float, rounds: int = 2) -> list[Row]:
+    """Two hubs on Redis vs one hub on the memory engine, then vs one hub on Redis.
+
+    The setups run in alternation, ``rounds`` times, and each keeps its best run:
+    a disturbance on the shared machine then weighs on all of them alike.
+    """
+    with (
+        redis_server() as redis,
+        redis_hub(redis.url) as a,
+        redis_hub(redis.url) as b,
+        hub_server() as single,
+    ):
+        twos, ones, memories = [], [], []
+        for _ in range(rounds):
+            twos.append(measure(a, [a, b], redis.pid, subscribers, seconds))
+            ones.append(measure(a, [a], redis.pid, subscribers, seconds))
+            memories.append(measure(single, [single], None, subscribers, seconds))
+        two, one_redis, one_memory = best(twos), best(ones), best(memories)
+    name = f"Fan-out, 2 nodes on Redis, {subscribers} subs"
+    return rows(name, two, one_memory, "1 node, memory engine") + rows(
+        f"Fan-out, 1 node on Redis, {subscribers} subs",
+        one_redis,
+        one_memory,
+        "1 node, memory engine",
+    )
