@@ -45,8 +45,10 @@ WORKLOADS: dict[str, Callable[[Scale], list[Row]]] = {
     "fanout": run_fanout,
     # Two hubs on one Redis next to one hub (docs/scaling.md).
     "twonode": lambda scale: twonode_workload(1000, scale.seconds),
-    "mqtt": lambda scale: mqtt_workload(1000, scale.seconds, scale.rounds),
-    "wamp": run_wamp,
+    "mqtt": lambda scale: mqtt_workload(1000, scale.seconds),
+    "wamp": lambda scale: (
+        wamp_rpc_workload(50, scale.seconds) + wamp_pubsub_workload(1000, scale.seconds)
+    ),
     "connections": lambda scale: connections_workload(scale.idle_connections),
 }
 
