@@ -74,10 +74,12 @@ class ServerConfig(_Section):
 
 class WebSocketConfig(_Section):
     # permessage-deflate; window bits and memory level trade ratio for RAM per
-    # connection (see websockets' memory guide).
+    # connection (see websockets' memory guide). 10 and 1 keep an idle
+    # connection under 32 KiB (websockets' 12 and 5: ~46 KiB) and compress
+    # small JSON messages as well; docs/benchmarks.md has the figures.
     compression: bool = True
-    compression_window_bits: int = Field(12, ge=9, le=15)
-    compression_memory_level: int = Field(5, ge=1, le=9)
+    compression_window_bits: int = Field(10, ge=9, le=15)
+    compression_memory_level: int = Field(1, ge=1, le=9)
     ping_interval: float | None = Field(20.0, gt=0)
     ping_timeout: float | None = Field(20.0, gt=0)
     open_timeout: float = Field(10.0, gt=0)

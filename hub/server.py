@@ -8,6 +8,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.http11 import Request, Response
@@ -40,15 +41,33 @@ RETRY_AFTER = 5
 class HubConnection(ServerConnection):
     """A server connection that remembers which protocol it negotiated."""
 
-    negotiated: ProtocolSpec | None = None
-    wire_name: str = ""
-    # Who the handshake's credentials (or the on_handshake hook) identified.
-    identity: Identity | None = None
-    # Set while the connection holds a slot of ConnectionSlots.
-    release_slot: Callable[[], None] | None = None
+    # Slots, not instance attributes: websockets' connection already has 25 and
+    # CPython shares instance-dict keys for at most 30; past that every
+    # connection carries a dict of its own (~1.3 KiB, docs/benchmarks.md).
+    __slots__ = ("identity", "negotiated", "release_slot", "wire_name")
+
     # Told when the TCP connection ends before a whole HTTP request arrived
     # (handshake timeout, or the client left); set per hub, see HubServer.
     on_incomplete_request: Callable[[], None] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.negotiated: ProtocolSpec | None = None
+        self.wire_name = ""
+        # Who the handshake's credentials (or the on_handshake hook) identified.
+        self.identity: Identity | None = None
+        # Set while the connection holds a slot of ConnectionSlots.
+        self.release_slot: Callable[[], None] | None = None
+        super().__init__(*args, **kwargs)
+
+    def forget_handshake_headers(self) -> None:
+        """Drop the upgrade's request and response headers; the request path stays.
+
+        They were read at the handshake; holding a browser's (cookies, tokens,
+        user agent) for the life of a connection costs kilobytes each.
+        """
+        if self.request is not None:
+            self.request.headers = Headers()
+        self.response = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         # Every end of a connection passes here exactly once, handshake
@@ -332,6 +351,7 @@ class HubServer:
             on_slow_consumer=metrics.slow_consumers_closed.inc,
             wire_name=connection.wire_name,
         )
+        connection.forget_handshake_headers()
         handler = spec.factory(session, hub)
         received = metrics.messages_received.labels(spec.name)
         active = metrics.connections_active.labels(spec.name)
