@@ -105,24 +105,45 @@ class SharedSessionStore(SessionStore):
             stale = None
             if local is not None and (clean or local.clean or moved):
                 stale, local = local, None
+                stale.spill = None  # the caller discards it; nothing of it goes to Redis
             state = local or SessionState(client_id, clean=clean, limits=self._limits)
             state.detach()
             state.spill = None  # arrivals wait in memory until the client has them
-            subscribed = set(state.subscriptions) if local is not None else set()
-            if moved:
-                if not clean:
-                    await self._subscribe(state, await self._stored.subscriptions(client_id))
-                    subscribed = set(state.subscriptions)
-                assert previous_node is not None
-                await self._ask_release(previous_node, client_id)
-            present = False
-            if clean:
-                await self._stored.delete(client_id)
-            else:
-                present = await self._resume(state, subscribed)
+            try:
+                present = await self._take(state, local is not None, previous_node, clean)
+            except BaseException:
+                await self._abandon(state, local is not None)
+                raise
             self._sessions[client_id] = state
             self._owners[client_id] = owner
             return Opened(state, present, stale)
+
+    async def _take(
+        self, state: SessionState, kept_here: bool, previous_node: str | None, clean: bool
+    ) -> bool:
+        """Make ``state`` the client's session; whether one was stored (session present)."""
+        client_id = state.client_id
+        subscribed = set(state.subscriptions) if kept_here else set()
+        if previous_node is not None and previous_node != self._stored.node_id:
+            if not clean:
+                await self._subscribe(state, await self._stored.subscriptions(client_id))
+                subscribed = set(state.subscriptions)
+            await self._ask_release(previous_node, client_id)
+        if clean:
+            await self._stored.delete(client_id)
+            return False
+        return await self._resume(state, subscribed)
+
+    async def _abandon(self, state: SessionState, kept_here: bool) -> None:
+        """Redis failed mid-way: keep a session this node had, drop a new one."""
+        if kept_here:
+            self._sessions[state.client_id] = state
+            if not state.clean:
+                state.spill = lambda message: self._stored.spill(state.client_id, message)
+            return
+        for topic_filter in list(state.subscriptions):
+            await self._channels.unsubscribe(state, topic_filter)
+        state.reset()
 
     async def _resume(self, state: SessionState, subscribed: set[str]) -> bool:
         """Fill ``state`` from Redis; whether a stored session was there."""
