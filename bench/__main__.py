@@ -27,28 +27,34 @@ from bench.wamp import wamp_pubsub_workload, wamp_rpc_workload
 @dataclass(frozen=True)
 class Scale:
     seconds: float
+    # Hub and baseline measured this many times in alternation, best run kept.
+    rounds: int
     fanouts: tuple[int, ...]
     idle_connections: int
 
 
-FULL = Scale(seconds=5.0, fanouts=(100, 1000, 5000), idle_connections=10_000)
-QUICK = Scale(seconds=2.0, fanouts=(100, 1000), idle_connections=1000)
+FULL = Scale(seconds=5.0, rounds=3, fanouts=(100, 1000, 5000), idle_connections=10_000)
+QUICK = Scale(seconds=2.0, rounds=1, fanouts=(100, 1000), idle_connections=1000)
 
 
 def run_fanout(scale: Scale) -> list[Row]:
-    return [row for n in scale.fanouts for row in fanout_workload(n, scale.seconds)]
+    return [row for n in scale.fanouts for row in fanout_workload(n, scale.seconds, scale.rounds)]
+
+
+def run_wamp(scale: Scale) -> list[Row]:
+    return wamp_rpc_workload(50, scale.seconds, scale.rounds) + wamp_pubsub_workload(
+        1000, scale.seconds, scale.rounds
+    )
 
 
 # Name -> workload, in the order they run.
 WORKLOADS: dict[str, Callable[[Scale], list[Row]]] = {
-    "rpc": lambda scale: rpc_workload(50, scale.seconds),
+    "rpc": lambda scale: rpc_workload(50, scale.seconds, scale.rounds),
     "fanout": run_fanout,
     # Two hubs on one Redis next to one hub (docs/scaling.md).
     "twonode": lambda scale: twonode_workload(1000, scale.seconds),
-    "mqtt": lambda scale: mqtt_workload(1000, scale.seconds),
-    "wamp": lambda scale: (
-        wamp_rpc_workload(50, scale.seconds) + wamp_pubsub_workload(1000, scale.seconds)
-    ),
+    "mqtt": lambda scale: mqtt_workload(1000, scale.seconds, scale.rounds),
+    "wamp": run_wamp,
     "connections": lambda scale: connections_workload(scale.idle_connections),
 }
 

@@ -8,28 +8,28 @@ subscribers of ``bench``, one publisher with ``acknowledge: true``.
 from __future__ import annotations
 
 from bench.crossbar import crossbar
-from bench.fanout import fanout_rows, measure_fanout
+from bench.fanout import best_fanout, fanout_rows
 from bench.processes import hub_server
 from bench.report import Row
-from bench.rpc import measure_rpc, rpc_rows
+from bench.rpc import best_rpc, rpc_rows
 
 BASELINE = "Crossbar.io 26.10"
 
 
-def wamp_rpc_workload(clients: int, seconds: float) -> list[Row]:
-    with hub_server() as server:
-        hub = measure_rpc(server, "wamp", clients, seconds)
-    with crossbar() as server:
-        router = measure_rpc(server, "wamp", clients, seconds)
+def wamp_rpc_workload(clients: int, seconds: float, rounds: int) -> list[Row]:
+    with hub_server() as hub_at, crossbar() as router_at:
+        hub, router = best_rpc(rounds, (hub_at, "wamp"), (router_at, "wamp"), clients, seconds)
     ahead = hub["rate"] > router["rate"]
     return rpc_rows(f"WAMP RPC, {clients} callers", hub, router, BASELINE, "> 1.00x", ahead)
 
 
-def wamp_pubsub_workload(subscribers: int, seconds: float, size: int = 100) -> list[Row]:
-    with hub_server() as server:
-        hub = measure_fanout(server, "wamp", subscribers, seconds, size)
-    with crossbar() as server:
-        router = measure_fanout(server, "wamp", subscribers, seconds, size)
+def wamp_pubsub_workload(
+    subscribers: int, seconds: float, rounds: int, size: int = 100
+) -> list[Row]:
+    with hub_server() as hub_at, crossbar() as router_at:
+        hub, router = best_fanout(
+            rounds, (hub_at, "wamp"), (router_at, "wamp"), subscribers, seconds, size
+        )
     ahead = hub.deliveries_per_s > router.deliveries_per_s
     return fanout_rows(
         f"WAMP pub/sub, {subscribers} subscribers", hub, router, BASELINE, ("> 1.00x", ahead)
