@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -39,6 +39,9 @@ logger = logging.getLogger("hub.engine.redis")
 _POLL = 0.5
 # History reads run at once while catching up after a reconnect.
 _CATCH_UP_CONCURRENCY = 16
+# Channels delivered through patterns whose position is remembered for a
+# replay after a loss (the least recently delivered are forgotten first).
+_MAX_PATTERN_CHANNELS = 10_000
 
 
 class _Lost(Exception):
@@ -65,6 +68,8 @@ class RedisBroker:
         # or from the second when nothing was delivered yet.
         self._delivered: dict[str, StreamPosition] = {}
         self._baseline: dict[str, StreamPosition] = {}
+        # The same for channels this node receives through patterns only.
+        self._seen: OrderedDict[str, StreamPosition] = OrderedDict()
         # The pub/sub connection and its bookkeeping.
         self._connection: AbstractConnection | None = None
         self._lock = asyncio.Lock()  # orders commands on the connection and its swaps
@@ -455,19 +460,31 @@ class RedisBroker:
 
     def _deliver(self, publication: Publication) -> None:
         channel = publication.channel
-        tracked = channel in self._channels and publication.offset > 0
-        if tracked and publication.kind is Kind.MESSAGE:
-            last = self._delivered.get(channel)
+        positions = self._positions_of(channel)
+        if positions is not None and publication.offset > 0 and publication.kind is Kind.MESSAGE:
+            last = positions.get(channel)
             seen = last is not None and last.epoch == publication.epoch
             if seen and last is not None and publication.offset <= last.offset:
                 return  # already replayed from history
-            self._delivered[channel] = StreamPosition(publication.offset, publication.epoch)
+            positions[channel] = StreamPosition(publication.offset, publication.epoch)
+            if positions is self._seen:
+                self._seen.move_to_end(channel)
+                if len(self._seen) > _MAX_PATTERN_CHANNELS:
+                    self._seen.popitem(last=False)
         if self._handler is None:
             return
         try:
             self._handler(publication)
         except Exception:
             logger.exception("dispatching %s (offset %d) failed", channel, publication.offset)
+
+    def _positions_of(self, channel: str) -> dict[str, StreamPosition] | None:
+        """Where the last delivered position of ``channel`` is kept, if anywhere."""
+        if channel in self._channels:
+            return self._delivered
+        if len(self._patterns):
+            return self._seen
+        return None
 
     # -- catching up after a (re)connect ---------------------------------------------
 
@@ -480,23 +497,36 @@ class RedisBroker:
             self._lose(exc)
             return
         channels = sorted(self._channels)
+        # Channels known only through patterns, and still wanted through one.
+        for channel in [c for c in self._seen if c in self._channels or not self._wanted(c)]:
+            del self._seen[channel]
+        through_patterns = list(self._seen)
         try:
             limit = asyncio.Semaphore(_CATCH_UP_CONCURRENCY)
 
             async def catch_up(channel: str) -> list[Publication] | None:
                 async with limit:
-                    return await self._missed(channel, reconnected)
+                    if channel in self._channels:
+                        return await self._missed(channel, reconnected)
+                    return await self._missed_through_patterns(channel)
 
-            replays = await asyncio.gather(*(catch_up(channel) for channel in channels))
+            replays = await asyncio.gather(
+                *(catch_up(channel) for channel in channels + through_patterns)
+            )
         except EngineUnavailable as exc:
             self._lose(exc)
             return
-        for channel, publications in zip(channels, replays, strict=True):
-            if publications is None or channel not in self._channels:
+        for channel, publications in zip(channels + through_patterns, replays, strict=True):
+            if publications is None or not self._wanted(channel):
                 continue
             for publication in publications:
                 self._deliver(publication)
             self._link.metrics.replayed.inc(len(publications))
+        if reconnected:
+            # A pattern's channels that published nothing here before the loss
+            # cannot be known, so what they published meanwhile cannot be read.
+            for pattern in sorted({p for patterns in self._globs.values() for p in patterns}):
+                self._gap(pattern, "channels it had not delivered before are not replayed")
         held, self._held = self._held, []
         for channel, message in held:
             self._deliver_message(channel, message)
@@ -527,6 +557,18 @@ class RedisBroker:
         self._delivered.pop(channel, None)
         self._gap(channel, f"history since {since.offset}@{since.epoch} is incomplete")
         return replay
+
+    async def _missed_through_patterns(self, channel: str) -> list[Publication] | None:
+        """What a channel delivered through patterns published since, read from history."""
+        since = self._seen.get(channel)
+        if since is None:
+            return None
+        result = await self._history.read(channel, since=since, limit=None)
+        if result.complete:
+            return result.publications
+        self._seen.pop(channel, None)
+        self._gap(channel, f"history since {since.offset}@{since.epoch} is incomplete")
+        return []
 
     def _gap(self, channel: str, why: str) -> None:
         logger.warning("channel %r: publications missed during a pub/sub loss: %s", channel, why)

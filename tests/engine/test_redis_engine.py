@@ -275,6 +275,43 @@ async def test_publications_missed_during_a_pubsub_loss_are_replayed(
         await admin.aclose()
 
 
+async def test_channels_seen_through_a_pattern_are_replayed_after_a_loss(
+    node: NodeFactory, redis_server: RedisServer
+) -> None:
+    """After a pub/sub loss a pattern gets back, from history, what its known channels missed."""
+    admin = redis_server.client()
+    await admin.execute_command("ACL", "SETUSER", "nodeb", "on", ">pw", "~*", "&*", "+@all")
+    a = await node("a")
+    b = await node("b", url=f"redis://nodeb:pw@127.0.0.1:{redis_server.port}/0")
+    gaps: list[str] = []
+    broker(b).on_gap = gaps.append
+    pattern = Recorder("pattern")
+    await b.subscribe(pattern, "sensors/#")
+    await publish(a, "sensors/a", "a1")
+    await pattern.wait_for(1)
+    try:
+        await admin.execute_command("ACL", "SETUSER", "nodeb", "off")
+        await admin.execute_command("CLIENT", "KILL", "USER", "nodeb")
+        await publish(a, "sensors/a", "a2")
+        await publish(a, "sensors/a", "a3")
+        await publish(a, "sensors/new", "unknown to b")
+        await admin.execute_command("ACL", "SETUSER", "nodeb", "on")
+        await eventually(lambda: _connected(b), timeout=5)
+        await publish(a, "sensors/a", "a4")
+        received = await pattern.wait_for(4)
+        assert [(p.channel, p.data) for p, _ in received] == [
+            ("sensors/a", "a1"),
+            ("sensors/a", "a2"),
+            ("sensors/a", "a3"),
+            ("sensors/a", "a4"),
+        ]
+        assert {subscription for _, subscription in received} == {"sensors/#"}
+        # sensors/new had never reached b: the pattern's loss is told, not hidden.
+        assert gaps == ["sensors/#"]
+    finally:
+        await admin.aclose()
+
+
 async def _connected(engine: ChannelEngine) -> bool:
     return broker(engine).connected
 
