@@ -13,6 +13,7 @@ from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.protocol import State
 
 from hub.handler import Identity
+from hub.shared_frames import shared_frames
 
 logger = logging.getLogger(__name__)
 
@@ -109,10 +110,16 @@ class WebSocketSession:
             self._loop.call_soon_threadsafe(functools.partial(self.send, message, text=text))
             return
         connection = self._connection
-        if connection.protocol.state is not State.OPEN:
+        protocol = connection.protocol
+        if protocol.state is not State.OPEN:
             return
-        broadcast((connection,), message, text=text)
         transport = connection.transport
+        if protocol.extensions or protocol.debug or connection.send_in_progress is not None:
+            broadcast((connection,), message, text=text)
+        else:
+            # No compression context of its own: the frame is the same bytes as
+            # for every other subscriber of this fan-out (hub.shared_frames).
+            transport.write(shared_frames.frame(message, text))
         if transport.get_write_buffer_size() > self._max_outbound_bytes:
             self._close_slow_consumer()
 
