@@ -3,6 +3,7 @@
     python -m bench                  # full run (several minutes)
     python -m bench --quick          # smaller counts, for a smoke test
     python -m bench --only fanout    # one workload (repeatable)
+    python -m bench --profile        # and py-spy flame graphs of the hub
 
 Servers and load generators (node, bench/node/load.mjs) are separate processes
 on 127.0.0.1; every run is bounded in time and count and stops by itself.
@@ -15,6 +16,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bench import profiling
 from bench.connections import connections_workload
 from bench.fanout import fanout_workload
 from bench.mqtt import mqtt_workload
@@ -63,7 +65,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="small counts, short runs")
     parser.add_argument("--only", choices=list(WORKLOADS), action="append")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy flame graphs of the hub (bench/results)"
+    )
     args = parser.parse_args()
+    profiling.enabled = args.profile
     scale = QUICK if args.quick else FULL
     started_load = load_average()
     rows: list[Row] = []

@@ -19,6 +19,7 @@ from bench.processes import (
     machine_busy_seconds,
     run_load,
 )
+from bench.profiling import profiled
 from bench.report import Row
 from bench.rounds import best_of
 
@@ -82,9 +83,11 @@ def best_fanout(
     size: int,
 ) -> tuple[FanoutResult, FanoutResult]:
     """(hub, baseline) results: each side's best of ``rounds`` alternating runs."""
+    server, protocol = hub
+    label = f"{protocol} fan-out {subscribers}"
     return best_of(
         rounds,
-        lambda: measure_fanout(*hub, subscribers, seconds, size),
+        profiled(server.pid, label, lambda: measure_fanout(*hub, subscribers, seconds, size)),
         lambda: measure_fanout(*baseline, subscribers, seconds, size),
         lambda result: result.deliveries_per_s,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.processes import Server, baseline_server, cpu_seconds, hub_server, run_load
+from bench.profiling import profiled
 from bench.report import Row
 from bench.rounds import best_of
 
@@ -23,9 +24,11 @@ def best_rpc(
     rounds: int, hub: tuple[Server, str], baseline: tuple[Server, str], clients: int, seconds: float
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(hub, baseline) results: each side's best of ``rounds`` alternating runs."""
+    server, protocol = hub
+    label = f"{protocol} rpc {clients}"
     return best_of(
         rounds,
-        lambda: measure_rpc(*hub, clients, seconds),
+        profiled(server.pid, label, lambda: measure_rpc(*hub, clients, seconds)),
         lambda: measure_rpc(*baseline, clients, seconds),
         lambda result: float(result["rate"]),
     )
