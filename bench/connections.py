@@ -7,13 +7,13 @@ RSS is the server's growth from before the first to after the last.
 from __future__ import annotations
 
 import contextlib
-import json
+import resource
 import time
 
-from bench.processes import Server, baseline_server, held_load, hub_server, rss_kib
+from bench.processes import Server, baseline_server, held_load, hub_server, last_json, rss_kib
 from bench.report import Row
 
-# Limits each process may use, from the issue: deflate on / off.
+# Target KiB of RSS per idle connection, deflate on / off.
 TARGET_KIB = {True: 32, False: 16}
 
 
@@ -31,7 +31,7 @@ def measure_idle(
             )
             for n in groups
         ]
-        opened = [json_line(load.first_line) for load in loads]
+        opened = [last_json(load.first_line) for load in loads]
         time.sleep(1.0)
         after = rss_kib(server.pid)
         for load in loads:
@@ -41,11 +41,11 @@ def measure_idle(
     return (after - before) / connections, connections / max(o["seconds"] for o in opened)
 
 
-def json_line(line: str) -> dict[str, float]:
-    return dict(json.loads(line))
-
-
 def connections_workload(connections: int) -> list[Row]:
+    # Server and loaders lift their soft limit to the hard one (processes.raise_nofile).
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < connections + 100:
+        raise RuntimeError(f"{connections} connections need `ulimit -Hn` above {hard}")
     rows = []
     for deflate in (True, False):
         with hub_server(compression=deflate) as server:
