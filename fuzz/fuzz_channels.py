@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from hub.engine import Publication
+from hub.engine import ClientInfo, Kind, Publication
 from hub.payloads import to_bytes, to_json_value
 from hub.rpc import INVALID_PARAMS, RpcError
 from protocols.channels.codec import PARAMS_BY_METHOD, Params, encode_publication, parse_params
@@ -40,12 +40,27 @@ def _parse(method: str, params: Any) -> None:
         raise AssertionError(f"round trip changed {parsed!r} into {again!r}")
 
 
+def _check_frames(raw: bytes) -> None:
+    """Presence events and pattern deliveries, with publisher info, are JSON-RPC notifications."""
+    for kind in (Kind.JOIN, Kind.LEAVE):
+        member = {"user": raw.hex(), "info": None}
+        frame = orjson.loads(encode_publication(Publication("c", member, kind=kind), "c"))
+        if frame["params"] != {"channel": "c", "member": member}:
+            raise AssertionError(f"{kind.value} frame is {frame!r}")
+    publisher = ClientInfo(client="s1", user="u", info={"raw": raw.hex()})
+    frame = orjson.loads(encode_publication(Publication("c/d", raw, publisher=publisher), "c/+"))
+    if frame["params"]["subscription"] != "c/+" or frame["params"]["info"]["user"] != "u":
+        raise AssertionError(f"pattern frame is {frame!r}")
+
+
 def _check_payload(raw: bytes) -> None:
     frame = encode_publication(Publication("c", raw), "c")
     shown = orjson.loads(frame)["params"]["data"]
     back = to_bytes(shown)
     if shown != to_json_value(raw):
         raise AssertionError(f"the frame shows {shown!r}")
+    if to_json_value(shown) is not shown:
+        raise AssertionError("a JSON value is not shown as itself")
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -61,6 +76,8 @@ def check(data: bytes) -> None:
     if not data:
         return
     _check_payload(data)
+    if data[0] == 0xFF:
+        _check_frames(data[1:])
     method = METHODS[data[0] % len(METHODS)]
     frame = data[1:]
     try:

@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from fuzz.coverage import line_coverage
 from fuzz.harness import TARGETS
 from fuzz.seeds import write_corpus
 
@@ -47,6 +48,8 @@ class TargetRun:
     peak_rss_mb: int = 0
     exit_code: int = 0
     crashes: list[str] = field(default_factory=list)
+    # Per codec module: [lines the corpus runs, lines in its functions].
+    line_coverage: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def run_target(target: str, seconds: int, workdir: Path) -> TargetRun:
@@ -89,6 +92,7 @@ def run_target(target: str, seconds: int, workdir: Path) -> TargetRun:
             elif name == "peak_rss_mb":
                 result.peak_rss_mb = value
     result.crashes = sorted(p.name for p in crashes.iterdir() if p.name.startswith(_ARTIFACT))
+    result.line_coverage = line_coverage(target, corpus)
     return result
 
 
@@ -113,10 +117,13 @@ def main(argv: list[str] | None = None) -> int:
             verdict = "no crash"
         elif not run.crashes:
             verdict = f"exit code {run.exit_code}, see {args.workdir}/logs/{target}.log"
+        lines = ", ".join(
+            f"{module} {hit}/{total} lines" for module, (hit, total) in run.line_coverage.items()
+        )
         print(
             f"  {run.executions} executions ({run.exec_per_second}/s), coverage {run.coverage}, "
             f"features {run.features}, corpus {run.corpus} (+{run.new_units}), "
-            f"peak RSS {run.peak_rss_mb} MB: {verdict}",
+            f"peak RSS {run.peak_rss_mb} MB: {verdict}\n  corpus runs {lines}",
             flush=True,
         )
     summary = {

@@ -29,6 +29,7 @@ def jsonrpc() -> list[bytes]:
         _json([request, {"jsonrpc": "2.0", "method": "n"}, 1]),
         _json({"jsonrpc": "1.0", "id": 1.5, "method": "m", "params": "x"}),
         b"[]",
+        _json({"jsonrpc": "2.0", "id": 3, "result": 1, "error": {"code": 1, "message": "x"}}),
         b'{"jsonrpc":"2.0","id":1,"method":"m","params":[1,2.5e10,-3,null,true,"\\u00e9"]}',
     ]
 
@@ -58,6 +59,8 @@ def channels() -> list[bytes]:
             frame = _json({"jsonrpc": "2.0", "id": n, "method": method, "params": example})
             out.append(bytes([methods.index(method)]) + frame)
     out.append(b"\x00" + _json({"channel": 1, "presence": "yes", "since": {"offset": -1}}))
+    # Payloads: the binary envelope's look-alikes; 0xff also checks presence frames.
+    out += [b'{"$binary":"AAAA"}', b'{"$binary":"not base64"}', b"\xff\x00\x01binary"]
     return out
 
 
@@ -106,7 +109,10 @@ def mqtt() -> list[bytes]:
         Pingreq(),
         Disconnect(),
     ]
+    # Nearly valid: an empty client id on a persistent session, a CONNECT cut short.
+    packets.append(Connect(client_id="", clean_session=False))
     frames = [encode(packet) for packet in packets]
+    frames.append(b"\x10\x0a\x00\x04MQTT\x04\x02\x00")
     stream = b"".join(frames)
     return [b"\x00" + frame for frame in frames] + [b"\x00" + stream, b"\x03" + stream]
 
@@ -158,6 +164,10 @@ def wamp() -> list[bytes]:
     for selector, serializer in enumerate((JSON, MSGPACK, CBOR)):
         for message in messages:
             out.append(bytes([selector]) + serializer.encode_bytes(message))
+    # A MessagePack extension, CBOR's self-describe prefix and a tag, a JSON root string.
+    out.append(b"\x01\x95\x10\x01\x80\xa1t\x91\xd4\x05\x00")
+    out.append(b"\x02\xd9\xd9\xf7\x85\x10\x01\xa0\x61t\x81\xc1\x1a\x00\x00\x00\x01")
+    out.append(b'\x00"\\u0000AAAA"')
     return out
 
 
