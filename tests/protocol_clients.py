@@ -52,6 +52,10 @@ class Peer:
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
         self._outbox: asyncio.Queue[str | bytes] = asyncio.Queue()
+        # Cleared by stop_reading(): websockets then stops reading the socket once
+        # its own queue is full, and the kernel's buffers fill behind it.
+        self._reading = asyncio.Event()
+        self._reading.set()
         self._reader = asyncio.create_task(self._read())
         self._writer = asyncio.create_task(self._write())
 
@@ -81,6 +85,7 @@ class Peer:
     async def _read(self) -> None:
         try:
             async for frame in self.ws:
+                await self._reading.wait()
                 self.on_frame(frame)
         except ConnectionClosed:
             pass
@@ -115,7 +120,10 @@ class Peer:
 
     def stop_reading(self) -> None:
         """Read nothing more: the server's writes back up (a slow consumer)."""
-        self.ws.transport.pause_reading()
+        self._reading.clear()
+
+    def resume_reading(self) -> None:
+        self._reading.set()
 
     def abort(self) -> None:
         """Drop the TCP connection: no close frame, no protocol goodbye."""
@@ -170,6 +178,19 @@ class JsonRpcClient(Peer):
         self._pending[request_id] = future
         self.send_frame(orjson.dumps(message).decode())
         return future
+
+    def start_batch(self, calls: list[tuple[str, Any]]) -> list[asyncio.Future[dict[str, Any]]]:
+        """Send requests as one batch; a future per reply, in request order."""
+        loop = asyncio.get_running_loop()
+        batch, futures = [], []
+        for method, params in calls:
+            request_id = next(self._ids)
+            batch.append({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+            future: asyncio.Future[dict[str, Any]] = loop.create_future()
+            self._pending[request_id] = future
+            futures.append(future)
+        self.send_frame(orjson.dumps(batch).decode())
+        return futures
 
     async def request(self, method: str, params: Any = None, timeout: float = 20.0) -> Any:
         """The whole reply object."""
