@@ -1,5 +1,5 @@
 // Load generators for `python -m bench`, in node so the client side is not the
-// bottleneck (a Python subscriber costs ~10-20 µs per delivery, ws ~2 µs).
+// bottleneck (a Python subscriber costs 10-20 µs of CPU per delivery, ws 4-7 µs).
 //
 //   node load.mjs COMMAND 'JSON options'
 //
