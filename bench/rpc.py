@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.processes import Server, baseline_server, cpu_seconds, hub_server, run_load
+from bench.processes import (
+    Server,
+    baseline_server,
+    cpu_seconds,
+    hub_server,
+    machine_busy_seconds,
+    run_load,
+)
 from bench.profiling import profiled
 from bench.report import Row
 from bench.rounds import best_of
@@ -12,11 +19,15 @@ from bench.rounds import best_of
 
 def measure_rpc(server: Server, protocol: str, clients: int, seconds: float) -> dict[str, Any]:
     cpu_before = cpu_seconds(server.pid)
+    machine_before = machine_busy_seconds()
     result = run_load("rpc", url=server.url, protocol=protocol, clients=clients, seconds=seconds)
     server_cpu = cpu_seconds(server.pid) - cpu_before
+    # The callers' setup (connecting) is outside result["seconds"]: others is approximate.
+    others = machine_busy_seconds() - machine_before - server_cpu - result["cpu_s"]
     result["server_cpu_us"] = server_cpu / result["calls"] * 1e6
     result["server_busy"] = server_cpu / result["seconds"]
     result["loader_busy"] = result["cpu_s"] / result["seconds"]
+    result["others_busy"] = max(0.0, others) / result["seconds"]
     return result
 
 
@@ -47,6 +58,7 @@ def rpc_rows(
         row("server CPU µs/call", "server_cpu_us"),
         row("server busy (cores)", "server_busy"),
         row("callers busy (cores)", "loader_busy"),
+        row("others busy (cores)", "others_busy"),
     ]
 
 
