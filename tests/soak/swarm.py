@@ -357,11 +357,12 @@ class Swarm:
                 await wamp.join()
             # Not a WAMP list in any serialization: invalid JSON, 0xc1 (never used in
             # MessagePack), a lone CBOR "break".
-            frame: str | bytes = {
+            frames: dict[str, str | bytes] = {
                 "json": "[1, " + junk.hex(),
                 "msgpack": b"\xc1" + junk,
                 "cbor": b"\xff" + junk,
-            }[serializer]
+            }
+            frame = frames[serializer]
 
             async def play_wamp() -> None:
                 wamp.send_frame(frame)
