@@ -18,21 +18,22 @@ from websockets.frames import Frame, Opcode
 class FrameCache:
     """The frame of the last message; the same object sent again reuses it.
 
-    Used from the event loop's thread only (sessions hop there before sending).
     Holding the message keeps its identity from being reused by another object.
+    The three are kept in one tuple, replaced in one assignment, so hubs running
+    event loops in different threads of one process never pair a message with
+    another's frame.
     """
 
-    __slots__ = ("_frame", "_message", "_text")
+    __slots__ = ("_last",)
 
     def __init__(self) -> None:
-        self._message: str | bytes | None = None
-        self._text: bool | None = None
-        self._frame = b""
+        self._last: tuple[str | bytes | None, bool | None, bytes] = (None, None, b"")
 
     def frame(self, message: str | bytes, text: bool | None) -> bytes:
         """The unmasked frame for ``message``, typed as :func:`websockets.broadcast` does."""
-        if message is self._message and text is self._text:
-            return self._frame
+        last_message, last_text, last_frame = self._last
+        if message is last_message and text is last_text:
+            return last_frame
         if isinstance(message, str):
             opcode = Opcode.BINARY if text is False else Opcode.TEXT
             data = message.encode()
@@ -40,7 +41,7 @@ class FrameCache:
             opcode = Opcode.TEXT if text is True else Opcode.BINARY
             data = message
         frame = Frame(opcode, data).serialize(mask=False, extensions=[])
-        self._message, self._text, self._frame = message, text, frame
+        self._last = (message, text, frame)
         return frame
 
 
