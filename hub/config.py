@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from hub.engine.topics import InvalidChannel, validate_pattern
+from hub.proxies import parse_network
 
 # WAMP's loose URI rule (no whitespace, "." or "#" in a component); the hub
 # does not import protocols/, so the pattern is repeated here.
@@ -62,6 +63,20 @@ class ServerConfig(_Section):
     # the request went to). Clients that send no Origin header (non-browsers)
     # are not affected.
     allowed_origins: list[str] = []
+    # Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For names
+    # the client: its address then counts for limits.max_connections_per_ip,
+    # logs and hooks. Headers from any other peer are ignored (hub.proxies).
+    trusted_proxies: list[str] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            try:
+                parse_network(entry)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network: {exc}") from None
+        return entries
 
     @field_validator("paths")
     @classmethod

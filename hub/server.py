@@ -20,6 +20,7 @@ from hub.handler import Identity, ProtocolSpec
 from hub.http import HttpRoutes, text_response
 from hub.limits import ConnectionSlots, MessageRateLimiter, SlotRefused, address_key
 from hub.origins import OriginPolicy
+from hub.proxies import TrustedProxies
 from hub.registry import NegotiationRefused, ProtocolRegistry
 from hub.rpc import CallContext
 from hub.session import WebSocketSession
@@ -44,7 +45,7 @@ class HubConnection(ServerConnection):
     # Slots, not instance attributes: websockets' connection already has 25 and
     # CPython shares instance-dict keys for at most 30; past that every
     # connection carries a dict of its own (~1.3 KiB, docs/benchmarks.md).
-    __slots__ = ("identity", "negotiated", "release_slot", "wire_name")
+    __slots__ = ("forwarded_for", "identity", "negotiated", "release_slot", "wire_name")
 
     # Told when the TCP connection ends before a whole HTTP request arrived
     # (handshake timeout, or the client left); set per hub, see HubServer.
@@ -57,7 +58,26 @@ class HubConnection(ServerConnection):
         self.identity: Identity | None = None
         # Set while the connection holds a slot of ConnectionSlots.
         self.release_slot: Callable[[], None] | None = None
+        # The client's address as a trusted proxy forwarded it (hub.proxies);
+        # read at the handshake, since the headers are dropped once open.
+        self.forwarded_for: str | None = None
         super().__init__(*args, **kwargs)
+
+    @property
+    def peer_host(self) -> str:
+        """The TCP peer's address, without the port."""
+        address = self.remote_address
+        return str(address[0] if isinstance(address, tuple) and address else address)
+
+    @property
+    def client_address(self) -> str:
+        """Who the client is: its forwarded address, else the peer's "ip:port"."""
+        if self.forwarded_for is not None:
+            return self.forwarded_for
+        address = self.remote_address
+        if isinstance(address, tuple) and len(address) >= 2:
+            return f"{address[0]}:{address[1]}"
+        return str(address)
 
     def forget_handshake_headers(self) -> None:
         """Drop the upgrade's request and response headers; the request path stays.
@@ -98,6 +118,7 @@ class HubServer:
         self._http = HttpRoutes(hub, config.server.static_dir)
         self._server: Server | None = None
         self._origins = OriginPolicy(config.server.allowed_origins)
+        self._proxies = TrustedProxies(config.server.trusted_proxies)
         limits = config.limits
         self._slots = ConnectionSlots(limits.max_connections, limits.max_connections_per_ip)
         # Message size limits by canonical name (the config may use an alias).
@@ -221,6 +242,10 @@ class HubServer:
         if upgrade.lower() != "websocket":
             return self._http.handle(request)
         assert isinstance(connection, HubConnection)
+        if self._proxies:
+            connection.forwarded_for = self._proxies.forwarded_client(
+                connection.peer_host, request.headers
+            )
         # Cheapest checks first: a refused origin costs nothing, a slot is
         # taken before anything expensive (authentication) runs.
         refused = self._check_origin(request)
@@ -234,7 +259,7 @@ class HubServer:
         """Set the connection's identity from its credentials (hub.auth), or refuse it."""
         try:
             connection.identity = await self._hub.auth.handshake(
-                handshake_request(request, connection.remote_address)
+                handshake_request(request, connection.client_address)
             )
         except HandshakeRefused as refused:
             self._hub.metrics.handshakes_refused.labels("auth").inc()
@@ -269,9 +294,7 @@ class HubServer:
         return text_response(HTTPStatus.FORBIDDEN, "origin not allowed\n")
 
     def _take_slot(self, connection: HubConnection) -> Response | None:
-        address = connection.remote_address
-        host = address[0] if isinstance(address, tuple) and address else str(address)
-        key = address_key(str(host))
+        key = address_key(connection.forwarded_for or connection.peer_host)
         metrics = self._hub.metrics
         refused = self._slots.acquire(key)
         if refused is not None:
@@ -350,6 +373,7 @@ class HubServer:
             max_outbound_bytes=hub.config.limits.max_outbound_bytes,
             on_slow_consumer=metrics.slow_consumers_closed.inc,
             wire_name=connection.wire_name,
+            remote_address=connection.client_address,
         )
         connection.forget_handshake_headers()
         handler = spec.factory(session, hub)

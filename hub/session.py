@@ -43,6 +43,7 @@ class WebSocketSession:
         "_loop_thread",
         "_max_outbound_bytes",
         "_on_slow_consumer",
+        "_remote_address",
         "id",
         "on_identity_change",
         "subprotocol",
@@ -58,6 +59,7 @@ class WebSocketSession:
         max_outbound_bytes: int,
         on_slow_consumer: Callable[[], None] | None = None,
         wire_name: str | None = None,
+        remote_address: str | None = None,
     ) -> None:
         self.id = new_session_id()
         self.subprotocol = subprotocol
@@ -66,6 +68,8 @@ class WebSocketSession:
         self._identity = identity
         self._max_outbound_bytes = max_outbound_bytes
         self._on_slow_consumer = on_slow_consumer
+        # Given by the server when a trusted proxy named the client (hub.proxies).
+        self._remote_address = remote_address
         self._close_task: asyncio.Task[None] | None = None
         # Told of every new identity (the server re-arms the expiry timer).
         self.on_identity_change: Callable[[Identity | None], None] | None = None
@@ -87,6 +91,8 @@ class WebSocketSession:
 
     @property
     def remote_address(self) -> str:
+        if self._remote_address is not None:
+            return self._remote_address
         address = self._connection.remote_address
         if isinstance(address, tuple) and len(address) >= 2:
             return f"{address[0]}:{address[1]}"
