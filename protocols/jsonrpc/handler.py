@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from hub.errors import (
 )
 from hub.handler import Session, SubprotocolHandler
 from hub.rpc import PERMISSION_DENIED, CallContext, RpcError
+from hub.tasks import start_task
 from protocols.jsonrpc import codec
 from protocols.jsonrpc.codec import (
     INTERNAL_ERROR,
@@ -170,8 +171,10 @@ class JsonRpcHandler(SubprotocolHandler):
         if refusals:
             self._send(codec.encode_batch(refusals) if incoming.is_batch else refusals[0])
 
-    def _spawn(self, coroutine: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coroutine)
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        # Eager on 3.12+: the request may already be answered (and the task
+        # done) here; _task_done still runs, from the loop, and frees the slot.
+        task = start_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 

@@ -14,6 +14,7 @@ from typing import Final
 
 from hub.errors import ChannelError
 from hub.rpc import RpcError, RpcMethod
+from hub.tasks import start_task
 from protocols.wamp.errors import CANCELED, INVALID_PAYLOAD, RUNTIME_ERROR, TIMEOUT, WampError
 from protocols.wamp.messages import Call, Error, MessageType, Result
 from protocols.wamp.peer import Peer
@@ -51,9 +52,11 @@ class HubCalls:
         await slots.acquire()
         key = (caller, request.request)
         running = _Running(caller, request.request)
-        task = asyncio.create_task(self._run(running, request, method, timeout))
-        running.task = task
+        # Registered first: on 3.12+ the task runs its first step (often the
+        # whole call) inside start_task.
         self._running[key] = running
+        task = start_task(self._run(running, request, method, timeout))
+        running.task = task
 
         def done(_: asyncio.Task[None]) -> None:
             slots.release()
