@@ -54,7 +54,8 @@ class HandshakeRequest:
     # Header names in lower case; a repeated header's values joined with ", ".
     headers: Mapping[str, str]
     cookies: Mapping[str, str]
-    # "ip:port" of the peer (of the proxy, behind one).
+    # "ip:port" of the peer; behind a trusted proxy, the forwarded client "ip"
+    # (server.trusted_proxies).
     remote_address: str
     # The Origin header of a browser; None from other clients.
     origin: str | None
