@@ -221,6 +221,40 @@ async def test_concurrent_requests_answer_out_of_order(hub: Hub, jsonrpc) -> Non
     assert await peer.recv() == {"jsonrpc": "2.0", "id": 1, "result": "slow"}
 
 
+async def test_timeout_inside_a_method_cancels_only_the_method(hub: Hub, jsonrpc) -> None:
+    """``asyncio.timeout`` in a method times out the method, never the connection."""
+
+    @hub.rpc("impatient")
+    async def impatient() -> str:
+        try:
+            async with asyncio.timeout(0.05):
+                await asyncio.sleep(5)
+        except TimeoutError:
+            return "timed out"
+        return "slept"
+
+    peer = await jsonrpc(hub)
+    assert await peer.call("impatient") == "timed out"
+    # The connection outlived the method's timeout and still answers.
+    await asyncio.sleep(0.1)
+    assert await peer.call("impatient") == "timed out"
+
+
+async def test_methods_done_without_waiting_free_their_slot(make_hub, jsonrpc) -> None:
+    """With one slot, fifty back-to-back calls that never wait are all answered in order."""
+    hub = await make_hub({"limits": {"max_concurrent_requests": 1}})
+
+    @hub.rpc("double")
+    async def double(i: int) -> int:
+        return 2 * i
+
+    peer = await jsonrpc(hub)
+    for i in range(50):
+        await peer.send({"jsonrpc": "2.0", "id": i, "method": "double", "params": [i]})
+    replies = [await peer.recv() for _ in range(50)]
+    assert replies == [{"jsonrpc": "2.0", "id": i, "result": 2 * i} for i in range(50)]
+
+
 async def test_concurrent_sleepers_overlap(hub: Hub, jsonrpc) -> None:
     """Ten requests sleeping 0.2 s each on one connection finish together, not in 2 s."""
 
