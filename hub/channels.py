@@ -78,6 +78,7 @@ class ChannelService:
         }
         self.namespace = functools.lru_cache(maxsize=4096)(self._resolve_namespace)
         self.access = functools.lru_cache(maxsize=4096)(self._resolve_access)
+        engine.on_departed = self._departed
 
     def _resolve_namespace(self, channel: str) -> NamespaceConfig:
         prefix = self._prefix_of(channel)
@@ -226,6 +227,12 @@ class ChannelService:
         member = await self.engine.leave(channel, client_id, announce=namespace.join_leave)
         if member is not None:
             await self.hooks.run_presence(self.hooks.leave, channel, member)
+
+    async def _departed(self, channel: str, member: ClientInfo) -> None:
+        """A user's last connection left without a leave (its node died): as ``leave`` does."""
+        if self.namespace(channel).join_leave:
+            await self.engine.announce_leave(channel, member)
+        await self.hooks.run_presence(self.hooks.leave, channel, member)
 
     async def presence(self, ctx: CallContext | None, channel: Any) -> dict[str, dict[str, Any]]:
         """Members merged by user: ``{user: {user, info, clients}}``."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from hub.engine.base import (
@@ -57,6 +57,10 @@ class ChannelEngine:
         self._patterns: PatternIndex[Subscribers] = PatternIndex()
         self.on_delivered: Callable[[int], None] = lambda count: None
         self.on_published: Callable[[], None] = lambda: None
+        # Told of each member that left without a leave of its own (its node
+        # died; the Redis engine finds those). ChannelService replaces it to
+        # apply the namespace's join_leave and run the leave hooks.
+        self.on_departed: Callable[[str, ClientInfo], Awaitable[None]] = self.announce_leave
         broker.set_handler(self.dispatch)
 
     # -- subscriptions ---------------------------------------------------
@@ -152,10 +156,14 @@ class ChannelEngine:
         """Remove a connection; the member (and a leave event) when the user's last left."""
         last = await self.presence.remove(channel, client_id)
         if last is not None and announce:
-            await self.broker.publish(
-                Publication(channel, _member_data(last), kind=Kind.LEAVE, origin=self.node_id)
-            )
+            await self.announce_leave(channel, last)
         return last
+
+    async def announce_leave(self, channel: str, member: ClientInfo) -> None:
+        """Tell every node's subscribers of ``channel`` that the member's user left."""
+        await self.broker.publish(
+            Publication(channel, _member_data(member), kind=Kind.LEAVE, origin=self.node_id)
+        )
 
     async def members(self, channel: str) -> dict[str, ClientInfo]:
         return await self.presence.members(channel)

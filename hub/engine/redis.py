@@ -9,7 +9,8 @@
 - :class:`RedisHistory` (``hub/engine/redis_stores.py``): a stream and a meta hash
   per channel; offsets are assigned, stored and published in one Lua script.
 - :class:`RedisPresence`: members, their expiry and per-user counts per channel,
-  refreshed by each node for its own connections.
+  refreshed by each node for its own connections; live nodes announce the
+  leaves of a dead node's members once their entries expire.
 
 See docs/scaling.md for the design, the configuration and failure behaviour.
 """
@@ -21,6 +22,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from hub.engine.base import ClientInfo
 from hub.engine.core import ChannelEngine
 from hub.engine.redis_broker import RedisBroker
 from hub.engine.redis_bus import RedisBus
@@ -49,10 +51,17 @@ def redis_engine(
         node_id = secrets.token_hex(6)  # the node bus needs a name for this node
     link = RedisLink(RedisOptions(url=url, **options), registry=registry)
     history = RedisHistory(link, broadcast=True)
-    presence = RedisPresence(link)
+    presence = RedisPresence(link, node_id)
     broker = RedisBroker(link, history, presence)
     bus = RedisBus(link, broker, node_id)
-    return ChannelEngine(broker, history, presence, node_id=node_id, bus=bus)
+    engine = ChannelEngine(broker, history, presence, node_id=node_id, bus=bus)
+
+    # Looked up at each call: the policy layer may replace engine.on_departed.
+    async def departed(channel: str, member: ClientInfo) -> None:
+        await engine.on_departed(channel, member)
+
+    presence.on_departed = departed
+    return engine
 
 
 __all__ = [

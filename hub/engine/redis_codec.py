@@ -58,8 +58,35 @@ class Keys:
         """Hash: user -> number of its connections in the channel."""
         return self._key(channel, "presence:users")
 
-    def presence(self, channel: str) -> list[str]:
-        return [self.members(channel), self.expiry(channel), self.users(channel)]
+    def presence(self, channel: str, node: str) -> list[str]:
+        """The channel's presence keys, then the shared ones the scripts keep up to date."""
+        return [
+            self.members(channel),
+            self.expiry(channel),
+            self.users(channel),
+            self.departed(),
+            self.presence_nodes(),
+            self.node_channels(node),
+        ]
+
+    # Node-level presence keys carry no hash tag: they can never share a name
+    # with a channel's keys, which always start with ``{``.
+
+    def departed(self) -> str:
+        """List: leaves found by sweeping expired entries, waiting for a node to announce them."""
+        return f"{self.prefix}presence:departed"
+
+    def presence_nodes(self) -> str:
+        """Sorted set: node id scored by when its last entry expires (ms, Redis clock)."""
+        return f"{self.prefix}presence:nodes"
+
+    def node_channels(self, node: str) -> str:
+        """Set: channels where the node has (or recently had) presence entries."""
+        return f"{self.prefix}presence:node:{node}"
+
+    def reaper(self, node: str) -> str:
+        """Lock held by the live node sweeping a dead node's channels."""
+        return f"{self.prefix}presence:node:{node}:reaper"
 
     def history(self, channel: str) -> list[str]:
         return [self.meta(channel), self.stream(channel)]
@@ -221,3 +248,19 @@ def decode_member(client: str, blob: bytes) -> ClientInfo:
     end = colon + 1 + int(blob[:colon])
     info = msgpack.unpackb(blob[end:], raw=False, strict_map_key=False)
     return ClientInfo(client=client, user=blob[colon + 1 : end].decode(), info=info)
+
+
+def _split_counted(blob: bytes) -> tuple[bytes, bytes]:
+    """``<length>:<text><rest>`` -> (text, rest)."""
+    colon = blob.index(b":")
+    end = colon + 1 + int(blob[:colon])
+    if end > len(blob):
+        raise ValueError("truncated")
+    return blob[colon + 1 : end], blob[end:]
+
+
+def decode_departure(item: bytes) -> tuple[str, ClientInfo]:
+    """A queued leave, ``<length>:<channel><length>:<client><member blob>`` (see the scripts)."""
+    channel, rest = _split_counted(item)
+    client, blob = _split_counted(rest)
+    return channel.decode(), decode_member(client.decode(), blob)

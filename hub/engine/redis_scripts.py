@@ -3,7 +3,8 @@
 Atomicity is what makes several nodes agree: an offset is assigned, stored and
 published in one step (so pub/sub order is offset order on every node), and a
 presence change reads and updates the per-user count in one step (so exactly one
-node sees a user's first connection, and one its last).
+node sees a user's first connection, and one its last). An expired entry is
+removed, and its leave queued, by whichever script sweeps it first: once.
 
 Time is the Redis server's (``TIME``), so nodes with skewed clocks still agree
 on what has expired. Scripts are effect-replicated (Redis >= 5; ``XTRIM MINID``
@@ -135,8 +136,17 @@ _PRESENCE = (
     _COMMON
     + """
 -- KEYS: members (client -> blob), expiry (client scored by deadline), users
--- (user -> connection count). A blob starts '<length of user>:<user>'.
+-- (user -> connection count) of one channel; departed (leaves waiting to be
+-- announced, shared by all channels); nodes (node -> deadline of its newest
+-- entry); node channels (the calling node's channels with entries).
+-- ARGV[1]: channel, ARGV[2]: ttl ms, ARGV[3]: calling node; the script's own
+-- arguments follow. A blob starts '<length of user>:<user>'.
 local members, expiry, users = KEYS[1], KEYS[2], KEYS[3]
+local departed, nodes, node_channels = KEYS[4], KEYS[5], KEYS[6]
+local channel, ttl, node = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+-- Keys outlive their entries by one more TTL: a live node sweeping a dead
+-- node's channels still finds (and announces) its expired entries.
+local grace = 2 * ttl
 
 local function user_of(blob)
   local colon = string.find(blob, ':', 1, true)
@@ -160,11 +170,18 @@ local function drop(client)
   return blob, left <= 0
 end
 
--- Connections whose node stopped refreshing them (it died) are forgotten.
+-- Connections whose node stopped refreshing them (it died) are forgotten; a
+-- user's last one is queued for a live node to announce its leave. Only the
+-- script that removes an entry queues it, so each leave is queued once.
 local function sweep(now)
   local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now)
   for i = 1, #dead do
-    drop(dead[i])
+    local client = dead[i]
+    local blob, last = drop(client)
+    if last then
+      redis.call('RPUSH', departed, #channel .. ':' .. channel .. #client .. ':' .. client .. blob)
+      extend(departed, grace)
+    end
   end
 end
 
@@ -178,10 +195,19 @@ local function put(client, blob, deadline)
   return false
 end
 
-local function keep(ttl)
-  extend(members, ttl)
-  extend(expiry, ttl)
-  extend(users, ttl)
+local function keep()
+  extend(members, grace)
+  extend(expiry, grace)
+  extend(users, grace)
+end
+
+-- The calling node has entries here until now + ttl: once that passes
+-- without a refresh, any live node may sweep the channel for it.
+local function own(now)
+  redis.call('ZADD', nodes, now + ttl, node)
+  extend(nodes, grace)
+  redis.call('SADD', node_channels, channel)
+  extend(node_channels, grace)
 end
 """
 )
@@ -189,11 +215,12 @@ end
 PRESENCE_ADD = (
     _PRESENCE
     + """
--- ARGV: client, blob, ttl ms. Returns 1 for the user's first connection.
-local now, ttl = now_ms(), tonumber(ARGV[3])
+-- ARGV[4]: client, ARGV[5]: blob. Returns 1 for the user's first connection.
+local now = now_ms()
 sweep(now)
-local first = put(ARGV[1], ARGV[2], now + ttl)
-keep(ttl)
+local first = put(ARGV[4], ARGV[5], now + ttl)
+keep()
+own(now)
 if first then
   return 1
 end
@@ -204,9 +231,13 @@ return 0
 PRESENCE_REMOVE = (
     _PRESENCE
     + """
--- ARGV: client. Returns {blob, 1 if it was the user's last else 0}, or nil.
+-- ARGV[4]: client, ARGV[5]: '1' when the node has no other entry in the channel.
+-- Returns {blob, 1 if it was the user's last else 0}, or nil.
 sweep(now_ms())
-local blob, last = drop(ARGV[1])
+if ARGV[5] == '1' then
+  redis.call('SREM', node_channels, channel)
+end
+local blob, last = drop(ARGV[4])
 if not blob then
   return nil
 end
@@ -226,22 +257,32 @@ return redis.call('HGETALL', members)
 """
 )
 
+PRESENCE_SWEEP = (
+    _PRESENCE
+    + """
+-- Forget (and queue the leaves of) the channel's expired connections.
+sweep(now_ms())
+return 0
+"""
+)
+
 PRESENCE_REFRESH = (
     _PRESENCE
     + """
--- ARGV: ttl ms, then client ids. Pushes back the deadline of those still here;
+-- ARGV[4..]: client ids. Pushes back the deadline of those still here;
 -- returns the ones missing (expired, or lost with Redis's data).
-local now, ttl = now_ms(), tonumber(ARGV[1])
+local now = now_ms()
 sweep(now)
 local missing = {}
-for i = 2, #ARGV do
+for i = 4, #ARGV do
   if redis.call('HEXISTS', members, ARGV[i]) == 1 then
     redis.call('ZADD', expiry, now + ttl, ARGV[i])
   else
     missing[#missing + 1] = ARGV[i]
   end
 end
-keep(ttl)
+keep()
+own(now)
 return missing
 """
 )
@@ -249,13 +290,40 @@ return missing
 PRESENCE_RESTORE = (
     _PRESENCE
     + """
--- ARGV: ttl ms, then client, blob pairs: put back connections a node still has.
-local now, ttl = now_ms(), tonumber(ARGV[1])
+-- ARGV[4..]: client, blob pairs: put back connections a node still has.
+local now = now_ms()
 sweep(now)
-for i = 2, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   put(ARGV[i], ARGV[i + 1], now + ttl)
 end
-keep(ttl)
+keep()
+own(now)
+return 0
+"""
+)
+
+PRESENCE_LAPSED_NODES = (
+    _COMMON
+    + """
+-- KEYS: nodes. Nodes whose entries have all expired: they stopped refreshing.
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms())
+"""
+)
+
+PRESENCE_FORGET_NODE = (
+    _COMMON
+    + """
+-- KEYS: nodes, the node's channels, its reaper lock. ARGV: node, reaper token.
+-- After its channels were swept: forget the node unless it refreshed meanwhile
+-- (it was only cut off), then release the lock if still ours.
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) <= now_ms() then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('DEL', KEYS[2])
+end
+if redis.call('GET', KEYS[3]) == ARGV[2] then
+  redis.call('DEL', KEYS[3])
+end
 return 0
 """
 )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -23,6 +23,7 @@ from hub.engine.memory import new_epoch
 from hub.engine.redis_codec import (
     MessageIds,
     decode_body,
+    decode_departure,
     decode_member,
     encode_body,
     encode_member,
@@ -33,10 +34,13 @@ from hub.engine.redis_scripts import (
     HISTORY_ADD,
     HISTORY_READ,
     PRESENCE_ADD,
+    PRESENCE_FORGET_NODE,
+    PRESENCE_LAPSED_NODES,
     PRESENCE_MEMBERS,
     PRESENCE_REFRESH,
     PRESENCE_REMOVE,
     PRESENCE_RESTORE,
+    PRESENCE_SWEEP,
 )
 from hub.errors import EngineUnavailable
 
@@ -48,6 +52,10 @@ _MAX_OFFSET = 2**64 - 1
 # Set in ``Publication.encoded`` once the history script has published it, so
 # the broker does not publish it a second time.
 PUBLISHED = ("hub.engine.redis", "published")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _ms(seconds: float) -> int:
@@ -174,18 +182,34 @@ class RedisPresence:
     This node remembers the connections it added and pushes back their expiry
     every third of ``presence_ttl`` (and puts them back if Redis lost them), so
     the members of a node that stopped doing so disappear after the TTL.
+
+    Their leaves are not lost: the script that removes an expired entry queues
+    the leave (when it was its user's last connection) in one Redis list, and
+    every tick each live node pops what is queued and hands it to
+    :attr:`on_departed`; a pop is atomic, so each leave goes to one node. So
+    that expired entries are found even in channels nobody touches any more,
+    each node records the channels where it has entries and until when it
+    refreshed them; a live node seeing that deadline pass sweeps those channels
+    (under a short lock, so one node does it).
     """
 
-    def __init__(self, link: RedisLink) -> None:
+    def __init__(self, link: RedisLink, node_id: str = "") -> None:
         self._link = link
         self._keys = link.keys
+        self.node_id = node_id or new_epoch()
         client = link.client
         self._add: AsyncScript = client.register_script(PRESENCE_ADD)
         self._remove: AsyncScript = client.register_script(PRESENCE_REMOVE)
         self._members: AsyncScript = client.register_script(PRESENCE_MEMBERS)
         self._refresh: AsyncScript = client.register_script(PRESENCE_REFRESH)
         self._restore: AsyncScript = client.register_script(PRESENCE_RESTORE)
+        self._sweep: AsyncScript = client.register_script(PRESENCE_SWEEP)
+        self._lapsed: AsyncScript = client.register_script(PRESENCE_LAPSED_NODES)
+        self._forget: AsyncScript = client.register_script(PRESENCE_FORGET_NODE)
         self.ttl = link.options.presence_ttl
+        # Told of each member that left without a leave of its own (its node
+        # died); the engine wires it to ChannelEngine.on_departed.
+        self.on_departed: Callable[[str, ClientInfo], Awaitable[None]] | None = None
         # This node's connections: channel -> client -> member.
         self._local: dict[str, dict[str, ClientInfo]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
@@ -194,13 +218,19 @@ class RedisPresence:
     def _ttl_ms(self) -> int:
         return max(1, _ms(self.ttl))
 
+    def _script_keys(self, channel: str) -> list[str]:
+        return self._keys.presence(channel, self.node_id)
+
+    def _script_args(self, channel: str, *args: Any) -> list[Any]:
+        return [channel, self._ttl_ms, self.node_id, *args]
+
     async def add(self, channel: str, member: ClientInfo) -> bool:
         self._ensure_heartbeat()
         first = await self._link.run(
             "presence add",
             self._add(
-                keys=self._keys.presence(channel),
-                args=[member.client, encode_member(member), self._ttl_ms],
+                keys=self._script_keys(channel),
+                args=self._script_args(channel, member.client, encode_member(member)),
             ),
         )
         self._local.setdefault(channel, {})[member.client] = member
@@ -212,14 +242,20 @@ class RedisPresence:
             local.pop(client_id, None)
             if not local:
                 del self._local[channel]
+        # The last one here: this node no longer needs the channel swept for it.
+        # (An add racing with this puts it back at the next refresh.)
+        none_left = "1" if channel not in self._local else "0"
         try:
             reply = await self._link.run(
                 "presence remove",
-                self._remove(keys=self._keys.presence(channel), args=[client_id]),
+                self._remove(
+                    keys=self._script_keys(channel),
+                    args=self._script_args(channel, client_id, none_left),
+                ),
             )
         except EngineUnavailable:
-            # No longer refreshed by this node, the entry expires after the TTL;
-            # the user's leave cannot be told now.
+            # No longer refreshed by this node, the entry expires after the TTL
+            # and a live node announces the leave then.
             return None
         if not reply:
             return None
@@ -229,7 +265,7 @@ class RedisPresence:
     async def members(self, channel: str) -> dict[str, ClientInfo]:
         reply = await self._link.run_idempotent(
             "presence members",
-            lambda: self._members(keys=self._keys.presence(channel), args=[]),
+            lambda: self._members(keys=self._script_keys(channel), args=self._script_args(channel)),
         )
         members: dict[str, ClientInfo] = {}
         for index in range(0, len(reply), 2):
@@ -254,7 +290,7 @@ class RedisPresence:
         self._ensure_heartbeat()
 
     async def _beat(self) -> None:
-        """Ping Redis every health interval; refresh this node's entries every TTL/3."""
+        """Every tick: ping, sweep for dead nodes, announce queued leaves; refresh every TTL/3."""
         options = self._link.options
         interval = max(0.05, min(options.health_interval, self.ttl / 3))
         due = time.monotonic() + self.ttl / 3
@@ -263,20 +299,25 @@ class RedisPresence:
             cancel_requested()
             if not await self._link.ping():
                 continue
-            if time.monotonic() >= due:
-                try:
+            try:
+                if time.monotonic() >= due:
                     await self.refresh()
-                except EngineUnavailable:
-                    continue  # retried at the next tick
-                due = time.monotonic() + self.ttl / 3
+                    due = time.monotonic() + self.ttl / 3
+                await self.reap()
+                await self.announce_departed()
+            except EngineUnavailable:
+                continue  # retried at the next tick
 
     async def refresh(self) -> None:
         """Push back the expiry of this node's entries; put back any Redis lost."""
-        ttl = self._ttl_ms
         for channel, clients in list(self._local.items()):
             missing = await self._link.run_idempotent(
                 "presence refresh",
-                partial(self._refresh, keys=self._keys.presence(channel), args=[ttl, *clients]),
+                partial(
+                    self._refresh,
+                    keys=self._script_keys(channel),
+                    args=self._script_args(channel, *clients),
+                ),
             )
             # Put back those Redis lost, unless they left meanwhile.
             current = self._local.get(channel, {})
@@ -287,5 +328,77 @@ class RedisPresence:
                     pairs += [member.client, encode_member(member)]
                 await self._link.run_idempotent(
                     "presence restore",
-                    partial(self._restore, keys=self._keys.presence(channel), args=[ttl, *pairs]),
+                    partial(
+                        self._restore,
+                        keys=self._script_keys(channel),
+                        args=self._script_args(channel, *pairs),
+                    ),
                 )
+
+    # -- nodes that died ------------------------------------------------------
+
+    async def reap(self) -> None:
+        """Sweep the channels of nodes whose entries all expired, one node at a time."""
+        keys = self._keys
+        lapsed = await self._link.run_idempotent(
+            "presence lapsed nodes", partial(self._lapsed, keys=[keys.presence_nodes()], args=[])
+        )
+        for raw in lapsed:
+            node = raw.decode()
+            if node == self.node_id:
+                continue  # alive, only without entries to refresh
+            lock = keys.reaper(node)
+            token = f"{self.node_id}:{new_epoch()}"
+            # One node sweeps; if it dies doing so, the lock lapses and another does.
+            claim = self._link.client.set(lock, token, nx=True, px=self._ttl_ms)
+            if not await self._link.run("presence reap", claim):
+                continue
+            channels = await self._link.run_idempotent(
+                "presence reap", partial(self._link.client.smembers, keys.node_channels(node))
+            )
+            for channel in sorted(_text(c) for c in channels):
+                await self._link.run_idempotent(
+                    "presence sweep",
+                    partial(
+                        self._sweep,
+                        keys=self._script_keys(channel),
+                        args=self._script_args(channel),
+                    ),
+                )
+            await self._link.run_idempotent(
+                "presence reap",
+                partial(
+                    self._forget,
+                    keys=[keys.presence_nodes(), keys.node_channels(node), lock],
+                    args=[node, token],
+                ),
+            )
+            logger.info("swept the presence of node %s (%d channels)", node, len(channels))
+
+    async def announce_departed(self, batch: int = 64) -> int:
+        """Pop queued leaves and hand each to :attr:`on_departed`; how many were popped."""
+        key = self._keys.departed()
+        popped = 0
+        while True:
+            items = await self._link.run("presence departed", self._link.client.lpop(key, batch))
+            if not isinstance(items, list) or not items:
+                return popped
+            popped += len(items)
+            for item in items:
+                await self._announce(item if isinstance(item, bytes) else str(item).encode())
+            if len(items) < batch:
+                return popped
+
+    async def _announce(self, item: bytes) -> None:
+        try:
+            channel, member = decode_departure(item)
+        except (ValueError, UnicodeDecodeError) as exc:
+            logger.warning("skipping undecodable departed member %r: %s", item[:80], exc)
+            return
+        if self.on_departed is None:
+            return
+        # The leave was popped, so no other node will tell it: a failure is logged.
+        try:
+            await self.on_departed(channel, member)
+        except Exception:
+            logger.exception("announcing the leave of %r from %r failed", member.client, channel)

@@ -16,6 +16,7 @@ from hub.engine.redis_codec import (
     Keys,
     MessageIds,
     decode_body,
+    decode_departure,
     decode_member,
     encode_body,
     encode_member,
@@ -87,8 +88,15 @@ def test_keys_share_a_hash_tag_per_channel() -> None:
     """Every key of a channel carries {channel}, so they live in one Cluster slot."""
     keys = Keys("wshub:")
     channel = "chat/room"
-    for key in [*keys.history(channel), *keys.presence(channel)]:
+    members, expiry, users, *shared = keys.presence(channel, "node-a")
+    for key in [*keys.history(channel), members, expiry, users]:
         assert key.startswith("wshub:{chat/room}:")
+    # The node-level presence keys never look like a channel's.
+    assert shared == [
+        "wshub:presence:departed",
+        "wshub:presence:nodes",
+        "wshub:presence:node:node-a",
+    ]
     assert keys.pubsub(channel) == "wshub:pub:chat/room"
     assert keys.channel_of(b"wshub:pub:chat/room") == channel
     assert keys.channel_of(b"other:pub:chat/room") is None
@@ -171,3 +179,22 @@ def test_member_blob_round_trip(user: str, info: object) -> None:
     blob = encode_member(member)
     assert blob.startswith(b"%d:" % len(user.encode()))
     assert decode_member("c", blob) == member
+
+
+@given(
+    channel=st.text(min_size=1, max_size=20),
+    client=st.text(min_size=1, max_size=20),
+    user=st.text(max_size=20),
+)
+def test_departure_round_trip(channel: str, client: str, user: str) -> None:
+    """A queued leave, built as the sweep script builds it, gives back channel and member."""
+    member = ClientInfo(client, user, {"n": 1})
+    name, client_id = channel.encode(), client.encode()
+    item = b"%d:%s%d:%s%s" % (len(name), name, len(client_id), client_id, encode_member(member))
+    assert decode_departure(item) == (channel, member)
+
+
+def test_a_truncated_departure_is_refused() -> None:
+    """A departure cut short raises ValueError, which the drain skips with a warning."""
+    with pytest.raises(ValueError, match="truncated"):
+        decode_departure(b"40:short")

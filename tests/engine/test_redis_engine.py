@@ -164,8 +164,9 @@ async def test_every_key_expires(node: NodeFactory, redis_server: RedisServer) -
     client = redis_server.client()
     try:
         keys = await client.keys("wshub:*")
-        # meta, stream, presence hash, expiry set, user counts; the node's heartbeat
-        assert len(keys) == 6
+        # meta, stream, presence hash, expiry set, user counts; the node's heartbeat,
+        # the nodes' presence deadlines and this node's presence channels
+        assert len(keys) == 8
         for key in keys:
             assert 0 < await client.ttl(key) <= 3600, key
     finally:
