@@ -136,6 +136,32 @@ async def test_a_sigkilled_node_leaves_no_presence_ghosts(
     assert await names() == ["alive"]
 
 
+async def test_a_sigkilled_nodes_member_leaves_once_on_every_node(
+    cluster: ClusterFactory, peer: PeerFactory
+) -> None:
+    """kill -9 a node: observers on two live nodes each get exactly one leave for its member."""
+    ttl = 1.5
+    doomed, two, three = await cluster(3, presence_ttl=ttl)
+    observers = [await peer(two), await peer(three)]
+    for observer in observers:
+        await observer.subscribe("room")
+    ghost = await peer(doomed)
+    await ghost.subscribe("room", presence=True, info={"name": "ghost"})
+    for observer in observers:
+        assert (await observer.notification("join"))["member"]["info"] == {"name": "ghost"}
+
+    doomed.kill()
+    for observer in observers:
+        # Expiry (at most one TTL) plus a presence tick, with a generous margin.
+        left = await observer.notification("leave", timeout=ttl + 5)
+        assert left["member"]["info"] == {"name": "ghost"}
+    for observer in observers:
+        # A second node announcing it too would show up here.
+        assert await observer.quiet_for(ttl), observer.unexpected
+    members = (await observers[0].call("presence", {"channel": "room"}))["members"]
+    assert members == {}
+
+
 @pytest.mark.parametrize("persistent", [False, True], ids=["redis-loses-data", "redis-keeps-data"])
 async def test_redis_stopped_and_restarted_under_running_nodes(
     cluster: ClusterFactory, peer: PeerFactory, redis_server: RedisServer, persistent: bool
