@@ -4,6 +4,7 @@
     python -m bench --quick          # smaller counts, for a smoke test
     python -m bench --only fanout    # one workload (repeatable)
     python -m bench --profile        # and py-spy flame graphs of the hub
+    python -m bench --python /path/to/python3.12   # hub and baselines on that Python
 
 Servers and load generators (node, bench/node/load.mjs) are separate processes
 on 127.0.0.1; every run is bounded in time and count and stops by itself.
@@ -16,9 +17,10 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import profiling
+from bench import processes, profiling
 from bench.connections import connections_workload
 from bench.fanout import fanout_workload
+from bench.interpreter import python_version, venv_python
 from bench.mqtt import mqtt_workload
 from bench.report import Row, load_average, print_table, write_json
 from bench.rpc import rpc_workload
@@ -68,8 +70,17 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="py-spy flame graphs of the hub (bench/results)"
     )
+    parser.add_argument(
+        "--python",
+        metavar="PATH",
+        help="run the hub and the baseline servers on this interpreter (own venv, first use)",
+    )
     args = parser.parse_args()
     profiling.enabled = args.profile
+    if args.python is not None:
+        processes.PYTHON = venv_python(args.python)
+    servers_on = python_version(processes.PYTHON)
+    print(f"hub and baseline servers on Python {servers_on} ({processes.PYTHON})")
     scale = QUICK if args.quick else FULL
     started_load = load_average()
     rows: list[Row] = []
@@ -77,7 +88,7 @@ def main() -> None:
         if args.only is None or name in args.only:
             rows += workload(scale)
     print_table(rows)
-    path = write_json(rows, started_load, notes=[])
+    path = write_json(rows, started_load, notes=[], servers_python=servers_on)
     print(f"\nload average before {started_load}, after {load_average()}")
     print(f"results written to {path}")
 

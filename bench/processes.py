@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# The interpreter of the hub and the baseline servers (both, always the same):
+# this one unless ``--python`` chose another (bench/interpreter.py).
 PYTHON = sys.executable
 NODE_PROJECT = ROOT / "bench" / "node"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

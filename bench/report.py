@@ -47,12 +47,16 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def write_json(rows: list[Row], started_load: list[float], notes: list[str]) -> Path:
+def write_json(
+    rows: list[Row], started_load: list[float], notes: list[str], servers_python: str
+) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     document = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
+        # The hub's and the baselines' (python -m bench --python).
+        "servers_python": servers_python,
         # The machine is shared: how busy it was says how far to trust the run.
         "load_average_before": started_load,
         "load_average_after": load_average(),

@@ -22,9 +22,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import processes
 from bench.processes import (
     HUB_CONFIG,
-    PYTHON,
     ROOT,
     Server,
     cpu_seconds,
@@ -71,7 +71,7 @@ def redis_hub(redis_url: str) -> Iterator[Server]:
         config = Path(tmp) / "hub.toml"
         text = HUB_CONFIG.format(tmp=tmp, root=ROOT, compression="true")
         config.write_text(text + f'[engine]\nbackend = "redis"\nurl = "{redis_url}"\n')
-        args = [PYTHON, "-m", "hub", "--config", str(config), "--port", str(port)]
+        args = [processes.PYTHON, "-m", "hub", "--config", str(config), "--port", str(port)]
         with running(args, "hub on redis", cwd=ROOT) as process:
             deadline = time.monotonic() + 30
             while True:
