@@ -43,7 +43,7 @@ from protocols.wamp.errors import (
 )
 from protocols.wamp.messages import Call, Cancel, Error, Message, MessageType, Result
 from protocols.wamp.peer import Peer
-from protocols.wamp.registrations import Registration, wildcard_matches, wildcard_rank
+from protocols.wamp.registrations import Registration, pattern_matches, pattern_precedence
 from protocols.wamp.serializers import JSON, Serializer
 
 if TYPE_CHECKING:
@@ -76,19 +76,6 @@ def wamp_cluster(hub: Hub, router: WampRouter) -> WampCluster | None:
         return None
     bus = hub.engine.bus
     return WampCluster(hub, router, RedisDirectory(broker.link, bus.node_id), bus)
-
-
-def _rank(match: str, procedure: str) -> tuple[Any, ...]:
-    """The spec's precedence among pattern registrations: the highest wins."""
-    if match == "prefix":
-        return (2, len(procedure))
-    return (1, wildcard_rank(procedure))
-
-
-def _matches(entry: Entry, procedure: str) -> bool:
-    if entry.match == "prefix":
-        return procedure.startswith(entry.procedure)
-    return wildcard_matches(entry.procedure, procedure)
 
 
 @dataclass(eq=False, slots=True)
@@ -315,14 +302,15 @@ class WampCluster:
         candidates = [
             entry
             for entry in await self._directory.patterns(realm)
-            if entry.node != self.node_id and _matches(entry, procedure)
+            if entry.node != self.node_id
+            and pattern_matches(entry.match, entry.procedure, procedure)
         ]
         if not candidates:
             return None
-        best = max(candidates, key=lambda entry: _rank(entry.match, entry.procedure))
-        if local is not None and _rank(local.match, local.procedure) >= _rank(
-            best.match, best.procedure
-        ):
+        best = max(candidates, key=lambda entry: pattern_precedence(entry.match, entry.procedure))
+        if local is not None and pattern_precedence(
+            local.match, local.procedure
+        ) >= pattern_precedence(best.match, best.procedure):
             return None
         return best
 

@@ -48,6 +48,24 @@ def wildcard_matches(pattern: str, procedure: str) -> bool:
     )
 
 
+def pattern_matches(match: str, pattern: str, procedure: str) -> bool:
+    """Whether a "prefix" or "wildcard" registration of ``pattern`` covers ``procedure``."""
+    if match == "prefix":
+        return procedure.startswith(pattern)
+    return wildcard_matches(pattern, procedure)
+
+
+def pattern_precedence(match: str, pattern: str) -> tuple[int, ...]:
+    """The spec's precedence among pattern registrations covering one call: the highest wins.
+
+    Any prefix beats any wildcard; the longest prefix, or the wildcard with the
+    longest runs of fixed components, wins among its kind.
+    """
+    if match == "prefix":
+        return (2, len(pattern))
+    return (1, *wildcard_rank(pattern))
+
+
 class RegistrationTable:
     def __init__(self) -> None:
         self._by_policy: dict[str, dict[str, Registration]] = {
@@ -85,16 +103,12 @@ class RegistrationTable:
         exact = self._by_policy["exact"].get(procedure)
         if exact is not None:
             return exact
-        prefixes = [
-            r for prefix, r in self._by_policy["prefix"].items() if procedure.startswith(prefix)
-        ]
-        if prefixes:
-            return max(prefixes, key=lambda r: len(r.procedure))
-        wildcards = [
+        covering = [
             r
-            for pattern, r in self._by_policy["wildcard"].items()
-            if wildcard_matches(pattern, procedure)
+            for match in ("prefix", "wildcard")
+            for pattern, r in self._by_policy[match].items()
+            if pattern_matches(match, pattern, procedure)
         ]
-        if wildcards:
-            return max(wildcards, key=lambda r: wildcard_rank(r.procedure))
-        return None
+        if not covering:
+            return None
+        return max(covering, key=lambda r: pattern_precedence(r.match, r.procedure))
