@@ -180,14 +180,10 @@ class SharedSessionStore(SessionStore):
 
     async def close(self, client_id: str, owner: Owner) -> None:
         async with self._lock(client_id):
-            if self._owners.get(client_id) is not owner:
-                return  # taken over: the session belongs to another connection now
-            del self._owners[client_id]
-            state = self._sessions[client_id]
-            state.detach()
+            state = await self._release(client_id, owner)
+            if state is None:
+                return
             if state.clean:
-                del self._sessions[client_id]
-                await self.discard(state)
                 # Redis away: a node taking the id over later asks us, and we have nothing.
                 with contextlib.suppress(EngineUnavailable):
                     await self._stored.disown(client_id)

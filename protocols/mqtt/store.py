@@ -84,14 +84,19 @@ class SessionStore:
 
     async def close(self, client_id: str, owner: Owner) -> None:
         """The owner's connection ended: keep a persistent session, discard a clean one."""
+        await self._release(client_id, owner)
+
+    async def _release(self, client_id: str, owner: Owner) -> SessionState | None:
+        """Detach the owner's session, discarding a clean one; None if it was taken over."""
         if self._owners.get(client_id) is not owner:
-            return  # taken over: the session belongs to another connection now
+            return None  # taken over: the session belongs to another connection now
         del self._owners[client_id]
         state = self._sessions[client_id]
         state.detach()
         if state.clean:
             del self._sessions[client_id]
             await self.discard(state)
+        return state
 
     async def save_subscriptions(self, state: SessionState) -> None:
         """Keep the session's subscriptions where other nodes find them (memory: nothing to do)."""
