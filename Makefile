@@ -1,5 +1,9 @@
 # The two commands of the README: `make run` and `make test`.
-.PHONY: run test lint typecheck pytest js-test bench bootstrap fuzz
+.PHONY: run test test-latest lint typecheck pytest js-test bench bootstrap fuzz lock
+
+# The venv the Python steps use: .venv holds the lock (requirements/*.txt),
+# .venv-latest the newest versions pyproject.toml's ranges admit.
+VENV ?= .venv
 
 run:
 	@scripts/bootstrap --runtime-only
@@ -7,18 +11,27 @@ run:
 
 test: bootstrap lint typecheck pytest js-test
 
+# The suite on the newest releases the published ranges admit, in a throwaway
+# venv: drift is seen here before users meet it (README, Development).
+test-latest:
+	@scripts/bootstrap --latest
+	$(MAKE) lint typecheck pytest VENV=.venv-latest
+
+lock:
+	scripts/lock
+
 bootstrap:
 	@scripts/bootstrap
 
 lint:
-	.venv/bin/ruff check hub protocols tests bench examples fuzz
-	.venv/bin/ruff format --check hub protocols tests bench examples fuzz
+	$(VENV)/bin/ruff check hub protocols tests bench examples fuzz
+	$(VENV)/bin/ruff format --check hub protocols tests bench examples fuzz
 
 typecheck:
-	.venv/bin/mypy hub protocols fuzz
+	$(VENV)/bin/mypy hub protocols fuzz
 
 pytest:
-	.venv/bin/pytest
+	$(VENV)/bin/pytest
 
 js-test:
 	cd js-client && npm test && npx tsc --noEmit -p . && npm run e2e

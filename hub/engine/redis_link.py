@@ -22,12 +22,12 @@ from urllib.parse import urlsplit, urlunsplit
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 from hub.engine.redis_codec import Keys
 from hub.errors import EngineUnavailable
@@ -38,8 +38,12 @@ T = TypeVar("T")
 
 
 def full_jitter(attempt: int, *, base: float, cap: float) -> float:
-    """Seconds to wait before reconnect attempt ``attempt`` (0-based): AWS "full jitter"."""
-    return random.uniform(0, min(cap, base * 2**attempt))
+    """Seconds to wait before reconnect attempt ``attempt`` (0-based): AWS "full jitter".
+
+    The exponent stops growing long before a float would overflow: after hours of
+    Redis being away the delay stays at ``cap`` instead of raising OverflowError.
+    """
+    return random.uniform(0, min(cap, base * 2.0 ** min(attempt, 64)))
 
 
 def redact(url: str) -> str:
@@ -148,7 +152,7 @@ class RedisLink:
         if options.sentinel_master is not None:
             parts = urlsplit(options.url)
             database = int(parts.path.lstrip("/") or 0)
-            sentinel = self._sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            sentinel = self._sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
                 list(options.sentinels),
                 sentinel_kwargs={"socket_connect_timeout": options.connect_timeout},
                 **common,
