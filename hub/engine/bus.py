@@ -8,7 +8,7 @@ adds a reply on top.
 
 :class:`LocalBus` is the memory engine's: there is one node, so a message to
 any other is a message to nobody. The Redis engine's bus
-(:mod:`hub.engine.redis_bus`) travels over Redis pub/sub. Neither queues
+(:mod:`hub.engine.redis.bus`) travels over Redis pub/sub. Neither queues
 messages for a node that is not listening: a node that died misses them, and
 the sender learns it from :meth:`NodeBus.alive` or a request's timeout.
 """

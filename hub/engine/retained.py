@@ -3,7 +3,7 @@
 MQTT's retain flag uses it, and any protocol with the same idea may. The store
 is owned by the hub (``hub.retained``), not by a connection. The interface is
 narrow: :class:`MemoryRetainedStore` here, and
-:class:`~hub.engine.redis_retained.RedisRetainedStore` for the Redis engine
+:class:`~hub.engine.redis.retained.RedisRetainedStore` for the Redis engine
 (:func:`retained_store` picks the one that goes with the engine).
 """
 
@@ -38,10 +38,10 @@ class RetainedStore(Protocol):
 
 def retained_store(engine: ChannelEngine, max_channels: int) -> RetainedStore:
     """The store that goes with the engine: in Redis for the Redis engine, else in memory."""
-    from hub.engine.redis_broker import RedisBroker  # the redis client only when used
+    from hub.engine.redis.broker import RedisBroker  # the redis client only when used
 
     if isinstance(engine.broker, RedisBroker):
-        from hub.engine.redis_retained import RedisRetainedStore
+        from hub.engine.redis.retained import RedisRetainedStore
 
         return RedisRetainedStore(engine.broker.link, max_channels)
     return MemoryRetainedStore(max_channels)

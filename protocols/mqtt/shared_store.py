@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Final
 from hub.channels import ChannelService
 from hub.config import MqttConfig
 from hub.engine.bus import NodeBus, NodeGone
+from hub.engine.redis.mqtt_sessions import RedisSessions, StoredSession
 from hub.errors import EngineUnavailable
-from protocols.mqtt.redis_sessions import RedisSessions, StoredSession
 from protocols.mqtt.session import Queued, SessionState
 from protocols.mqtt.store import Opened, Owner, SessionStore
 
@@ -47,7 +47,7 @@ RELEASE: Final = "mqtt.release"
 
 def session_store(hub: Hub) -> SessionStore:
     """The store that goes with the hub's engine: shared through Redis, or in memory."""
-    from hub.engine.redis_broker import RedisBroker
+    from hub.engine.redis.broker import RedisBroker
 
     config = hub.config.mqtt
     broker = hub.engine.broker

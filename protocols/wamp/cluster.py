@@ -1,7 +1,7 @@
 """WAMP calls across nodes: a CALL on one node reaches a callee connected to another.
 
 With the Redis engine every node announces its callees' registrations in the
-cluster's directory (:mod:`protocols.wamp.directory`). A CALL no local
+cluster's directory (:mod:`hub.engine.redis.directory`). A CALL no local
 registration or hub method serves is looked up there, and travels over the
 node bus (:mod:`hub.engine.bus`) to the node holding the callee:
 
@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from hub.engine.bus import NodeBus, NodeGone
+from hub.engine.redis.directory import Entry, RedisDirectory
 from hub.errors import EngineUnavailable
 from hub.rpc import CallContext
-from protocols.wamp.directory import Entry, RedisDirectory
 from protocols.wamp.errors import (
     CANCELED,
     INVALID_PAYLOAD,
@@ -69,7 +69,7 @@ _CALL_TYPE: Final = MessageType.CALL.value
 
 def wamp_cluster(hub: Hub, router: WampRouter) -> WampCluster | None:
     """The cluster side of the router with the Redis engine; None on one node."""
-    from hub.engine.redis_broker import RedisBroker
+    from hub.engine.redis.broker import RedisBroker
 
     broker = hub.engine.broker
     if not isinstance(broker, RedisBroker):

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from hub.engine import ClientInfo, Kind, Publication
-from hub.engine.redis_codec import (
+from hub.engine.redis.codec import (
     Keys,
     MessageIds,
     decode_body,

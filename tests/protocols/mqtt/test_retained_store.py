@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from hub.engine import Publication
-from hub.engine.redis_link import RedisLink, RedisOptions
-from hub.engine.redis_retained import RedisRetainedStore, literal_prefix
+from hub.engine.redis.link import RedisLink, RedisOptions
+from hub.engine.redis.retained import RedisRetainedStore, literal_prefix
 from hub.engine.retained import MemoryRetainedStore, RetainedStore
 from tests.multinode.redis_server import shared_redis_server
 

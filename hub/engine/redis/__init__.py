@@ -4,9 +4,9 @@
 
     engine = redis_engine("redis://127.0.0.1:6379/0", node_id="node-a")
 
-- :class:`RedisBroker` (``hub/engine/redis_broker.py``): one pub/sub connection
+- :class:`RedisBroker` (``hub/engine/redis/broker.py``): one pub/sub connection
   per node; reconnects, resubscribes and replays missed publications from history.
-- :class:`RedisHistory` (``hub/engine/redis_stores.py``): a stream and a meta hash
+- :class:`RedisHistory` (``hub/engine/redis/stores.py``): a stream and a meta hash
   per channel; offsets are assigned, stored and published in one Lua script.
 - :class:`RedisPresence`: members, their expiry and per-user counts per channel,
   refreshed by each node for its own connections; live nodes announce the
@@ -24,10 +24,10 @@ from prometheus_client import CollectorRegistry
 
 from hub.engine.base import ClientInfo
 from hub.engine.core import ChannelEngine
-from hub.engine.redis_broker import RedisBroker
-from hub.engine.redis_bus import RedisBus
-from hub.engine.redis_link import RedisLink, RedisOptions
-from hub.engine.redis_stores import RedisHistory, RedisPresence
+from hub.engine.redis.broker import RedisBroker
+from hub.engine.redis.bus import RedisBus
+from hub.engine.redis.link import RedisLink, RedisOptions
+from hub.engine.redis.stores import RedisHistory, RedisPresence
 from hub.errors import EngineUnavailable
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"

@@ -29,7 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from hub.engine.redis_codec import Keys
+from hub.engine.redis.codec import Keys
 from hub.errors import EngineUnavailable
 
 logger = logging.getLogger("hub.engine.redis")

@@ -27,9 +27,9 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
 from hub.engine.base import Kind, Publication, StreamPosition
-from hub.engine.redis_codec import decode_body, encode_body, frame, message_id, unframe
-from hub.engine.redis_link import RedisLink, cancel_requested, full_jitter
-from hub.engine.redis_stores import PUBLISHED, RedisHistory, RedisPresence
+from hub.engine.redis.codec import decode_body, encode_body, frame, message_id, unframe
+from hub.engine.redis.link import RedisLink, cancel_requested, full_jitter
+from hub.engine.redis.stores import PUBLISHED, RedisHistory, RedisPresence
 from hub.engine.topics import PatternIndex, is_pattern
 from hub.errors import EngineUnavailable
 

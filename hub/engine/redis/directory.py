@@ -3,7 +3,7 @@
 Per realm, two hashes: ``<prefix>wamp:{<realm>}:exact`` (procedure -> holder)
 and ``<prefix>wamp:{<realm>}:patterns`` (``<match>|<procedure>`` -> holder). A
 holder is ``<node id>|<registration id>``. An entry counts only while its
-node's heartbeat key (:mod:`hub.engine.redis_bus`) lives: a node that died
+node's heartbeat key (:mod:`hub.engine.redis.bus`) lives: a node that died
 (SIGKILL) stops serving within a few seconds, and its entries are deleted by
 the next lookup that meets them. Each node announces its registrations again
 every few seconds, so they come back if Redis lost its data.
@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
-from hub.engine.redis_link import RedisLink
+from hub.engine.redis.link import RedisLink
 
 # KEYS: hash. ARGV: field, holder, alive key prefix, alive key suffix, this node.
 # Nil when the field is ours now; the live holder's node id when another has it.

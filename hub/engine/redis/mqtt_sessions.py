@@ -31,8 +31,8 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type hints
 from redis.commands.core import AsyncScript
 
-from hub.engine.redis_codec import carry, decode_body, encode_body
-from hub.engine.redis_link import RedisLink, cancel_requested
+from hub.engine.redis.codec import carry, decode_body, encode_body
+from hub.engine.redis.link import RedisLink, cancel_requested
 from hub.errors import EngineUnavailable
 from protocols.mqtt.session import Awaiting, Inflight, Queued, SessionState
 

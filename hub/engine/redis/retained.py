@@ -18,9 +18,9 @@ from typing import Any, cast
 from redis.commands.core import AsyncScript
 
 from hub.engine.base import Publication
-from hub.engine.redis_codec import decode_body, encode_body, frame, unframe
-from hub.engine.redis_link import RedisLink
-from hub.engine.redis_scripts import RETAINED_DELETE, RETAINED_SET
+from hub.engine.redis.codec import decode_body, encode_body, frame, unframe
+from hub.engine.redis.link import RedisLink
+from hub.engine.redis.scripts import RETAINED_DELETE, RETAINED_SET
 from hub.engine.topics import MULTI, SEPARATOR, SINGLE, is_pattern, matches
 
 logger = logging.getLogger("hub.engine.redis")

@@ -16,9 +16,9 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type hints
 
 from hub.engine.bus import BusBase
-from hub.engine.redis_broker import RedisBroker
-from hub.engine.redis_codec import carry
-from hub.engine.redis_link import RedisLink, cancel_requested
+from hub.engine.redis.broker import RedisBroker
+from hub.engine.redis.codec import carry
+from hub.engine.redis.link import RedisLink, cancel_requested
 from hub.errors import EngineUnavailable
 
 logger = logging.getLogger("hub.engine.redis")

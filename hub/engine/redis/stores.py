@@ -20,7 +20,7 @@ from redis.commands.core import AsyncScript
 
 from hub.engine.base import ClientInfo, HistoryResult, Publication, StreamPosition
 from hub.engine.memory import new_epoch
-from hub.engine.redis_codec import (
+from hub.engine.redis.codec import (
     MessageIds,
     decode_body,
     decode_departure,
@@ -29,8 +29,8 @@ from hub.engine.redis_codec import (
     encode_member,
     entry_offset,
 )
-from hub.engine.redis_link import RedisLink, cancel_requested
-from hub.engine.redis_scripts import (
+from hub.engine.redis.link import RedisLink, cancel_requested
+from hub.engine.redis.scripts import (
     HISTORY_ADD,
     HISTORY_READ,
     PRESENCE_ADD,
