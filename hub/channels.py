@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from hub.access import Rule
-from hub.config import ChannelsConfig, NamespaceConfig
+from hub.access import OPEN, Rule
+from hub.config import AccessRule, ChannelsConfig, NamespaceConfig
 from hub.engine import ChannelEngine, ClientInfo, HistoryResult, Publication, StreamPosition
 from hub.engine.core import Subscriber
 from hub.engine.topics import (
@@ -54,11 +54,20 @@ class NamespaceAccess:
 
     @classmethod
     def of(cls, namespace: NamespaceConfig) -> NamespaceAccess:
+        """Unset rules follow ``subscribe_access``: reading a namespace's history or
+        presence, or writing into it (retained messages and wills included), needs
+        at least the right to subscribe to it unless a rule of its own says otherwise.
+        """
+        subscribe = OPEN if namespace.subscribe_access is None else Rule(namespace.subscribe_access)
+
+        def follow(rule: AccessRule | None) -> Rule:
+            return subscribe if rule is None else Rule(rule)
+
         return cls(
-            Rule(namespace.subscribe_access),
-            Rule(namespace.publish_access),
-            Rule(namespace.presence_access),
-            Rule(namespace.history_access),
+            subscribe,
+            follow(namespace.publish_access),
+            follow(namespace.presence_access),
+            follow(namespace.history_access),
         )
 
     def may_subscribe(self, namespace: NamespaceConfig, identity: Identity | None) -> bool:
@@ -164,11 +173,7 @@ class ChannelService:
     ) -> Publication:
         """A client's publication: checked, passed through hooks, then published."""
         channel = self.check_channel(channel)
-        namespace = self.namespace(channel)
-        if not namespace.allow_publish:
-            raise PermissionDenied(f"clients may not publish to {channel!r}")
-        if not self.access(channel).publish.admits(ctx.identity):
-            raise PermissionDenied(f"publishing to {channel!r} is not authorized")
+        namespace = self.authorize_publish(ctx, channel)
         self._check_size(channel, data, namespace)
         publication = Publication(channel, data, extras=extras or {})
         if namespace.publisher_info:
@@ -179,6 +184,21 @@ class ChannelService:
             self._check_size(channel, publication.data, namespace)
         await self._publish(publication, namespace)
         return publication
+
+    def authorize_publish(self, ctx: CallContext, channel: str) -> NamespaceConfig:
+        """Whether this client may publish to ``channel`` (hooks aside); raise if not.
+
+        Names starting with ``$`` are the server's (MQTT's ``$SYS/...``, 4.7.2):
+        no client of any protocol may publish there.
+        """
+        if channel.startswith("$"):
+            raise PermissionDenied(f"{channel!r}: names starting with '$' are the server's")
+        namespace = self.namespace(channel)
+        if not namespace.allow_publish:
+            raise PermissionDenied(f"clients may not publish to {channel!r}")
+        if not self.access(channel).publish.admits(ctx.identity):
+            raise PermissionDenied(f"publishing to {channel!r} is not authorized")
+        return namespace
 
     @staticmethod
     def _check_size(channel: str, data: Any, namespace: NamespaceConfig) -> None:

@@ -281,10 +281,13 @@ class NamespaceConfig(_Section):
     max_payload_bytes: int = Field(64 * 1024, gt=0)
     # Who may do what in the namespace, beyond allow_* and the hooks; a denied
     # action gets its protocol's "not authorized" error (docs/security.md).
-    subscribe_access: AccessRule = AccessRule()
-    publish_access: AccessRule = AccessRule()
-    presence_access: AccessRule = AccessRule()
-    history_access: AccessRule = AccessRule()
+    # Unset rules follow subscribe_access, so closing a namespace to readers
+    # closes its history, presence and publishing too; unset subscribe_access
+    # admits everyone. An explicit {} opens one action again.
+    subscribe_access: AccessRule | None = None
+    publish_access: AccessRule | None = None
+    presence_access: AccessRule | None = None
+    history_access: AccessRule | None = None
 
 
 class ChannelsConfig(_Section):

@@ -230,6 +230,8 @@ class MqttHandler(SubprotocolHandler):
             code: int = ConnackCode.NOT_AUTHORIZED
         else:
             code = await self._login(packet, client_id)
+        if code == ConnackCode.ACCEPTED and packet.will is not None:
+            code = self._authorize_will(packet.will)
         if self.closed:  # the connect timer fired during the login
             return
         if code != ConnackCode.ACCEPTED:
@@ -305,6 +307,19 @@ class MqttHandler(SubprotocolHandler):
             logger.exception("MQTT session %s: the authentication hook failed", self.session.id)
             return ConnackCode.SERVER_UNAVAILABLE
         self._set_identity(identity)
+        return ConnackCode.ACCEPTED
+
+    def _authorize_will(self, will: Will) -> int:
+        """A will the user could not publish is refused now (CONNACK 5), not dropped later.
+
+        It is checked again when published, as any publication (hooks included).
+        """
+        try:
+            self.channels.check_channel(will.topic)
+            self.channels.authorize_publish(self.context, will.topic)
+        except ChannelError as exc:
+            logger.info("MQTT session %s: will refused: %s", self.session.id, exc)
+            return ConnackCode.NOT_AUTHORIZED
         return ConnackCode.ACCEPTED
 
     def _set_identity(self, identity: Identity) -> None:

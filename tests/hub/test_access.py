@@ -263,6 +263,38 @@ async def test_pattern_reach_respects_subscribe_access(
             await channels.authorize_subscribe(ctx, pattern)
 
 
+async def test_unset_rules_follow_subscribe_access() -> None:
+    """Unset publish/presence/history rules take subscribe_access; an explicit {} reopens one."""
+    staff = {"claims": {"staff": True}}
+    channels = service(
+        {
+            "closed": {"subscribe_access": staff},
+            "feed": {"subscribe_access": staff, "history_access": {}, "publish_access": {}},
+            "open": {},
+        }
+    )
+    ctx = context(Hub(), BOB)
+    for read in (channels.presence, channels.presence_stats, channels.history):
+        with pytest.raises(PermissionDenied):
+            await read(ctx, "closed/x")
+        await read(context(Hub(), ADA), "closed/x")
+        await read(ctx, "open/x")
+    with pytest.raises(PermissionDenied):
+        channels.authorize_publish(ctx, "closed/x")
+    assert (await channels.history(ctx, "feed/x")).publications == []
+    channels.authorize_publish(ctx, "feed/x")
+    with pytest.raises(PermissionDenied):
+        await channels.presence(ctx, "feed/x")
+
+
+async def test_dollar_names_are_the_servers() -> None:
+    """No client may publish to a name starting with '$' ($SYS/...), whatever the rules say."""
+    channels = service({})
+    with pytest.raises(PermissionDenied, match="server"):
+        channels.authorize_publish(context(Hub(), ADA), "$SYS/broker/uptime")
+    await channels.publish("$SYS/broker/uptime", 1)  # the server itself may
+
+
 async def test_server_side_presence_and_history_ignore_rules() -> None:
     """ctx=None (the server) reads presence and history that every client is refused."""
     closed = {"users": ["nobody"]}
