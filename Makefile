@@ -24,8 +24,8 @@ bootstrap:
 	@scripts/bootstrap
 
 lint:
-	$(VENV)/bin/ruff check hub protocols tests bench examples fuzz
-	$(VENV)/bin/ruff format --check hub protocols tests bench examples fuzz
+	$(VENV)/bin/ruff check hub protocols tests bench examples fuzz setup.py
+	$(VENV)/bin/ruff format --check hub protocols tests bench examples fuzz setup.py
 
 typecheck:
 	$(VENV)/bin/mypy hub protocols fuzz

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 from collections.abc import Callable
 from http import HTTPStatus
@@ -13,13 +14,16 @@ import orjson
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from hub.assets import CLIENT_FILES, client_dir, demo_dir
+
 if TYPE_CHECKING:
     from hub.app import Hub
 
-# The JS client and the demo live beside the packages in a source checkout.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-JS_CLIENT_DIR = PROJECT_ROOT / "js-client"
-DEFAULT_STATIC_DIR = PROJECT_ROOT / "examples" / "chat"
+# The JS client is public code (it is also the npm package): any page may
+# import it, whatever server.allowed_origins says. That list guards the
+# WebSocket handshake, where a user's data and credentials flow; see
+# docs/security.md, "The static client and CORS".
+CLIENT_CORS = {"Access-Control-Allow-Origin": "*"}
 
 
 def response(
@@ -47,12 +51,15 @@ class HttpRoutes:
 
     def __init__(self, hub: Hub, static_dir: Path | None) -> None:
         self._hub = hub
-        self._static_dir = (static_dir or DEFAULT_STATIC_DIR).resolve()
+        self._static_dir = (static_dir or demo_dir()).resolve()
         self._routes: dict[str, Callable[[], Response]] = {
             "/healthz": self._healthz,
             "/metrics": self._metrics,
             "/openrpc.json": self._openrpc,
         }
+        # The client's files by exact path: nothing else of js-client/ is served.
+        for name, content_type in CLIENT_FILES.items():
+            self._routes["/" + name] = functools.partial(self._client_file, name, content_type)
 
     def add_route(self, path: str, route: Callable[[], Response]) -> None:
         self._routes[path] = route
@@ -63,8 +70,6 @@ class HttpRoutes:
         route = self._routes.get(path)
         if route is not None:
             return route()
-        if path.startswith("/wshub") and path.endswith(".js"):
-            return self._file(JS_CLIENT_DIR, path.removeprefix("/"))
         return self._file(self._static_dir, path.lstrip("/") or "index.html")
 
     def _healthz(self) -> Response:
@@ -82,6 +87,13 @@ class HttpRoutes:
         if not self._hub.rpc_permissions.admits("rpc.discover", None):
             return text_response(HTTPStatus.FORBIDDEN, "rpc.discover is not open to anonymous\n")
         return json_response(HTTPStatus.OK, self._hub.methods.openrpc())
+
+    def _client_file(self, name: str, content_type: str) -> Response:
+        try:
+            body = (client_dir() / name).read_bytes()
+        except OSError:  # a wheel built without it, a checkout missing the generated .d.ts
+            return text_response(HTTPStatus.NOT_FOUND, f"{name} is not installed\n")
+        return response(HTTPStatus.OK, body, content_type, extra=CLIENT_CORS)
 
     def _file(self, root: Path, relative: str) -> Response:
         not_found = text_response(HTTPStatus.NOT_FOUND, "not found\n")

@@ -12,12 +12,15 @@ from pydantic import BaseModel
 from hub import Hub
 
 
-async def http_get(hub: Hub, path: str) -> tuple[int, dict[str, str], bytes]:
+async def http_get(
+    hub: Hub, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     """Send a raw GET (path sent verbatim, no client-side normalisation); read to EOF."""
     reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     try:
         writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
+            f"GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n".encode()
         )
         async with asyncio.timeout(5):
             raw = await reader.read()
@@ -26,11 +29,11 @@ async def http_get(hub: Hub, path: str) -> tuple[int, dict[str, str], bytes]:
         await writer.wait_closed()
     head, _, body = raw.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode().split("\r\n")
-    headers = {}
+    received = {}
     for line in header_lines:
         name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(status_line.split()[1]), headers, body
+        received[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), received, body
 
 
 class Point(BaseModel):
@@ -161,3 +164,47 @@ async def test_paths_outside_or_missing_are_404(static_hub: Hub, path: str) -> N
     status, _, body = await http_get(static_hub, path)
     assert status == 404
     assert b"do not serve" not in body
+
+
+JS_CLIENT = Path(__file__).resolve().parents[2] / "js-client"
+
+
+@pytest.mark.parametrize(
+    ("path", "source", "content_type"),
+    [
+        ("/wshub.js", "wshub.js", "text/javascript; charset=utf-8"),
+        ("/wshub.js?v=2", "wshub.js", "text/javascript; charset=utf-8"),
+        ("/wshub.d.ts", "wshub.d.ts", "application/typescript; charset=utf-8"),
+    ],
+)
+async def test_client_files_are_served(hub: Hub, path: str, source: str, content_type: str) -> None:
+    """The JS client and its declarations are served, byte for byte, with their types."""
+    status, headers, body = await http_get(hub, path)
+    assert status == 200
+    assert headers["content-type"] == content_type
+    assert body == (JS_CLIENT / source).read_bytes()
+
+
+@pytest.mark.parametrize("path", ["/wshub.js", "/wshub.d.ts"])
+async def test_client_files_may_be_imported_from_any_origin(hub: Hub, path: str) -> None:
+    """The public client carries ``Access-Control-Allow-Origin: *`` for a page on another origin."""
+    status, headers, _ = await http_get(hub, path, {"Origin": "https://elsewhere.example"})
+    assert status == 200
+    assert headers["access-control-allow-origin"] == "*"
+    # Public code: no credentials are involved, so none may be allowed.
+    assert "access-control-allow-credentials" not in headers
+
+
+async def test_client_cors_does_not_follow_allowed_origins(make_hub) -> None:
+    """A hub that admits one origin's sockets still lets any page import the client."""
+    hub = await make_hub({"server": {"allowed_origins": ["https://app.example"]}})
+    _, headers, _ = await http_get(hub, "/wshub.js", {"Origin": "https://other.example"})
+    assert headers["access-control-allow-origin"] == "*"
+
+
+async def test_hub_pages_carry_no_cors_header(hub: Hub) -> None:
+    """The demo page and the JSON endpoints are not opened to other origins."""
+    for path in ("/", "/chat.js", "/healthz", "/openrpc.json"):
+        status, headers, _ = await http_get(hub, path, {"Origin": "https://elsewhere.example"})
+        assert status == 200, path
+        assert "access-control-allow-origin" not in headers, path
