@@ -1,8 +1,8 @@
-"""The Redis pub/sub reader's reconnect backoff (hub.engine.redis_link.full_jitter)."""
+"""The Redis pub/sub reader's reconnect backoff (hub.engine.redis.link.full_jitter)."""
 
 from __future__ import annotations
 
-from hub.engine.redis_link import full_jitter
+from hub.engine.redis.link import full_jitter
 
 
 def test_backoff_stays_within_cap_after_hours_of_failures() -> None:
