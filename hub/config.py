@@ -424,6 +424,10 @@ class MqttConfig(_Section):
     session_expiry: float | None = Field(None, gt=0)
     # Channels holding a retained message, at most.
     max_retained: int = Field(100_000, ge=0)
+    # Who may CONNECT with a client id whose session (connected or kept) is
+    # another user's, and so take it over. Unset: nobody; only the session's
+    # own user (anonymous sessions: anonymous clients) may, others get CONNACK 2.
+    takeover_access: AccessRule | None = None
     bridge: MqttBridgeConfig | None = None
 
 

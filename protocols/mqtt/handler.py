@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
 
+from hub.access import Rule
 from hub.auth import AuthenticationFailed, Credentials
 from hub.errors import ChannelError, EngineUnavailable, PermissionDenied
 from hub.handler import Identity, Session, SubprotocolHandler
@@ -49,7 +50,7 @@ from protocols.mqtt.frames import mqtt_extras
 from protocols.mqtt.reauthorize import reauthorize
 from protocols.mqtt.retain import keep_retained, send_retained
 from protocols.mqtt.session import SessionState
-from protocols.mqtt.store import SERVICE_NAME, SessionStore
+from protocols.mqtt.store import SERVICE_NAME, Claimant, ClientIdTaken, SessionStore
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -239,7 +240,20 @@ class MqttHandler(SubprotocolHandler):
             await self._close(POLICY_VIOLATION, f"connection refused: {ConnackCode(code).name}")
             return
         try:
-            opened = await self.store.open(client_id, packet.clean_session, self)
+            opened = await self.store.open(client_id, packet.clean_session, self, self._claimant())
+        except ClientIdTaken:
+            # 0x02 rather than 0x05: the credentials are good, this id is not the
+            # user's to use; the client should pick another (MQTT-3.2.2-5 table).
+            logger.info(
+                "MQTT session %s: client id %r is another user's session, refused",
+                self.session.id,
+                client_id,
+            )
+            self._send(Connack(False, ConnackCode.IDENTIFIER_REJECTED))
+            await self._close(
+                POLICY_VIOLATION, "connection refused: client id in use by another user"
+            )
+            return
         except EngineUnavailable:
             # Sessions live in Redis and Redis is away: MQTT's own "try later".
             self._send(Connack(False, ConnackCode.SERVER_UNAVAILABLE))
@@ -308,6 +322,14 @@ class MqttHandler(SubprotocolHandler):
             return ConnackCode.SERVER_UNAVAILABLE
         self._set_identity(identity)
         return ConnackCode.ACCEPTED
+
+    def _claimant(self) -> Claimant:
+        identity = self.session.identity
+        rule = self.hub.config.mqtt.takeover_access
+        return Claimant(
+            None if identity is None else identity.user_id,
+            any_session=rule is not None and Rule(rule).admits(identity),
+        )
 
     def _authorize_will(self, will: Will) -> int:
         """A will the user could not publish is refused now (CONNACK 5), not dropped later.

@@ -68,6 +68,9 @@ class SessionState:
     def __init__(self, client_id: str, *, clean: bool, limits: Limits) -> None:
         self.client_id = client_id
         self.clean = clean
+        # The user id whose session this is (None: anonymous); only that user
+        # (or mqtt.takeover_access) may CONNECT with its client id.
+        self.user: str | None = None
         self.limits = limits
         # Topic filter -> granted QoS.
         self.subscriptions: dict[str, int] = {}

@@ -35,7 +35,7 @@ from hub.engine.bus import NodeBus, NodeGone
 from hub.engine.redis.mqtt_sessions import RedisSessions, StoredSession
 from hub.errors import EngineUnavailable
 from protocols.mqtt.session import Queued, SessionState
-from protocols.mqtt.store import Opened, Owner, SessionStore
+from protocols.mqtt.store import ANONYMOUS, Claimant, ClientIdTaken, Opened, Owner, SessionStore
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -93,9 +93,21 @@ class SharedSessionStore(SessionStore):
 
     # -- connections -----------------------------------------------------------
 
-    async def open(self, client_id: str, clean: bool, owner: Owner) -> Opened:
-        """EngineUnavailable when Redis cannot be reached (the CONNACK says so)."""
+    async def open(
+        self, client_id: str, clean: bool, owner: Owner, claimant: Claimant = ANONYMOUS
+    ) -> Opened:
+        """EngineUnavailable when Redis cannot be reached (the CONNACK says so).
+
+        ClientIdTaken, before anything changes, when the session is another user's
+        (on any node: its user is in Redis while it is connected or kept).
+        """
         async with self._lock(client_id):
+            recorded, holder = await self._stored.user(client_id)
+            local = self._sessions.get(client_id)
+            if not recorded and local is not None:
+                recorded, holder = True, local.user
+            if recorded and not claimant.may_take(holder):
+                raise ClientIdTaken(client_id)
             previous_node = await self._stored.claim(client_id)
             connection = self._owners.pop(client_id, None)
             if connection is not None:
@@ -111,9 +123,11 @@ class SharedSessionStore(SessionStore):
             state.spill = None  # arrivals wait in memory until the client has them
             try:
                 present = await self._take(state, local is not None, previous_node, clean)
+                await self._stored.set_user(client_id, claimant.user)
             except BaseException:
                 await self._abandon(state, local is not None)
                 raise
+            state.user = claimant.user
             self._sessions[client_id] = state
             self._owners[client_id] = owner
             return Opened(state, present, stale)

@@ -35,6 +35,29 @@ class Owner(Protocol):
         """Another connection took the client id: let go of the session and close."""
 
 
+class ClientIdTaken(Exception):
+    """The client id's session belongs to another user: the CONNECT is refused."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claimant:
+    """Who CONNECTs for a client id: the session's user may take it, and no one else.
+
+    ``user`` is the identity's user id (None: anonymous, and anonymous sessions
+    are one user); ``any_session`` says ``mqtt.takeover_access`` admits it.
+    """
+
+    user: str | None = None
+    any_session: bool = False
+
+    def may_take(self, holder: str | None) -> bool:
+        return self.any_session or holder == self.user
+
+
+# The claimant of a CONNECT without identity.
+ANONYMOUS: Final = Claimant()
+
+
 @dataclass(frozen=True, slots=True)
 class Opened:
     state: SessionState
@@ -63,8 +86,17 @@ class SessionStore:
     def get(self, client_id: str) -> SessionState | None:
         return self._sessions.get(client_id)
 
-    async def open(self, client_id: str, clean: bool, owner: Owner) -> Opened:
-        """Give ``owner`` the session for ``client_id`` (no await here: it is atomic)."""
+    async def open(
+        self, client_id: str, clean: bool, owner: Owner, claimant: Claimant = ANONYMOUS
+    ) -> Opened:
+        """Give ``owner`` the session for ``client_id`` (no await here: it is atomic).
+
+        ClientIdTaken, before anything changes, when the session (connected or
+        kept) is another user's: its connection, will and queue stay as they are.
+        """
+        held = self._sessions.get(client_id)
+        if held is not None and not claimant.may_take(held.user):
+            raise ClientIdTaken(client_id)
         previous = self._owners.pop(client_id, None)
         if previous is not None:
             # MQTT-3.1.4-2: the existing connection of that client id is closed.
@@ -79,6 +111,7 @@ class SessionStore:
             self._sessions[client_id] = state
         else:
             state.detach()
+        state.user = claimant.user
         self._owners[client_id] = owner
         return Opened(state, present, stale)
 

@@ -7,9 +7,10 @@ Per client id (the id is the hash tag, so a session's keys share a slot):
                                       ``last_id``: what must survive a move
 ``<prefix>mqtt:{<id>}:queue`` list    QoS 1/2 messages waiting for the client, oldest first
 ``<prefix>mqtt:{<id>}:owner`` string  the node holding the session (its id)
+``<prefix>mqtt:{<id>}:user``  string  whose session it is: ``u:<user id>``, ``-`` anonymous
 ============================  ======  ==============================================
 
-The three keys expire ``mqtt.session_expiry`` seconds after the client went
+The keys expire ``mqtt.session_expiry`` seconds after the client went
 offline (never, when unset). Only ``clean_session = 0`` sessions are stored;
 the owner key exists for every connected client id, so another node can take
 it over.
@@ -44,13 +45,15 @@ _BATCH = 256
 _MAX_PENDING = 100_000
 _RETRY_DELAY = 0.5
 
-# KEYS: owner. ARGV: node. Delete the owner key if it still names this node.
+# KEYS: owner, user. ARGV: node. Delete both if the owner key still names this node.
 _DISOWN = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[2])
 end
 return 1
 """
+
+_ANONYMOUS = b"-"
 
 # KEYS: session, queue. ARGV: max queued, items... Append, keep the newest, and
 # give a new queue the session's remaining lifetime.
@@ -157,6 +160,9 @@ class RedisSessions:
     def _owner(self, client_id: str) -> str:
         return f"{self._prefix}{{{client_id}}}:owner"
 
+    def _user(self, client_id: str) -> str:
+        return f"{self._prefix}{{{client_id}}}:user"
+
     # -- ownership -------------------------------------------------------------
 
     async def claim(self, client_id: str) -> str | None:
@@ -169,9 +175,24 @@ class RedisSessions:
 
     async def disown(self, client_id: str) -> None:
         """Forget this node as the holder, unless another node took the id since."""
-        await self._link.run(
-            "session disown", self._disown(keys=[self._owner(client_id)], args=[self.node_id])
-        )
+        keys = [self._owner(client_id), self._user(client_id)]
+        await self._link.run("session disown", self._disown(keys=keys, args=[self.node_id]))
+
+    async def user(self, client_id: str) -> tuple[bool, str | None]:
+        """(whether the session has a user on record, its user id or None for anonymous)."""
+        client = self._link.client
+        key = self._user(client_id)
+        found: Any = await self._link.run_idempotent("session read", partial(client.get, key))
+        if found is None:
+            return False, None
+        raw = bytes(found)
+        return True, None if raw == _ANONYMOUS else raw[2:].decode()
+
+    async def set_user(self, client_id: str, user: str | None) -> None:
+        """Record whose session it is (kept until the session ends or expires)."""
+        value = _ANONYMOUS if user is None else b"u:" + user.encode()
+        client = self._link.client
+        await self._link.run("session save", client.set(self._user(client_id), value))
 
     # -- the session -----------------------------------------------------------
 
@@ -217,7 +238,7 @@ class RedisSessions:
                 "last_id": stored.last_packet_id,
             },
         )
-        keys = (key, self._queue(client_id), self._owner(client_id))
+        keys = (key, self._queue(client_id), self._owner(client_id), self._user(client_id))
         for name in keys:
             if offline and self._expiry_ms is not None:
                 pipe.pexpire(name, self._expiry_ms)

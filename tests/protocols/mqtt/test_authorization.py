@@ -26,7 +26,10 @@ CONFIG: dict[str, Any] = {
             },
             "staff/lobby": {},
         }
-    }
+    },
+    # Anyone may take over anyone's session here, so that the tests below can
+    # check what a resumed session keeps (tests/security: the default refuses).
+    "mqtt": {"takeover_access": {}},
 }
 
 Login = Callable[..., Awaitable[PahoPeer]]
