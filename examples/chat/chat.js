@@ -1,12 +1,19 @@
 // A chat room with presence on the channels.v1 protocol, using the bundled
 // client served by the hub at /wshub.js.
+//
+// Opening the page reads the room: the recent messages the hub keeps (history),
+// then live ones, and who is here. Picking a name joins the room's presence at
+// once, before any message. The name is kept per tab (sessionStorage): two tabs
+// are two people unless they pick the same name, and people are listed by name.
 import { WsHub } from "/wshub.js";
 
 const params = new URLSearchParams(location.search);
 const room = `chat/${params.get("room") || "lobby"}`;
+const BACKLOG = 50; // recent messages shown to someone who just arrived
+const NAME_KEY = "wshub-chat-name";
 const $ = (id) => document.getElementById(id);
 const nameInput = $("name");
-nameInput.value = params.get("name") || localStorage.getItem("wshub-chat-name") || "";
+nameInput.value = params.get("name") || sessionStorage.getItem(NAME_KEY) || "";
 
 const scheme = location.protocol === "https:" ? "wss" : "ws";
 // ?reconnect=<ms>: retry at least that often after losing the hub (the
@@ -50,46 +57,60 @@ function text(value, cls) {
   return span;
 }
 
+function message(pub) {
+  const data = pub.data ?? {};
+  const li = line([text(String(data.name || "someone"), "who"), text(String(data.text ?? JSON.stringify(pub.data)))]);
+  li.dataset.offset = String(pub.offset);
+}
+
+// Connections in the room by user; a person is a name (several tabs may share one).
 const members = new Map();
+const displayName = (member) => String(member.info?.name || member.user);
+const people = () => new Set([...members.values()].map(displayName));
 function renderMembers() {
-  const list = $("members");
-  list.replaceChildren(
-    ...[...members.values()]
-      .map((m) => String(m.info?.name || m.user))
-      .sort((a, b) => a.localeCompare(b))
-      .map((name) => {
-        const li = document.createElement("li");
-        li.textContent = name;
-        return li;
-      }),
+  const names = [...people()].sort((a, b) => a.localeCompare(b));
+  $("members").replaceChildren(
+    ...names.map((name) => {
+      const li = document.createElement("li");
+      li.textContent = name;
+      return li;
+    }),
   );
-  $("count").textContent = String(members.size);
+  $("count").textContent = String(names.length);
 }
 
 let sub = null;
 let joinedAs = null;
-function join(name) {
-  if (sub) sub.unsubscribe();
+let hint = null;
+let started = false; // the first subscribe waits for the backlog (start below)
+
+/**
+ * Subscribe to the room, as a reader (no name) or as `name` in its presence.
+ * A rename or a join after reading resubscribes from the last position seen,
+ * so no message is lost or shown twice.
+ */
+function subscribe(name, since) {
+  const previous = sub;
+  if (previous) {
+    since = previous.position;
+    previous.unsubscribe();
+  }
   joinedAs = name;
-  const current = hub.subscribe(room, { presence: true, info: { name } });
+  const current = hub.subscribe(room, name ? { presence: true, info: { name }, since } : { since });
   sub = current;
-  current.on("message", (pub) => {
-    const data = pub.data ?? {};
-    const li = line([text(String(data.name || "someone"), "who"), text(String(data.text ?? JSON.stringify(pub.data)))]);
-    li.dataset.offset = String(pub.offset);
-  });
+  current.on("message", message);
   current.on("join", ({ member }) => {
+    const known = people().has(displayName(member));
     members.set(member.user, member);
     renderMembers();
-    line([text(`${member.info?.name || member.user} joined`)], "system");
+    if (!known) line([text(`${displayName(member)} joined`)], "system");
   });
   current.on("leave", ({ member }) => {
     members.delete(member.user);
     renderMembers();
-    line([text(`${member.info?.name || member.user} left`)], "system");
+    if (!people().has(displayName(member))) line([text(`${displayName(member)} left`)], "system");
   });
   current.on("subscribed", async ({ recovered, wasRecovering }) => {
-    // Only a resubscribe after a reconnect can miss messages; a first join has nothing to recover.
     if (wasRecovering && !recovered) line([text("some messages could not be recovered")], "system");
     try {
       const result = await current.presence();
@@ -100,30 +121,67 @@ function join(name) {
     } catch {
       // Disconnected meanwhile: the next resubscribe asks again.
     }
+    // For the console and the end-to-end test: the room is read (or joined) from here on.
+    window.wshubChat ??= { hub, room };
   });
   current.on("error", (err) => line([text(`error: ${err.message}`)], "system"));
+  if (name && hint) {
+    hint.remove();
+    hint = null;
+  }
 }
+
+/** Join (or rename) as the name in the field; false when it is empty. */
+function join() {
+  const name = nameInput.value.trim();
+  if (!name) return false;
+  sessionStorage.setItem(NAME_KEY, name);
+  // Before the backlog is in, start() subscribes with the name in the field.
+  if (started && joinedAs !== name) subscribe(name);
+  return true;
+}
+
+$("who").addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (join()) $("text").focus();
+});
 
 $("send").addEventListener("submit", async (event) => {
   event.preventDefault();
-  const name = nameInput.value.trim();
   const body = $("text").value.trim();
-  if (!name || !body) return;
-  localStorage.setItem("wshub-chat-name", name);
-  if (joinedAs !== name) join(name);
+  if (!body) return;
+  if (!join()) {
+    nameInput.focus();
+    return;
+  }
   $("text").value = "";
   try {
-    await hub.publish(room, { name, text: body });
+    await hub.publish(room, { name: nameInput.value.trim(), text: body });
   } catch (err) {
     line([text(`not sent: ${err.message}`)], "system");
   }
 });
 
-// Connect right away, so the status shows whether the hub is reachable before anyone joins.
-hub.connect();
-if (nameInput.value) join(nameInput.value);
-else {
-  line([text("Pick a name and say something to join the room.")], "system");
-  nameInput.focus();
+/** Show the recent messages the hub keeps, then follow the room from there on. */
+async function start() {
+  hub.connect(); // right away, so the status shows whether the hub is reachable
+  let since;
+  try {
+    const backlog = await hub.call("history", { channel: room, limit: BACKLOG });
+    for (const pub of backlog.publications) message(pub);
+    since = { offset: backlog.offset, epoch: backlog.epoch };
+  } catch {
+    // No history here (refused, disabled, hub away): live messages only.
+  }
+  started = true;
+  const name = nameInput.value.trim();
+  if (name) {
+    sessionStorage.setItem(NAME_KEY, name);
+  } else {
+    hint = line([text("Pick a name and join: the others see you here right away.")], "system hint");
+    nameInput.focus();
+  }
+  subscribe(name || null, since);
 }
-window.wshubChat = { hub, room };
+
+start();

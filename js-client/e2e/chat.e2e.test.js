@@ -1,7 +1,10 @@
 // End-to-end: the chat demo (examples/chat, served by a real hub at /) in real
-// headless Chromium. Two people join, see each other, talk; the hub restarts
-// with its history saved in a state file; both pages reconnect by themselves
-// and show exactly the messages published while they were away.
+// headless Chromium. Two people join, see each other, talk; a late joiner sees
+// the recent messages and who is here before joining, and is seen as soon as
+// it picks a name; tabs of one browser are people of their own unless they
+// pick the same name. The hub restarts with its history saved in a state file;
+// both pages reconnect by themselves and show exactly the messages published
+// while they were away.
 
 import assert from "node:assert/strict";
 import { accessSync, constants, existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -161,13 +164,25 @@ describe("chat demo in Chromium against a real hub", { timeout: 90000 }, () => {
    * @returns {Promise<Page>}
    */
   async function openChat(name) {
-    assert.ok(browser && hub);
+    assert.ok(browser);
     const context = await browser.newContext({ viewport: { width: 1000, height: 640 } });
+    return openTab(context, name, `name=${encodeURIComponent(name)}`);
+  }
+
+  /**
+   * Open the demo in a new tab of `context` (tabs of one context share storage).
+   * @param {import("playwright-core").BrowserContext} context
+   * @param {string} label the tab's name in failure reports
+   * @param {string} [query] extra query parameters, e.g. `name=Ada`
+   * @returns {Promise<Page>}
+   */
+  async function openTab(context, label, query = "") {
+    assert.ok(hub);
     const page = await context.newPage();
-    names.set(page, name);
-    page.on("pageerror", (err) => pageErrors.push(`${name}: ${err.message}`));
-    page.on("console", (msg) => consoleLines.push(`${name} [${msg.type()}] ${msg.text()}`));
-    await page.goto(`${hub.httpUrl}/?name=${encodeURIComponent(name)}&reconnect=${RECONNECT_MS}`);
+    names.set(page, label);
+    page.on("pageerror", (err) => pageErrors.push(`${label}: ${err.message}`));
+    page.on("console", (msg) => consoleLines.push(`${label} [${msg.type()}] ${msg.text()}`));
+    await page.goto(`${hub.httpUrl}/?${query ? `${query}&` : ""}reconnect=${RECONNECT_MS}`);
     await waitUntil(page, "the chat to start", () => "wshubChat" in window);
     // Record what the client reports, to check the close code and the recovery.
     await page.evaluate(() => {
@@ -253,10 +268,66 @@ describe("chat demo in Chromium against a real hub", { timeout: 90000 }, () => {
     );
   });
 
+  it("a late joiner sees the recent messages and who is here, and is seen on joining, before saying anything", async () => {
+    assert.ok(browser);
+    const carolBrowser = await browser.newContext({ viewport: { width: 1000, height: 640 } });
+    const carol = await openTab(carolBrowser, "Carol");
+    // Reading, not joined: the backlog the hub keeps, the people here, the hint.
+    assert.deepEqual(await chatLines(carol), expected, "a late joiner must see the recent messages");
+    await waitForPresence(carol, ["Ada", "Bob"]);
+    assert.equal(await carol.inputValue("#name"), "");
+    assert.equal(await carol.locator("#messages li.hint").count(), 1, "the joining hint is shown");
+    await waitForPresence(ada, ["Ada", "Bob"]); // a reader is nobody in the presence list
+
+    // Picking a name joins the presence set at once: no message sent.
+    await carol.fill("#name", "Carol");
+    await carol.click("#join");
+    for (const page of [ada, bob, carol]) await waitForPresence(page, ["Ada", "Bob", "Carol"]);
+    assert.equal(await carol.locator("#messages li.hint").count(), 0, "the joining hint is gone once joined");
+    assert.deepEqual(await chatLines(ada), expected, "joining sent no message");
+
+    // Two more tabs of Carol's browser: each asks for a name (nothing carried
+    // over by storage). A new name is a new person; Carol's name is Carol again.
+    const dan = await openTab(carolBrowser, "Dan (Carol's browser)");
+    assert.equal(await dan.inputValue("#name"), "", "a new tab must not take the other tab's name");
+    await dan.fill("#name", "Dan");
+    await dan.press("#name", "Enter");
+    await waitForPresence(ada, ["Ada", "Bob", "Carol", "Dan"]);
+    const carolAgain = await openTab(carolBrowser, "Carol (second tab)");
+    assert.equal(await carolAgain.inputValue("#name"), "");
+    await carolAgain.fill("#name", "Carol");
+    await carolAgain.click("#join");
+    await waitForPresence(carolAgain, ["Ada", "Bob", "Carol", "Dan"]);
+    // Sent after the join, so shown after it: by then Ada has seen that join.
+    await say(carolAgain, "Carol, from a second tab");
+    expected.push({ who: "Carol", text: "Carol, from a second tab", offset: expected.length + 1 });
+    for (const page of [ada, bob, carol, dan, carolAgain]) {
+      await waitForLines(page, expected.length);
+      assert.deepEqual(await chatLines(page), expected, `${pageName(page)} shows the wrong messages`);
+      await waitForPresence(page, ["Ada", "Bob", "Carol", "Dan"]);
+    }
+    // The room's view of it: three connections of Carol's browser, three users, two people.
+    const stats = await ada.evaluate(() => /** @type {any} */ (window).wshubChat.hub.getSubscription("chat/lobby").presenceStats());
+    assert.deepEqual(stats, { clients: 5, users: 5 });
+
+    // Leaving: Dan goes; Carol stays while one of her tabs is open.
+    await dan.close();
+    await waitForPresence(ada, ["Ada", "Bob", "Carol"]);
+    await carol.close();
+    await carolAgain.close();
+    await waitForPresence(ada, ["Ada", "Bob"]);
+    await waitForPresence(bob, ["Ada", "Bob"]);
+    const system = await ada.$$eval("#messages li.system", (items) => items.map((li) => li.textContent));
+    for (const event of ["Carol joined", "Dan joined", "Dan left", "Carol left"]) {
+      assert.equal(system.filter((t) => t === event).length, 1, `Ada should see "${event}" once: ${system}`);
+    }
+    await carolBrowser.close();
+  });
+
   it("after a hub restart both pages recover what was published while they were away", async () => {
     assert.ok(hub);
     const last = await ada.evaluate(() => /** @type {any} */ (window).wshubChat.hub.getSubscription("chat/lobby").position);
-    assert.equal(last.offset, 2);
+    assert.equal(last.offset, expected.length);
 
     // Graceful stop: clients get 1001 and the history goes to the state file.
     const exit = await hub.stop();
