@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 from hub.access import RpcPermissions, Rule
 from hub.auth import AuthenticateHook, Authenticator, HandshakeHook
 from hub.channels import ChannelService
-from hub.config import HubConfig
+from hub.config import ConfigError, HubConfig
+from hub.config_errors import module_load_error
 from hub.engine import ChannelEngine, HistoryResult, MemoryHistory, Publication, memory_engine
 from hub.engine.retained import RetainedStore, retained_store
 from hub.engine.snapshot import load_history, save_history
@@ -272,11 +273,20 @@ class Hub:
         return len(marked)
 
     def load_configured_modules(self) -> None:
+        """Import ``rpc.modules`` from ``rpc.paths`` (then the interpreter's path).
+
+        A module that cannot be loaded raises :class:`~hub.config.ConfigError`
+        naming its key (``rpc.modules[0]``) and, when it was not found, the
+        import roots tried.
+        """
         for path in self.config.rpc.paths:
             if str(path) not in sys.path:
                 sys.path.insert(0, str(path))
-        for module_name in self.config.rpc.modules:
-            count = self.load_module(module_name)
+        for index, module_name in enumerate(self.config.rpc.modules):
+            try:
+                count = self.load_module(module_name)
+            except Exception as exc:
+                raise ConfigError(module_load_error(index, module_name, exc)) from exc
             logger.info("loaded %d RPC method(s) from %s", count, module_name)
 
     # -- sessions --------------------------------------------------------

@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         hub = Hub(config)
         hub.load_configured_modules()
-    except (ValueError, TypeError, ImportError) as exc:
+    except (ConfigError, ValueError, TypeError, ImportError) as exc:
         print(f"wshub: {source}: {exc}", file=sys.stderr)
         return 2
     problems = hub.server.config_problems()

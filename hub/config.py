@@ -1,7 +1,10 @@
 """Configuration: pydantic models and the TOML/YAML loader.
 
-Every model forbids unknown keys, so a typo in ``hub.toml`` fails at start with
-the file, the key path and what was expected, never with a traceback.
+Every model forbids unknown keys and validates strictly (TOML and YAML values
+carry their type: ``port = "8800"`` or ``compression = "no"`` is a mistake, not
+something to coerce; an integer is accepted where a number is expected), so a
+typo in ``hub.toml`` fails at start with the file, the key path and what was
+expected (hub.config_errors), never with a traceback.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -20,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from hub.config_errors import describe
 from hub.engine.topics import InvalidChannel, validate_pattern
 from hub.proxies import parse_network
 
@@ -29,7 +33,11 @@ _WAMP_URI = re.compile(r"([^\s.#]+\.)*[^\s.#]+")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# A file path: a string in the file (strict mode would want a Path object).
+FilePath = Annotated[Path, Field(strict=False)]
 
 
 _SectionT = TypeVar("_SectionT", bound=_Section)
@@ -39,8 +47,8 @@ class TlsConfig(_Section):
     """wss:// on the hub's port. SIGHUP reloads both files without a restart."""
 
     # PEM files; the certificate file may hold the chain after the leaf.
-    cert_file: Path
-    key_file: Path
+    cert_file: FilePath
+    key_file: FilePath
     min_version: Literal["1.2", "1.3"] = "1.2"
 
 
@@ -54,7 +62,7 @@ class ServerConfig(_Section):
     # accepted on any path.
     paths: dict[str, str] = {}
     # Directory served for plain HTTP GETs; unset serves the bundled chat demo.
-    static_dir: Path | None = None
+    static_dir: FilePath | None = None
     # Unset: plain ws://. Set: wss:// only.
     tls: TlsConfig | None = None
     # Browser origins allowed to open a WebSocket ("https://app.example.com",
@@ -176,9 +184,9 @@ class JwtConfig(_Section):
     # the config). RS*/ES*/PS*/EdDSA: a PEM public key file, or a JWKS file
     # whose key is picked by the token's "kid".
     secret: str | None = None
-    secret_file: Path | None = None
-    public_key_file: Path | None = None
-    jwks_file: Path | None = None
+    secret_file: FilePath | None = None
+    public_key_file: FilePath | None = None
+    jwks_file: FilePath | None = None
     # Checked when set.
     audience: str | None = None
     issuer: str | None = None
@@ -215,7 +223,7 @@ class BasicAuthConfig(_Section):
     users: dict[str, str] = {}
     # A file of "user:hash" lines ("#" comments and blank lines skipped), read
     # at start and on SIGHUP; a user may not be both here and in `users`.
-    users_file: Path | None = None
+    users_file: FilePath | None = None
     # Named in the WWW-Authenticate challenge of a refused handshake.
     realm: str = "wshub"
 
@@ -250,7 +258,7 @@ class RpcConfig(_Section):
     modules: list[str] = []
     # Extra import roots for those modules (relative paths are relative to the
     # config file).
-    paths: list[Path] = []
+    paths: list[FilePath] = []
     # Default timeout of server-to-client calls, in seconds.
     call_timeout: float = Field(30.0, gt=0)
     # Who may call which method, for hub methods and WAMP procedures alike:
@@ -306,7 +314,7 @@ class EngineConfig(_Section):
     # Memory engine: history (offsets, epochs, retained publications) is saved
     # here on graceful stop and loaded at start, so clients recover across a
     # restart. Unset: history lives and dies with the process.
-    state_file: Path | None = None
+    state_file: FilePath | None = None
     # Redis engine: redis:// (or rediss://, unix://) URL of the server; with
     # Sentinel, only its database, password and TLS settings count.
     url: str = "redis://127.0.0.1:6379/0"
@@ -389,9 +397,9 @@ class MqttBridgeConfig(_Section):
     reconnect_min_delay: float = Field(0.5, gt=0)
     reconnect_max_delay: float = Field(30.0, gt=0)
     # mqtts: CA bundle (default: the system's), client certificate and key.
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
+    ca_file: FilePath | None = None
+    cert_file: FilePath | None = None
+    key_file: FilePath | None = None
     tls_insecure: bool = False
 
     @field_validator("url")
@@ -548,7 +556,7 @@ def parse_config(data: Any, source: str = "<config>") -> HubConfig:
     try:
         return HubConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(source, exc)) from None
+        raise ConfigError(describe(source, exc, HubConfig)) from None
 
 
 def _parse(path: Path, raw: bytes) -> Any:
@@ -569,22 +577,6 @@ def _parse(path: Path, raw: bytes) -> Any:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-
-
-def _describe(source: str, exc: ValidationError) -> str:
-    lines = [f"{source}: {exc.error_count()} problem(s) in the configuration:"]
-    for error in exc.errors():
-        key_path = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        if error["type"] == "extra_forbidden":
-            message = "unknown key (check its spelling and section)"
-        else:
-            message = error["msg"]
-        got = error.get("input")
-        # [auth] values are secrets and password hashes: never echo them.
-        hidden = error["type"] in ("extra_forbidden", "missing") or key_path.startswith("auth.")
-        shown = "" if hidden else f" (got {got!r})"
-        lines.append(f"  {key_path}: {message}{shown}")
-    return "\n".join(lines)
 
 
 def _resolve_relative_paths(config: HubConfig, base: Path) -> HubConfig:

@@ -98,7 +98,8 @@ class HubMetrics:
         self.tls_reloads = Labeled(Counter, "outcome")
         self.publications = Counter()
         self.deliveries = Counter()
-        # Publications a client was not told failed (MQTT QoS 0, WAMP without acknowledge).
+        # Publications a client was not told failed (MQTT QoS 0, WAMP without
+        # acknowledge, MQTT to '$' topics), by reason.
         self.publications_dropped = Labeled(Counter, "reason")
         self.rpc_latency = Histogram((0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0))
         self.registry = CollectorRegistry(auto_describe=False)

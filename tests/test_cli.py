@@ -96,13 +96,49 @@ async def test_missing_config_file_exits_2(tmp_path: Path) -> None:
 
 
 async def test_unimportable_rpc_module_exits_2(tmp_path: Path) -> None:
-    """A module in ``[rpc] modules`` that cannot be imported exits 2 naming it, no traceback."""
+    """A module in ``[rpc] modules`` not found exits 2 naming its key and the import roots tried."""
+    (tmp_path / "lib").mkdir()
     config = tmp_path / "hub.toml"
-    config.write_text('[rpc]\nmodules = ["no_such_module_here"]\n')
+    config.write_text('[rpc]\npaths = ["lib", "gone"]\nmodules = ["no_such_module_here"]\n')
     code, _, stderr = await run([*LAUNCHERS["wshub script"], "--config", str(config)], tmp_path)
     assert code == 2
     assert_one_paragraph_error(stderr)
-    assert "no_such_module_here" in stderr
+    assert 'rpc.modules[0] = "no_such_module_here": no module' in stderr
+    assert f"{tmp_path / 'lib'}, " in stderr
+    assert f"{tmp_path / 'gone'} (does not exist)" in stderr
+    assert "site-packages" in stderr
+
+
+async def test_failing_rpc_module_exits_2_with_the_reason(tmp_path: Path) -> None:
+    """A module found but failing to import exits 2 naming its key and the error, no traceback."""
+    (tmp_path / "broken.py").write_text("import not_installed_dependency\n")
+    config = tmp_path / "hub.toml"
+    config.write_text('[rpc]\npaths = ["."]\nmodules = ["broken"]\n')
+    code, _, stderr = await run([*LAUNCHERS["wshub script"], "--config", str(config)], tmp_path)
+    assert code == 2
+    assert_one_paragraph_error(stderr)
+    assert 'rpc.modules[0] = "broken": loading it failed: ModuleNotFoundError' in stderr
+    assert "not_installed_dependency" in stderr
+
+
+async def test_check_refuses_wrong_types(tmp_path: Path) -> None:
+    """``--check`` exits 2 listing every wrongly typed or misspelt key with what was expected."""
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        '[server]\nport = true\nhots = "0.0.0.0"\n[websocket]\ncompression = "no"\n'
+        'ping_interval = "5"\n'
+    )
+    code, stdout, stderr = await run(
+        [*LAUNCHERS["wshub script"], "--config", str(config), "--check"], tmp_path
+    )
+    assert code == 2
+    assert stdout == ""
+    assert_one_paragraph_error(stderr)
+    assert f"{config}: 4 problem(s)" in stderr
+    assert "server.port: expected an integer, got the boolean true" in stderr
+    assert "server.hots: unknown key; did you mean `host`?" in stderr
+    assert 'websocket.compression: expected true or false, got the string "no"' in stderr
+    assert 'websocket.ping_interval: expected a number, got the string "5"' in stderr
 
 
 @pytest.mark.parametrize(

@@ -141,6 +141,7 @@ class MqttHandler(SubprotocolHandler):
         if self.phase is Phase.CLOSED:
             return
         if isinstance(message, str):
+            logger.info("MQTT session %s closed: protocol error: a text frame", self.session.id)
             await self._close(UNSUPPORTED_DATA, "MQTT over WebSocket takes binary frames only")
             return
         try:
@@ -154,7 +155,12 @@ class MqttHandler(SubprotocolHandler):
                 await route(self, packet)
         except MqttProtocolError as exc:
             if self.phase is Phase.CONNECTING and exc.connack_code is not None:
-                self._send(Connack(False, exc.connack_code))
+                # A well-formed CONNECT the server refuses (protocol level,
+                # client id) is a refusal with its CONNACK code, as for
+                # credentials: 1008, not a protocol error.
+                await self._refuse_connect(exc.connack_code, str(exc))
+                return
+            logger.info("MQTT session %s closed: protocol error: %s", self.session.id, exc)
             await self._close(PROTOCOL_ERROR, f"MQTT protocol error: {exc}")
 
     async def on_close(self, code: int | None) -> None:
@@ -236,8 +242,7 @@ class MqttHandler(SubprotocolHandler):
         if self.closed:  # the connect timer fired during the login
             return
         if code != ConnackCode.ACCEPTED:
-            self._send(Connack(False, code))
-            await self._close(POLICY_VIOLATION, f"connection refused: {ConnackCode(code).name}")
+            await self._refuse_connect(code, "")
             return
         try:
             opened = await self.store.open(client_id, packet.clean_session, self, self._claimant())
@@ -283,6 +288,15 @@ class MqttHandler(SubprotocolHandler):
             self._cancel_timer()
         if opened.stale is not None:
             await self.store.discard(opened.stale)
+
+    async def _refuse_connect(self, code: int, detail: str) -> None:
+        """CONNACK with a refusal code, then close (MQTT-3.2.2-5) with 1008."""
+        reason = f"connection refused: {ConnackCode(code).name}" + (
+            f" ({detail})" if detail else ""
+        )
+        logger.info("MQTT session %s: %s", self.session.id, reason)
+        self._send(Connack(False, code))
+        await self._close(POLICY_VIOLATION, reason)
 
     async def _login(self, packet: Connect, client_id: str) -> int:
         """The CONNACK code for the credentials; sets the identity on success.
@@ -352,7 +366,17 @@ class MqttHandler(SubprotocolHandler):
 
     async def _on_publish(self, packet: Publish) -> None:
         if packet.topic.startswith("$"):
-            raise MqttProtocolError(f"clients may not publish to $ topics ({packet.topic!r})")
+            # '$' topics belong to the server (MQTT 4.7.2). Closing would make a
+            # clean_session=0 client resend it on every reconnect and loop, so it
+            # is acknowledged and dropped, as Mosquitto does for a denied topic.
+            self.hub.metrics.publications_dropped.labels("reserved_topic").inc()
+            logger.info(
+                "MQTT session %s: publish to %r dropped: '$' topics are the server's",
+                self.session.id,
+                packet.topic,
+            )
+            self._acknowledge(packet)
+            return
         state = self.state
         packet_id = packet.packet_id
         if packet.qos == 2 and state is not None and packet_id in state.awaiting_pubrel:
@@ -374,14 +398,19 @@ class MqttHandler(SubprotocolHandler):
                 packet.topic,
             )
             return
+        self._acknowledge(packet)
+
+    def _acknowledge(self, packet: Publish) -> None:
+        """PUBACK (QoS 1) or PUBREC (QoS 2) for a PUBLISH delivered or dropped."""
+        packet_id = packet.packet_id
         if packet_id is None:  # QoS 0
             return
         if packet.qos == 1:
             self._send(Puback(packet_id))
         else:
             # Method A of the spec (4.3.3): delivered now, the id kept until PUBREL.
-            if state is not None:
-                state.awaiting_pubrel.add(packet_id)
+            if self.state is not None:
+                self.state.awaiting_pubrel.add(packet_id)
             self._send(Pubrec(packet_id))
 
     async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:

@@ -185,7 +185,10 @@ def test_permission_keys_load_from_toml_shapes() -> None:
         }
     )
     assert Hub(config).rpc_permissions.lookup("admin.reset")[0] == "admin.*"
-    with pytest.raises(ConfigError, match=re.escape("rpc.permissions.admin.*.user")):
+    with pytest.raises(
+        ConfigError,
+        match=re.escape('rpc.permissions."admin.*".user: unknown key; did you mean `users`?'),
+    ):
         parse_config({"rpc": {"permissions": {"admin.*": {"user": ["x"]}}}})
 
 

@@ -72,9 +72,110 @@ def test_wrong_type_names_key_path_and_expected_type(tmp_path: Path) -> None:
         load_config(path)
     message = str(info.value)
     assert str(path) in message
-    assert "server.port" in message
-    assert "integer" in message
-    assert "'eighty'" in message
+    assert "server.port: expected an integer" in message
+    assert 'the string "eighty"' in message
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("[server]\nport = true\n", "server.port: expected an integer, got the boolean true"),
+        (
+            '[server]\nport = "8800"\n',
+            'server.port: expected an integer, got the string "8800" (write it without quotes)',
+        ),
+        (
+            '[websocket]\ncompression = "no"\n',
+            'websocket.compression: expected true or false, got the string "no"',
+        ),
+        (
+            '[websocket]\nping_interval = "5"\n',
+            'websocket.ping_interval: expected a number, got the string "5"',
+        ),
+        ("[limits]\nmessage_rate = true\n", "limits.message_rate: expected a number"),
+        ('[server]\nsubprotocols = "mqtt"\n', "server.subprotocols: expected an array"),
+        ("[rpc]\nmodules = [1]\n", "rpc.modules[0]: expected a string, got the integer 1"),
+        ("[server]\ntls = true\n", "server.tls: expected a table, got the boolean true"),
+    ],
+    ids=[
+        "bool-port",
+        "string-port",
+        "string-bool",
+        "string-float",
+        "bool-float",
+        "str-list",
+        "list-item",
+        "bool-table",
+    ],
+)
+def test_values_are_not_coerced(tmp_path: Path, toml: str, expected: str) -> None:
+    """TOML values carry their type: a wrong one stops the load naming key, expectation, value."""
+    path = write(tmp_path, "strict.toml", toml)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_integers_are_accepted_for_numbers(tmp_path: Path) -> None:
+    """An integer where a number (float) is expected is taken as that number."""
+    path = write(tmp_path, "ints.toml", "[websocket]\nping_interval = 5\nclose_timeout = 2\n")
+    config = load_config(path)
+    assert config.websocket.ping_interval == 5.0
+    assert isinstance(config.websocket.ping_interval, float)
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("[server]\nprot = 1\n", "server.prot: unknown key; did you mean `port`?"),
+        ("[serverr]\nport = 1\n", "serverr: unknown key; did you mean `server`?"),
+        (
+            '[[wamp.realms]]\nnam = "x"\n',
+            "wamp.realms[0].nam: unknown key; did you mean `name`?",
+        ),
+        (
+            "[channels.namespaces.chat]\nhistory_sise = 5\n",
+            "channels.namespaces.chat.history_sise: unknown key; did you mean `history_size`?",
+        ),
+        ("[logging]\nzzz = 1\n", "logging.zzz: unknown key; valid keys here: level"),
+    ],
+    ids=["key", "section", "in-array", "in-namespace", "no-close-match"],
+)
+def test_unknown_key_names_the_closest_valid_one(tmp_path: Path, toml: str, expected: str) -> None:
+    """An unknown key suggests the closest valid key of its table, or lists the valid ones."""
+    path = write(tmp_path, "typo.toml", toml)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert expected in str(info.value)
+
+
+def test_union_errors_are_one_line_per_key(tmp_path: Path) -> None:
+    """A value of a union type gets one line naming every accepted type, keys quoted as in TOML."""
+    path = write(
+        tmp_path, "claims.toml", '[rpc.permissions."admin.*"]\nclaims = { roles = { a = 1 } }\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "1 problem(s)" in message
+    assert 'rpc.permissions."admin.*".claims.roles: expected a string, an integer' in message
+
+
+def test_secrets_are_not_echoed(tmp_path: Path) -> None:
+    """A wrong-typed secret is named by key path, never shown."""
+    path = write(
+        tmp_path,
+        "secret.toml",
+        "[auth.jwt]\nsecret = 123456789\n[wamp.wampcra_users.ada]\nsecret = 987654321\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "auth.jwt.secret: expected a string" in message
+    assert "wamp.wampcra_users.ada.secret: expected a string" in message
+    assert "123456789" not in message
+    assert "987654321" not in message
 
 
 def test_out_of_range_value_says_the_bound(tmp_path: Path) -> None:
@@ -119,7 +220,7 @@ def test_yaml_file_is_loaded(tmp_path: Path) -> None:
 def test_yaml_typo_is_reported_like_toml(tmp_path: Path) -> None:
     """Unknown keys in YAML fail with the same key-path message."""
     path = write(tmp_path, "hub.yml", "websocket:\n  ping_intervall: 3\n")
-    with pytest.raises(ConfigError, match=r"websocket\.ping_intervall: unknown key"):
+    with pytest.raises(ConfigError, match=r"websocket\.ping_intervall: unknown key; did you mean"):
         load_config(path)
 
 

@@ -63,12 +63,13 @@ async def test_bad_input_closes_only_its_client(
 async def test_wrong_protocol_level_gets_connack_1(
     hub: Hub, raw_mqtt: RawFactory, bystander: PahoPeer
 ) -> None:
-    """An MQTT 5 CONNECT (level 5) is answered with CONNACK 1 before the close."""
+    """An MQTT 5 CONNECT (level 5) is answered with CONNACK 1, then closed 1008 as a refusal."""
     victim = await raw_mqtt(hub)
     await victim.send(Connect(client_id="v5", protocol_level=5))
     assert await victim.recv() == Connack(False, 1)
-    code, _ = await victim.closed()
-    assert code == 1002
+    code, reason = await victim.closed()
+    assert code == 1008
+    assert reason.startswith("connection refused: UNACCEPTABLE_PROTOCOL_VERSION")
     await assert_unaffected(hub, bystander)
 
 

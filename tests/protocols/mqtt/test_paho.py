@@ -106,6 +106,26 @@ async def test_paho_persistent_session_gets_queued_messages(hub: Hub, paho_peer:
     assert {m.qos for m in received} == {1}
 
 
+async def test_paho_publish_to_dollar_topic_does_not_loop(hub: Hub, paho_peer: Peers) -> None:
+    """A clean_session=0 paho client's QoS 1 PUBLISH to $SYS is acknowledged once, not resent."""
+    device = paho_peer("device-2", clean_session=False)
+    assert await device.connect(*hub_address(hub)) == (False, 0)
+    await device.subscribe("devices/2/echo", 1)
+    await device.publish("$SYS/device-2/status", b"up", 1)  # waits for the PUBACK
+    await device.publish("devices/2/echo", b"still here", 1)
+    assert (await device.message()).payload == b"still here"
+    assert not device.disconnected.is_set()
+    await device.vanish()
+
+    # paho resends unacknowledged QoS 1 messages on reconnect: there is none left.
+    back = paho_peer("device-2", clean_session=False)
+    assert await back.connect(*hub_address(hub)) == (True, 0)
+    await back.publish("devices/2/echo", b"back", 1)
+    assert (await back.message()).payload == b"back"
+    assert not back.disconnected.is_set()
+    assert hub.metrics.publications_dropped.labels("reserved_topic").value == 1
+
+
 async def test_paho_mqtt31_client_is_served(hub: Hub, paho_peer: Peers) -> None:
     """paho speaking MQTT 3.1 (MQIsdp) connects and exchanges messages."""
     old = await connected(paho_peer, hub, "old", protocol=MQTTProtocolVersion.MQTTv31)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -78,7 +79,8 @@ async def test_wrong_protocol_level_gets_connack_1_then_close(pair: PairFactory)
     client = await pair()
     await client.send(Connect(client_id="v5", protocol_level=5))
     assert client.received() == [Connack(False, 1)]
-    assert client.closed == 1002
+    assert client.closed == 1008
+    assert client.session.close_reason.startswith("connection refused: UNACCEPTABLE_PROTOCOL")
 
 
 async def test_empty_client_id_without_clean_session_gets_connack_2(pair: PairFactory) -> None:
@@ -86,7 +88,20 @@ async def test_empty_client_id_without_clean_session_gets_connack_2(pair: PairFa
     client = await pair()
     await client.send(Connect(client_id="", clean_session=False))
     assert client.received() == [Connack(False, 2)]
-    assert client.closed is not None
+    assert client.closed == 1008
+    assert client.session.close_reason.startswith("connection refused: IDENTIFIER_REJECTED")
+
+
+async def test_refused_connect_is_logged_at_info(
+    pair: PairFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A CONNECT refused with a CONNACK code is logged at info with the session id and why."""
+    client = await pair()
+    with caplog.at_level(logging.INFO, logger="protocols.mqtt.handler"):
+        await client.send(Connect(client_id="v5", protocol_level=5))
+    [record] = [r for r in caplog.records if client.session.id in r.getMessage()]
+    assert record.levelno == logging.INFO
+    assert "connection refused: UNACCEPTABLE_PROTOCOL_VERSION" in record.getMessage()
 
 
 async def test_empty_client_id_with_clean_session_gets_a_generated_one(pair: PairFactory) -> None:
@@ -320,13 +335,29 @@ async def test_wildcards_and_dollar_topics(pair: PairFactory, mqtt_hub: Hub) -> 
     assert sorted(p.topic for p in publishes(sub.received())) == ["dev/status", "dev/status"]
 
 
-async def test_clients_may_not_publish_to_dollar_topics(pair: PairFactory) -> None:
-    """A PUBLISH to a '$' topic closes the connection."""
+@pytest.mark.parametrize("qos", [0, 1, 2])
+async def test_publish_to_dollar_topic_is_acknowledged_and_dropped(
+    pair: PairFactory, mqtt_hub: Hub, qos: int
+) -> None:
+    """MQTT 4.7.2: a client's PUBLISH to a '$' topic is acknowledged, dropped and counted."""
+    watcher = await pair()
+    await watcher.connect()
+    await watcher.subscribe(("$SYS/#", 2))
     client = await pair()
     await client.connect()
-    await client.send(Publish("$SYS/x", b"no", 1, packet_id=1))
-    assert client.received() == []
-    assert client.closed == 1002
+    await client.send(Publish("$SYS/x", b"no", qos, packet_id=7 if qos else None))
+    expected = {0: [], 1: [Puback(7)], 2: [Pubrec(7)]}[qos]
+    assert client.received() == expected
+    if qos == 2:
+        await client.send(Pubrel(7))
+        assert client.received() == [Pubcomp(7)]
+    assert client.closed is None
+    assert watcher.received() == []
+    assert await mqtt_hub.retained.get("$SYS/x") is None
+    dropped = mqtt_hub.metrics.publications_dropped.labels("reserved_topic").value
+    assert dropped == 1
+    metrics = mqtt_hub.metrics.render().decode()
+    assert 'wshub_publications_dropped_total{reason="reserved_topic"} 1.0' in metrics
 
 
 # --- publish, both directions ---------------------------------------------------------------
@@ -541,6 +572,21 @@ async def test_will_is_published_after_a_protocol_error(pair: PairFactory) -> No
     assert client.closed == 1002
     await client.finish()
     assert len(watcher.received()) == 1
+
+
+async def test_protocol_error_is_logged_at_info(
+    pair: PairFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A connection closed for a protocol error is logged at info with its session id and why."""
+    client = await pair()
+    await client.connect()
+    with caplog.at_level(logging.INFO, logger="protocols.mqtt.handler"):
+        await client.send_bytes(b"\xf0\x00")  # reserved packet type 15
+    assert client.closed == 1002
+    [record] = [r for r in caplog.records if client.session.id in r.getMessage()]
+    assert record.levelno == logging.INFO
+    assert "closed: protocol error:" in record.getMessage()
+    assert "reserved" in record.getMessage()
 
 
 async def test_will_is_not_published_after_disconnect(pair: PairFactory) -> None:
