@@ -1,8 +1,9 @@
 """``$SYS/...`` is the server's: publishing there over channels.v1 or WAMP is refused.
 
-MQTT clients may not publish to ``$`` topics (MQTT 4.7.2; the MQTT handler closes
-such a client); without the same rule on the other protocols, a channels.v1 or
-WAMP client could forge broker statistics for every MQTT ``$SYS/#`` subscriber.
+MQTT clients may not publish to ``$`` topics (MQTT 4.7.2; the MQTT handler
+acknowledges and drops such a PUBLISH); without the same rule on the other
+protocols, a channels.v1 or WAMP client could forge broker statistics for every
+MQTT ``$SYS/#`` subscriber.
 """
 
 from __future__ import annotations
