@@ -40,7 +40,7 @@ bench:
 	@scripts/bootstrap
 	.venv/bin/python -m bench
 
-# Coverage-guided fuzzing of the four codecs, FUZZ_SECONDS (default 60) each.
+# Coverage-guided fuzzing of the codecs (MQTT 3.1.1 and 5.0 apart), FUZZ_SECONDS (default 60) each.
 fuzz:
 	@scripts/bootstrap --runtime-only
 	@.venv/bin/python -c "import atheris" 2>/dev/null || .venv/bin/pip install --quiet -e '.[fuzz]'

@@ -23,6 +23,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "jsonrpc": ("protocols/jsonrpc/codec.py",),
     "channels": ("protocols/channels/codec.py", "hub/payloads.py"),
     "mqtt": ("protocols/mqtt/codec.py", "protocols/mqtt/topics.py"),
+    "mqtt5": ("protocols/mqtt/codec5.py", "protocols/mqtt/properties.py", "protocols/mqtt/wire.py"),
     "wamp": ("protocols/wamp/codec.py", "protocols/wamp/serializers.py"),
 }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-TARGETS = ("jsonrpc", "channels", "mqtt", "wamp")
+TARGETS = ("jsonrpc", "channels", "mqtt", "mqtt5", "wamp")
 
 
 def main(argv: list[str]) -> None:

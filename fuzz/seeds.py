@@ -117,6 +117,92 @@ def mqtt() -> list[bytes]:
     return [b"\x00" + frame for frame in frames] + [b"\x00" + stream, b"\x03" + stream]
 
 
+def mqtt5() -> list[bytes]:
+    from protocols.mqtt.codec import (
+        Auth,
+        Connack,
+        Connect,
+        Disconnect,
+        Pingreq,
+        Puback,
+        Pubcomp,
+        Publish,
+        Pubrec,
+        Pubrel,
+        Suback,
+        Subscribe,
+        Unsuback,
+        Unsubscribe,
+        Will,
+        encode,
+    )
+    from protocols.mqtt.packets import Packet, Properties
+
+    every = Properties(
+        payload_format_indicator=1,
+        message_expiry_interval=60,
+        content_type="application/json",
+        response_topic="replies/1",
+        correlation_data=b"\x01\x02",
+        subscription_identifiers=(1, 300),
+        topic_alias=3,
+        user_properties=(("k", "v"), ("k", "w")),
+    )
+    packets: list[Packet] = [
+        Connect(
+            protocol_level=5,
+            client_id="dev-5",
+            clean_session=False,
+            will=Will("status/dev-5", b"gone", 1, True, Properties(will_delay_interval=5)),
+            username="alice",
+            password=b"secret",
+            properties=Properties(
+                session_expiry_interval=3600,
+                receive_maximum=10,
+                maximum_packet_size=4096,
+                topic_alias_maximum=8,
+                request_problem_information=1,
+                authentication_method="SCRAM-SHA-1",
+                authentication_data=b"x",
+            ),
+        ),
+        Connack(
+            True,
+            0,
+            Properties(
+                assigned_client_identifier="id",
+                server_keep_alive=30,
+                maximum_qos=1,
+                retain_available=1,
+                shared_subscription_available=1,
+                reason_string="ok",
+            ),
+        ),
+        Publish("a/b", b'{"t":1}', 1, packet_id=7, properties=every),
+        Publish("", b"x", 0, properties=Properties(topic_alias=3)),
+        Puback(7),
+        Puback(7, 0x10, Properties(reason_string="nobody")),
+        Pubrec(8, 0x97),
+        Pubrel(8, 0x92),
+        Pubcomp(8),
+        Subscribe(
+            1, (("sensors/#", 0x2D), ("$share/g/a", 1)), Properties(subscription_identifiers=(5,))
+        ),
+        Suback(1, (1, 0x80, 0x9E)),
+        Unsubscribe(2, ("sensors/#",)),
+        Unsuback(2, (0, 0x11)),
+        Pingreq(),
+        Disconnect(0x8E, Properties(reason_string="taken over", session_expiry_interval=0)),
+        Disconnect(4),
+        Auth(0x18, Properties(authentication_method="m", authentication_data=b"d")),
+    ]
+    frames = [encode(packet, 5) for packet in packets]
+    # Nearly valid: a duplicate property, a property list longer than its packet.
+    frames += [bytes.fromhex("300a00017406230001230002"), bytes.fromhex("4005000100ff01")]
+    stream = b"".join(frames)
+    return [b"\x00" + frame for frame in frames] + [b"\x00" + stream, b"\x03" + stream]
+
+
 def wamp() -> list[bytes]:
     from protocols.wamp import (
         CBOR,
@@ -175,6 +261,7 @@ TARGETS: dict[str, Callable[[], list[bytes]]] = {
     "jsonrpc": jsonrpc,
     "channels": channels,
     "mqtt": mqtt,
+    "mqtt5": mqtt5,
     "wamp": wamp,
 }
 

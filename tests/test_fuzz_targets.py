@@ -26,6 +26,7 @@ def test_every_target_accepts_its_seeds(target: str) -> None:
         ("jsonrpc", b'{"jsonrpc":"2.0","id":1,"method":"m","params":'),
         ("channels", b"\x00not json"),
         ("mqtt", b"\x00\xff\xff\xff\xff\xff"),
+        ("mqtt5", b"\x00\x30\x03\x00\x00\x00"),
         ("wamp", b"\x00[1"),
         # Found by fuzzing: CBOR text starting with NUL, relayed to JSON peers.
         ("wamp", bytes.fromhex("0283056d000000000000001269636b6574a0")),

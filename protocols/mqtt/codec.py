@@ -1,8 +1,10 @@
-"""Pure MQTT 3.1.1 codec: typed packets <-> bytes, no sockets, no asyncio.
+"""Pure MQTT codec (3.1.1, and 5.0 through ``codec5``): typed packets <-> bytes.
 
-``encode(packet)`` turns any packet into bytes; ``PacketReader.feed(chunk)``
-turns a byte stream cut anywhere (MQTT over WebSocket, section 6: packets may
-span frames) into packets. Decoding checks every rule of the spec that can be
+No sockets, no asyncio. ``encode(packet, version)`` turns any packet into
+bytes; ``PacketReader.feed(chunk)`` turns a byte stream cut anywhere (MQTT
+over WebSocket, section 6: packets may span frames; TCP: segments) into
+packets. A reader speaks 3.1.1 until it decodes a 5.0 CONNECT, then 5.0
+(``PacketReader.version``). Decoding checks every rule of the spec that can be
 checked on one packet and raises :class:`MqttProtocolError` for anything else;
 rules about the order of packets belong to the connection handler.
 """
@@ -13,8 +15,11 @@ import struct
 from collections.abc import Callable
 from typing import Any, Final
 
+from . import codec5
 from .packets import (
+    PACKET_TOO_LARGE,
     SUBACK_FAILURE,
+    Auth,
     Connack,
     ConnackCode,
     Connect,
@@ -36,11 +41,25 @@ from .packets import (
     Will,
 )
 from .topics import validate_topic_filter, validate_topic_name
+from .wire import BYTE as _BYTE
+from .wire import MAX_VARINT, decode_varint, varint
+from .wire import U16 as _U16
+from .wire import binary as _binary
+from .wire import check_end as _check_end
+from .wire import frame as _frame
+from .wire import packet_id as _packet_id
+from .wire import qos as _qos
+from .wire import read_binary as _read_binary
+from .wire import read_packet_id as _read_packet_id
+from .wire import read_string as _read_string
+from .wire import string as _string
+from .wire import u16 as _u16
 
 __all__ = [
     "DEFAULT_MAX_PACKET_SIZE",
     "MAX_REMAINING_LENGTH",
     "SUBACK_FAILURE",
+    "Auth",
     "Connack",
     "ConnackCode",
     "Connect",
@@ -69,14 +88,12 @@ __all__ = [
 ]
 
 #: Largest remaining length the 4-byte variable-length encoding can carry.
-MAX_REMAINING_LENGTH: Final = 268_435_455
+MAX_REMAINING_LENGTH: Final = MAX_VARINT
 #: PacketReader's default limit on remaining length, like websockets' max_size.
 DEFAULT_MAX_PACKET_SIZE: Final = 1 << 20
 
-_U16: Final = struct.Struct(">H")
 _HEADER_U16: Final = struct.Struct(">BBH")  # first byte, remaining length 2, packet id
 _CONNECT_HEAD: Final = struct.Struct(">BBH")  # protocol level, connect flags, keepalive
-_BYTE: Final = tuple(bytes((value,)) for value in range(256))
 
 # Protocol names a server accepts, with the one level each implies.
 _PROTOCOL_LEVELS: Final = {"MQTT": 4, "MQIsdp": 3}
@@ -85,76 +102,12 @@ _PROTOCOL_LEVELS: Final = {"MQTT": 4, "MQIsdp": 3}
 # --- remaining length ---------------------------------------------------------
 
 
-def encode_remaining_length(length: int) -> bytes:
-    """Encode a remaining length as 1 to 4 bytes; ValueError if out of range."""
-    if 0 <= length < 128:
-        return _BYTE[length]
-    if not 0 <= length <= MAX_REMAINING_LENGTH:
-        raise ValueError(f"remaining length {length} out of range")
-    out = bytearray()
-    while length > 0x7F:
-        out.append((length & 0x7F) | 0x80)
-        length >>= 7
-    out.append(length)
-    return bytes(out)
-
-
-def decode_remaining_length(
-    data: bytes | bytearray | memoryview, offset: int = 1
-) -> tuple[int, int] | None:
-    """Decode the remaining length starting at ``offset``.
-
-    Return ``(length, offset just past it)``, or None when ``data`` ends first.
-    Raise MqttProtocolError as soon as a fourth byte asks for a fifth.
-    """
-    length = 0
-    shift = 0
-    end = len(data)
-    while offset < end:
-        byte = data[offset]
-        offset += 1
-        length |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return length, offset
-        shift += 7
-        if shift == 28:
-            raise MqttProtocolError("remaining length is longer than 4 bytes")
-    return None
+#: The remaining length is a variable byte integer (2.2.3).
+encode_remaining_length = varint
+decode_remaining_length = decode_varint
 
 
 # --- encoding -----------------------------------------------------------------
-
-
-def _frame(first: int, parts: list[bytes]) -> bytes:
-    """Join a fixed header and body parts, copying each part once."""
-    length = sum(map(len, parts))
-    return b"".join([_BYTE[first], encode_remaining_length(length), *parts])
-
-
-def _u16(value: int, what: str) -> bytes:
-    if not 0 <= value <= 0xFFFF:
-        raise ValueError(f"{what} {value} does not fit in 16 bits")
-    return _U16.pack(value)
-
-
-def _packet_id(value: int | None) -> int:
-    if value is None or not 0 < value <= 0xFFFF:
-        raise ValueError(f"packet id {value!r} is not in 1..65535")
-    return value
-
-
-def _qos(value: int) -> int:
-    if not 0 <= value <= 2:
-        raise ValueError(f"QoS {value!r} is not 0, 1 or 2")
-    return value
-
-
-def _binary(data: bytes, what: str) -> bytes:
-    return _u16(len(data), f"{what} length") + data
-
-
-def _string(text: str, what: str) -> bytes:
-    return _binary(text.encode(), what)
 
 
 def _encode_connect(packet: Connect) -> bytes:
@@ -260,12 +213,18 @@ _ENCODERS: Final[dict[type, Callable[[Any], bytes]]] = {
 }
 
 
-def encode(packet: Packet) -> bytes:
-    """Encode one packet, fixed header included.
+def encode(packet: Packet, version: int = 4) -> bytes:
+    """Encode one packet, fixed header included, as MQTT 3.1.1 (4) or 5.0 (5).
 
     Raise ValueError when a numeric field is out of range (QoS, packet id,
-    return codes, lengths); strings are not checked, see ``topics``.
+    return codes, lengths); strings are not checked, see ``topics``. A
+    CONNECT's own ``protocol_level`` decides its form. 3.1.1 ignores the 5.0
+    fields (reason codes, properties); AUTH has no 3.1.1 form (TypeError).
     """
+    if version == codec5.PROTOCOL_LEVEL or (
+        isinstance(packet, Connect) and packet.protocol_level == codec5.PROTOCOL_LEVEL
+    ):
+        return codec5.encode5(packet)
     try:
         encoder = _ENCODERS[type(packet)]
     except KeyError:
@@ -321,13 +280,15 @@ _TYPE_RULES: Final[dict[PacketType, tuple[int | None, int, int]]] = {
 }
 
 
-def _header_rule(first: int) -> tuple[int, int] | str:
+def _header_rule(
+    first: int, type_rules: dict[PacketType, tuple[int | None, int, int]]
+) -> tuple[int, int] | str:
     """Remaining-length bounds for a first header byte, or why it is malformed."""
     kind, flags = first >> 4, first & 0x0F
-    if kind not in _TYPE_RULES:
+    if kind not in type_rules:
         return f"reserved packet type {kind}"
     packet_type = PacketType(kind)
-    required_flags, low, high = _TYPE_RULES[packet_type]
+    required_flags, low, high = type_rules[packet_type]
     if required_flags is None:  # PUBLISH
         qos = (flags >> 1) & 0x03
         if qos == 3:
@@ -341,50 +302,11 @@ def _header_rule(first: int) -> tuple[int, int] | str:
 
 
 # Precomputed for all 256 first bytes: one lookup validates type and flags.
-_HEADER_RULES: Final = tuple(_header_rule(first) for first in range(256))
+_HEADER_RULES: Final = tuple(_header_rule(first, _TYPE_RULES) for first in range(256))
+_HEADER_RULES5: Final = tuple(_header_rule(first, codec5.TYPE_RULES) for first in range(256))
 
 
 # --- decoding: variable header and payload ------------------------------------
-
-
-def _read_u16(body: memoryview, pos: int, what: str) -> int:
-    if pos + 2 > len(body):
-        raise MqttProtocolError(f"packet ends inside the {what}")
-    return (body[pos] << 8) | body[pos + 1]
-
-
-def _read_packet_id(body: memoryview, pos: int) -> int:
-    packet_id = _read_u16(body, pos, "packet id")
-    if packet_id == 0:
-        raise MqttProtocolError("packet id 0")
-    return packet_id
-
-
-def _read_binary(body: memoryview, pos: int, what: str) -> tuple[memoryview, int]:
-    start = pos + 2
-    if start > len(body):
-        raise MqttProtocolError(f"packet ends inside the {what} length")
-    end = start + ((body[pos] << 8) | body[pos + 1])
-    if end > len(body):
-        raise MqttProtocolError(f"packet ends inside the {what}")
-    return body[start:end], end
-
-
-def _read_string(body: memoryview, pos: int, what: str) -> tuple[str, int]:
-    raw, end = _read_binary(body, pos, what)
-    try:
-        # tobytes().decode() beats str(raw, "utf-8") on short strings.
-        text = raw.tobytes().decode()
-    except UnicodeDecodeError:
-        raise MqttProtocolError(f"{what} is not well-formed UTF-8") from None
-    if "\x00" in text:
-        raise MqttProtocolError(f"{what} contains U+0000")
-    return text, end
-
-
-def _check_end(body: memoryview, pos: int, name: str) -> None:
-    if pos != len(body):
-        raise MqttProtocolError(f"{name} has {len(body) - pos} bytes past its contents")
 
 
 def _decode_connect(flags: int, body: memoryview) -> Connect:
@@ -530,7 +452,7 @@ def _constant(packet: Packet) -> Callable[[int, memoryview], Packet]:
 
 
 def _reserved(flags: int, body: memoryview) -> Packet:
-    # Unreachable: _HEADER_RULES refuses types 0 and 15 first.
+    # Unreachable: _HEADER_RULES refuses types 0 and 15 (AUTH is 5.0 only) first.
     raise MqttProtocolError("reserved packet type")
 
 
@@ -565,16 +487,32 @@ class PacketReader:
     hold many packets. Remaining lengths over ``max_packet_size`` are refused
     as soon as the fixed header arrives, before any of the body is kept.
     After an MqttProtocolError the reader is spent: every later feed raises.
+
+    ``version`` is the protocol level the bodies are read as: 4 (3.1.1, and
+    3 for MQTT 3.1, which reads the same) until a 5.0 CONNECT arrives, which
+    switches the reader to 5 before that CONNECT's body is parsed, so an error
+    in it already carries a 5.0 reason code. A client's reader is made with
+    the version it asked for.
     """
 
-    __slots__ = ("_buffer", "_error", "_max_packet_size")
+    __slots__ = ("_buffer", "_decoders", "_error", "_max_packet_size", "_rules", "version")
 
-    def __init__(self, max_packet_size: int = DEFAULT_MAX_PACKET_SIZE) -> None:
+    def __init__(self, max_packet_size: int = DEFAULT_MAX_PACKET_SIZE, version: int = 4) -> None:
         if not 0 <= max_packet_size <= MAX_REMAINING_LENGTH:
             raise ValueError(f"max_packet_size must be in 0..{MAX_REMAINING_LENGTH}")
         self._max_packet_size = max_packet_size
         self._buffer = bytearray()
         self._error: MqttProtocolError | None = None
+        self.version = 4
+        self._rules = _HEADER_RULES
+        self._decoders = _DECODERS
+        if version == codec5.PROTOCOL_LEVEL:
+            self._use_version5()
+
+    def _use_version5(self) -> None:
+        self.version = codec5.PROTOCOL_LEVEL
+        self._rules = _HEADER_RULES5
+        self._decoders = codec5.DECODERS
 
     @property
     def buffered(self) -> int:
@@ -589,7 +527,9 @@ class PacketReader:
         """
         if self._error is not None:
             raise MqttProtocolError(
-                f"reader failed earlier: {self._error}", connack_code=self._error.connack_code
+                f"reader failed earlier: {self._error}",
+                connack_code=self._error.connack_code,
+                reason_code=self._error.reason_code,
             )
         packets: list[Packet] = []
         try:
@@ -615,7 +555,7 @@ class PacketReader:
             size = len(view)
             while pos < size:
                 first = view[pos]
-                rule = _HEADER_RULES[first]
+                rule = self._rules[first]
                 if isinstance(rule, str):
                     raise MqttProtocolError(rule)
                 header = decode_remaining_length(view, pos + 1)
@@ -624,7 +564,8 @@ class PacketReader:
                 length, start = header
                 if length > self._max_packet_size:
                     raise MqttProtocolError(
-                        f"remaining length {length} exceeds the limit {self._max_packet_size}"
+                        f"remaining length {length} exceeds the limit {self._max_packet_size}",
+                        reason_code=PACKET_TOO_LARGE,
                     )
                 low, high = rule
                 if not low <= length <= high:
@@ -633,14 +574,18 @@ class PacketReader:
                 end = start + length
                 if end > size:
                     break
-                packets.append(_DECODERS[first >> 4](first & 0x0F, view[start:end]))
+                body = view[start:end]
+                kind = first >> 4
+                if kind == PacketType.CONNECT and codec5.is_connect5(body):
+                    self._use_version5()
+                packets.append(self._decoders[kind](first & 0x0F, body))
                 pos = end
         return pos
 
 
-def decode(data: bytes | bytearray | memoryview) -> Packet:
+def decode(data: bytes | bytearray | memoryview, version: int = 4) -> Packet:
     """Decode exactly one whole packet; MqttProtocolError if short or followed by more."""
-    reader = PacketReader(MAX_REMAINING_LENGTH)
+    reader = PacketReader(MAX_REMAINING_LENGTH, version)
     packets = reader.feed(data)
     if len(packets) != 1 or reader.buffered:
         raise MqttProtocolError(

@@ -225,6 +225,12 @@ class MqttHandler(SubprotocolHandler):
     # -- CONNECT --------------------------------------------------------------------
 
     async def _on_connect(self, packet: Connect) -> None:
+        if packet.protocol_level == 5:
+            # The 5.0 session layer is not wired yet: refused as before (CONNACK 1).
+            raise MqttProtocolError(
+                "unsupported protocol level 5",
+                connack_code=ConnackCode.UNACCEPTABLE_PROTOCOL_VERSION,
+            )
         client_id = packet.client_id
         if packet.protocol_level == 3 and len(client_id) > MQTT31_MAX_CLIENT_ID:
             raise MqttProtocolError(

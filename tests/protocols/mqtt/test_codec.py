@@ -351,7 +351,7 @@ def test_failed_reader_keeps_the_connack_code() -> None:
     """A spent reader repeats the CONNACK code of the error that spent it."""
     reader = PacketReader()
     with pytest.raises(MqttProtocolError):
-        reader.feed(h("10 0c 00 04 'MQTT' 05 02 00 00 00 00"))
+        reader.feed(h("10 0c 00 04 'MQTT' 06 02 00 00 00 00"))
     with pytest.raises(MqttProtocolError) as info:
         reader.feed(b"")
     assert info.value.connack_code == 0x01
@@ -417,7 +417,7 @@ MALFORMED_PACKETS: list[tuple[str, str, str, int | None]] = [
     # CONNECT
     ("connect-unknown-name", "10 0c 00 04 'MQTX' 04 02 00 00 00 00", "protocol name", None),
     ("connect-mqtt-level-3", "10 0c 00 04 'MQTT' 03 02 00 00 00 00", "level 3", 0x01),
-    ("connect-mqtt-level-5", "10 0d 00 04 'MQTT' 05 02 00 00 00 00 00", "level 5", 0x01),
+    ("connect-mqtt-level-6", "10 0d 00 04 'MQTT' 06 02 00 00 00 00 00", "level 6", 0x01),
     ("connect-mqisdp-level-4", "10 0e 00 06 'MQIsdp' 04 02 00 00 00 00", "level 4", 0x01),
     ("connect-reserved-flag", "10 0c 00 04 'MQTT' 04 03 00 00 00 00", "reserved flag", None),
     ("connect-will-qos-no-will", "10 0c 00 04 'MQTT' 04 0a 00 00 00 00", "without the will", None),
@@ -526,10 +526,10 @@ def test_malformed_packet_after_valid_ones_raises() -> None:
 
 
 def test_connect_level_is_checked_before_the_rest() -> None:
-    """An MQTT 5 CONNECT (properties after keepalive) gets CONNACK 0x01, not a parse error."""
-    mqtt5 = h("10 10 00 04 'MQTT' 05 02 00 3c 03 21 00 0a 00 01 'a'")
+    """A CONNECT of an unknown level (here 6, with 5.0 properties) gets CONNACK 0x01."""
+    future = h("10 10 00 04 'MQTT' 06 02 00 3c 03 21 00 0a 00 01 'a'")
     with pytest.raises(MqttProtocolError) as info:
-        decode(mqtt5)
+        decode(future)
     assert info.value.connack_code == 0x01
 
 
