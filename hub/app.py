@@ -15,9 +15,9 @@ from hub.auth import AuthenticateHook, Authenticator, HandshakeHook
 from hub.channels import ChannelService
 from hub.config import ConfigError, HubConfig
 from hub.config_errors import module_load_error
-from hub.engine import ChannelEngine, HistoryResult, MemoryHistory, Publication, memory_engine
-from hub.engine.retained import RetainedStore, retained_store
-from hub.engine.snapshot import load_history, save_history
+from hub.engine import HistoryResult, Publication
+from hub.engine.retained import RetainedStore
+from hub.engine.select import open_backend
 from hub.errors import PermissionDenied
 from hub.handler import Session, SubprotocolHandler
 from hub.hooks import CallHook, ConnectHook, Hooks, PresenceHook, PublishHook, SubscribeHook
@@ -25,7 +25,7 @@ from hub.metrics import HubMetrics
 from hub.registry import ProtocolRegistry, default_registry
 from hub.rpc import CallContext, MethodTable, RpcMethod, collect_marked
 from hub.server import HubServer
-from hub.services import Service, Services
+from hub.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -83,21 +83,25 @@ class Hub:
         self._stopped = asyncio.Event()
         self.node_id = new_node_id()
         self.hooks = Hooks()
-        self.engine, engine_service = self._make_engine()
+        # The backend, chosen once from [engine], supplies every store.
+        self.backend = open_backend(
+            self.config.engine, self.node_id, registry=self.metrics.registry
+        )
+        self.engine = self.backend.engine
         self.engine.on_delivered = self.metrics.deliveries.inc
         self.engine.on_published = self.metrics.publications.inc
         self.channels = ChannelService(self.engine, self.config.channels, self.hooks)
-        # Retained publications (MQTT retain flag), owned here to outlive connections;
-        # in Redis with the Redis engine, so every node sees them.
-        self.retained: RetainedStore = retained_store(self.engine, self.config.mqtt.max_retained)
+        # Retained publications (MQTT retain flag), owned here to outlive connections,
+        # kept where the backend keeps its stores (every node sees them with Redis).
+        self.retained: RetainedStore = self.backend.retained(self.config.mqtt.max_retained)
         auth_failures = self.metrics.auth_failures
         self.auth = Authenticator(
             self.config.auth, on_failure=lambda method: auth_failures.labels(method).inc()
         )
         self.services = Services()
-        if engine_service is not None:
-            # The Redis engine: its connection lives with the hub, its health in /healthz.
-            self.services.add("engine", engine_service)
+        if self.backend.service is not None:
+            # The backend's connections or files live with the hub (Redis: health in /healthz).
+            self.services.add("engine", self.backend.service)
         self._stopping = False
         # Called in order by reload() (SIGHUP): TLS certificates, user tables, keys.
         self._reloaders: list[tuple[str, Callable[[], None]]] = []
@@ -107,30 +111,6 @@ class Hub:
             spec = registry.get(name)
             if spec is not None and spec.setup is not None:
                 spec.setup(self)
-
-    def _make_engine(self) -> tuple[ChannelEngine, Service | None]:
-        """The configured engine, and the service running its connection (if any)."""
-        config = self.config.engine
-        if config.backend == "redis":
-            from hub.engine.redis import RedisBroker, redis_engine
-
-            engine = redis_engine(
-                config.url,
-                self.node_id,
-                registry=self.metrics.registry,
-                prefix=config.prefix,
-                presence_ttl=config.presence_ttl,
-                sentinel_master=config.sentinel_master,
-                sentinels=tuple(
-                    (host, int(port))
-                    for host, _, port in (s.rpartition(":") for s in config.sentinels)
-                ),
-                reconnect_min_delay=config.reconnect_min_delay,
-                reconnect_max_delay=config.reconnect_max_delay,
-            )
-            assert isinstance(engine.broker, RedisBroker)
-            return engine, engine.broker
-        return memory_engine(self.node_id), None
 
     # -- hooks -----------------------------------------------------------
 
@@ -355,10 +335,6 @@ class Hub:
     async def start(self, host: str | None = None, port: int | None = None) -> None:
         self._stopped.clear()
         self._stopping = False
-        state_file = self.config.engine.state_file
-        if state_file is not None and isinstance(self.engine.history, MemoryHistory):
-            restored = load_history(self.engine.history, state_file)
-            logger.info("restored history of %d channel(s) from %s", restored, state_file)
         await self.services.start()
         try:
             await self._server.start(host, port)
@@ -371,11 +347,7 @@ class Hub:
         self._stopping = True
         await self._server.stop()
         await self.services.stop()
-        state_file = self.config.engine.state_file
-        if state_file is not None and isinstance(self.engine.history, MemoryHistory):
-            saved = save_history(self.engine.history, state_file)
-            logger.info("saved history of %d channel(s) to %s", saved, state_file)
-        await self.engine.close()
+        await self.backend.close()
         self._stopped.set()
 
     async def wait_stopped(self) -> None:

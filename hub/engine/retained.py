@@ -4,19 +4,16 @@ MQTT's retain flag uses it, and any protocol with the same idea may. The store
 is owned by the hub (``hub.retained``), not by a connection. The interface is
 narrow: :class:`MemoryRetainedStore` here, and
 :class:`~hub.engine.redis.retained.RedisRetainedStore` for the Redis engine
-(:func:`retained_store` picks the one that goes with the engine).
+(the backend supplies the one that goes with it: ``Backend.retained``).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from hub.engine.base import Publication
 from hub.engine.topics import MULTI, SEPARATOR, SINGLE, is_pattern
-
-if TYPE_CHECKING:
-    from hub.engine.core import ChannelEngine
 
 logger = logging.getLogger(__name__)
 
@@ -34,17 +31,6 @@ class RetainedStore(Protocol):
         """Retained publications of every channel a name or pattern matches."""
 
     async def count(self) -> int: ...
-
-
-def retained_store(engine: ChannelEngine, max_channels: int) -> RetainedStore:
-    """The store that goes with the engine: in Redis for the Redis engine, else in memory."""
-    from hub.engine.redis.broker import RedisBroker  # the redis client only when used
-
-    if isinstance(engine.broker, RedisBroker):
-        from hub.engine.redis.retained import RedisRetainedStore
-
-        return RedisRetainedStore(engine.broker.link, max_channels)
-    return MemoryRetainedStore(max_channels)
 
 
 def retained_copy(publication: Publication) -> Publication:

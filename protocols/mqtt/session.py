@@ -19,6 +19,7 @@ from enum import Enum
 from typing import Final, Protocol
 
 from hub.engine import Kind, Publication
+from hub.engine.sessions import Queued
 from protocols.mqtt.codec import Pubrel, encode, with_packet_id
 from protocols.mqtt.frames import publish_frame, published_qos
 
@@ -45,13 +46,6 @@ class Awaiting(Enum):
 class Inflight:
     frame: bytes  # the PUBLISH as first sent, with its packet id, DUP clear
     awaiting: Awaiting
-
-
-@dataclass(frozen=True, slots=True)
-class Queued:
-    publication: Publication
-    qos: int
-    retain: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Final
 from hub.channels import ChannelService
 from hub.config import MqttConfig
 from hub.engine.bus import NodeBus, NodeGone
-from hub.engine.redis.mqtt_sessions import RedisSessions, StoredSession
+from hub.engine.sessions import Queued, SharedSessions, StoredSession
 from hub.errors import EngineUnavailable
-from protocols.mqtt.session import Queued, SessionState
+from protocols.mqtt.session import Awaiting, Inflight, SessionState
 from protocols.mqtt.store import ANONYMOUS, Claimant, ClientIdTaken, Opened, Owner, SessionStore
 
 if TYPE_CHECKING:
@@ -46,20 +46,33 @@ RELEASE: Final = "mqtt.release"
 
 
 def session_store(hub: Hub) -> SessionStore:
-    """The store that goes with the hub's engine: shared through Redis, or in memory."""
-    from hub.engine.redis.broker import RedisBroker
-
+    """The store the hub's backend supports: shared by the nodes, or in this process."""
     config = hub.config.mqtt
-    broker = hub.engine.broker
-    if not isinstance(broker, RedisBroker):
-        return SessionStore(hub.channels, config)
-    sessions = RedisSessions(
-        broker.link,
-        hub.engine.bus.node_id,
-        expiry=config.session_expiry,
-        max_queued=config.max_queued_messages,
+    shared = hub.backend.shared_sessions(
+        expiry=config.session_expiry, max_queued=config.max_queued_messages
     )
-    return SharedSessionStore(hub.channels, config, sessions, hub.engine.bus)
+    if shared is None:
+        return SessionStore(hub.channels, config)
+    return SharedSessionStore(hub.channels, config, shared, hub.engine.bus)
+
+
+def stored_of(state: SessionState) -> StoredSession:
+    """What of ``state`` is written (the queue aside)."""
+    return StoredSession(
+        dict(state.subscriptions),
+        [(pid, entry.frame, entry.awaiting.value) for pid, entry in state.inflight.items()],
+        sorted(state.awaiting_pubrel),
+        state.last_packet_id,
+    )
+
+
+def restore(stored: StoredSession, state: SessionState) -> None:
+    """Put ``stored`` into ``state`` (its subscriptions are the caller's business)."""
+    state.inflight = {
+        pid: Inflight(frame, Awaiting(awaiting)) for pid, frame, awaiting in stored.inflight
+    }
+    state.awaiting_pubrel = set(stored.awaiting_pubrel)
+    state.last_packet_id = stored.last_packet_id
 
 
 class SharedSessionStore(SessionStore):
@@ -67,7 +80,7 @@ class SharedSessionStore(SessionStore):
         self,
         channels: ChannelService,
         config: MqttConfig,
-        sessions: RedisSessions,
+        sessions: SharedSessions,
         bus: NodeBus,
         *,
         takeover_timeout: float = 2.0,
@@ -164,7 +177,7 @@ class SharedSessionStore(SessionStore):
         client_id = state.client_id
         stored = await self._stored.load(client_id)
         if stored is not None:
-            stored.restore(state)
+            restore(stored, state)
             new = {f: q for f, q in stored.subscriptions.items() if f not in subscribed}
             state.subscriptions.update(stored.subscriptions)
             await self._subscribe(state, new, record=False)
@@ -173,7 +186,7 @@ class SharedSessionStore(SessionStore):
         waiting = await self._stored.take_queue(client_id)
         state.queue = _merged(waiting, state.queue)
         # From now on the session exists in Redis, even with nothing in it yet.
-        await self._stored.save(client_id, StoredSession.of(state), offline=False)
+        await self._stored.save(client_id, stored_of(state), offline=False)
         return stored is not None
 
     async def _subscribe(
@@ -213,7 +226,7 @@ class SharedSessionStore(SessionStore):
             self._stored.spill(client_id, message)
         state.spill = lambda message: self._stored.spill(client_id, message)
         try:
-            await self._stored.save(client_id, StoredSession.of(state), offline=True)
+            await self._stored.save(client_id, stored_of(state), offline=True)
         except EngineUnavailable:
             logger.warning("MQTT session %r: Redis away, its state stays on this node", client_id)
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from hub.engine.bus import NodeBus, NodeGone
-from hub.engine.redis.directory import Entry, RedisDirectory
+from hub.engine.directory import Entry, RegistrationDirectory
 from hub.errors import EngineUnavailable
 from hub.rpc import CallContext
 from protocols.wamp.errors import (
@@ -68,14 +68,11 @@ _CALL_TYPE: Final = MessageType.CALL.value
 
 
 def wamp_cluster(hub: Hub, router: WampRouter) -> WampCluster | None:
-    """The cluster side of the router with the Redis engine; None on one node."""
-    from hub.engine.redis.broker import RedisBroker
-
-    broker = hub.engine.broker
-    if not isinstance(broker, RedisBroker):
+    """The cluster side of the router when the backend has a directory; None on one node."""
+    directory = hub.backend.directory()
+    if directory is None:
         return None
-    bus = hub.engine.bus
-    return WampCluster(hub, router, RedisDirectory(broker.link, bus.node_id), bus)
+    return WampCluster(hub, router, directory, hub.engine.bus)
 
 
 @dataclass(eq=False, slots=True)
@@ -155,7 +152,7 @@ class RemoteCaller:
 
 class WampCluster:
     def __init__(
-        self, hub: Hub, router: WampRouter, directory: RedisDirectory, bus: NodeBus
+        self, hub: Hub, router: WampRouter, directory: RegistrationDirectory, bus: NodeBus
     ) -> None:
         self.hub = hub
         self._router = router

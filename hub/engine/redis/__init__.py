@@ -17,13 +17,12 @@ See docs/scaling.md for the design, the configuration and failure behaviour.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from hub.engine.base import ClientInfo
 from hub.engine.core import ChannelEngine
+from hub.engine.redis.backend import RedisBackend
 from hub.engine.redis.broker import RedisBroker
 from hub.engine.redis.bus import RedisBus
 from hub.engine.redis.link import RedisLink, RedisOptions
@@ -47,26 +46,13 @@ def redis_engine(
     """
     if node_id:
         options.setdefault("client_name", f"wshub-{node_id}")
-    else:
-        node_id = secrets.token_hex(6)  # the node bus needs a name for this node
-    link = RedisLink(RedisOptions(url=url, **options), registry=registry)
-    history = RedisHistory(link, broadcast=True)
-    presence = RedisPresence(link, node_id)
-    broker = RedisBroker(link, history, presence)
-    bus = RedisBus(link, broker, node_id)
-    engine = ChannelEngine(broker, history, presence, node_id=node_id, bus=bus)
-
-    # Looked up at each call: the policy layer may replace engine.on_departed.
-    async def departed(channel: str, member: ClientInfo) -> None:
-        await engine.on_departed(channel, member)
-
-    presence.on_departed = departed
-    return engine
+    return RedisBackend(RedisOptions(url=url, **options), node_id, registry=registry).engine
 
 
 __all__ = [
     "DEFAULT_URL",
     "EngineUnavailable",
+    "RedisBackend",
     "RedisBroker",
     "RedisBus",
     "RedisHistory",

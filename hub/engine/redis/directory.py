@@ -11,11 +11,11 @@ every few seconds, so they come back if Redis lost its data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from redis.commands.core import AsyncScript
 
+from hub.engine.directory import Entry
 from hub.engine.redis.link import RedisLink
 
 # KEYS: hash. ARGV: field, holder, alive key prefix, alive key suffix, this node.
@@ -67,17 +67,9 @@ return live
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A registration another node (or this one) announced."""
-
-    match: str
-    procedure: str
-    node: str
-    registration: int
-
-
 class RedisDirectory:
+    """The directory in two Redis hashes per realm."""
+
     def __init__(self, link: RedisLink, node_id: str) -> None:
         self._link = link
         self._prefix = link.keys.prefix

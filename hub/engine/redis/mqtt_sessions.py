@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -34,8 +33,8 @@ from redis.commands.core import AsyncScript
 
 from hub.engine.redis.codec import carry, decode_body, encode_body
 from hub.engine.redis.link import RedisLink, cancel_requested
+from hub.engine.sessions import Queued, StoredSession
 from hub.errors import EngineUnavailable
-from protocols.mqtt.session import Awaiting, Inflight, Queued, SessionState
 
 logger = logging.getLogger(__name__)
 
@@ -73,34 +72,6 @@ local items = redis.call('LRANGE', KEYS[1], 0, -1)
 redis.call('DEL', KEYS[1])
 return items
 """
-
-
-@dataclass(slots=True)
-class StoredSession:
-    """What of a SessionState must survive a move to another node (the queue aside)."""
-
-    subscriptions: dict[str, int] = field(default_factory=dict)
-    # (packet id, PUBLISH frame as first sent, what it waits for), in sending order.
-    inflight: list[tuple[int, bytes, str]] = field(default_factory=list)
-    awaiting_pubrel: list[int] = field(default_factory=list)
-    last_packet_id: int = 0
-
-    @classmethod
-    def of(cls, state: SessionState) -> StoredSession:
-        return cls(
-            dict(state.subscriptions),
-            [(pid, entry.frame, entry.awaiting.value) for pid, entry in state.inflight.items()],
-            sorted(state.awaiting_pubrel),
-            state.last_packet_id,
-        )
-
-    def restore(self, state: SessionState) -> None:
-        """Put this into ``state`` (its subscriptions are the caller's business)."""
-        state.inflight = {
-            pid: Inflight(frame, Awaiting(awaiting)) for pid, frame, awaiting in self.inflight
-        }
-        state.awaiting_pubrel = set(self.awaiting_pubrel)
-        state.last_packet_id = self.last_packet_id
 
 
 def encode_queued(queued: Queued) -> bytes:

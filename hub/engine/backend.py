@@ -1,0 +1,39 @@
+"""The Backend: one object, chosen once from ``[engine]``, that supplies every store.
+
+Memory (one process), SQLite (one node, durable) and Redis (several nodes)
+implement it side by side (``hub/engine/<name>/``); :func:`hub.engine.select.open_backend`
+is the one place that picks. Nothing above the engine asks which one runs: a
+store a backend cannot offer is ``None`` (no shared MQTT sessions and no
+registration directory on one node), and the caller keeps its own in memory.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from hub.engine.core import ChannelEngine
+    from hub.engine.directory import RegistrationDirectory
+    from hub.engine.retained import RetainedStore
+    from hub.engine.sessions import SharedSessions
+    from hub.services import Service
+
+
+class Backend(Protocol):
+    name: str
+    # This node's fan-out over the backend's broker, history, presence and node bus.
+    engine: ChannelEngine
+    # What runs the backend's connections or files while the hub runs (a hub
+    # service named "engine"); None when there is nothing to run.
+    service: Service | None
+
+    def retained(self, max_channels: int) -> RetainedStore:
+        """The store of retained publications (MQTT's retain flag)."""
+
+    def shared_sessions(self, *, expiry: float | None, max_queued: int) -> SharedSessions | None:
+        """MQTT sessions shared by the nodes; None: sessions live in this process."""
+
+    def directory(self) -> RegistrationDirectory | None:
+        """The WAMP registration directory of a cluster; None on one node."""
+
+    async def close(self) -> None: ...

@@ -1,0 +1,55 @@
+"""The memory backend (``engine.backend = "memory"``): one process, nothing kept on restart."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from hub.engine.core import ChannelEngine
+from hub.engine.directory import RegistrationDirectory
+from hub.engine.memory.stores import MemoryBroker, MemoryHistory, MemoryPresence
+from hub.engine.retained import MemoryRetainedStore, RetainedStore
+from hub.engine.sessions import SharedSessions
+from hub.engine.snapshot import load_history, save_history
+from hub.services import Service
+
+logger = logging.getLogger(__name__)
+
+
+class _StateFile:
+    """History saved on a graceful stop and loaded at start (``engine.state_file``)."""
+
+    def __init__(self, history: MemoryHistory, path: Path) -> None:
+        self._history = history
+        self._path = path
+
+    async def start(self) -> None:
+        restored = load_history(self._history, self._path)
+        logger.info("restored history of %d channel(s) from %s", restored, self._path)
+
+    async def stop(self) -> None:
+        saved = save_history(self._history, self._path)
+        logger.info("saved history of %d channel(s) to %s", saved, self._path)
+
+
+class MemoryBackend:
+    name = "memory"
+
+    def __init__(self, node_id: str = "", *, state_file: Path | None = None) -> None:
+        history = MemoryHistory()
+        self.engine = ChannelEngine(MemoryBroker(), history, MemoryPresence(), node_id=node_id)
+        self.service: Service | None = (
+            _StateFile(history, state_file) if state_file is not None else None
+        )
+
+    def retained(self, max_channels: int) -> RetainedStore:
+        return MemoryRetainedStore(max_channels)
+
+    def shared_sessions(self, *, expiry: float | None, max_queued: int) -> SharedSessions | None:
+        return None
+
+    def directory(self) -> RegistrationDirectory | None:
+        return None
+
+    async def close(self) -> None:
+        await self.engine.close()

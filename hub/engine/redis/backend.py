@@ -1,0 +1,65 @@
+"""The Redis backend: several hub processes share channels, presence, history and sessions."""
+
+from __future__ import annotations
+
+import secrets
+
+from prometheus_client import CollectorRegistry
+
+from hub.engine.base import ClientInfo
+from hub.engine.core import ChannelEngine
+from hub.engine.directory import RegistrationDirectory
+from hub.engine.redis.broker import RedisBroker
+from hub.engine.redis.bus import RedisBus
+from hub.engine.redis.directory import RedisDirectory
+from hub.engine.redis.link import RedisLink, RedisOptions
+from hub.engine.redis.mqtt_sessions import RedisSessions
+from hub.engine.redis.retained import RedisRetainedStore
+from hub.engine.redis.stores import RedisHistory, RedisPresence
+from hub.engine.retained import RetainedStore
+from hub.engine.sessions import SharedSessions
+from hub.services import Service
+
+
+class RedisBackend:
+    """Every store on one :class:`RedisLink`; the broker is the hub service that runs it."""
+
+    name = "redis"
+
+    def __init__(
+        self,
+        options: RedisOptions,
+        node_id: str = "",
+        *,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        # The node bus needs a name for this node.
+        node_id = node_id or secrets.token_hex(6)
+        self.link = RedisLink(options, registry=registry)
+        history = RedisHistory(self.link, broadcast=True)
+        presence = RedisPresence(self.link, node_id)
+        self.broker = RedisBroker(self.link, history, presence)
+        bus = RedisBus(self.link, self.broker, node_id)
+        self.engine = ChannelEngine(self.broker, history, presence, node_id=node_id, bus=bus)
+        self.service: Service | None = self.broker
+        engine = self.engine
+
+        # Looked up at each call: the policy layer may replace engine.on_departed.
+        async def departed(channel: str, member: ClientInfo) -> None:
+            await engine.on_departed(channel, member)
+
+        presence.on_departed = departed
+
+    def retained(self, max_channels: int) -> RetainedStore:
+        return RedisRetainedStore(self.link, max_channels)
+
+    def shared_sessions(self, *, expiry: float | None, max_queued: int) -> SharedSessions | None:
+        return RedisSessions(
+            self.link, self.engine.bus.node_id, expiry=expiry, max_queued=max_queued
+        )
+
+    def directory(self) -> RegistrationDirectory | None:
+        return RedisDirectory(self.link, self.engine.bus.node_id)
+
+    async def close(self) -> None:
+        await self.engine.close()

@@ -1,0 +1,33 @@
+"""The one place a backend is chosen: from the ``[engine]`` section of the config."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+from hub.config import EngineConfig
+from hub.engine.backend import Backend
+from hub.engine.memory.backend import MemoryBackend
+
+
+def open_backend(
+    config: EngineConfig, node_id: str, *, registry: CollectorRegistry | None = None
+) -> Backend:
+    """The configured backend; only the chosen one's modules (and client library) are imported."""
+    if config.backend == "redis":
+        from hub.engine.redis.backend import RedisBackend
+        from hub.engine.redis.link import RedisOptions
+
+        options = RedisOptions(
+            url=config.url,
+            prefix=config.prefix,
+            presence_ttl=config.presence_ttl,
+            sentinel_master=config.sentinel_master,
+            sentinels=tuple(
+                (host, int(port)) for host, _, port in (s.rpartition(":") for s in config.sentinels)
+            ),
+            reconnect_min_delay=config.reconnect_min_delay,
+            reconnect_max_delay=config.reconnect_max_delay,
+            client_name=f"wshub-{node_id}",
+        )
+        return RedisBackend(options, node_id, registry=registry)
+    return MemoryBackend(node_id, state_file=config.state_file)

@@ -1,0 +1,70 @@
+"""MQTT persistent sessions as a backend keeps them: plain records, no protocol logic.
+
+The MQTT handler's session logic (protocols/mqtt) works on these through
+:class:`SharedSessions` (a cluster: sessions move between nodes) or
+:class:`SessionJournal` (one durable node: every change is written before
+it is acknowledged). A backend offers the ones it can keep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from hub.engine.base import Publication
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A QoS 1/2 message waiting for its client."""
+
+    publication: Publication
+    qos: int
+    retain: bool
+
+
+@dataclass(slots=True)
+class StoredSession:
+    """What of a session must survive a move or a restart (the queue aside)."""
+
+    subscriptions: dict[str, int] = field(default_factory=dict)
+    # (packet id, PUBLISH frame as first sent, what it waits for), in sending order.
+    inflight: list[tuple[int, bytes, str]] = field(default_factory=list)
+    awaiting_pubrel: list[int] = field(default_factory=list)
+    last_packet_id: int = 0
+
+
+class SharedSessions(Protocol):
+    """Sessions shared by the nodes of a cluster; a client id belongs to one node at a time."""
+
+    node_id: str
+
+    async def claim(self, client_id: str) -> str | None:
+        """Name this node the owner; the node that owned it before, if any."""
+
+    async def disown(self, client_id: str) -> None: ...
+
+    async def user(self, client_id: str) -> tuple[bool, str | None]:
+        """(whether the session has a user on record, its user id or None for anonymous)."""
+
+    async def set_user(self, client_id: str, user: str | None) -> None:
+        """Record whose session it is (kept until the session ends or expires)."""
+
+    async def subscriptions(self, client_id: str) -> dict[str, int]: ...
+
+    async def load(self, client_id: str) -> StoredSession | None: ...
+
+    async def save(self, client_id: str, stored: StoredSession, *, offline: bool) -> None: ...
+
+    async def save_subscriptions(self, client_id: str, subscriptions: dict[str, int]) -> None: ...
+
+    async def delete(self, client_id: str) -> None: ...
+
+    async def take_queue(self, client_id: str) -> list[Queued]:
+        """Everything queued for the client, and the queue emptied, in one step."""
+
+    def spill(self, client_id: str, queued: Queued) -> None:
+        """Append to the client's queue (ordered, written in the background)."""
+
+    async def flushed(self, timeout: float) -> bool:
+        """True once everything spilled so far is written (False: timed out)."""
