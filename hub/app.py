@@ -8,7 +8,7 @@ import logging
 import secrets
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hub.access import RpcPermissions, Rule
 from hub.auth import AuthenticateHook, Authenticator, HandshakeHook
@@ -26,6 +26,9 @@ from hub.registry import ProtocolRegistry, default_registry
 from hub.rpc import CallContext, MethodTable, RpcMethod, collect_marked
 from hub.server import HubServer
 from hub.services import Services
+
+if TYPE_CHECKING:
+    from hub.api import ApiServer
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +114,23 @@ class Hub:
             spec = registry.get(name)
             if spec is not None and spec.setup is not None:
                 spec.setup(self)
+        self.api: ApiServer | None = None
+        self._setup_api()
+
+    def _setup_api(self) -> None:
+        """Commands between nodes (always: any node may hold the user an API call names),
+        and the server API's listener when a key is configured."""
+        from hub.api import ApiKeys, ApiMethods, ApiServer, ClusterControl
+
+        control = ClusterControl(self.engine, gather_timeout=self.config.api.gather_timeout)
+        self.services.add("cluster", control)
+        if not self.config.api.enabled:
+            return
+        keys = ApiKeys(self.config.api)
+        if self.config.api.keys_file is not None:
+            self.add_reloader(f"API keys {self.config.api.keys_file}", keys.reload)
+        self.api = ApiServer(self, ApiMethods(self, control), keys)
+        self.services.add("api", self.api)
 
     # -- hooks -----------------------------------------------------------
 
@@ -286,6 +306,22 @@ class Hub:
     @property
     def session_ids(self) -> list[str]:
         return list(self._sessions)
+
+    def user_sessions(self, user: str) -> list[tuple[Session, SubprotocolHandler]]:
+        """This node's sessions of ``user`` (an anonymous session is its own user)."""
+        found = []
+        for session, handler in self._sessions.values():
+            identity = session.identity
+            if (identity.user_id if identity is not None else session.id) == user:
+                found.append((session, handler))
+        return found
+
+    def protocol_counts(self) -> dict[str, int]:
+        """This node's sessions by protocol (canonical name)."""
+        counts: dict[str, int] = {}
+        for session, _ in self._sessions.values():
+            counts[session.subprotocol] = counts.get(session.subprotocol, 0) + 1
+        return counts
 
     def _handler(self, session_id: str) -> SubprotocolHandler:
         try:

@@ -516,6 +516,45 @@ class WampConfig(_Section):
         return realms
 
 
+class ApiConfig(_Section):
+    """The server API: HTTP JSON for backends (docs/api.md), on a listener of its own.
+
+    Off unless a key is configured: the API is never open without one.
+    """
+
+    # The API's listener (aiohttp); websockets' server on the hub's port
+    # refuses request bodies, so the API cannot share it.
+    host: str = "127.0.0.1"
+    port: int = Field(8766, ge=0, le=65535)
+    # Keys accepted in "Authorization: apikey <key>", inline or one per line
+    # in a file ("#" comments and blank lines skipped) re-read on SIGHUP.
+    keys: list[str] = []
+    keys_file: FilePath | None = None
+    # Largest request body; over it: HTTP 413.
+    max_body_bytes: int = Field(1024 * 1024, gt=0)
+    # Commands in one batch request.
+    max_batch: int = Field(100, gt=0)
+    # A publish repeating an idempotency_key within this many seconds is not
+    # published again: it gets the first one's result. At most
+    # idempotency_max_keys keys are remembered (the oldest forgotten first).
+    idempotency_window: float = Field(300.0, gt=0)
+    idempotency_max_keys: int = Field(100_000, gt=0)
+    # Seconds a cluster-wide answer (info, channels) waits for other nodes.
+    gather_timeout: float = Field(1.0, gt=0)
+
+    @field_validator("keys")
+    @classmethod
+    def _real_keys(cls, keys: list[str]) -> list[str]:
+        for key in keys:
+            if len(key) < 16 or any(c.isspace() for c in key):
+                raise ValueError("an API key needs at least 16 characters and no whitespace")
+        return keys
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.keys) or self.keys_file is not None
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -530,6 +569,7 @@ class HubConfig(_Section):
     engine: EngineConfig = EngineConfig()
     mqtt: MqttConfig = MqttConfig()
     wamp: WampConfig = WampConfig()
+    api: ApiConfig = ApiConfig()
     logging: LoggingConfig = LoggingConfig()
 
 
@@ -607,6 +647,14 @@ def _resolve_relative_paths(config: HubConfig, base: Path) -> HubConfig:
     if bridge is not None:
         bridge = resolve_files(bridge, "ca_file", "cert_file", "key_file")
         mqtt = mqtt.model_copy(update={"bridge": bridge})
+    api = resolve_files(config.api, "keys_file")
     return config.model_copy(
-        update={"server": server, "auth": auth, "rpc": rpc, "engine": engine, "mqtt": mqtt}
+        update={
+            "server": server,
+            "auth": auth,
+            "rpc": rpc,
+            "engine": engine,
+            "mqtt": mqtt,
+            "api": api,
+        }
     )

@@ -144,8 +144,13 @@ def _render_path(path: list[int | str]) -> str:
 
 def _is_secret(path: list[int | str]) -> bool:
     # [auth] values are secrets and password hashes, WAMP-CRA users hold
-    # secrets: never echo them.
-    return bool(path) and (path[0] == "auth" or "wampcra_users" in path or "secret" in path)
+    # secrets, [api] keys are keys: never echo them.
+    return bool(path) and (
+        path[0] == "auth"
+        or "wampcra_users" in path
+        or "secret" in path
+        or path[:2] == ["api", "keys"]
+    )
 
 
 def _unknown_key(key: str, model: type[BaseModel] | None) -> str:

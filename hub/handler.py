@@ -90,6 +90,18 @@ class SubprotocolHandler(ABC):
         a protocol with its own goodbye (WAMP GOODBYE) says it here.
         """
 
+    async def server_subscribe(self, channel: str) -> bool:
+        """Subscribe the client to ``channel`` for the server (server API ``subscribe``).
+
+        No policy or hook applies: the server decided. False when the protocol
+        cannot carry a subscription the client did not ask for (the default).
+        """
+        return False
+
+    async def server_unsubscribe(self, channel: str) -> bool:
+        """End a subscription for the server; False when the protocol cannot."""
+        return False
+
     def notify(self, method: str, params: Any = None) -> None:
         """Push a server-to-client notification, where the protocol has them."""
         raise NotImplementedError(f"{type(self).__name__} has no server notifications")

@@ -101,6 +101,8 @@ class HubMetrics:
         # Publications a client was not told failed (MQTT QoS 0, WAMP without
         # acknowledge, MQTT to '$' topics), by reason.
         self.publications_dropped = Labeled(Counter, "reason")
+        # Server API requests by HTTP status.
+        self.api_requests = Labeled(Counter, "status")
         self.rpc_latency = Histogram((0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0))
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
@@ -127,6 +129,7 @@ _DESCRIPTIONS = {
     "publications": "Publications accepted by the channel engine",
     "deliveries": "Publications written to subscribers",
     "publications_dropped": "Client publications dropped without telling the client",
+    "api_requests": "Server API requests, by HTTP status",
 }
 
 

@@ -24,6 +24,7 @@ from hub.auth.hooks import (
     HandshakeRequest,
 )
 from hub.auth.passwords import UserTable
+from hub.auth.revocations import Revocations
 from hub.auth.tokens import InvalidToken, JwtVerifier, looks_like_jwt
 from hub.awaitables import maybe_await
 from hub.config import AuthConfig
@@ -50,6 +51,7 @@ class Authenticator:
         self._hook: AuthenticateHook | None = None
         self._handshake_hook: HandshakeHook | None = None
         self._on_failure = on_failure
+        self.revocations = Revocations()
 
     @property
     def allow_anonymous(self) -> bool:
@@ -81,6 +83,14 @@ class Authenticator:
             out.append((f"JWT keys {names}", self.jwt.reload))
         return out
 
+    def _verify(self, token: str) -> Identity:
+        """A JWT's identity, unless invalid or revoked (server API ``revoke``)."""
+        assert self.jwt is not None
+        identity = self.jwt.verify(token)
+        if self.revocations.revoked(identity):
+            raise InvalidToken("token revoked")
+        return identity
+
     def _failed(self, method: str) -> None:
         if self._on_failure is not None:
             self._on_failure(method)
@@ -111,7 +121,7 @@ class Authenticator:
         if self.jwt is not None and token is not None:
             method = "jwt"
             try:
-                return self.jwt.verify(token)
+                return self._verify(token)
             except InvalidToken as exc:
                 reason = str(exc)
         if self._hook is not None:
@@ -156,7 +166,7 @@ class Authenticator:
     async def _check(self, presented: Presented) -> Identity | None:
         try:
             if presented.scheme == BEARER and self.jwt is not None:
-                return self.jwt.verify(presented.value)
+                return self._verify(presented.value)
             if presented.scheme == BASIC and self.users is not None:
                 user, password = basic_credentials(presented.value)
                 if await self.users.check(user, password):
@@ -214,7 +224,7 @@ class Authenticator:
                 raise AuthenticationFailed("this hub checks no tokens ([auth.jwt] is not set)")
             if current is None:
                 raise AuthenticationFailed("an anonymous session has no token to refresh")
-            identity = self.jwt.verify(token)
+            identity = self._verify(token)
             if identity.user_id != current.user_id:
                 raise AuthenticationFailed("the token names another user")
         except AuthenticationFailed:

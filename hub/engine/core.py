@@ -55,6 +55,8 @@ class ChannelEngine:
         self.bus: NodeBus = bus if bus is not None else LocalBus(node_id)
         self._exact: dict[str, Subscribers] = {}
         self._patterns: PatternIndex[Subscribers] = PatternIndex()
+        # Node-level listeners (hub.api's control channel), not clients.
+        self._listeners: dict[str, Callable[[Publication], None]] = {}
         self.on_delivered: Callable[[int], None] = lambda count: None
         self.on_published: Callable[[], None] = lambda: None
         # Told of each member that left without a leave of its own (its node
@@ -84,6 +86,24 @@ class ChannelEngine:
             else:
                 del self._exact[subscription]
             await self.broker.unsubscribe(subscription)
+
+    async def listen(self, channel: str, listener: Callable[[Publication], None]) -> None:
+        """Hand every publication on ``channel`` to ``listener``: a node, not a client.
+
+        Not counted among subscriptions; one listener per channel. Publish to it
+        with ``broker.publish`` (no history, no metrics).
+        """
+        if channel in self._listeners:
+            raise ValueError(f"{channel!r} already has a listener")
+        self._listeners[channel] = listener
+        await self.broker.subscribe(channel)
+
+    def local_channels(self) -> dict[str, int]:
+        """Channels and patterns subscribed on this node, with their local subscribers."""
+        counts = {channel: len(subscribers) for channel, subscribers in self._exact.items()}
+        for pattern, subscribers in self._patterns.items():
+            counts[pattern] = len(subscribers)
+        return counts
 
     def local_subscription_count(self) -> int:
         """Distinct channels and patterns this node is subscribed to."""
@@ -115,6 +135,11 @@ class ChannelEngine:
     def dispatch(self, publication: Publication) -> None:
         """Fan a publication out to this node's subscribers (the broker calls this)."""
         channel = publication.channel
+        if self._listeners:
+            listener = self._listeners.get(channel)
+            if listener is not None:
+                listener(publication)
+                return
         delivered = 0
         exact = self._exact.get(channel)
         if exact:

@@ -156,6 +156,14 @@ class PatternIndex(Generic[T]):
                 break
             del parent.children[level]
 
+    def items(self) -> Iterator[tuple[str, T]]:
+        """Every (pattern, value), in no particular order."""
+        stack = [self._root]
+        while stack:
+            node = stack.pop()
+            yield from node.values.items()
+            stack.extend(node.children.values())
+
     def get(self, pattern: str) -> T | None:
         node = self._root
         for level in pattern.split(SEPARATOR):

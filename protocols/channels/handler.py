@@ -138,6 +138,45 @@ class ChannelsHandler(JsonRpcHandler):
                 continue
             self.session.send(encode_publication(publication, channel), text=True)
 
+    # -- server-side subscriptions (server API subscribe/unsubscribe) ------------
+
+    async def server_subscribe(self, channel: str) -> bool:
+        """Subscribe for the server, then tell the client with a ``subscribed`` notification.
+
+        No namespace rule or hook applies (the server decided); the per-connection
+        limit does. Already subscribed: nothing changes.
+        """
+        if channel in self._subscriptions:
+            return True
+        if len(self._subscriptions) >= self.service.config.max_subscriptions:
+            return False
+        state = self._subscriptions[channel] = _Subscription()
+        try:
+            await self.service.subscribe(self, channel)
+            if is_pattern(channel):
+                position = StreamPosition(0, "")
+            else:
+                position = await self.service.position(channel)
+        except BaseException:
+            await self._drop(channel)
+            raise
+        state.ready = True
+        self.notify(
+            "subscribed",
+            {"channel": channel, "offset": position.offset, "epoch": position.epoch},
+        )
+        self._release(channel, position.offset)
+        return True
+
+    async def server_unsubscribe(self, channel: str) -> bool:
+        """End a subscription for the server; the client gets an ``unsubscribed`` notification."""
+        state = self._subscriptions.get(channel)
+        if state is None or not state.ready:
+            return False
+        await self._drop(channel)
+        self.notify("unsubscribed", {"channel": channel})
+        return True
+
     async def _unsubscribe(self, params: Any) -> dict[str, Any]:
         channel = _parse(ChannelParams, params).channel
         state = self._subscriptions.get(channel)

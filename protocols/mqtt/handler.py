@@ -522,6 +522,37 @@ class MqttHandler(SubprotocolHandler):
                 # brings the filter back.
                 logger.warning("MQTT session %s: unsubscribe not stored", self.session.id)
 
+    # -- server-side subscriptions (server API subscribe/unsubscribe) -----------------
+
+    async def server_subscribe(self, channel: str) -> bool:
+        """Add a subscription for the server; the client gets PUBLISH packets for it.
+
+        MQTT has no packet telling a client of a subscription it did not ask for,
+        but a client takes any PUBLISH: the session's default QoS is granted. No
+        policy or hook applies; the per-session limit does. The session keeps it.
+        """
+        state = self.state
+        if state is None:
+            return False
+        if channel in state.subscriptions:
+            return True
+        if len(state.subscriptions) >= self.hub.config.channels.max_subscriptions:
+            return False
+        state.subscriptions[channel] = min(self.config.default_qos, self.config.max_qos)
+        await self.channels.subscribe(state, channel)
+        try:
+            await self.store.save_subscriptions(state)
+        except EngineUnavailable:
+            logger.warning("MQTT session %s: server subscribe not stored", self.session.id)
+        return True
+
+    async def server_unsubscribe(self, channel: str) -> bool:
+        state = self.state
+        if state is None or channel not in state.subscriptions:
+            return False
+        await self._unsubscribe(state, [channel])
+        return True
+
     # -- the rest ---------------------------------------------------------------------
 
     async def _on_pingreq(self, packet: Pingreq) -> None:

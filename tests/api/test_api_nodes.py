@@ -1,0 +1,140 @@
+"""The server API on two hub processes sharing one private Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
+
+from tests.api.conftest import KEY, call, result
+from tests.multinode.conftest import HubProcess
+from tests.multinode.redis_server import RedisServer, free_port
+from tests.protocols.channels.conftest import ChannelsPeer
+
+pytestmark = pytest.mark.service
+
+
+class ApiNode(HubProcess):
+    """A hub process on Redis with the server API on a port of its own."""
+
+    def __init__(self, directory: Path, name: str, redis_url: str) -> None:
+        super().__init__(directory, name, redis_url)
+        self.api_port = free_port()
+        with self.config.open("a") as config:
+            config.write(f'[api]\nkeys = ["{KEY}"]\nport = {self.api_port}\n')
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A private redis-server on a free port, for this test only."""
+    server = RedisServer(tmp_path)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def nodes(tmp_path: Path, redis_server: RedisServer) -> AsyncIterator[list[ApiNode]]:
+    """Two API nodes on the test's Redis."""
+    started = [ApiNode(tmp_path, f"node{n}", redis_server.url) for n in (1, 2)]
+    await asyncio.gather(*(node.start() for node in started))
+    yield started
+    await asyncio.gather(*(node.stop() for node in started))
+
+
+PeerFactory = Callable[..., Awaitable[ChannelsPeer]]
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[PeerFactory]:
+    """``await peer(node, path)``: a channels.v1 client of one node; closed after."""
+    peers: list[ChannelsPeer] = []
+
+    async def open_peer(node: HubProcess, path: str = "") -> ChannelsPeer:
+        ws = await connect(
+            node.url + path, subprotocols=[Subprotocol("channels.v1")], open_timeout=5
+        )
+        client = ChannelsPeer(ws)
+        peers.append(client)
+        return client
+
+    yield open_peer
+    for client in peers:
+        await client.close()
+
+
+async def test_publish_on_one_node_reaches_the_other(
+    nodes: list[ApiNode], peer: PeerFactory
+) -> None:
+    """A publish through node 1's API reaches a subscriber of node 2, offsets shared."""
+    one, two = nodes
+    subscriber = await peer(two)
+    await subscriber.subscribe("news")
+    first = await result(one.api, "publish", {"channel": "news", "data": "a"})
+    second = await result(two.api, "publish", {"channel": "news", "data": "b"})
+    assert second["offset"] == first["offset"] + 1
+    assert second["epoch"] == first["epoch"]
+    assert [m["data"] for m in await subscriber.messages(2)] == ["a", "b"]
+
+
+async def test_presence_across_nodes(nodes: list[ApiNode], peer: PeerFactory) -> None:
+    """presence through either node's API lists members connected to both."""
+    one, two = nodes
+    for node in nodes:
+        client = await peer(node)
+        await client.subscribe("room", presence=True)
+    for node in (one, two):
+        stats = await result(node.api, "presence_stats", {"channel": "room"})
+        assert stats == {"clients": 2, "users": 2}
+        members = await result(node.api, "presence", {"channel": "room"})
+        assert len(members["members"]) == 2
+
+
+async def test_user_commands_reach_every_node(nodes: list[ApiNode], peer: PeerFactory) -> None:
+    """subscribe and disconnect sent to node 1 reach the user's connection on node 2."""
+    one, two = nodes
+    client = await peer(two)
+    # Anonymous sessions are their own user: the session id, learned from presence.
+    await client.subscribe("who", presence=True)
+    members = await result(one.api, "presence", {"channel": "who"})
+    (user,) = members["members"]
+    assert (await client.notification("join"))["member"]["user"] == user
+    await result(one.api, "subscribe", {"user": user, "channel": "direct"})
+    assert (await client.notification("subscribed"))["channel"] == "direct"
+    await result(one.api, "publish", {"channel": "direct", "data": 1})
+    assert (await client.messages(1))[0]["data"] == 1
+    await result(one.api, "disconnect", {"user": user, "code": 4001, "reason": "bye"})
+    assert await client.closed() == (4001, "bye")
+
+
+async def test_info_and_channels_over_both_nodes(nodes: list[ApiNode], peer: PeerFactory) -> None:
+    """info lists both nodes; channels sums subscribers of both."""
+    one, two = nodes
+    for node in nodes:
+        client = await peer(node)
+        await client.subscribe("shared")
+    info = await result(one.api, "info")
+    assert len(info["nodes"]) == 2
+    assert info["partial"] is False
+    assert sorted(n["connections"] for n in info["nodes"]) == [1, 1]
+    listed = await result(two.api, "channels", {"pattern": "shared"})
+    assert listed["channels"] == {"shared": {"subscribers": 2}}
+
+
+async def test_redis_down_503(nodes: list[ApiNode], redis_server: RedisServer) -> None:
+    """With Redis stopped, publish answers 503 with the unavailable code."""
+    one, _ = nodes
+    await redis_server.stop()
+    status, body = await call(one.api, "publish", {"channel": "x", "data": 1})
+    assert status == 503, body
+    assert body["error"]["code"] == -32017
+    assert json.dumps(body)
