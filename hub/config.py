@@ -25,6 +25,7 @@ from pydantic import (
 
 from hub.config_errors import describe
 from hub.engine.topics import InvalidChannel, validate_pattern
+from hub.hosts import valid_entry
 from hub.proxies import parse_network
 
 # WAMP's loose URI rule (no whitespace, "." or "#" in a component); the hub
@@ -41,6 +42,25 @@ FilePath = Annotated[Path, Field(strict=False)]
 
 
 _SectionT = TypeVar("_SectionT", bound=_Section)
+
+
+ClaimValue = str | int | float | bool
+
+
+class AccessRule(_Section):
+    """Who may do one thing. The empty rule admits everyone, anonymous included.
+
+    All conditions given must hold.
+    """
+
+    # Only sessions with an identity (handshake or protocol login).
+    authenticated: bool = False
+    # Only these user ids.
+    users: list[str] = []
+    # Every claim named must match: a scalar must equal the claim; a list names
+    # the accepted values. A claim that is itself a list (roles = ["a", "b"])
+    # matches when it holds any accepted value.
+    claims: dict[str, ClaimValue | list[ClaimValue]] = {}
 
 
 class TlsConfig(_Section):
@@ -75,6 +95,26 @@ class ServerConfig(_Section):
     # the client: its address then counts for limits.max_connections_per_ip,
     # logs and hooks. Headers from any other peer are ignored (hub.proxies).
     trusted_proxies: list[str] = []
+    # Host names the hub answers (DNS rebinding defence, hub.hosts): names,
+    # "*.example.com" for subdomains, "*" for any. Loopback names (localhost,
+    # 127.0.0.1, [::1], any port) always pass. Empty: a hub bound to a loopback
+    # address answers loopback names only; one bound elsewhere answers any.
+    allowed_hosts: list[str] = []
+    # Who may GET /metrics (credentials as at the handshake: Bearer, Basic,
+    # ?token=, cookie). Unset: everyone when auth.allow_anonymous, else any
+    # authenticated user.
+    metrics_access: AccessRule | None = None
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            if not valid_entry(entry):
+                raise ValueError(
+                    f"{entry!r} is not a host name, IP address, '*.domain' or '*' "
+                    "(no scheme, no port)"
+                )
+        return entries
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -139,25 +179,6 @@ class LimitsConfig(_Section):
             if size <= 0:
                 raise ValueError(f"max_message_size for {protocol!r} must be positive")
         return sizes
-
-
-ClaimValue = str | int | float | bool
-
-
-class AccessRule(_Section):
-    """Who may do one thing. The empty rule admits everyone, anonymous included.
-
-    All conditions given must hold.
-    """
-
-    # Only sessions with an identity (handshake or protocol login).
-    authenticated: bool = False
-    # Only these user ids.
-    users: list[str] = []
-    # Every claim named must match: a scalar must equal the claim; a list names
-    # the accepted values. A claim that is itself a list (roles = ["a", "b"])
-    # matches when it holds any accepted value.
-    claims: dict[str, ClaimValue | list[ClaimValue]] = {}
 
 
 class JwtConfig(_Section):

@@ -83,37 +83,49 @@ def address_key(host: str) -> str:
 class ConnectionSlots:
     """Counts connections in all and per client address, up to the configured limits.
 
-    ``acquire`` at the handshake, ``release`` exactly once when the TCP
-    connection is gone, whatever ended it.
+    Two kinds of slot share the per-address count: a *pending* one from a TCP
+    accept until its request arrives, and an *open* one from an upgrade request
+    until the TCP connection is gone. Each kind has ``max_total`` slots of its
+    own, so sockets that never send a request cannot crowd out WebSockets, nor
+    keep a full hub from answering ``/healthz``; together they bound the hub's
+    sockets to twice ``max_total``. ``release`` exactly once per ``acquire``.
     """
 
-    __slots__ = ("_by_address", "_max_per_address", "_max_total", "_total")
+    __slots__ = ("_by_address", "_max_per_address", "_max_total", "_pending", "_total")
 
     def __init__(self, max_total: int, max_per_address: int) -> None:
         self._max_total = max_total
         self._max_per_address = max_per_address
         self._total = 0
+        self._pending = 0
         self._by_address: dict[str, int] = {}
 
     @property
     def in_use(self) -> int:
         return self._total
 
+    @property
+    def pending(self) -> int:
+        return self._pending
+
     def held_by(self, key: str) -> int:
         return self._by_address.get(key, 0)
 
-    def acquire(self, key: str) -> SlotRefused | None:
+    def acquire(self, key: str, *, pending: bool = False) -> SlotRefused | None:
         """Take a slot for ``key`` (see :func:`address_key`); the reason when refused."""
-        if self._total >= self._max_total:
+        if (self._pending if pending else self._total) >= self._max_total:
             return SlotRefused.MAX_CONNECTIONS
         held = self._by_address.get(key, 0)
         if held >= self._max_per_address:
             return SlotRefused.PER_IP
         self._by_address[key] = held + 1
-        self._total += 1
+        if pending:
+            self._pending += 1
+        else:
+            self._total += 1
         return None
 
-    def release(self, key: str) -> None:
+    def release(self, key: str, *, pending: bool = False) -> None:
         held = self._by_address.get(key, 0)
         if held <= 0:
             raise RuntimeError(f"no connection slot held by {key!r}")
@@ -122,4 +134,7 @@ class ConnectionSlots:
             del self._by_address[key]
         else:
             self._by_address[key] = held - 1
-        self._total -= 1
+        if pending:
+            self._pending -= 1
+        else:
+            self._total -= 1

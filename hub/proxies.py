@@ -71,6 +71,15 @@ class TrustedProxies:
     def trusts(self, address: IpAddress) -> bool:
         return any(address in network for network in self._networks)
 
+    def trusts_host(self, peer_host: str) -> bool:
+        """``trusts`` for a peer address as text; False for anything but an IP address."""
+        if not self._networks:
+            return False
+        try:
+            return self.trusts(_unmapped(ipaddress.ip_address(peer_host.split("%", 1)[0])))
+        except ValueError:
+            return False
+
     def forwarded_client(self, peer_host: str, headers: Headers) -> str | None:
         """The client's address from a trusted peer's ``X-Forwarded-For``, else None.
 

@@ -17,6 +17,7 @@ from websockets.typing import Subprotocol
 from hub.auth import ExpiryWatch, HandshakeRefused, handshake_request
 from hub.errors import PermissionDenied
 from hub.handler import Identity, ProtocolSpec
+from hub.hosts import HostPolicy
 from hub.http import HttpRoutes, text_response
 from hub.limits import ConnectionSlots, MessageRateLimiter, SlotRefused, address_key
 from hub.origins import OriginPolicy
@@ -39,6 +40,28 @@ RATE_CLOSE_REASON = "message rate exceeded"
 RETRY_AFTER = 5
 
 
+def _refused_at_accept(body: bytes) -> bytes:
+    """The 503 written to a socket refused at accept: no request has been read,
+    so the answer goes out before it, then the connection closes."""
+    return (
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Length: %d\r\nRetry-After: %d\r\nConnection: close\r\n\r\n%s"
+        % (len(body), RETRY_AFTER, body)
+    )
+
+
+SLOT_REFUSED_TEXT = {
+    SlotRefused.MAX_CONNECTIONS: "server full: too many connections (limits.max_connections)\n",
+    SlotRefused.PER_IP: "too many connections from your address (limits.max_connections_per_ip)\n",
+}
+ACCEPT_REFUSED = {
+    reason: _refused_at_accept(text.encode()) for reason, text in SLOT_REFUSED_TEXT.items()
+}
+# Request headers the hub reads as one value: a second copy is a 400, not a
+# guess at which one a proxy or the browser meant.
+SINGLE_HEADERS = ("Host", "Origin", "Upgrade", "Authorization")
+
+
 class HubConnection(ServerConnection):
     """A server connection that remembers which protocol it negotiated."""
 
@@ -50,6 +73,9 @@ class HubConnection(ServerConnection):
     # Told when the TCP connection ends before a whole HTTP request arrived
     # (handshake timeout, or the client left); set per hub, see HubServer.
     on_incomplete_request: Callable[[], None] | None = None
+    # Told when the TCP connection is accepted; a refusal closes it at once (the
+    # connection limits count a socket from its accept, not its request).
+    on_accept: Callable[[HubConnection], SlotRefused | None] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.negotiated: ProtocolSpec | None = None
@@ -89,15 +115,26 @@ class HubConnection(ServerConnection):
             self.request.headers = Headers()
         self.response = None
 
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        refused = self.on_accept(self) if self.on_accept is not None else None
+        if refused is not None:
+            transport.write(ACCEPT_REFUSED[refused])
+            transport.close()
+
+    def release(self) -> None:
+        """Give back the connection's slot now (it takes another, or none, next)."""
+        release, self.release_slot = self.release_slot, None
+        if release is not None:
+            release()
+
     def connection_lost(self, exc: Exception | None) -> None:
         # Every end of a connection passes here exactly once, handshake
         # refused, timed out, aborted or closed cleanly: the slot is freed here.
         try:
             super().connection_lost(exc)
         finally:
-            release, self.release_slot = self.release_slot, None
-            if release is not None:
-                release()
+            self.release()
             if self.request is None and self.on_incomplete_request is not None:
                 self.on_incomplete_request()
 
@@ -129,10 +166,15 @@ class HubServer:
         # Loaded now, so a bad certificate fails at start (and `wshub --check`).
         self._tls = ServerTls(config.server.tls) if config.server.tls is not None else None
         self._reloader_added = False
+        self._hosts = HostPolicy(config.server.allowed_hosts, config.server.host)
         incomplete = hub.metrics.handshakes_incomplete
+        on_accept = self._accept
 
         class Connection(HubConnection):
             on_incomplete_request = incomplete.inc
+
+            def on_accept(self, connection: HubConnection) -> SlotRefused | None:
+                return on_accept(connection)
 
         self._connection_class = Connection
 
@@ -183,6 +225,9 @@ class HubServer:
             logger.warning("%s", problem)
         config = self._hub.config
         ws = config.websocket
+        self._hosts = HostPolicy(
+            config.server.allowed_hosts, host if host is not None else config.server.host
+        )
         if self._tls is not None and not self._reloader_added:
             self._hub.add_reloader("TLS certificate", self.reload_tls)
             self._reloader_added = True
@@ -235,13 +280,39 @@ class HubServer:
 
     # -- handshake -------------------------------------------------------
 
+    def _accept(self, connection: HubConnection) -> SlotRefused | None:
+        """A TCP connection holds a slot from its accept, so sockets that never send a
+        request count against the limits (and are dropped after open_timeout).
+
+        A trusted proxy's sockets count in all but not per address: its clients
+        are told apart once their request names them.
+        """
+        peer = connection.peer_host
+        key = f"accept:{id(connection)}" if self._proxies.trusts_host(peer) else address_key(peer)
+        refused = self._slots.acquire(key, pending=True)
+        if refused is not None:
+            self._hub.metrics.handshakes_refused.labels(refused.value).inc()
+            return refused
+
+        def release() -> None:
+            self._slots.release(key, pending=True)
+
+        connection.release_slot = release
+        return None
+
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
+        assert isinstance(connection, HubConnection)
+        # The request is here: the slot taken at accept is given back, and an
+        # upgrade takes one for its client below.
+        connection.release()
+        refused = self._check_request(request)
+        if refused is not None:
+            return refused
         upgrade = request.headers.get("Upgrade", "")
         if upgrade.lower() != "websocket":
-            return self._http.handle(request)
-        assert isinstance(connection, HubConnection)
+            return await self._http_get(connection, request)
         if self._proxies:
             connection.forwarded_for = self._proxies.forwarded_client(
                 connection.peer_host, request.headers
@@ -254,6 +325,35 @@ class HubServer:
         if refused is None:
             refused = await self._authenticate(connection, request)
         return refused
+
+    def _check_request(self, request: Request) -> Response | None:
+        """400 for a second copy of a header read as one value; 421 for a foreign Host."""
+        headers = request.headers
+        for name in SINGLE_HEADERS:
+            if len(headers.get_all(name)) > 1:
+                self._hub.metrics.handshakes_refused.labels("bad_request").inc()
+                logger.info("request refused: more than one %s header", name)
+                return text_response(HTTPStatus.BAD_REQUEST, f"more than one {name} header\n")
+        # /healthz carries nothing a rebinding page could want, and probes send any Host.
+        if self._hosts.allows(headers.get("Host")) or self._http.path_of(request) == "/healthz":
+            return None
+        self._hub.metrics.handshakes_refused.labels("host").inc()
+        logger.info("request refused: Host %r is not allowed", headers.get("Host"))
+        return text_response(
+            HTTPStatus.MISDIRECTED_REQUEST, "host not allowed (server.allowed_hosts)\n"
+        )
+
+    async def _http_get(self, connection: HubConnection, request: Request) -> Response:
+        """A plain HTTP request; guarded routes first learn who asks, as a handshake would."""
+        if not self._http.guarded(request):
+            return self._http.handle(request)
+        try:
+            identity = await self._hub.auth.handshake(
+                handshake_request(request, connection.client_address)
+            )
+        except HandshakeRefused as refused:
+            return refused.response(connection)
+        return self._http.handle(request, identity)
 
     async def _authenticate(self, connection: HubConnection, request: Request) -> Response | None:
         """Set the connection's identity from its credentials (hub.auth), or refuse it."""
@@ -295,18 +395,13 @@ class HubServer:
 
     def _take_slot(self, connection: HubConnection) -> Response | None:
         key = address_key(connection.forwarded_for or connection.peer_host)
-        metrics = self._hub.metrics
         refused = self._slots.acquire(key)
         if refused is not None:
-            metrics.handshakes_refused.labels(refused.value).inc()
-            if refused is SlotRefused.MAX_CONNECTIONS:
-                text = "server full: too many connections (limits.max_connections)\n"
-            else:
-                text = "too many connections from your address (limits.max_connections_per_ip)\n"
-            response = text_response(HTTPStatus.SERVICE_UNAVAILABLE, text)
+            self._hub.metrics.handshakes_refused.labels(refused.value).inc()
+            response = text_response(HTTPStatus.SERVICE_UNAVAILABLE, SLOT_REFUSED_TEXT[refused])
             response.headers["Retry-After"] = str(RETRY_AFTER)
             return response
-        slots = metrics.connection_slots
+        slots = self._hub.metrics.connection_slots
         slots.inc()
 
         def release() -> None:

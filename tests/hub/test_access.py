@@ -312,10 +312,10 @@ async def test_server_side_presence_and_history_ignore_rules() -> None:
 
 
 async def test_openrpc_json_follows_rpc_discover(make_hub: HubFactory) -> None:
-    """GET /openrpc.json is 403 where [rpc.permissions] closes rpc.discover to anonymous callers."""
+    """GET /openrpc.json is 401 where [rpc.permissions] closes rpc.discover to anonymous callers."""
     closed = await make_hub({"rpc": {"permissions": {"rpc.*": {"authenticated": True}}}})
     status, _, body = await http_get(closed, "/openrpc.json")
-    assert status == 403
+    assert status == 401
     assert b"rpc.discover" in body
     open_hub = await make_hub({"rpc": {"permissions": {"admin.*": {"authenticated": True}}}})
     status, _, body = await http_get(open_hub, "/openrpc.json")
