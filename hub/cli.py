@@ -81,6 +81,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def start_hint(url: str, static_dir: Path | None) -> str:
+    """What to do next: the page to open on the same port, and how to stop."""
+    page = "http" + url.removeprefix("ws")  # ws:// -> http://, wss:// -> https://
+    what = "the chat demo" if static_dir is None else f"files of {static_dir}"
+    return f"open {page} in a browser ({what}); stop with Ctrl+C"
+
+
 async def _serve(hub: Hub, host: str | None, port: int | None) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -95,6 +102,7 @@ async def _serve(hub: Hub, host: str | None, port: int | None) -> None:
         hub.url,
         ", ".join(hub.server.registry.wire_names),
     )
+    logger.info("%s", start_hint(hub.url, hub.config.server.static_dir))
     await stop.wait()
     logger.info("shutting down: closing clients with 1001")
     await hub.stop()

@@ -9,11 +9,14 @@ import signal
 import socket
 import sys
 import textwrap
+import urllib.request
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+
+from tests.wshub_process import running_wshub
 
 BIN = Path(sys.executable).parent
 LAUNCHERS = {
@@ -244,3 +247,32 @@ async def test_serves_config_methods_and_stops_on_signal(
     assert code == 0, stderr
     assert "Traceback" not in stderr
     assert "shutting down" in stderr
+
+
+async def test_start_message_names_the_page_and_how_to_stop(tmp_path: Path) -> None:
+    """The start message gives the ws:// URL, the http:// page on that port and Ctrl+C."""
+    async with running_wshub(cwd=tmp_path) as hub:
+        ws_port = hub.url.removeprefix("ws://127.0.0.1:").rstrip("/")
+        assert hub.page == f"http://127.0.0.1:{ws_port}/"
+        assert "(the chat demo); stop with Ctrl+C" in hub.log[-1]
+        page = await asyncio.to_thread(fetch, hub.page)
+        assert "<html" in page.lower()
+        code, log = await hub.stop()
+    assert code == 0, log
+
+
+async def test_start_message_names_the_static_dir(tmp_path: Path) -> None:
+    """With ``server.static_dir`` the page to open is that directory's."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("<html>my own page</html>")
+    config = tmp_path / "hub.toml"
+    config.write_text('[server]\nstatic_dir = "site"\n')
+    async with running_wshub("--config", str(config), cwd=tmp_path) as hub:
+        assert f"(files of {tmp_path / 'site'})" in hub.log[-1]
+        assert await asyncio.to_thread(fetch, hub.page) == "<html>my own page</html>"
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body: bytes = response.read()
+    return body.decode()
