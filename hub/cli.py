@@ -15,6 +15,9 @@ from hub.config import ConfigError, HubConfig, load_config
 
 logger = logging.getLogger("hub")
 
+# Client commands (hub/client_cli.py), imported only when used.
+CLIENT_VERBS = ("call", "subscribe", "publish")
+
 
 def tcp_port(text: str) -> int:
     """An argparse type: a port number 0-65535 (a bad one exits 2 with usage, no traceback)."""
@@ -31,7 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wshub",
         description="WebSocket messaging hub: JSON-RPC 2.0, channels, MQTT and WAMP on one port.",
-        epilog="`wshub hash-password` prints an argon2id hash for [auth.basic] users.",
+        epilog=(
+            "Other commands: `wshub call METHOD [PARAMS]` calls one JSON-RPC method, "
+            "`wshub subscribe CHANNEL` prints a channel's messages as JSON lines, "
+            "`wshub publish CHANNEL DATA` publishes one (each with --help); "
+            "`wshub hash-password` prints an argon2id hash for [auth.basic] users."
+        ),
     )
     parser.add_argument("--config", "-c", type=Path, help="TOML (or YAML) config file")
     parser.add_argument("--host", help="override server.host")
@@ -46,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hub.auth.command import hash_password_main
 
         return hash_password_main(argv[1:])
+    if argv[:1] and argv[0] in CLIENT_VERBS:
+        from hub.client_cli import client_main
+
+        return client_main(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config) if args.config else HubConfig()
