@@ -1,7 +1,7 @@
 """``wshub call`` / ``subscribe`` / ``publish``: a command-line client the install brings.
 
 One connection per command, to a hub at ``--url`` (or the one ``--config``
-describes, or ws://127.0.0.1:8765/):
+describes, or ``$WSHUB_URL``, or ws://127.0.0.1:8765/):
 
 - ``call METHOD [PARAMS]`` sends one JSON-RPC 2.0 request (jsonrpc.2.0) and
   prints its result as one JSON line; an error object goes to stderr and exits 1.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,7 +55,9 @@ def build_parser(verb: str) -> argparse.ArgumentParser:
             "--count", "-n", type=_positive, help="exit after this many messages (default: never)"
         )
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--url", help=f"the hub's WebSocket URL (default {DEFAULT_URL})")
+    where.add_argument(
+        "--url", help=f"the hub's WebSocket URL (default: $WSHUB_URL, else {DEFAULT_URL})"
+    )
     where.add_argument("--config", "-c", type=Path, help="find the hub from this config file")
     parser.add_argument("--token", help="a JWT, sent as Authorization: Bearer")
     parser.add_argument(
@@ -177,7 +180,7 @@ def _hub_url(url: str | None, config_path: Path | None) -> str:
     if url is not None:
         return url
     if config_path is None:
-        return DEFAULT_URL
+        return os.environ.get("WSHUB_URL") or DEFAULT_URL
     try:
         server = load_config(config_path).server
     except ConfigError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import textwrap
 from collections.abc import AsyncIterator
@@ -42,9 +43,15 @@ async def wshub(tmp_path: Path) -> AsyncIterator[WshubProcess]:
         yield hub
 
 
-async def wshub_command(*args: str, timeout: float = 20) -> tuple[int, str, str]:
+async def wshub_command(
+    *args: str, timeout: float = 20, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        WSHUB, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        WSHUB,
+        *args,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     async with asyncio.timeout(timeout):
         stdout, stderr = await process.communicate()
@@ -110,6 +117,12 @@ async def test_call_to_no_hub_exits_1() -> None:
     assert code == 1
     assert err.startswith(f"wshub call: cannot reach the hub at {url}")
     assert "Traceback" not in err
+
+
+async def test_wshub_url_environment_variable(wshub: WshubProcess) -> None:
+    """Without --url, $WSHUB_URL names the hub."""
+    code, out, err = await wshub_command("call", "math.add", "[2, 3]", env={"WSHUB_URL": wshub.url})
+    assert (code, out, err) == (0, "5\n", "")
 
 
 async def test_config_finds_the_hub(tmp_path: Path) -> None:
