@@ -60,6 +60,8 @@ class BuildPyWithAssets(build_py):
             for path in assets.demo_files(demo_source)
         ]
         missing = [str(source) for source, _ in pairs if not source.is_file()]
+        if not (demo_source / "index.html").is_file():
+            missing.append(str(demo_source / "index.html"))
         if missing:
             raise FileNotFoundError(f"files the wheel must carry are missing: {missing}")
         return pairs

@@ -1,5 +1,5 @@
-"""The wheel is the product: built from a copy of the checkout, installed into a fresh
-venv with the locked runtime dependencies, run from a directory outside the checkout."""
+"""The wheel is the product: built from the sdist of a copy of the checkout, installed into
+a fresh venv with the locked runtime dependencies, run from a directory outside the checkout."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -75,9 +76,17 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     source = tmp / "source"
     shutil.copytree(ROOT, source, ignore=NOT_SOURCE, symlinks=True)
     dist = tmp / "dist"
+    # The wheel is built from the sdist, as `python -m build` does for a release:
+    # that proves MANIFEST.in brings what the build step copies.
+    run(sys.executable, "-c", "from setuptools import build_meta; build_meta.build_sdist('sdist')",
+        cwd=source)  # fmt: skip
+    (sdist,) = (source / "sdist").glob("wshub-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        archive.extractall(tmp / "unpacked", filter="data")
+    (unpacked,) = (tmp / "unpacked").iterdir()
     # The locked setuptools of the running venv builds it (no build isolation, offline).
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", dist, ".",
-        cwd=source)  # fmt: skip
+        cwd=unpacked)  # fmt: skip
     (wheel,) = dist.glob("wshub-*.whl")
     venv = tmp / "venv"
     run(sys.executable, "-m", "venv", "--without-pip", venv)
