@@ -16,7 +16,7 @@ from hub.config import ConfigError, HubConfig, load_config
 logger = logging.getLogger("hub")
 
 # Client commands (hub/client_cli.py), imported only when used.
-CLIENT_VERBS = ("call", "subscribe", "publish")
+CLIENT_VERBS = ("call", "subscribe", "publish", "presence")
 
 
 def tcp_port(text: str) -> int:
@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Other commands: `wshub call METHOD [PARAMS]` calls one JSON-RPC method, "
             "`wshub subscribe CHANNEL` prints a channel's messages as JSON lines, "
-            "`wshub publish CHANNEL DATA` publishes one (each with --help); "
+            "`wshub publish CHANNEL DATA` publishes one, `wshub presence CHANNEL` prints who "
+            "is in it (both through the server API with --api-key or $WSHUB_API_KEY; "
+            "each with --help); "
             "`wshub hash-password` prints an argon2id hash for [auth.basic] users."
         ),
     )

@@ -9,6 +9,13 @@ describes, or ``$WSHUB_URL``, or ws://127.0.0.1:8765/):
   notification's params as a JSON line (``--count N`` stops after N).
 - ``publish CHANNEL DATA`` publishes one JSON value on channels.v1 and prints
   the result (its offset and epoch).
+- ``presence CHANNEL`` prints the channel's members by user.
+
+``publish`` and ``presence`` go through the server API instead (as the
+server: no client rule applies) when an API key is given: ``--api-key``,
+``$WSHUB_API_KEY``, or the first of ``[api] keys`` in ``--config``; the API's
+URL is ``--api``, ``$WSHUB_API_URL``, the config's ``[api] host``/``port``, or
+http://127.0.0.1:8766.
 
 stdout carries JSON only, so the output pipes into ``jq``; what a human needs
 (errors, "subscribed to ...") goes to stderr. Exit codes: 0 done, 1 an error
@@ -33,6 +40,8 @@ from websockets.typing import Subprotocol
 from hub.config import ConfigError, load_config
 
 DEFAULT_URL = "ws://127.0.0.1:8765/"
+DEFAULT_API_URL = "http://127.0.0.1:8766"
+API_VERBS = ("publish", "presence")
 
 
 class CommandFailed(Exception):
@@ -50,6 +59,17 @@ def build_parser(verb: str) -> argparse.ArgumentParser:
         parser.add_argument("channel", help="a channel name (subscribe: or an MQTT-style pattern)")
     if verb == "publish":
         parser.add_argument("data", type=_json_arg, help='a JSON value, e.g. \'{"text": "hi"}\'')
+    if verb in API_VERBS:
+        parser.add_argument(
+            "--api-key", help="publish through the server API with this key ($WSHUB_API_KEY)"
+        )
+        parser.add_argument(
+            "--api", help=f"the server API's URL (default: $WSHUB_API_URL, else {DEFAULT_API_URL})"
+        )
+    if verb == "publish":
+        parser.add_argument(
+            "--idempotency-key", help="with the API: a repeat of this key publishes once"
+        )
     if verb == "subscribe":
         parser.add_argument(
             "--count", "-n", type=_positive, help="exit after this many messages (default: never)"
@@ -70,6 +90,7 @@ _DESCRIPTIONS = {
     "call": "Call one JSON-RPC method and print its result as JSON.",
     "subscribe": "Subscribe to a channel and print each message as a JSON line.",
     "publish": "Publish one JSON value to a channel and print its offset.",
+    "presence": "Print who is in a channel, by user.",
 }
 
 
@@ -79,6 +100,10 @@ def client_main(verb: str, argv: Sequence[str]) -> int:
     if verb == "call" and args.params is not None and not isinstance(args.params, list | dict):
         parser.error("params must be a JSON array or object (JSON-RPC 2.0, section 4.2)")
     try:
+        if verb in API_VERBS:
+            api = _api_target(args)
+            if api is not None:
+                return _run_api(verb, args, *api)
         url = _hub_url(args.url, args.config)
         return asyncio.run(_run(verb, args, url))
     except CommandFailed as exc:
@@ -104,6 +129,8 @@ async def _run(verb: str, args: argparse.Namespace, url: str) -> int:
                 _print(await peer.request(args.method, args.params))
             elif verb == "publish":
                 _print(await peer.request("publish", {"channel": args.channel, "data": args.data}))
+            elif verb == "presence":
+                _print((await peer.request("presence", {"channel": args.channel}))["members"])
             else:
                 await _subscribe(peer, args.channel, args.count)
     except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
@@ -174,6 +201,48 @@ class _Peer:
                 await self.ws.send(json.dumps(reply))
                 continue
             return message
+
+
+def _api_target(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The server API's URL and key, when a key is given (else None: use the WebSocket)."""
+    key = args.api_key or os.environ.get("WSHUB_API_KEY")
+    url = args.api or os.environ.get("WSHUB_API_URL")
+    if args.config is not None and (key is None or url is None):
+        try:
+            api = load_config(args.config).api
+        except ConfigError as exc:
+            raise CommandFailed(str(exc)) from None
+        if key is None and api.keys:
+            key = api.keys[0]
+        if key is None and api.keys_file is not None:
+            from hub.api.keys import KeysFileError, read_keys_file
+
+            try:
+                key = next(iter(read_keys_file(api.keys_file)), None)
+            except KeysFileError as exc:
+                raise CommandFailed(str(exc)) from None
+        if url is None:
+            host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(api.host, api.host)
+            url = f"http://[{host}]:{api.port}" if ":" in host else f"http://{host}:{api.port}"
+    if key is None:
+        return None
+    return url or DEFAULT_API_URL, key
+
+
+def _run_api(verb: str, args: argparse.Namespace, url: str, key: str) -> int:
+    from hub.client import ApiRequestError, ApiUnreachable, SyncApiClient
+
+    api = SyncApiClient(url, key, timeout=args.timeout)
+    try:
+        if verb == "publish":
+            _print(api.publish(args.channel, args.data, idempotency_key=args.idempotency_key))
+        else:
+            _print(api.presence(args.channel)["members"])
+    except ApiRequestError as exc:
+        raise CommandFailed(f"the server API refused: {exc}") from None
+    except ApiUnreachable as exc:
+        raise CommandFailed(str(exc)) from None
+    return 0
 
 
 def _hub_url(url: str | None, config_path: Path | None) -> str:

@@ -69,14 +69,17 @@ async def test_reconnect_recovers_missed_messages(hub: Hub) -> None:
 async def test_server_side_subscription_appears(make_hub: HubFactory) -> None:
     """A server API subscribe for this client's user shows up in client.subscriptions."""
     hub = await make_hub(api_config())
-    seen: list[str] = []
-    async with ChannelsClient(hub.url, on_notification=lambda m, p: seen.append(m)) as client:
+    told = asyncio.Event()
+
+    def notified(method: str, params: dict[str, object]) -> None:
+        if method == "subscribed":
+            told.set()
+
+    async with ChannelsClient(hub.url, on_notification=notified) as client:
         await client.subscribe("me", presence=True)
         (user,) = (await client.presence("me")).keys()
         await result(hub, "subscribe", {"user": user, "channel": "pushed"})
         async with asyncio.timeout(5):
-            while "pushed" not in client.subscriptions:
-                await asyncio.sleep(0.01)
+            await told.wait()
         await result(hub, "publish", {"channel": "pushed", "data": "hello"})
         assert (await client.subscriptions["pushed"].get(timeout=5))["data"] == "hello"
-        assert "subscribed" in seen
