@@ -2,6 +2,7 @@
 
 from hub.app import Hub, SessionNotFound
 from hub.config import ConfigError, HubConfig, load_config
+from hub.errors import PermissionDenied
 from hub.handler import Identity, ProtocolSpec, Session, SubprotocolHandler
 from hub.rpc import CallContext, RpcError, rpc
 
@@ -11,6 +12,7 @@ __all__ = [
     "Hub",
     "HubConfig",
     "Identity",
+    "PermissionDenied",
     "ProtocolSpec",
     "RpcError",
     "Session",
