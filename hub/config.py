@@ -517,6 +517,11 @@ class WampConfig(_Section):
     # each had asked (disclose_me); Autobahn|Python clients can no longer ask.
     disclose_publisher: bool = False
     disclose_caller: bool = False
+    # Who sees other sessions' authid, authmethod, authprovider and transport
+    # (peer address) in the session meta API (wamp.session.on_join/on_leave,
+    # wamp.session.get). Unset: nobody; others' sessions show their id and
+    # authrole only. A session always sees all of its own details.
+    session_details_access: AccessRule | None = None
     # Seconds a client has to send HELLO after the WebSocket opens, and to
     # answer a CHALLENGE.
     hello_timeout: float = Field(10.0, gt=0)

@@ -56,8 +56,10 @@ class Subscription:
         self.local = _is_meta(topic, match)
         self.peers: dict[Peer, None] = {}
 
-    def deliver(self, publication: Publication, subscription: str) -> None:
-        """Called by the engine (or the router, for meta-events); must not block."""
+    def deliver(
+        self, publication: Publication, subscription: str, peers: tuple[Peer, ...] | None = None
+    ) -> None:
+        """Called by the engine (or the router, for meta-events, to some ``peers``)."""
         if publication.kind is not Kind.MESSAGE or not self.peers:
             return
         topic = None
@@ -72,7 +74,7 @@ class Subscription:
         info = wamp_info(publication)
         receivers = Receivers(info)
         disclose = info is not None and "publisher" in info
-        for peer in tuple(self.peers):
+        for peer in tuple(self.peers) if peers is None else peers:
             if not receivers.admit(peer):
                 continue
             frame = event_frame(publication, peer.serializer, self.id, topic, disclose)
@@ -129,11 +131,12 @@ class Broker:
             raise channel_error(
                 LimitExceeded(f"at most {self._max_subscriptions} subscriptions per session")
             )
-        if not _is_meta(topic, match):
-            try:
-                await self._channels.authorize_subscribe(peer.context, channel)
-            except ChannelError as exc:
-                raise channel_error(exc) from None
+        # Meta topics too: the namespace of their channel (wamp/session/...) and
+        # the subscribe hooks decide who may watch sessions come and go.
+        try:
+            await self._channels.authorize_subscribe(peer.context, channel)
+        except ChannelError as exc:
+            raise channel_error(exc) from None
         async with self._lock:
             subscription = self._by_key.get((topic, match))
             if subscription is None:
@@ -205,17 +208,28 @@ class Broker:
             raise channel_error(exc) from None
         return publication_id
 
-    def publish_meta(self, topic: str, args: list[Any], kwargs: dict[str, Any] | None) -> None:
-        """A router event (``wamp.session.on_join``...) to this realm's subscribers."""
+    def publish_meta(self, topic: str, about: Peer, args: list[Any], redacted: list[Any]) -> None:
+        """A router event about a session (``wamp.session.on_join``...) to this realm's
+        subscribers: ``args`` to those who may see its details, ``redacted`` to the others.
+        """
         channel = self._realm.channel_for(topic, "exact")
-        publication = Publication(
-            channel,
-            to_data(args, kwargs),
-            extras={"wamp": {"id": random_id(), "args": args, "kwargs": kwargs}},
-        )
+        full = self._meta_publication(channel, args)
+        short = self._meta_publication(channel, redacted)
         for subscription in list(self._by_key.values()):
             if subscription.local and matches(subscription.channel, channel):
-                subscription.deliver(publication, subscription.channel)
+                seeing: list[Peer] = []
+                others: list[Peer] = []
+                for peer in subscription.peers:
+                    (seeing if self._realm.sees_details(peer, about) else others).append(peer)
+                if seeing:
+                    subscription.deliver(full, subscription.channel, tuple(seeing))
+                if others:
+                    subscription.deliver(short, subscription.channel, tuple(others))
+
+    @staticmethod
+    def _meta_publication(channel: str, args: list[Any]) -> Publication:
+        extras = {"wamp": {"id": random_id(), "args": args, "kwargs": None}}
+        return Publication(channel, to_data(args, None), extras=extras)
 
 
 def _check_publish_options(options: Mapping[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+from hub.access import Rule
 from hub.config import WampRealmConfig
 from protocols.wamp.broker import Broker
 from protocols.wamp.dealer import Dealer
@@ -36,6 +37,8 @@ class Realm:
             disclose=hub.config.wamp.disclose_publisher,
         )
         self.dealer = Dealer(self, hub)
+        rule = hub.config.wamp.session_details_access
+        self._details_rule = Rule(rule) if rule is not None else None
 
     # -- names -----------------------------------------------------------------
 
@@ -57,9 +60,27 @@ class Realm:
 
     # -- sessions --------------------------------------------------------------
 
+    def sees_details(self, viewer: Peer, peer: Peer) -> bool:
+        """Whether ``viewer`` may see ``peer``'s authid, method and transport."""
+        if viewer is peer:
+            return True
+        rule = self._details_rule
+        return rule is not None and rule.admits(viewer.context.identity)
+
+    def details_for(self, viewer: Peer, peer: Peer) -> dict[str, Any]:
+        """``peer`` as ``viewer`` may see it: everything, or its id and authrole."""
+        if self.sees_details(viewer, peer):
+            return peer.details()
+        return {"session": peer.session_id, "authrole": peer.authrole}
+
     def join(self, peer: Peer) -> None:
         self.sessions[peer.session_id] = peer
-        self.broker.publish_meta(ON_JOIN, [peer.details()], None)
+        self.broker.publish_meta(
+            ON_JOIN,
+            peer,
+            [peer.details()],
+            [{"session": peer.session_id, "authrole": peer.authrole}],
+        )
 
     async def leave(self, peer: Peer) -> None:
         if self.sessions.get(peer.session_id) is not peer:
@@ -67,7 +88,12 @@ class Realm:
         del self.sessions[peer.session_id]
         await self.dealer.leave(peer)
         await self.broker.leave(peer)
-        self.broker.publish_meta(ON_LEAVE, [peer.session_id, peer.authid, peer.authrole], None)
+        self.broker.publish_meta(
+            ON_LEAVE,
+            peer,
+            [peer.session_id, peer.authid, peer.authrole],
+            [peer.session_id, "", peer.authrole],
+        )
 
     # -- session meta procedures -------------------------------------------------
 
@@ -92,5 +118,5 @@ class Realm:
             peer = self.sessions.get(session_id) if isinstance(session_id, int) else None
             if peer is None:
                 raise WampError(NO_SUCH_SESSION, f"no session {session_id!r}")
-            return [peer.details()]
+            return [self.details_for(caller, peer)]
         raise WampError(NO_SUCH_PROCEDURE, f"no procedure {procedure!r}")

@@ -157,9 +157,11 @@ async def test_leaving_releases_registrations(hub: Hub, raw_wamp: RawFactory) ->
 
 @ALL_SERIALIZERS
 async def test_meta_events_announce_join_and_leave(
-    hub: Hub, wamp: WampFactory, serializer: str
+    make_hub: HubFactory, wamp: WampFactory, serializer: str
 ) -> None:
     """wamp.session.on_join and on_leave reach subscribers with the spec's payloads."""
+    # Everyone sees every detail here (the default shows others' id and role only).
+    hub = await make_hub({"wamp": {"session_details_access": {}}})
     watcher = await wamp(hub, serializer)
     joins: asyncio.Queue[Any] = asyncio.Queue()
     leaves: asyncio.Queue[Any] = asyncio.Queue()
