@@ -28,6 +28,7 @@ from hub.engine.topics import (
 from hub.errors import FeatureDisabled, InvalidChannelName, PayloadTooLarge, PermissionDenied
 from hub.handler import Identity
 from hub.hooks import Hooks
+from hub.payloads import MAX_DELIVERED_DEPTH, deeper_than
 from hub.rpc import CallContext
 
 
@@ -217,6 +218,16 @@ class ChannelService:
         return publication
 
     async def _publish(self, publication: Publication, namespace: NamespaceConfig) -> None:
+        # Whatever protocol it came from: a value the JSON replies that carry
+        # it could not encode must never reach history (a "poison" message).
+        data = publication.data
+        if not isinstance(data, bytes | bytearray | memoryview) and deeper_than(
+            data, MAX_DELIVERED_DEPTH
+        ):
+            raise PayloadTooLarge(
+                f"payload nested deeper than {MAX_DELIVERED_DEPTH} levels "
+                f"for {publication.channel!r}"
+            )
         await self.engine.publish(
             publication, history_size=namespace.history_size, history_ttl=namespace.history_ttl
         )
@@ -238,6 +249,12 @@ class ChannelService:
 
     async def join(self, channel: str, member: ClientInfo) -> None:
         channel, namespace = self._presence_namespace(channel)
+        # Every watcher gets the info with each join and leave: a big one multiplies.
+        limit = self.config.max_presence_info_bytes
+        if member.info is not None and payload_size(member.info) > limit:
+            raise PayloadTooLarge(
+                f"presence info over {limit} bytes (channels.max_presence_info_bytes)"
+            )
         first = await self.engine.join(channel, member, announce=namespace.join_leave)
         if first:
             await self.hooks.run_presence(self.hooks.join, channel, member)

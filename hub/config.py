@@ -171,6 +171,16 @@ class LimitsConfig(_Section):
     # refused messages before its bucket is full again) is closed with 1008.
     message_rate: float = Field(1000.0, gt=0)
     message_burst: int = Field(2000, gt=0)
+    # Requests in one JSON-RPC / channels.v1 batch; a larger batch is refused
+    # whole with one -32600 error. Every element (and every MQTT packet of a
+    # message) takes its own token of message_rate and its own slot of
+    # max_concurrent_requests.
+    max_batch_size: int = Field(100, gt=0)
+    # Nesting of arrays and objects in an inbound JSON-RPC / channels.v1
+    # message or WAMP message (any serializer); deeper is refused with the
+    # protocol's error. At most 200: replies wrap values in a few more levels
+    # and the JSON encoder stops at 254.
+    max_json_depth: int = Field(64, ge=4, le=200)
 
     @field_validator("max_message_size")
     @classmethod
@@ -326,6 +336,13 @@ class ChannelsConfig(_Section):
     namespaces: dict[str, NamespaceConfig] = {}
     max_channel_length: int = Field(255, gt=0)
     max_subscriptions: int = Field(256, gt=0)
+    # Bytes of publications in one history reply (and in a recovering
+    # subscribe's); what does not fit is left out (history: "truncated",
+    # recovery: "recovered" false). The connection's free outbound budget
+    # (limits.max_outbound_bytes) bounds it further.
+    max_history_reply_bytes: int = Field(1024 * 1024, gt=0)
+    # Bytes of JSON in a presence member's "info", checked at join.
+    max_presence_info_bytes: int = Field(4096, ge=0)
 
 
 class EngineConfig(_Section):
@@ -345,6 +362,13 @@ class EngineConfig(_Section):
     # Seconds a presence entry outlives its node: a node that dies (kill -9)
     # leaves no members behind after this long. Live nodes refresh every third.
     presence_ttl: float = Field(30.0, gt=0)
+    # Memory engine: channels with a history stream, and bytes of payload kept
+    # in all of them. Past either, the least recently used stream is dropped
+    # (a client recovering from it gets "recovered" false). A stream with
+    # nothing kept is forgotten after history_idle_ttl seconds untouched.
+    history_max_channels: int = Field(10_000, gt=0)
+    history_max_bytes: int = Field(64 * 1024 * 1024, gt=0)
+    history_idle_ttl: float = Field(600.0, gt=0)
     # Sentinel: the master's name and the sentinels as "host:port".
     sentinel_master: str | None = None
     sentinels: list[str] = []
@@ -449,10 +473,20 @@ class MqttConfig(_Section):
     # QoS 1/2 messages waiting for a session (offline, or inflight window full);
     # the oldest is dropped when full.
     max_queued_messages: int = Field(1000, ge=1)
-    # Seconds an offline clean_session=0 session is kept; unset keeps it forever.
-    session_expiry: float | None = Field(None, gt=0)
-    # Channels holding a retained message, at most.
+    # Bytes of payload in that queue, per session; the oldest is dropped past it.
+    max_queued_bytes: int = Field(1024 * 1024, ge=1)
+    # Seconds an offline clean_session=0 session is kept (one day, as EMQX's
+    # and HiveMQ's order of magnitude); unset keeps it forever.
+    session_expiry: float | None = Field(86_400.0, gt=0)
+    # Offline persistent sessions kept at most; past it the one offline the
+    # longest is dropped.
+    max_offline_sessions: int = Field(1000, ge=1)
+    # Channels holding a retained message, at most, and their payload bytes in
+    # all; past either a new retained message is refused (not stored).
     max_retained: int = Field(100_000, ge=0)
+    max_retained_bytes: int = Field(64 * 1024 * 1024, ge=0)
+    # Seconds a retained message is kept; unset keeps it until replaced.
+    retained_expiry: float | None = Field(None, gt=0)
     # Who may CONNECT with a client id whose session (connected or kept) is
     # another user's, and so take it over. Unset: nobody; only the session's
     # own user (anonymous sessions: anonymous clients) may, others get CONNACK 2.

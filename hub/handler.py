@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from hub.limits import UNMETERED, WorkMeter
+
 if TYPE_CHECKING:
     from hub.app import Hub
 
@@ -59,11 +61,22 @@ class Session(Protocol):
     def send(self, message: str | bytes, *, text: bool | None = None) -> None:
         """Queue a message without blocking; a consumer too slow to drain is closed."""
 
+    def outbound_room(self) -> int:
+        """Bytes the connection's outbound budget still holds (limits.max_outbound_bytes).
+
+        Handlers size replies to it before building them: what does not fit
+        would close the connection as a slow consumer.
+        """
+
     async def close(self, code: int = 1000, reason: str = "") -> None: ...
 
 
 class SubprotocolHandler(ABC):
     """The per-connection state machine of one wire protocol."""
+
+    # Rate tokens for the protocol units a message holds beyond its first; the
+    # server sets the connection's own (docs/security.md, "Work in protocol units").
+    work: WorkMeter = UNMETERED
 
     async def on_open(self) -> None:
         """Called once the WebSocket handshake succeeded, before any message."""

@@ -11,6 +11,7 @@ import ipaddress
 import time
 from collections.abc import Callable
 from enum import Enum
+from typing import Protocol
 
 
 class MessageRateLimiter:
@@ -39,6 +40,15 @@ class MessageRateLimiter:
         self._tokens = self._burst
         self.refused = 0
 
+    @property
+    def flooding(self) -> bool:
+        """Refused more than a whole burst without pausing: close the connection."""
+        return self.refused > self._burst
+
+    def take(self) -> bool:
+        """A protocol unit after a message's first one (see :class:`WorkMeter`)."""
+        return self.allow()
+
     def allow(self) -> bool:
         """Take a token; False (and one more refusal) when there is none."""
         now = self._clock()
@@ -53,6 +63,32 @@ class MessageRateLimiter:
         self._tokens = tokens
         self.refused += 1
         return False
+
+
+class WorkMeter(Protocol):
+    """The rate tokens of one connection, as a protocol handler sees them.
+
+    The server takes one token per WebSocket message; a handler takes one more
+    per protocol unit after the first that the message holds (a batch element,
+    an MQTT packet), so packing work into one frame buys nothing.
+    """
+
+    @property
+    def flooding(self) -> bool: ...
+
+    def take(self) -> bool: ...
+
+
+class Unmetered:
+    """The meter of a handler not run by a server (unit tests of a handler alone)."""
+
+    flooding = False
+
+    def take(self) -> bool:
+        return True
+
+
+UNMETERED: WorkMeter = Unmetered()
 
 
 class SlotRefused(Enum):

@@ -16,6 +16,47 @@ import orjson
 
 BINARY_KEY = "$binary"
 
+# Nesting a JSON value decoded from MQTT bytes may have to reach JSON protocols
+# as JSON; deeper, it travels as the binary envelope (docs/channels.md). The
+# encoder stops at 254 levels and replies wrap the value in a few more.
+MAX_DELIVERED_DEPTH = 64
+
+
+def deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` levels in ``value``.
+
+    Iterative, so a hostile value cannot exhaust the stack; only containers are
+    visited, scalars cost nothing.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list | tuple):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        for child in children:
+            if isinstance(child, dict | list | tuple):
+                stack.append((child, depth + 1))
+    return False
+
+
+def raw_deeper_than(raw: str | bytes, value: Any, limit: int) -> bool:
+    """:func:`deeper_than` for a value just decoded from JSON text ``raw``.
+
+    Text with no more opening brackets than ``limit`` cannot nest deeper, and
+    counting them runs in C: most messages skip the walk.
+    """
+    if isinstance(raw, str):
+        opening = raw.count("[") + raw.count("{")
+    else:
+        opening = raw.count(b"[") + raw.count(b"{")
+    return opening > limit and deeper_than(value, limit)
+
 
 def to_json_value(data: Any) -> Any:
     """The value a JSON protocol shows for a publication's data."""
@@ -24,6 +65,9 @@ def to_json_value(data: Any) -> Any:
         try:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError:
+            return binary_envelope(raw)
+        # Too deep for every JSON reply that would carry it: bytes it stays.
+        if raw_deeper_than(raw, value, MAX_DELIVERED_DEPTH):
             return binary_envelope(raw)
         # JSON text shaped like the envelope itself is wrapped, or a byte
         # protocol would later get the bytes it claims to hold, not this text.

@@ -488,8 +488,8 @@ class HubServer:
         expiry = ExpiryWatch.attach(session, handler)
         limits = hub.config.limits
         limiter = MessageRateLimiter(limits.message_rate, limits.message_burst)
+        handler.work = limiter
         allow = limiter.allow
-        max_refused = limits.message_burst
         rate_limited = metrics.messages_rate_limited.labels(spec.name)
         try:
             await handler.on_open()
@@ -499,7 +499,7 @@ class HubServer:
                     await handler.on_message(message)
                     continue
                 rate_limited.inc()
-                if limiter.refused > max_refused:
+                if limiter.flooding:
                     # Refused message_burst times and still sending: not a burst.
                     metrics.rate_limit_closes.labels(spec.name).inc()
                     logger.info(

@@ -120,6 +120,11 @@ class WebSocketSession:
         if protocol.state is not State.OPEN:
             return
         transport = connection.transport
+        # Checked before writing: a message that cannot fit is never buffered
+        # (compressed, it might: the bound is on what the hub was asked to send).
+        if transport.get_write_buffer_size() + len(message) > self._max_outbound_bytes:
+            self._close_slow_consumer()
+            return
         if protocol.extensions or protocol.debug or connection.send_in_progress is not None:
             broadcast((connection,), message, text=text)
         else:
@@ -131,6 +136,10 @@ class WebSocketSession:
 
     def outbound_buffer_size(self) -> int:
         return self._connection.transport.get_write_buffer_size()
+
+    def outbound_room(self) -> int:
+        """Bytes that may still be sent before the connection counts as a slow consumer."""
+        return self._max_outbound_bytes - self.outbound_buffer_size()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self._connection.close(code, reason)

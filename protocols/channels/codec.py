@@ -108,3 +108,25 @@ def encode_publication(publication: Publication, subscription: str) -> bytes:
         frame = publication.encoded[key] = dumps(message)
     assert isinstance(frame, bytes)
     return frame
+
+
+def fit_publications(
+    publications: list[Publication], room: int, *, newest: bool = False
+) -> tuple[list[Publication], bool]:
+    """The publications whose frames fit ``room`` bytes, and whether any were left out.
+
+    From the oldest on (a recovery continues from the last one kept), or from
+    the newest back. Sized by their notification frame, cached when a fan-out
+    built it already, so the reply is bounded before it is built.
+    """
+    total = 0
+    kept: list[Publication] = []
+    for publication in reversed(publications) if newest else publications:
+        frame = publication.encoded.get((WIRE_NAME, publication.channel))
+        total += len(frame) if frame is not None else len(dumps(publication_dict(publication)))
+        if total > room:
+            break
+        kept.append(publication)
+    if newest:
+        kept.reverse()
+    return kept, len(kept) < len(publications)

@@ -17,6 +17,7 @@ from protocols.channels.codec import (
     PublishParams,
     SubscribeParams,
     encode_publication,
+    fit_publications,
     publication_dict,
 )
 from protocols.channels.codec import parse_params as _parse
@@ -101,15 +102,19 @@ class ChannelsHandler(JsonRpcHandler):
             elif request.since is not None:
                 since = StreamPosition(request.since.offset, request.since.epoch)
                 recovery = await self.service.recover(self.context, channel, since)
-                missed = [publication_dict(p) for p in recovery.publications]
+                # What does not fit the reply budget is not recovered: the
+                # client reads history itself (docs/channels.md, "Recovery").
+                kept, cut = fit_publications(recovery.publications, self._history_room())
+                complete = recovery.complete and not cut
+                missed = [publication_dict(p) for p in kept] if complete else []
                 result.update(
                     offset=recovery.position.offset,
                     epoch=recovery.position.epoch,
-                    recovered=recovery.complete,
-                    publications=missed if recovery.complete else [],
+                    recovered=complete,
+                    publications=missed,
                 )
-                last_offset = missed[-1]["offset"] if recovery.complete and missed else since.offset
-                if not recovery.complete:
+                last_offset = missed[-1]["offset"] if complete and missed else since.offset
+                if not complete:
                     last_offset = recovery.position.offset
             else:
                 position = await self.service.position(channel)
@@ -124,7 +129,9 @@ class ChannelsHandler(JsonRpcHandler):
             await self._drop(channel)
             raise
         state.ready = True
-        return AfterReply(result, lambda: self._release(channel, last_offset))
+        return AfterReply(
+            result, lambda: self._release(channel, last_offset), undo=lambda: self._drop(channel)
+        )
 
     def _release(self, channel: str, last_offset: int) -> None:
         """Send what arrived during the subscribe, skipping what the reply held."""
@@ -218,14 +225,25 @@ class ChannelsHandler(JsonRpcHandler):
         result = await self.service.history(
             self.context, request.channel, since=since, limit=request.limit
         )
+        # Sized before it is built: a recovery keeps the oldest that fit (the
+        # client continues from there), a plain read the newest.
+        kept, cut = fit_publications(
+            result.publications, self._history_room(), newest=since is None
+        )
         out: dict[str, Any] = {
-            "publications": [publication_dict(p) for p in result.publications],
+            "publications": [publication_dict(p) for p in kept],
             "offset": result.position.offset,
             "epoch": result.position.epoch,
         }
         if since is not None:
-            out["recovered"] = result.complete
+            out["recovered"] = result.complete and not cut
+        if cut:
+            out["truncated"] = True
         return out
+
+    def _history_room(self) -> int:
+        """Bytes of publications a reply may carry now (history, recovery)."""
+        return min(self.service.config.max_history_reply_bytes, self.reply_room())
 
     # -- closing -------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from typing import Any, Final
 import orjson
 from pydantic import BaseModel
 
+from hub.payloads import deeper_than, raw_deeper_than
+
 PARSE_ERROR: Final = -32700
 INVALID_REQUEST: Final = -32600
 METHOD_NOT_FOUND: Final = -32601
@@ -81,17 +83,50 @@ class Incoming:
     is_batch: bool
 
 
-def decode(payload: str | bytes) -> Incoming:
-    """Parse one WebSocket message; raise JsonRpcDecodeError if nothing is usable."""
+# Defaults of the bounds below (the hub passes limits.max_batch_size and
+# limits.max_json_depth).
+MAX_BATCH: Final = 100
+MAX_DEPTH: Final = 64
+
+
+def decode(
+    payload: str | bytes, *, max_batch: int = MAX_BATCH, max_depth: int = MAX_DEPTH
+) -> Incoming:
+    """Parse one WebSocket message; raise JsonRpcDecodeError if nothing is usable.
+
+    A batch of more than ``max_batch`` elements is refused whole; a message
+    (or batch element) nesting arrays and objects deeper than ``max_depth``
+    is an Invalid Request, since its reply could not be encoded.
+    """
     try:
         value = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise JsonRpcDecodeError(PARSE_ERROR, "Parse error", str(exc)) from None
+    too_deep = raw_deeper_than(payload, value, max_depth)
     if isinstance(value, list):
         if not value:
             raise JsonRpcDecodeError(INVALID_REQUEST, "Invalid Request", "empty batch")
-        return Incoming([decode_object(item) for item in value], is_batch=True)
-    return Incoming([decode_object(value)], is_batch=False)
+        if len(value) > max_batch:
+            raise JsonRpcDecodeError(
+                INVALID_REQUEST,
+                "Invalid Request",
+                f"batch of {len(value)} requests, over the limit of {max_batch}",
+            )
+        return Incoming(
+            [_decode_bounded(item, too_deep, max_depth) for item in value], is_batch=True
+        )
+    return Incoming([_decode_bounded(value, too_deep, max_depth)], is_batch=False)
+
+
+def _decode_bounded(value: Any, maybe_deep: bool, max_depth: int) -> Message:
+    message = decode_object(value)
+    if maybe_deep and not isinstance(message, Invalid) and deeper_than(value, max_depth):
+        if isinstance(message, Response):
+            reply_id = message.id
+        else:
+            reply_id = None if message.is_notification else message.id
+        return _invalid(reply_id, f"JSON nested deeper than {max_depth} levels")
+    return message
 
 
 def decode_object(value: Any) -> Message:

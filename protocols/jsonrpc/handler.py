@@ -67,15 +67,78 @@ CHANNEL_ERROR_CODES: dict[type[ChannelError], int] = {
 }
 
 
+# A reply that would not fit the connection's outbound budget (docs/jsonrpc.md).
+REPLY_TOO_LARGE = -32016
+
+# Batch elements started between two yields to the event loop.
+YIELD_EVERY = 16
+
+
 @dataclass(frozen=True, slots=True)
 class AfterReply:
-    """A result plus work to run right after the reply is written (not before)."""
+    """A result plus work to run right after the reply is written (not before).
+
+    ``undo`` runs instead when the reply cannot be sent (it does not encode, or
+    does not fit the outbound budget): a subscribe is then rolled back, never
+    left half-open.
+    """
 
     result: Any
     then: Callable[[], None]
+    undo: Callable[[], Awaitable[None]] | None = None
 
 
 Answer = tuple[bytes | None, Callable[[], None] | None]
+
+
+class _BatchReply:
+    """Collects a batch's encoded replies; the array goes out when the last is in.
+
+    Only encoded bytes are kept, and they count against the connection's
+    outbound budget until sent, so later elements size their replies to what
+    is left.
+    """
+
+    __slots__ = ("_handler", "_pending", "_replies", "_sealed", "_thens", "bytes")
+
+    def __init__(self, handler: JsonRpcHandler) -> None:
+        self._handler = handler
+        self._replies: list[bytes] = []
+        self._thens: list[Callable[[], None]] = []
+        self._pending = 0
+        self._sealed = False
+        self.bytes = 0
+
+    def started(self) -> None:
+        self._pending += 1
+
+    def add(self, reply: bytes | None, then: Callable[[], None] | None) -> None:
+        if reply is not None:
+            self._replies.append(reply)
+            self.bytes += len(reply)
+            self._handler.reserved += len(reply)
+        if then is not None:
+            self._thens.append(then)
+
+    def finished(self, reply: bytes | None, then: Callable[[], None] | None) -> None:
+        self.add(reply, then)
+        self._pending -= 1
+        self._flush()
+
+    def seal(self) -> None:
+        """Every element is started or answered: send once the running ones finish."""
+        self._sealed = True
+        self._flush()
+
+    def _flush(self) -> None:
+        if not self._sealed or self._pending:
+            return
+        self._handler.reserved -= self.bytes
+        # A batch of only notifications (and responses) gets no reply at all.
+        if self._replies:
+            self._handler._send(codec.encode_batch(self._replies))
+        for then in self._thens:
+            then()
 
 
 class ClientCallError(Exception):
@@ -100,6 +163,8 @@ class JsonRpcHandler(SubprotocolHandler):
             "rpc.refresh": self._refresh,
         }
         self._tasks: set[asyncio.Task[None]] = set()
+        # Bytes of encoded replies held for batches not yet sent.
+        self.reserved = 0
         self._slots = asyncio.Semaphore(hub.config.limits.max_concurrent_requests)
         self._call_ids = itertools.count(1)
         self._pending: dict[Any, asyncio.Future[Any]] = {}
@@ -122,29 +187,63 @@ class JsonRpcHandler(SubprotocolHandler):
                 )
             )
             return
+        limits = self.hub.config.limits
         try:
-            incoming = codec.decode(message)
+            incoming = codec.decode(
+                message, max_batch=limits.max_batch_size, max_depth=limits.max_json_depth
+            )
         except JsonRpcDecodeError as exc:
             self._send(codec.encode_error(None, exc.code, exc.message, exc.data))
             return
-        # Answers to our own calls never wait for a slot: the methods holding
-        # every slot may be awaiting exactly these answers. They get no reply,
-        # so a batch answers the same without them.
-        messages: list[codec.Message] = []
-        for item in incoming.messages:
+        if not incoming.is_batch:
+            item = incoming.messages[0]
+            # Answers to our own calls never wait for a slot: the methods holding
+            # every slot may be awaiting exactly these answers.
             if isinstance(item, Response):
                 self._resolve_call(item)
-            else:
-                messages.append(item)
-        if not messages:
+                return
+            # Reading waits for a free slot: a client flooding requests is slowed
+            # by TCP backpressure instead of growing our task set.
+            await self._slots.acquire()
+            self._spawn(self._run_single(item))
             return
-        # Reading waits for a free slot: a client flooding requests is slowed by
-        # TCP backpressure instead of growing our task set.
-        await self._slots.acquire()
-        if incoming.is_batch:
-            self._spawn(self._run_batch(messages))
-        else:
-            self._spawn(self._run_single(messages[0]))
+        await self._run_batch(incoming.messages)
+
+    async def _run_batch(self, messages: list[codec.Message]) -> None:
+        """Each element is a unit of work: a rate token and a slot of its own.
+
+        The server took the message's token for the first element; the others
+        take theirs here, and one over the rate is answered RATE_LIMITED like a
+        request of its own. Replies come back as one array (JSON-RPC 2.0, 6).
+        """
+        batch = _BatchReply(self)
+        for index, item in enumerate(messages):
+            if index and not self.work.take():
+                if self.work.flooding:
+                    await self.session.close(1008, "message rate exceeded")
+                    return
+                if isinstance(item, Response):
+                    self._resolve_call(item)
+                elif isinstance(item, Request) and not item.is_notification:
+                    data = {"message_rate": self.hub.config.limits.message_rate}
+                    batch.add(
+                        codec.encode_error(item.id, RATE_LIMITED, "Rate limit exceeded", data), None
+                    )
+                continue
+            if isinstance(item, Response):
+                self._resolve_call(item)
+                continue
+            await self._slots.acquire()
+            batch.started()
+            self._spawn(self._run_element(item, batch))
+            # Starting an element runs it up to its first await: let the others in.
+            if index % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)
+        batch.seal()
+
+    async def _run_element(self, message: codec.Message, batch: _BatchReply) -> None:
+        reply, then = await self._answer(message)
+        batch.finished(reply, then)
 
     async def on_rate_limited(self, message: str | bytes) -> None:
         """Over the message rate: requests get RATE_LIMITED, notifications are dropped.
@@ -189,16 +288,6 @@ class JsonRpcHandler(SubprotocolHandler):
         if then is not None:
             then()
 
-    async def _run_batch(self, messages: list[codec.Message]) -> None:
-        answers = await asyncio.gather(*(self._answer(m) for m in messages))
-        encoded = [reply for reply, _ in answers if reply is not None]
-        # A batch of only notifications (and responses) gets no reply at all.
-        if encoded:
-            self._send(codec.encode_batch(encoded))
-        for _, then in answers:
-            if then is not None:
-                then()
-
     async def _answer(self, message: codec.Message) -> Answer:
         if isinstance(message, Request):
             return await self._answer_request(message)
@@ -212,11 +301,27 @@ class JsonRpcHandler(SubprotocolHandler):
     async def _answer_request(self, request: Request) -> Answer:
         started = time.perf_counter()
         then = None
+        undo = None
         try:
             result = await self.dispatch(request.method, request.params)
             if isinstance(result, AfterReply):
-                result, then = result.result, result.then
-            reply = None if request.is_notification else codec.encode_result(request.id, result)
+                result, then, undo = result.result, result.then, result.undo
+            try:
+                reply = None if request.is_notification else codec.encode_result(request.id, result)
+            except EncodeError:
+                if undo is not None:
+                    await undo()
+                raise
+            if reply is not None and len(reply) > self.reply_room():
+                if undo is not None:
+                    await undo()
+                self._calls_error.inc()
+                return codec.encode_error(
+                    request.id,
+                    REPLY_TOO_LARGE,
+                    "reply too large for the connection's outbound budget",
+                    {"bytes": len(reply), "limit": "limits.max_outbound_bytes"},
+                ), None
         except RpcError as exc:
             self._calls_error.inc()
             if request.is_notification:
@@ -287,6 +392,10 @@ class JsonRpcHandler(SubprotocolHandler):
         return {"user": identity.user_id, "expires_at": identity.expires_at}
 
     # -- outgoing --------------------------------------------------------
+
+    def reply_room(self) -> int:
+        """Bytes a reply may take now: the outbound budget less batch replies held."""
+        return self.session.outbound_room() - self.reserved
 
     def _send(self, payload: bytes) -> None:
         self.session.send(payload, text=True)

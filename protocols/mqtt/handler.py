@@ -69,6 +69,11 @@ MQTT31_MAX_CLIENT_ID: Final = 23
 # MQTT-3.1.2-24: the server allows one and a half keepalive periods.
 KEEPALIVE_GRACE: Final = 1.5
 
+# A WebSocket message is parsed this many bytes at a time, and its packets
+# handled this many at a time, between yields to the event loop.
+READ_CHUNK: Final = 1024
+YIELD_EVERY: Final = 32
+
 
 class Phase(Enum):
     CONNECTING = "before CONNECT"
@@ -145,14 +150,35 @@ class MqttHandler(SubprotocolHandler):
             await self._close(UNSUPPORTED_DATA, "MQTT over WebSocket takes binary frames only")
             return
         try:
-            for packet in self._reader.feed(message):
-                if self.closed:
-                    return
-                self._last_seen = self._loop.time()
-                route = routes[self.phase].get(type(packet))
-                if route is None:
-                    raise MqttProtocolError(_unexpected(packet, self.phase))
-                await route(self, packet)
+            # Every packet is a unit of work: the server took the message's
+            # token for the first, each further one takes its own, and the loop
+            # is yielded to the other connections now and then, so one message
+            # packed with tiny packets neither escapes the rate nor stalls anyone.
+            view = memoryview(message)
+            units = 0
+            for start in range(0, len(view), READ_CHUNK):
+                if start:
+                    await asyncio.sleep(0)
+                for packet in self._reader.feed(view[start : start + READ_CHUNK]):
+                    if self.closed:
+                        return
+                    units += 1
+                    table = routes
+                    if units > 1:
+                        if units % YIELD_EVERY == 0:
+                            await asyncio.sleep(0)
+                            if self.closed:
+                                return
+                        if not self.work.take():
+                            if self.work.flooding:
+                                await self._close(POLICY_VIOLATION, "message rate exceeded")
+                                return
+                            table = _RATE_LIMITED_ROUTES
+                    self._last_seen = self._loop.time()
+                    route = table[self.phase].get(type(packet))
+                    if route is None:
+                        raise MqttProtocolError(_unexpected(packet, self.phase))
+                    await route(self, packet)
         except MqttProtocolError as exc:
             if self.phase is Phase.CONNECTING and exc.connack_code is not None:
                 # A well-formed CONNECT the server refuses (protocol level,

@@ -210,11 +210,15 @@ class WampHandler(SubprotocolHandler):
     async def on_open(self) -> None:
         self._watch("no HELLO in time")
 
+    @property
+    def _max_depth(self) -> int:
+        return self.hub.config.limits.max_json_depth
+
     async def on_message(self, message: str | bytes) -> None:
         if self.phase is Phase.CLOSED:
             return
         try:
-            decoded = self._serializer.decode(message)
+            decoded = self._serializer.decode(message, max_depth=self._max_depth)
             route = _ROUTES[self.phase].get(type(decoded))
             if route is None:
                 raise ProtocolViolation(_unexpected(decoded, self.phase))
@@ -236,7 +240,7 @@ class WampHandler(SubprotocolHandler):
         if self.phase is not Phase.ESTABLISHED:
             return
         try:
-            decoded = self._serializer.decode(message)
+            decoded = self._serializer.decode(message, max_depth=self._max_depth)
         except WampProtocolError:
             return
         if isinstance(decoded, Yield | Error | Cancel | Goodbye | Abort):

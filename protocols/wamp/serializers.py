@@ -19,8 +19,12 @@ import cbor2
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type hints
 import orjson
 
+from hub.payloads import deeper_than
 from protocols.wamp.codec import WampProtocolError, message_from_list, message_to_list
 from protocols.wamp.messages import Message
+
+# Nesting of a decoded message, by default (the hub passes limits.max_json_depth).
+MAX_DEPTH: Final = 64
 
 __all__ = [
     "CBOR",
@@ -42,9 +46,18 @@ class Serializer(ABC):
     subprotocol: ClassVar[str]
     is_binary: ClassVar[bool]  # binary frames if true, text frames otherwise
 
-    def decode(self, frame: str | bytes) -> Message:
-        """Parse one WebSocket message; raises only :class:`WampProtocolError`."""
-        return message_from_list(self.loads(frame))
+    def decode(self, frame: str | bytes, *, max_depth: int = MAX_DEPTH) -> Message:
+        """Parse one WebSocket message; raises only :class:`WampProtocolError`.
+
+        A message nesting arrays and maps deeper than ``max_depth`` is refused:
+        whatever would carry its payload on (an EVENT, a reply in JSON) could
+        not be encoded.
+        """
+        obj = self.loads(frame)
+        # Every level takes at least one byte: a short frame cannot be too deep.
+        if len(frame) > max_depth and deeper_than(obj, max_depth):
+            raise WampProtocolError(f"message nested deeper than {max_depth} levels")
+        return message_from_list(obj)
 
     def encode(self, message: Message) -> str | bytes:
         """Serialize a message: ``str`` for a text frame, ``bytes`` for a binary one.

@@ -51,6 +51,9 @@ class FakeSession:
         if self.close_code is None:
             self.frames.append(message)
 
+    def outbound_room(self) -> int:
+        return 1 << 30
+
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if self.close_code is None:
             self.close_code = code

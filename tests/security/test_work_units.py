@@ -1,0 +1,129 @@
+"""Work is counted in protocol units, not WebSocket frames (issue 13).
+
+A batch element and an MQTT packet each take a rate token and (JSON-RPC) a
+concurrency slot of their own, and a batch has a size cap: packing work into
+one frame buys an attacker nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from hub import Hub
+from protocols.mqtt.codec import Connack, Connect, PacketReader, Pingreq, encode
+from tests.conftest import Connector, HubFactory
+
+SLOW = 0.001  # tokens per second: none come back during a test
+
+
+def request(request_id: int, method: str, params: Any = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+    if params is not None:
+        message["params"] = params
+    return message
+
+
+async def recv_json(ws: Any) -> Any:
+    async with asyncio.timeout(10):
+        return json.loads(await ws.recv())
+
+
+async def read_until_closed(ws: Any) -> None:
+    async with asyncio.timeout(10):
+        while True:
+            await ws.recv()
+
+
+async def test_a_batch_over_the_cap_is_refused_whole(hub: Hub, connect: Connector) -> None:
+    """101 requests in one batch (limit 100): one -32600 naming the limit, nothing run."""
+    ws = await connect(hub, "channels.v1")
+    batch = [request(i, "publish", {"channel": "cap", "data": i}) for i in range(101)]
+    await ws.send(json.dumps(batch))
+    reply = await recv_json(ws)
+    assert reply["id"] is None
+    assert reply["error"]["code"] == -32600
+    assert "over the limit of 100" in reply["error"]["data"]
+    # Nothing was published, and the connection still serves.
+    await ws.send(json.dumps(request(1, "history", {"channel": "cap"})))
+    assert (await recv_json(ws))["result"]["publications"] == []
+
+
+async def test_batch_elements_take_a_rate_token_each(
+    make_hub: HubFactory, connect: Connector
+) -> None:
+    """A batch of 8 with 5 tokens: 5 answered, 3 RATE_LIMITED (-32029), in one array."""
+    hub = await make_hub({"limits": {"message_rate": SLOW, "message_burst": 5}})
+    ws = await connect(hub, "jsonrpc.2.0")
+    await ws.send(json.dumps([request(i, "rpc.discover") for i in range(8)]))
+    replies = await recv_json(ws)
+    assert isinstance(replies, list)
+    assert len(replies) == 8
+    codes = sorted(r["error"]["code"] for r in replies if "error" in r)
+    assert codes == [-32029] * 3
+    assert sum("result" in r for r in replies) == 5
+
+
+async def test_a_batch_flood_is_closed_like_a_message_flood(
+    make_hub: HubFactory, connect: Connector
+) -> None:
+    """Elements refused more than a burst's worth close the connection with 1008."""
+    hub = await make_hub({"limits": {"message_rate": SLOW, "message_burst": 10}})
+    ws = await connect(hub, "jsonrpc.2.0")
+    await ws.send(json.dumps([request(i, "rpc.discover") for i in range(30)]))
+    with pytest.raises(ConnectionClosed):
+        await read_until_closed(ws)
+    assert (ws.close_code, ws.close_reason) == (1008, "message rate exceeded")
+
+
+async def test_batch_elements_take_a_concurrency_slot_each(
+    make_hub: HubFactory, connect: Connector
+) -> None:
+    """With max_concurrent_requests 2, a batch of 10 slow calls never runs more than 2."""
+    hub = await make_hub({"limits": {"max_concurrent_requests": 2}})
+    running = 0
+    peak = 0
+
+    @hub.rpc("slow")
+    async def slow() -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+        return 1
+
+    ws = await connect(hub, "jsonrpc.2.0")
+    await ws.send(json.dumps([request(i, "slow") for i in range(10)]))
+    replies = await recv_json(ws)
+    assert [r["result"] for r in replies] == [1] * 10
+    assert peak == 2
+
+
+async def test_mqtt_packets_packed_in_one_message_take_a_token_each(
+    make_hub: HubFactory, connect: Connector
+) -> None:
+    """1,000 PINGREQ in one WebSocket message, burst 50: closed 1008 after about 100 answers."""
+    hub = await make_hub({"limits": {"message_rate": SLOW, "message_burst": 50}})
+    ws = await connect(hub, "mqtt")
+    await ws.send(encode(Connect(client_id="packed", keepalive=60)))
+    reader = PacketReader()
+    assert isinstance(reader.feed(await ws.recv())[0], Connack)  # type: ignore[arg-type]
+    await ws.send(encode(Pingreq()) * 1000)
+    answered: list[int] = []
+
+    async def count_answers() -> None:
+        async with asyncio.timeout(10):
+            while True:
+                answered.append(len(reader.feed(await ws.recv())))  # type: ignore[arg-type]
+
+    with pytest.raises(ConnectionClosed):
+        await count_answers()
+    assert (ws.close_code, ws.close_reason) == (1008, "message rate exceeded")
+    # The CONNECT took a token: 49 tokens, then refusals (PINGREQ still answered)
+    # until more than a burst of them: never the 1,000 the frame asked for.
+    assert sum(answered) <= 2 * 50 + 1
