@@ -96,7 +96,10 @@ class Hub:
         self.channels = ChannelService(self.engine, self.config.channels, self.hooks)
         # Retained publications (MQTT retain flag), owned here to outlive connections,
         # kept where the backend keeps its stores (every node sees them with Redis).
-        self.retained: RetainedStore = self.backend.retained(self.config.mqtt.max_retained)
+        mqtt = self.config.mqtt
+        self.retained: RetainedStore = self.backend.retained(
+            mqtt.max_retained, max_bytes=mqtt.max_retained_bytes, expiry=mqtt.retained_expiry
+        )
         auth_failures = self.metrics.auth_failures
         self.auth = Authenticator(
             self.config.auth, on_failure=lambda method: auth_failures.labels(method).inc()

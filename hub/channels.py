@@ -12,8 +12,6 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from hub.access import OPEN, Rule
 from hub.config import AccessRule, ChannelsConfig, NamespaceConfig
 from hub.engine import ChannelEngine, ClientInfo, HistoryResult, Publication, StreamPosition
@@ -28,7 +26,7 @@ from hub.engine.topics import (
 from hub.errors import FeatureDisabled, InvalidChannelName, PayloadTooLarge, PermissionDenied
 from hub.handler import Identity
 from hub.hooks import Hooks
-from hub.payloads import MAX_DELIVERED_DEPTH, deeper_than
+from hub.payloads import MAX_DELIVERED_DEPTH, deeper_than, payload_size
 from hub.rpc import CallContext
 
 
@@ -36,12 +34,6 @@ def client_info(ctx: CallContext, info: Any = None) -> ClientInfo:
     """How a session appears to others; anonymous sessions are their own user."""
     user = ctx.identity.user_id if ctx.identity is not None else ctx.session_id
     return ClientInfo(client=ctx.session_id, user=user, info=info)
-
-
-def payload_size(data: Any) -> int:
-    if isinstance(data, bytes | bytearray | memoryview):
-        return len(data)
-    return len(orjson.dumps(data))
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,6 +77,13 @@ def to_json_value(data: Any) -> Any:
     return data
 
 
+def payload_size(data: Any) -> int:
+    """Bytes a payload takes: its length as bytes, else its compact JSON encoding."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        return len(data)
+    return len(orjson.dumps(data))
+
+
 def binary_envelope(raw: bytes) -> dict[str, str]:
     """How bytes travel inside JSON: ``{"$binary": "<base64>"}``."""
     return {BINARY_KEY: base64.b64encode(raw).decode("ascii")}

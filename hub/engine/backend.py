@@ -27,8 +27,15 @@ class Backend(Protocol):
     # service named "engine"); None when there is nothing to run.
     service: Service | None
 
-    def retained(self, max_channels: int) -> RetainedStore:
-        """The store of retained publications (MQTT's retain flag)."""
+    def retained(
+        self, max_channels: int, *, max_bytes: int = ..., expiry: float | None = None
+    ) -> RetainedStore:
+        """The store of retained publications (MQTT's retain flag).
+
+        At most ``max_channels`` of them and ``max_bytes`` of payload, each kept
+        ``expiry`` seconds (unset: until replaced). A backend whose server bounds
+        its own memory (Redis: maxmemory) may keep only the count.
+        """
 
     def shared_sessions(self, *, expiry: float | None, max_queued: int) -> SharedSessions | None:
         """MQTT sessions shared by the nodes; None: sessions live in this process."""

@@ -10,10 +10,14 @@ narrow: :class:`MemoryRetainedStore` here, and
 from __future__ import annotations
 
 import logging
+import math
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 from hub.engine.base import Publication
 from hub.engine.topics import MULTI, SEPARATOR, SINGLE, is_pattern
+from hub.payloads import payload_size
 
 logger = logging.getLogger(__name__)
 
@@ -47,38 +51,97 @@ def retained_copy(publication: Publication) -> Publication:
 
 
 class _Node:
-    __slots__ = ("children", "publication")
+    __slots__ = ("children", "expires", "publication", "size")
 
     def __init__(self) -> None:
         self.children: dict[str, _Node] = {}
         self.publication: Publication | None = None
+        self.size = 0
+        self.expires = math.inf
 
 
 class MemoryRetainedStore:
-    """A trie over channel levels, so a pattern visits only the branches it can match."""
+    """A trie over channel levels, so a pattern visits only the branches it can match.
 
-    def __init__(self, max_channels: int = 100_000) -> None:
+    Bounded in channels and in payload bytes; with ``expiry``, a retained
+    message is forgotten that many seconds after it was set.
+    """
+
+    def __init__(
+        self,
+        max_channels: int = 100_000,
+        *,
+        max_bytes: int = 64 * 1024 * 1024,
+        expiry: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._root = _Node()
         self._count = 0
+        self._bytes = 0
         self._max_channels = max_channels
+        self._max_bytes = max_bytes
+        self._expiry = expiry
+        self._clock = clock
 
     async def set(self, publication: Publication) -> bool:
+        size = payload_size(publication.data)
+        if not self._room_for(publication.channel, size):
+            # Full: expired ones make room first, if there are any.
+            self._sweep()
+            if not self._room_for(publication.channel, size):
+                logger.warning(
+                    "retained store full (%d channels, %d bytes): not retaining %r",
+                    self._max_channels,
+                    self._max_bytes,
+                    publication.channel,
+                )
+                return False
         node = self._root
         for level in publication.channel.split(SEPARATOR):
             node = node.children.setdefault(level, _Node())
         if node.publication is None:
-            if self._count >= self._max_channels:
-                logger.warning(
-                    "retained store full (%d channels): not retaining %r",
-                    self._max_channels,
-                    publication.channel,
-                )
-                return False
             self._count += 1
+        self._bytes += size - node.size
         node.publication = retained_copy(publication)
+        node.size = size
+        node.expires = self._clock() + self._expiry if self._expiry is not None else math.inf
         return True
 
+    def _room_for(self, channel: str, size: int) -> bool:
+        node = self._find(channel)
+        held = node is not None and node.publication is not None
+        count = self._count + (0 if held else 1)
+        total = self._bytes + size - (node.size if node is not None and held else 0)
+        return count <= self._max_channels and total <= self._max_bytes
+
+    def _find(self, channel: str) -> _Node | None:
+        node: _Node | None = self._root
+        for level in channel.split(SEPARATOR):
+            node = node.children.get(level) if node is not None else None
+        return node
+
+    def _live(self, node: _Node) -> Publication | None:
+        return node.publication if node.expires > self._clock() else None
+
+    def _sweep(self) -> None:
+        """Delete every expired retained message (when the store is full)."""
+        if self._expiry is None:
+            return
+        now = self._clock()
+        expired: list[str] = []
+        stack = [self._root]
+        while stack:
+            node = stack.pop()
+            if node.publication is not None and node.expires <= now:
+                expired.append(node.publication.channel)
+            stack.extend(node.children.values())
+        for channel in expired:
+            self._remove(channel)
+
     async def delete(self, channel: str) -> None:
+        self._remove(channel)
+
+    def _remove(self, channel: str) -> None:
         path: list[tuple[_Node, str]] = []
         node = self._root
         for level in channel.split(SEPARATOR):
@@ -91,6 +154,8 @@ class MemoryRetainedStore:
             return
         node.publication = None
         self._count -= 1
+        self._bytes -= node.size
+        node.size = 0
         # Prune branches left empty, so deleted channels cost nothing.
         for parent, level in reversed(path):
             child = parent.children[level]
@@ -99,10 +164,8 @@ class MemoryRetainedStore:
             del parent.children[level]
 
     async def get(self, channel: str) -> Publication | None:
-        node: _Node | None = self._root
-        for level in channel.split(SEPARATOR):
-            node = node.children.get(level) if node is not None else None
-        return node.publication if node is not None else None
+        node = self._find(channel)
+        return self._live(node) if node is not None else None
 
     async def match(self, subscription: str) -> list[Publication]:
         if not is_pattern(subscription):
@@ -118,14 +181,14 @@ class MemoryRetainedStore:
 
     def _collect(self, node: _Node, levels: list[str], depth: int, out: list[Publication]) -> None:
         if depth == len(levels):
-            if node.publication is not None:
-                out.append(node.publication)
+            if (found := self._live(node)) is not None:
+                out.append(found)
             return
         level = levels[depth]
         if level == MULTI:
             # 'a/#' matches 'a' itself too.
-            if node.publication is not None and depth > 0:
-                out.append(node.publication)
+            if depth > 0 and (found := self._live(node)) is not None:
+                out.append(found)
             for name, child in node.children.items():
                 if depth == 0 and name.startswith("$"):
                     continue
@@ -144,6 +207,6 @@ class MemoryRetainedStore:
         stack = [node]
         while stack:
             current = stack.pop()
-            if current.publication is not None:
-                out.append(current.publication)
+            if (found := self._live(current)) is not None:
+                out.append(found)
             stack.extend(current.children.values())

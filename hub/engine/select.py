@@ -30,4 +30,10 @@ def open_backend(
             client_name=f"wshub-{node_id}",
         )
         return RedisBackend(options, node_id, registry=registry)
-    return MemoryBackend(node_id, state_file=config.state_file)
+    return MemoryBackend(
+        node_id,
+        state_file=config.state_file,
+        history_max_channels=config.history_max_channels,
+        history_max_bytes=config.history_max_bytes,
+        history_idle_ttl=config.history_idle_ttl,
+    )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from hub.engine.base import Publication
+from hub.payloads import payload_size
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,11 @@ class Queued:
     publication: Publication
     qos: int
     retain: bool
+
+    @property
+    def size(self) -> int:
+        """Payload bytes, as a queue's byte bound counts them."""
+        return payload_size(self.publication.data)
 
 
 @dataclass(slots=True)

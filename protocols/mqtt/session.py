@@ -52,6 +52,7 @@ class Inflight:
 class Limits:
     max_inflight: int = 20
     max_queued: int = 1000
+    max_queued_bytes: int = 1024 * 1024
     # QoS of publications that carry none (from other protocols).
     default_qos: int = 1
 
@@ -70,7 +71,9 @@ class SessionState:
         self.subscriptions: dict[str, int] = {}
         # Outbound QoS 1/2 messages not yet acknowledged, in sending order.
         self.inflight: dict[int, Inflight] = {}
-        self.queue: deque[Queued] = deque()
+        self._queue: deque[Queued] = deque()
+        # Payload bytes in ``queue`` (its entries' ``size``).
+        self.queue_bytes = 0
         # Inbound QoS 2 packet ids received and not yet released (PUBREL).
         self.awaiting_pubrel: set[int] = set()
         self.link: Link | None = None
@@ -80,6 +83,16 @@ class SessionState:
         # of the queue in memory (a shared store keeps them in Redis).
         self.spill: Callable[[Queued], None] | None = None
         self.last_packet_id = 0
+
+    @property
+    def queue(self) -> deque[Queued]:
+        """QoS 1/2 messages waiting, oldest first; bounded in count and bytes."""
+        return self._queue
+
+    @queue.setter
+    def queue(self, messages: deque[Queued]) -> None:
+        self._queue = messages
+        self.queue_bytes = sum(message.size for message in messages)
 
     def __repr__(self) -> str:
         return f"<SessionState {self.client_id!r} clean={self.clean}>"
@@ -110,9 +123,15 @@ class SessionState:
         if link is None and self.spill is not None:
             self.spill(Queued(publication, qos, retain))
             return
-        if len(self.queue) >= self.limits.max_queued:
-            # Keep the freshest: a queue that overflows is stale at its head.
-            self.queue.popleft()
+        message = Queued(publication, qos, retain)
+        size = message.size
+        limits = self.limits
+        # Keep the freshest: a queue that overflows is stale at its head.
+        while self.queue and (
+            len(self.queue) >= limits.max_queued
+            or self.queue_bytes + size > limits.max_queued_bytes
+        ):
+            self.queue_bytes -= self.queue.popleft().size
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 logger.warning(
@@ -120,7 +139,8 @@ class SessionState:
                     self.client_id,
                     self.dropped,
                 )
-        self.queue.append(Queued(publication, qos, retain))
+        self.queue.append(message)
+        self.queue_bytes += size
 
     def _send_new(self, link: Link, message: Queued) -> None:
         packet_id = self._next_packet_id()
@@ -144,7 +164,9 @@ class SessionState:
         """Move queued messages into the inflight window while it has room."""
         link = self.link
         while link is not None and self.queue and len(self.inflight) < self.limits.max_inflight:
-            self._send_new(link, self.queue.popleft())
+            message = self.queue.popleft()
+            self.queue_bytes -= message.size
+            self._send_new(link, message)
 
     # -- acknowledgements from the client --------------------------------------
 
@@ -190,4 +212,5 @@ class SessionState:
         self.subscriptions.clear()
         self.inflight.clear()
         self.queue.clear()
+        self.queue_bytes = 0
         self.awaiting_pubrel.clear()

@@ -74,11 +74,15 @@ class SessionStore:
         self._limits = Limits(
             max_inflight=config.max_inflight,
             max_queued=config.max_queued_messages,
+            max_queued_bytes=config.max_queued_bytes,
             default_qos=config.default_qos,
         )
         self._sessions: dict[str, SessionState] = {}
         self._owners: dict[str, Owner] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        # Persistent sessions no connection holds, the longest offline first.
+        self._offline_ids: dict[str, None] = {}
+        self._max_offline = config.max_offline_sessions
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -113,11 +117,27 @@ class SessionStore:
             state.detach()
         state.user = claimant.user
         self._owners[client_id] = owner
+        self._offline_ids.pop(client_id, None)
         return Opened(state, present, stale)
 
     async def close(self, client_id: str, owner: Owner) -> None:
-        """The owner's connection ended: keep a persistent session, discard a clean one."""
-        await self._release(client_id, owner)
+        """The owner's connection ended: keep a persistent session, discard a clean one.
+
+        At most ``mqtt.max_offline_sessions`` are kept: past it, the one
+        offline the longest is discarded (as an expired one would be).
+        """
+        state = await self._release(client_id, owner)
+        if state is None or state.clean:
+            return
+        self._offline_ids[client_id] = None
+        while len(self._offline_ids) > self._max_offline:
+            oldest = next(iter(self._offline_ids))
+            dropped = self._sessions.get(oldest)
+            if dropped is None:
+                del self._offline_ids[oldest]
+                continue
+            logger.info("MQTT session %r dropped: over mqtt.max_offline_sessions", oldest)
+            await self.discard(dropped)
 
     async def _release(self, client_id: str, owner: Owner) -> SessionState | None:
         """Detach the owner's session, discarding a clean one; None if it was taken over."""
@@ -138,6 +158,7 @@ class SessionStore:
         """Unsubscribe a session that is no longer anyone's from the engine."""
         if self._sessions.get(state.client_id) is state:
             del self._sessions[state.client_id]
+            self._offline_ids.pop(state.client_id, None)
         for topic_filter in list(state.subscriptions):
             await self._channels.unsubscribe(state, topic_filter)
         state.reset()

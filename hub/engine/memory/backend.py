@@ -35,15 +35,29 @@ class _StateFile:
 class MemoryBackend:
     name = "memory"
 
-    def __init__(self, node_id: str = "", *, state_file: Path | None = None) -> None:
-        history = MemoryHistory()
+    def __init__(
+        self,
+        node_id: str = "",
+        *,
+        state_file: Path | None = None,
+        history_max_channels: int = 10_000,
+        history_max_bytes: int = 64 * 1024 * 1024,
+        history_idle_ttl: float = 600.0,
+    ) -> None:
+        history = MemoryHistory(
+            max_channels=history_max_channels,
+            max_bytes=history_max_bytes,
+            idle_ttl=history_idle_ttl,
+        )
         self.engine = ChannelEngine(MemoryBroker(), history, MemoryPresence(), node_id=node_id)
         self.service: Service | None = (
             _StateFile(history, state_file) if state_file is not None else None
         )
 
-    def retained(self, max_channels: int) -> RetainedStore:
-        return MemoryRetainedStore(max_channels)
+    def retained(
+        self, max_channels: int, *, max_bytes: int = 64 * 1024 * 1024, expiry: float | None = None
+    ) -> RetainedStore:
+        return MemoryRetainedStore(max_channels, max_bytes=max_bytes, expiry=expiry)
 
     def shared_sessions(self, *, expiry: float | None, max_queued: int) -> SharedSessions | None:
         return None

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hub.engine.base import ClientInfo, HistoryResult, Publication, StreamPosition
+from hub.payloads import payload_size
 
 # Seconds between sweeps of idle streams, done when a new stream is created.
 PRUNE_INTERVAL = 60.0
@@ -43,12 +44,15 @@ class MemoryBroker:
 
 
 class _Stream:
-    __slots__ = ("entries", "epoch", "top", "touched")
+    __slots__ = ("bytes", "entries", "epoch", "sizes", "top", "touched")
 
     def __init__(self, now: float) -> None:
         self.epoch = new_epoch()
         self.top = 0
         self.entries: deque[tuple[float, Publication]] = deque()
+        # Payload bytes of each entry (in step with ``entries``) and their sum.
+        self.sizes: deque[int] = deque()
+        self.bytes = 0
         self.touched = now
 
 
@@ -69,24 +73,54 @@ class MemoryHistory:
     mistaken for today's.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_channels: int = 10_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        idle_ttl: float = 600.0,
+    ) -> None:
+        # Least recently used first: every access moves a stream to the end.
         self._streams: dict[str, _Stream] = {}
         self._clock = clock
         # A stream with nothing retained and untouched for this long is forgotten.
-        self.idle_ttl = 3600.0
+        self.idle_ttl = idle_ttl
+        self.max_channels = max_channels
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self._next_prune = clock() + PRUNE_INTERVAL
+
+    @property
+    def bytes(self) -> int:
+        """Payload bytes kept in every stream."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._streams)
 
     def _stream(self, channel: str) -> _Stream:
         now = self._clock()
-        stream = self._streams.get(channel)
+        stream = self._streams.pop(channel, None)
         if stream is None:
             # Any channel name creates a stream (a subscribe asks its position),
-            # so idle ones are swept now and then, or memory would only grow.
+            # so idle ones are swept now and then, and the least recently used
+            # goes past max_channels, or memory would only grow.
             if now >= self._next_prune:
                 self.prune()
-            stream = self._streams[channel] = _Stream(now)
+            stream = _Stream(now)
+        self._streams[channel] = stream
         stream.touched = now
+        self._evict(keep=stream)
         return stream
+
+    def _evict(self, keep: _Stream) -> None:
+        """Drop least recently used streams while over max_channels or max_bytes."""
+        while len(self._streams) > self.max_channels or self._bytes > self.max_bytes:
+            oldest = next(iter(self._streams))
+            if self._streams[oldest] is keep:
+                break
+            self._bytes -= self._streams.pop(oldest).bytes
 
     async def add(self, publication: Publication, *, size: int, ttl: float) -> StreamPosition:
         stream = self._stream(publication.channel)
@@ -96,11 +130,28 @@ class MemoryHistory:
         publication.offset = stream.top
         publication.epoch = stream.epoch
         if size > 0:
-            stream.entries.append((now + ttl, publication))
+            self._push(stream, now + ttl, publication)
             while len(stream.entries) > size:
-                stream.entries.popleft()
+                self._pop(stream)
         self._expire(stream, now)
+        self._evict(keep=stream)
+        # One stream alone over max_bytes keeps its newest entry, at least.
+        while self._bytes > self.max_bytes and len(stream.entries) > 1:
+            self._pop(stream)
         return StreamPosition(stream.top, stream.epoch)
+
+    def _push(self, stream: _Stream, expires: float, publication: Publication) -> None:
+        size = payload_size(publication.data)
+        stream.entries.append((expires, publication))
+        stream.sizes.append(size)
+        stream.bytes += size
+        self._bytes += size
+
+    def _pop(self, stream: _Stream) -> None:
+        stream.entries.popleft()
+        size = stream.sizes.popleft()
+        stream.bytes -= size
+        self._bytes -= size
 
     async def read(
         self, channel: str, *, since: StreamPosition | None, limit: int | None
@@ -144,7 +195,9 @@ class MemoryHistory:
             stream = self._streams[channel] = _Stream(now)
             stream.epoch = state.epoch
             stream.top = state.top
-            stream.entries.extend((now + remaining, p) for remaining, p in state.entries)
+            for remaining, publication in state.entries:
+                self._push(stream, now + remaining, publication)
+        self._evict(keep=_Stream(now))
 
     def prune(self) -> int:
         """Forget idle streams; returns how many were dropped."""
@@ -162,11 +215,10 @@ class MemoryHistory:
             del self._streams[name]
         return len(idle)
 
-    @staticmethod
-    def _expire(stream: _Stream, now: float) -> None:
+    def _expire(self, stream: _Stream, now: float) -> None:
         entries = stream.entries
         while entries and entries[0][0] <= now:
-            entries.popleft()
+            self._pop(stream)
 
 
 class MemoryPresence:

@@ -50,7 +50,10 @@ class RedisBackend:
 
         presence.on_departed = departed
 
-    def retained(self, max_channels: int) -> RetainedStore:
+    def retained(
+        self, max_channels: int, *, max_bytes: int = 0, expiry: float | None = None
+    ) -> RetainedStore:
+        # Bytes are Redis's to bound (maxmemory); docs/security.md.
         return RedisRetainedStore(self.link, max_channels)
 
     def shared_sessions(self, *, expiry: float | None, max_queued: int) -> SharedSessions | None:
