@@ -170,3 +170,37 @@ class RpcPermissions:
 
     def admits(self, name: str, identity: Identity | None) -> bool:
         return self.lookup(name)[1].admits(identity)
+
+    def reaching(self, name: str, match: str = "exact") -> list[tuple[str | None, Rule]]:
+        """The keys and rules guarding the calls a registration could receive.
+
+        ``match`` is WAMP's: an exact name meets its own rule (and that of a
+        glob hanging from it, ``admin.*`` for ``admin``); a prefix or
+        wildcard pattern meets every key whose names it might share, judged
+        on literal prefixes (more than needed, never less): ``admin`` as a
+        prefix meets ``admin.*`` and ``admin.reset``; ``.delete`` as a wildcard
+        (any first component) meets every key.
+        """
+        if match == "exact":
+            # The name a glob's namespace hangs from ("admin" for "admin.*") is
+            # guarded by it too: admins calling it would reach a squatter.
+            roots = [
+                (entry.key, entry.rule)
+                for entry in self._globs
+                if entry.key.split("*", 1)[0] in (name + ".", name + "/")
+            ]
+            return [self.lookup(name), *roots]
+        prefix = name
+        if match == "wildcard":
+            # Up to the first empty (any) component: "a.b..d" reaches what "a.b." may.
+            parts = name.split(".")
+            fixed = parts[: parts.index("")] if "" in parts else parts
+            prefix = ".".join(fixed) + ("." if fixed and len(fixed) < len(parts) else "")
+        out: list[tuple[str | None, Rule]] = [
+            (key, rule) for key, rule in self._exact.values() if key.startswith(prefix)
+        ]
+        for entry in self._globs:
+            literal = entry.key.split("*", 1)[0]
+            if literal.startswith(prefix) or prefix.startswith(literal):
+                out.append((entry.key, entry.rule))
+        return out

@@ -251,10 +251,22 @@ class Hub:
         if self.hooks.call:
             await self.hooks.run_call(ctx, method)
 
-    def authorize_register(self, ctx: CallContext, procedure: str) -> None:
-        """Raise PermissionDenied unless the client may provide ``procedure`` (WAMP REGISTER)."""
+    def authorize_register(self, ctx: CallContext, procedure: str, match: str = "exact") -> None:
+        """Raise PermissionDenied unless the client may provide ``procedure`` (WAMP REGISTER).
+
+        ``rpc.register_access``, and every ``[rpc.permissions]`` rule guarding a
+        name the registration could receive: a callee gets the callers'
+        arguments, so it needs at least the right to make those calls itself
+        (no squatting on ``admin.*`` by those ``admin.*`` refuses).
+        """
         if not self.register_access.admits(ctx.identity):
             raise PermissionDenied(f"registering {procedure!r} is not authorized")
+        for key, rule in self.rpc_permissions.reaching(procedure, match):
+            if not rule.admits(ctx.identity):
+                raise PermissionDenied(
+                    f"registering {procedure!r} is not authorized: "
+                    f"[rpc.permissions] {key!r} refuses you"
+                )
 
     def add_method(self, name: str, func: Callable[..., Any], **options: Any) -> RpcMethod:
         return self.methods.add(name, func, **options)

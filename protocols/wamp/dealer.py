@@ -102,13 +102,13 @@ class Dealer:
 
     async def register(self, callee: Peer, request: Register) -> int:
         procedure, options = request.procedure, request.options
-        try:
-            self._hub.authorize_register(callee.context, procedure)
-        except PermissionDenied as exc:
-            raise channel_error(exc) from None
         match = options.get("match", "exact")
         if match not in MATCH_POLICIES:
             raise WampError(INVALID_ARGUMENT, f"unknown match policy {match!r}")
+        try:
+            self._hub.authorize_register(callee.context, procedure, match)
+        except PermissionDenied as exc:
+            raise channel_error(exc) from None
         if options.get("invoke", "single") != "single":
             raise WampError(OPTION_NOT_ALLOWED, "shared registrations are not supported")
         if not _valid_procedure(procedure, match):

@@ -266,6 +266,32 @@ async def test_pattern_reach_respects_subscribe_access(
             await channels.authorize_subscribe(ctx, pattern)
 
 
+@pytest.mark.parametrize(
+    ("name", "match", "keys"),
+    [
+        ("admin.x", "exact", {"admin.*"}),
+        ("admin", "exact", {None, "admin.*"}),  # its own (none) and the glob hanging from it
+        ("admin.status", "exact", {"admin.status"}),  # an exact key beats the glob
+        ("adm", "prefix", {"admin.*", "admin.status", "*.delete"}),  # adm.delete too
+        ("admin.users", "prefix", {"admin.*", "*.delete"}),
+        ("bill", "prefix", {"*.delete"}),
+        ("bill", "exact", {None}),
+        ("admin..delete", "wildcard", {"admin.*", "admin.status", "*.delete"}),
+        (".delete", "wildcard", {"admin.*", "admin.status", "*.delete"}),
+    ],
+)
+def test_rules_reaching_a_registration(name: str, match: str, keys: set[str | None]) -> None:
+    """RpcPermissions.reaching: the keys guarding calls a WAMP registration could receive."""
+    table = RpcPermissions(
+        {
+            "admin.*": AccessRule(users=["ada"]),
+            "admin.status": AccessRule(),
+            "*.delete": AccessRule(authenticated=True),
+        }
+    )
+    assert {key for key, _ in table.reaching(name, match)} == keys
+
+
 async def test_unset_rules_follow_subscribe_access() -> None:
     """Unset publish/presence/history rules take subscribe_access; an explicit {} reopens one."""
     staff = {"claims": {"staff": True}}
