@@ -127,6 +127,10 @@ class Hub:
 
         control = ClusterControl(self.engine, gather_timeout=self.config.api.gather_timeout)
         self.services.add("cluster", control)
+        if self.config.proxy.enabled:
+            from hub.api.proxy import BackendProxy
+
+            self.services.add("proxy", BackendProxy(self, self.config.proxy))
         if not self.config.api.enabled:
             return
         keys = ApiKeys(self.config.api)

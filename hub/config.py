@@ -615,6 +615,46 @@ class ApiConfig(_Section):
         return bool(self.keys) or self.keys_file is not None
 
 
+class ProxyEndpoint(_Section):
+    """An HTTP endpoint of the user's backend that decides one kind of event (docs/proxy.md)."""
+
+    # http:// or https:// URL the hub POSTs the event to, as JSON.
+    url: str
+    # Seconds for the whole exchange; past it the client gets "backend unavailable".
+    timeout: float = Field(5.0, gt=0)
+    # Handshake headers passed on to the backend ("Cookie", "X-Real-Ip"...).
+    headers: list[str] = []
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"a proxy url must start with http:// or https://, got {url!r}")
+        return url
+
+
+class RpcProxyEndpoint(ProxyEndpoint):
+    # Method globs the backend serves ("billing.*"; * matches dots too); a
+    # method of the hub's own table of that name wins.
+    methods: list[str] = Field(min_length=1)
+
+
+class ProxyConfig(_Section):
+    """Events the hub asks the backend about (docs/proxy.md)."""
+
+    connect: ProxyEndpoint | None = None
+    subscribe: ProxyEndpoint | None = None
+    publish: ProxyEndpoint | None = None
+    rpc: RpcProxyEndpoint | None = None
+    # Requests to the backend open at once (one pool for every endpoint);
+    # more wait for a free connection, within their timeout.
+    max_connections: int = Field(64, gt=0)
+
+    @property
+    def enabled(self) -> bool:
+        return any((self.connect, self.subscribe, self.publish, self.rpc))
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -630,6 +670,7 @@ class HubConfig(_Section):
     mqtt: MqttConfig = MqttConfig()
     wamp: WampConfig = WampConfig()
     api: ApiConfig = ApiConfig()
+    proxy: ProxyConfig = ProxyConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

@@ -103,6 +103,8 @@ class HubMetrics:
         self.publications_dropped = Labeled(Counter, "reason")
         # Server API requests by HTTP status.
         self.api_requests = Labeled(Counter, "status")
+        # Requests to the backend ([proxy.*]) by outcome: allowed, refused, timeout, unavailable.
+        self.proxy_requests = Labeled(Counter, "outcome")
         self.rpc_latency = Histogram((0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0))
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
@@ -130,6 +132,7 @@ _DESCRIPTIONS = {
     "deliveries": "Publications written to subscribers",
     "publications_dropped": "Client publications dropped without telling the client",
     "api_requests": "Server API requests, by HTTP status",
+    "proxy_requests": "Requests to the backend's proxy endpoints, by outcome",
 }
 
 

@@ -236,6 +236,11 @@ class RemoteMethod:
         return await self.forward(params, context)
 
 
+# Finds a method served elsewhere (the RPC proxy to a backend) for a name no
+# local method has; None when it serves no such name.
+Fallback = Callable[[str], "RpcMethod | None"]
+
+
 class MethodTable:
     """Every RPC method of a hub, by name: Python functions and client-provided ones."""
 
@@ -243,6 +248,11 @@ class MethodTable:
         self._methods: dict[str, RpcMethod] = {}
         self._remote: dict[str, RemoteMethod] = {}
         self._reserved = set(reserved)
+        self._fallback: Fallback | None = None
+
+    def set_fallback(self, fallback: Fallback) -> None:
+        """Serve names no local method has through ``fallback`` (the RPC proxy)."""
+        self._fallback = fallback
 
     def add(
         self,
@@ -280,11 +290,19 @@ class MethodTable:
 
     def get(self, name: str) -> RpcMethod | RemoteMethod | None:
         method = self._methods.get(name)
-        return method if method is not None else self._remote.get(name)
+        if method is not None:
+            return method
+        remote = self._remote.get(name)
+        if remote is None and self._fallback is not None:
+            return self._fallback(name)
+        return remote
 
     def local(self, name: str) -> RpcMethod | None:
-        """A Python method of this hub (not a client-provided one)."""
-        return self._methods.get(name)
+        """A method of this hub (not a client-provided one): Python, or proxied."""
+        method = self._methods.get(name)
+        if method is None and self._fallback is not None:
+            return self._fallback(name)
+        return method
 
     def __contains__(self, name: object) -> bool:
         return name in self._methods or name in self._remote

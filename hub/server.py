@@ -68,7 +68,14 @@ class HubConnection(ServerConnection):
     # Slots, not instance attributes: websockets' connection already has 25 and
     # CPython shares instance-dict keys for at most 30; past that every
     # connection carries a dict of its own (~1.3 KiB, docs/benchmarks.md).
-    __slots__ = ("forwarded_for", "identity", "negotiated", "release_slot", "wire_name")
+    __slots__ = (
+        "forwarded_for",
+        "forwarded_headers",
+        "identity",
+        "negotiated",
+        "release_slot",
+        "wire_name",
+    )
 
     # Told when the TCP connection ends before a whole HTTP request arrived
     # (handshake timeout, or the client left); set per hub, see HubServer.
@@ -87,6 +94,9 @@ class HubConnection(ServerConnection):
         # The client's address as a trusted proxy forwarded it (hub.proxies);
         # read at the handshake, since the headers are dropped once open.
         self.forwarded_for: str | None = None
+        # The handshake headers [proxy.*] pass on to the backend, kept past
+        # forget_handshake_headers().
+        self.forwarded_headers: dict[str, str] | None = None
         super().__init__(*args, **kwargs)
 
     @property
@@ -156,6 +166,15 @@ class HubServer:
         self._server: Server | None = None
         self._origins = OriginPolicy(config.server.allowed_origins)
         self._proxies = TrustedProxies(config.server.trusted_proxies)
+        proxy = config.proxy
+        self._forward_headers = sorted(
+            {
+                name
+                for endpoint in (proxy.connect, proxy.subscribe, proxy.publish, proxy.rpc)
+                if endpoint is not None
+                for name in endpoint.headers
+            }
+        )
         limits = config.limits
         self._slots = ConnectionSlots(limits.max_connections, limits.max_connections_per_ip)
         # Message size limits by canonical name (the config may use an alias).
@@ -317,6 +336,12 @@ class HubServer:
             connection.forwarded_for = self._proxies.forwarded_client(
                 connection.peer_host, request.headers
             )
+        if self._forward_headers:
+            connection.forwarded_headers = {
+                name: value
+                for name in self._forward_headers
+                if (value := request.headers.get(name)) is not None
+            }
         # Cheapest checks first: a refused origin costs nothing, a slot is
         # taken before anything expensive (authentication) runs.
         refused = self._check_origin(request)
@@ -470,6 +495,8 @@ class HubServer:
             wire_name=connection.wire_name,
             remote_address=connection.client_address,
         )
+        if connection.forwarded_headers:
+            session.forwarded_headers = connection.forwarded_headers
         connection.forget_handshake_headers()
         handler = spec.factory(session, hub)
         received = metrics.messages_received.labels(spec.name)
@@ -477,13 +504,16 @@ class HubServer:
         metrics.connections_opened.labels(spec.name).inc()
         active.inc()
         context = CallContext(hub, session.id, spec.name, session.identity)
+        # Attached before the connect hooks, so they can find the session
+        # (the backend's connect proxy reads its forwarded headers).
+        hub.attach(session, handler)
         try:
             await hub.hooks.run_connect(context)
         except PermissionDenied as exc:
+            hub.detach(session.id)
             active.dec()
             await connection.close(POLICY_VIOLATION, exc.message[:120])
             return
-        hub.attach(session, handler)
         # Closes the session with 3000 when its identity expires, unless refreshed.
         expiry = ExpiryWatch.attach(session, handler)
         limits = hub.config.limits

@@ -7,13 +7,16 @@ import functools
 import logging
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.protocol import State
 
 from hub.handler import Identity
 from hub.shared_frames import shared_frames
+
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ class WebSocketSession:
         "_max_outbound_bytes",
         "_on_slow_consumer",
         "_remote_address",
+        "forwarded_headers",
         "id",
         "on_identity_change",
         "subprotocol",
@@ -71,6 +75,8 @@ class WebSocketSession:
         # Given by the server when a trusted proxy named the client (hub.proxies).
         self._remote_address = remote_address
         self._close_task: asyncio.Task[None] | None = None
+        # The handshake headers [proxy.*] pass on to the backend (hub.api.proxy).
+        self.forwarded_headers: Mapping[str, str] = _NO_HEADERS
         # Told of every new identity (the server re-arms the expiry timer).
         self.on_identity_change: Callable[[Identity | None], None] | None = None
         # Sync RPC methods run in worker threads and may notify: their sends are
