@@ -108,14 +108,8 @@ class Authenticator:
         method = "password"
         password = credentials.password or b""
         users = self.users
-        # An unknown user is checked too (against a dummy hash) when nothing
-        # else could accept it, so response times do not reveal who exists.
-        alone = self.jwt is None and self._hook is None
-        if (
-            users is not None
-            and (credentials.username in users or alone)
-            and await users.check(credentials.username, password)
-        ):
+        known = users is not None and credentials.username in users
+        if known and users is not None and await users.check(credentials.username, password):
             return Identity(credentials.username, {}, method="password")
         token = _as_token(password)
         if self.jwt is not None and token is not None:
@@ -137,6 +131,10 @@ class Authenticator:
                 if not isinstance(result, Identity):
                     raise TypeError(f"the authentication hook returned {result!r}, not an Identity")
                 return result if result.method else dataclasses.replace(result, method="hook")
+        if users is not None and not known:
+            # A refusal costs one hash whether the user exists or not (a dummy
+            # hash for unknown users), so response times do not tell who exists.
+            await users.check(credentials.username, password)
         self._failed(method)
         raise AuthenticationFailed(reason)
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+import secrets
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from argon2 import PasswordHasher
+from argon2 import Parameters, PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from hub.config import BasicAuthConfig
@@ -27,6 +29,36 @@ _DUMMY_HASH = (
     "$argon2id$v=19$m=65536,t=3,p=4$eU7hw/vGi3645PHZiJr4Dg"
     "$7DR8Cl6rWLsCR8BqsQQnZkaDfjCoUcFWhUCaZxd1Gh4"
 )
+
+
+def dummy_hash(hashes: Iterable[str]) -> str:
+    """A hash to check unknown users against, as costly as the table's own.
+
+    A table made with cheaper (or dearer) parameters than argon2-cffi's
+    defaults would otherwise tell unknown users apart by time all the same:
+    the dummy takes the parameters most of the table's hashes use.
+    """
+    counted: Counter[tuple[int, ...]] = Counter()
+    found: dict[tuple[int, ...], Parameters] = {}
+    for hashed in hashes:
+        try:
+            params = extract_parameters(hashed)
+        except InvalidHashError:
+            continue
+        key = (
+            params.time_cost,
+            params.memory_cost,
+            params.parallelism,
+            params.hash_len,
+            params.salt_len,
+            params.version,
+        )
+        counted[key] += 1
+        found.setdefault(key, params)
+    if not counted:
+        return _DUMMY_HASH
+    params = found[counted.most_common(1)[0][0]]
+    return PasswordHasher.from_parameters(params).hash(secrets.token_urlsafe(16))
 
 
 class UsersFileError(ValueError):
@@ -49,12 +81,15 @@ class UserTable:
     def __init__(self, config: BasicAuthConfig) -> None:
         self.config = config
         self._users = self._load()
+        self._dummy = dummy_hash(self._users.values())
         # Enough parallel checks to use the cores, few enough to bound memory.
         self._slots = asyncio.Semaphore(max(2, os.cpu_count() or 1))
 
     def reload(self) -> None:
         """Re-read the users file; raises (keeping the old table) on error."""
-        self._users = self._load()
+        users = self._load()
+        self._dummy = dummy_hash(users.values())
+        self._users = users
 
     def __contains__(self, user: str) -> bool:
         return user in self._users
@@ -66,7 +101,7 @@ class UserTable:
         """True when ``password`` is the user's; the hash is checked in a thread."""
         hashed = self._users.get(user)
         async with self._slots:
-            matches = await asyncio.to_thread(_check, hashed or _DUMMY_HASH, password)
+            matches = await asyncio.to_thread(_check, hashed or self._dummy, password)
         return matches and hashed is not None
 
     def _load(self) -> dict[str, str]:
