@@ -476,11 +476,18 @@ class MqttConfig(_Section):
     # Bytes of payload in that queue, per session; the oldest is dropped past it.
     max_queued_bytes: int = Field(1024 * 1024, ge=1)
     # Seconds an offline clean_session=0 session is kept (one day, as EMQX's
-    # and HiveMQ's order of magnitude); unset keeps it forever.
+    # and HiveMQ's order of magnitude); unset keeps it forever. Also the cap on
+    # an MQTT 5 client's Session Expiry Interval.
     session_expiry: float | None = Field(86_400.0, gt=0)
     # Offline persistent sessions kept at most; past it the one offline the
     # longest is dropped.
     max_offline_sessions: int = Field(1000, ge=1)
+    # MQTT 5: topic aliases a client may set up towards the hub (CONNACK Topic
+    # Alias Maximum); 0 refuses aliases.
+    topic_alias_maximum: int = Field(10, ge=0, le=65535)
+    # MQTT 5: the longest keepalive the hub accepts, in seconds; a client asking
+    # more (or 0) gets this one in CONNACK (Server Keep Alive). Unset: any.
+    max_keepalive: int | None = Field(None, ge=1, le=65535)
     # Channels holding a retained message, at most, and their payload bytes in
     # all; past either a new retained message is refused (not stored).
     max_retained: int = Field(100_000, ge=0)

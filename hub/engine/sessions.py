@@ -22,6 +22,9 @@ class Queued:
     publication: Publication
     qos: int
     retain: bool
+    # MQTT 5: the identifier of the subscription it matched (3.3.4); kept in
+    # memory only, a queue moved through another store loses it.
+    subscription_id: int | None = None
 
     @property
     def size(self) -> int:

@@ -1,4 +1,5 @@
-"""MQTT 3.1.1 over WebSocket: pure codec (codec, packets, topics), connection handler, bridge.
+"""MQTT 3.1.1 and 5.0 over WebSocket: pure codecs (codec, codec5, properties, packets,
+topics), connection handler, bridge.
 
 Negotiated as ``mqtt`` (``mqttv3.1`` for MQTT 3.1 clients). MQTT clients rely
 on MQTT keepalive, not WebSocket pings (paho answers pings with unmasked pongs).
@@ -12,6 +13,8 @@ from hub.handler import ProtocolSpec
 from protocols.mqtt.handler import MqttHandler
 from protocols.mqtt.shared_store import session_store
 from protocols.mqtt.store import SERVICE_NAME
+from protocols.mqtt.wills import SERVICE_NAME as WILLS_SERVICE_NAME
+from protocols.mqtt.wills import DelayedWills
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -20,9 +23,10 @@ BRIDGE_SERVICE_NAME = "mqtt.bridge"
 
 
 def setup(hub: Hub) -> None:
-    """Register MQTT's hub services: the session store, and the bridge if configured."""
+    """Register MQTT's hub services: the session store, delayed wills, the bridge if configured."""
     config = hub.config.mqtt
     hub.services.add(SERVICE_NAME, session_store(hub))
+    hub.services.add(WILLS_SERVICE_NAME, DelayedWills())
     if config.bridge is not None:
         from protocols.mqtt.bridge import MqttBridge
 

@@ -5,15 +5,26 @@ payload through :func:`hub.payloads.to_bytes` (bytes as they are, JSON values
 as compact JSON). The frame is cached in ``publication.encoded`` per (QoS,
 retain): every QoS 0 subscriber gets the same bytes object, every QoS 1/2
 subscriber a copy with its own packet id patched in (``with_packet_id``).
+
+MQTT 5.0 frames (``publish_frame5``) carry the publisher's message properties,
+kept in ``extras["mqtt"]`` (the documented place other protocols read them,
+docs/mqtt.md): ``properties`` (payload format, content type, response topic,
+correlation data, user properties), ``expires`` (wall-clock time the message
+expiry interval ends) and ``client`` (the publisher's client id, for no
+local). They are cached per (QoS, retain, subscription identifier, seconds
+left), so subscribers without identifiers still share one encoding.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any, Final
 
 from hub.engine import Publication
 from hub.payloads import to_bytes
 from protocols.mqtt.codec import Publish, encode, with_packet_id
+from protocols.mqtt.packets import NO_PROPERTIES, Properties
 
 WIRE: Final = "mqtt"
 _PAYLOAD_KEY: Final = (WIRE, "payload")
@@ -22,6 +33,119 @@ _PAYLOAD_KEY: Final = (WIRE, "payload")
 def mqtt_extras(qos: int, retain: bool) -> dict[str, Any]:
     """What an MQTT publication carries in ``Publication.extras``."""
     return {WIRE: {"qos": qos, "retain": retain}}
+
+
+#: The PUBLISH properties that travel with a message to its subscribers (3.3.2.3).
+MESSAGE_PROPERTIES: Final = (
+    "payload_format_indicator",
+    "content_type",
+    "response_topic",
+    "correlation_data",
+)
+
+
+def mqtt5_extras(
+    packet: Publish, client_id: str, *, topic: str | None = None, now: float | None = None
+) -> dict[str, Any]:
+    """``Publication.extras`` for a 5.0 PUBLISH: QoS and retain, and what 5.0 subscribers get."""
+    details: dict[str, Any] = {"qos": packet.qos, "retain": packet.retain, "client": client_id}
+    properties = packet.properties
+    if properties:
+        carried: dict[str, Any] = {}
+        for name in MESSAGE_PROPERTIES:
+            value = getattr(properties, name)
+            if value is not None:
+                carried[name] = value
+        if properties.user_properties:
+            carried["user_properties"] = [list(pair) for pair in properties.user_properties]
+        if carried:
+            details["properties"] = carried
+        if properties.message_expiry_interval is not None:
+            start = time.time() if now is None else now
+            details["expires"] = start + properties.message_expiry_interval
+    return {WIRE: details}
+
+
+def _details(publication: Publication) -> dict[str, Any]:
+    details = publication.extras.get(WIRE)
+    return details if isinstance(details, dict) else {}
+
+
+def published_client(publication: Publication) -> str | None:
+    """The MQTT client id that published it, when an MQTT 5 client did."""
+    client = _details(publication).get("client")
+    return client if isinstance(client, str) else None
+
+
+def published_retain(publication: Publication) -> bool:
+    """The RETAIN flag the publisher set (False for other protocols)."""
+    return _details(publication).get("retain") is True
+
+
+def seconds_left(publication: Publication, now: float | None = None) -> int | None:
+    """Whole seconds of message expiry left, rounded up; None if it never expires."""
+    expires = _details(publication).get("expires")
+    if not isinstance(expires, int | float):
+        return None
+    left = expires - (time.time() if now is None else now)
+    return math.ceil(left) if left > 0 else 0
+
+
+def expired(publication: Publication, now: float | None = None) -> bool:
+    """MQTT-3.3.2-5: past its message expiry interval, a message is not delivered."""
+    return seconds_left(publication, now) == 0
+
+
+def message_properties(
+    publication: Publication, subscription_id: int | None, expiry: int | None
+) -> Properties:
+    """The 5.0 properties a subscriber's PUBLISH carries."""
+    carried = _details(publication).get("properties")
+    values: dict[str, Any] = {}
+    if isinstance(carried, dict):
+        for name in MESSAGE_PROPERTIES:
+            if name in carried:
+                values[name] = carried[name]
+        pairs = carried.get("user_properties")
+        if pairs:
+            values["user_properties"] = tuple((str(k), str(v)) for k, v in pairs)
+    if subscription_id is not None:
+        values["subscription_identifiers"] = (subscription_id,)
+    if expiry is not None:
+        values["message_expiry_interval"] = expiry
+    return Properties(**values) if values else NO_PROPERTIES
+
+
+def publish_frame5(
+    publication: Publication,
+    qos: int,
+    *,
+    retain: bool = False,
+    packet_id: int | None = None,
+    subscription_id: int | None = None,
+) -> bytes | None:
+    """The 5.0 PUBLISH for one subscriber, or None when the message has expired."""
+    expiry = seconds_left(publication)
+    if expiry == 0:
+        return None
+    key = (WIRE, 5, qos, retain, subscription_id, expiry)
+    template = publication.encoded.get(key)
+    if template is None:
+        packet = Publish(
+            publication.channel,
+            payload(publication),
+            qos,
+            retain,
+            packet_id=1 if qos else None,
+            properties=message_properties(publication, subscription_id, expiry),
+        )
+        template = publication.encoded[key] = encode(packet, 5)
+    assert isinstance(template, bytes)
+    if not qos:
+        return template
+    if packet_id is None:
+        raise ValueError("a QoS 1 or 2 PUBLISH needs a packet id")
+    return with_packet_id(template, packet_id)
 
 
 def published_qos(publication: Publication, default: int) -> int:

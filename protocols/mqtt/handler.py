@@ -1,4 +1,10 @@
-"""The hub as an MQTT 3.1.1 server for one WebSocket connection (spec section 6).
+"""The hub as an MQTT 3.1.1 and 5.0 server for one connection (WebSocket, spec section 6).
+
+A 5.0 CONNECT makes the connection 5.0 (``self.version``): packets are
+encoded in 5.0 form, acknowledgements carry reason codes, the server ends a
+connection with a DISCONNECT naming the reason, and the rules of ``v5``
+(properties, topic aliases, subscription options) apply. The session
+machinery is the same for both versions.
 
 Packets may span WebSocket frames and a frame may hold several (PacketReader).
 What each packet may do depends on the phase, in one table (``_ROUTES``):
@@ -25,6 +31,7 @@ from hub.handler import Identity, Session, SubprotocolHandler
 from hub.rpc import CallContext
 from protocols.mqtt.codec import (
     SUBACK_FAILURE,
+    Auth,
     Connack,
     ConnackCode,
     Connect,
@@ -46,11 +53,35 @@ from protocols.mqtt.codec import (
     Will,
     encode,
 )
-from protocols.mqtt.frames import mqtt_extras
+from protocols.mqtt.frames import mqtt5_extras, mqtt_extras
+from protocols.mqtt.packets import (
+    NO_LOCAL,
+    NO_PROPERTIES,
+    RETAIN_AS_PUBLISHED,
+    RETAIN_HANDLING_SHIFT,
+    Properties,
+)
+from protocols.mqtt.packets import (
+    PROTOCOL_ERROR as PROTOCOL_ERROR_REASON,
+)
+from protocols.mqtt.reasons import ReasonCode, reason_name
 from protocols.mqtt.reauthorize import reauthorize
 from protocols.mqtt.retain import keep_retained, send_retained
-from protocols.mqtt.session import SessionState
+from protocols.mqtt.session import SessionState, SubscriptionOptions
 from protocols.mqtt.store import SERVICE_NAME, Claimant, ClientIdTaken, SessionStore
+from protocols.mqtt.v5 import (
+    CONNACK_REASON,
+    Requested,
+    TopicAliases,
+    check_publish,
+    connack_properties,
+    granted_expiry,
+    granted_keepalive,
+    payload_format_valid,
+    refusal_reason,
+)
+from protocols.mqtt.wills import SERVICE_NAME as WILLS_SERVICE
+from protocols.mqtt.wills import DelayedWills
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -102,6 +133,12 @@ class MqttHandler(SubprotocolHandler):
         # after a takeover.
         self.state: SessionState | None = None
         self.will: Will | None = None
+        # The Link attributes: protocol level, and the client's Maximum Packet Size (5.0).
+        self.version = 4
+        self.max_packet_size: int | None = None
+        # 5.0 only: what the CONNECT asked, and the client's topic aliases.
+        self.requested = Requested()
+        self._aliases = TopicAliases(0)
         self._reader = PacketReader(self.config.max_packet_size)
         self._loop = asyncio.get_running_loop()
         self._timeout = 0.0
@@ -120,7 +157,13 @@ class MqttHandler(SubprotocolHandler):
         self.session.send(frame)
 
     def _send(self, packet: Packet) -> None:
-        self.session.send(encode(packet))
+        self.session.send(encode(packet, self.version))
+
+    def _problem(self, text: str) -> Properties:
+        """A reason string for an acknowledgement, unless the client asked for none (3.1.2.11.7)."""
+        if not self.requested.problem_information:
+            return NO_PROPERTIES
+        return Properties(reason_string=text)
 
     # -- connection events -------------------------------------------------------
 
@@ -177,9 +220,14 @@ class MqttHandler(SubprotocolHandler):
                     self._last_seen = self._loop.time()
                     route = table[self.phase].get(type(packet))
                     if route is None:
-                        raise MqttProtocolError(_unexpected(packet, self.phase))
+                        raise MqttProtocolError(
+                            _unexpected(packet, self.phase), reason_code=PROTOCOL_ERROR_REASON
+                        )
                     await route(self, packet)
         except MqttProtocolError as exc:
+            if self._reader.version == 5:
+                await self._protocol_error5(exc)
+                return
             if self.phase is Phase.CONNECTING and exc.connack_code is not None:
                 # A well-formed CONNECT the server refuses (protocol level,
                 # client id) is a refusal with its CONNACK code, as for
@@ -189,28 +237,67 @@ class MqttHandler(SubprotocolHandler):
             logger.info("MQTT session %s closed: protocol error: %s", self.session.id, exc)
             await self._close(PROTOCOL_ERROR, f"MQTT protocol error: {exc}")
 
+    async def _protocol_error5(self, exc: MqttProtocolError) -> None:
+        """4.13: CONNACK (during CONNECT) or DISCONNECT with the reason code, then close."""
+        reason = f"MQTT protocol error: {exc}"
+        logger.info("MQTT session %s closed: protocol error: %s", self.session.id, exc)
+        self.version = 5
+        code = exc.reason_code
+        if self.phase is Phase.CONNECTING:
+            if exc.connack_code is not None:
+                code = CONNACK_REASON.get(ConnackCode(exc.connack_code), code)
+            self._send(Connack(False, code, Properties(reason_string=str(exc)[:200])))
+            if exc.connack_code is not None:
+                await self._close(POLICY_VIOLATION, f"connection refused: {exc}")
+                return
+        elif self.phase is Phase.CONNECTED:
+            self._disconnect(code, str(exc))
+        await self._close(PROTOCOL_ERROR, reason)
+
+    def _disconnect(self, code: int, text: str) -> None:
+        """5.0: the server's DISCONNECT with a reason code, before it closes (3.14)."""
+        if self.version == 5:
+            self._send(Disconnect(code, Properties(reason_string=text[:200])))
+
     async def on_close(self, code: int | None) -> None:
         self.phase = Phase.CLOSED
         self._cancel_timer()
         will, self.will = self.will, None
-        if self.state is not None:
+        state = self.state
+        if state is not None:
             self.state = None
             await self.store.close(self.client_id, self)
         # MQTT-3.1.2-8: the will is for connections lost without DISCONNECT; a
         # hub shutting down is not the client's failure.
-        if will is not None and not self.hub.stopping:
-            try:
-                await self._publish(will.topic, will.payload, will.qos, will.retain)
-            except EngineUnavailable:
-                logger.warning(
-                    "MQTT session %s: will not published, engine unavailable", self.session.id
-                )
+        if will is None or self.hub.stopping:
+            return
+        delay = will.properties.will_delay_interval
+        if delay and state is not None and not state.clean:
+            # MQTT-3.1.3-9: published after the delay (or when the session ends),
+            # unless the session is taken back first.
+            expiry = state.expiry if state.expiry is not None else delay
+            self._wills().schedule(self.client_id, min(delay, expiry), lambda: self._will(will))
+            return
+        await self._will(will)
+
+    async def _will(self, will: Will) -> None:
+        try:
+            await self._publish(will.topic, will.payload, will.qos, will.retain, will.properties)
+        except EngineUnavailable:
+            logger.warning(
+                "MQTT session %s: will not published, engine unavailable", self.session.id
+            )
+
+    def _wills(self) -> DelayedWills:
+        return self.hub.services.get(WILLS_SERVICE, DelayedWills)
 
     def take_over(self) -> None:
         """Another connection CONNECTed with our client id: it gets the session."""
         self.state = None
         # As Mosquitto does: the replaced connection's will is not sent.
         self.will = None
+        if not self.closed:
+            self._disconnect(ReasonCode.SESSION_TAKEN_OVER, "session taken over")
         self._close_soon(POLICY_VIOLATION, "session taken over by another connection")
 
     # -- closing and timers -------------------------------------------------------
@@ -239,6 +326,8 @@ class MqttHandler(SubprotocolHandler):
         # One timer per connection, pushed back lazily: packets only stamp a time.
         idle = self._loop.time() - self._last_seen
         if idle >= self._timeout:
+            if self.phase is Phase.CONNECTED:
+                self._disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, self._timeout_reason)
             self._close_soon(POLICY_VIOLATION, self._timeout_reason)
         else:
             self._timer = self._loop.call_later(self._timeout - idle, self._check_timeout)
@@ -252,19 +341,24 @@ class MqttHandler(SubprotocolHandler):
 
     async def _on_connect(self, packet: Connect) -> None:
         if packet.protocol_level == 5:
-            # The 5.0 session layer is not wired yet: refused as before (CONNACK 1).
-            raise MqttProtocolError(
-                "unsupported protocol level 5",
-                connack_code=ConnackCode.UNACCEPTABLE_PROTOCOL_VERSION,
-            )
+            self.version = 5
+            self.requested = Requested.from_connect(packet)
+            if packet.properties.authentication_method is not None:
+                # 3.15: enhanced authentication is not offered.
+                await self._refuse_connect(
+                    ReasonCode.BAD_AUTHENTICATION_METHOD, "enhanced authentication not supported"
+                )
+                return
         client_id = packet.client_id
         if packet.protocol_level == 3 and len(client_id) > MQTT31_MAX_CLIENT_ID:
             raise MqttProtocolError(
                 "MQTT 3.1 client id longer than 23 characters",
                 connack_code=ConnackCode.IDENTIFIER_REJECTED,
             )
-        # MQTT-3.1.3-6: an empty id (clean session only, the codec checked) gets one.
-        client_id = client_id or f"wshub-{secrets.token_urlsafe(12)}"
+        # MQTT-3.1.3-6: an empty id (clean session only, the codec checked) gets one;
+        # 5.0 also for a persistent session, and names it in CONNACK (3.2.2.3.7).
+        assigned = None if client_id else f"wshub-{secrets.token_urlsafe(12)}"
+        client_id = client_id or assigned or ""
         if packet.will is not None and packet.will.topic.startswith("$"):
             code: int = ConnackCode.NOT_AUTHORIZED
         else:
@@ -286,14 +380,14 @@ class MqttHandler(SubprotocolHandler):
                 self.session.id,
                 client_id,
             )
-            self._send(Connack(False, ConnackCode.IDENTIFIER_REJECTED))
+            self._send(Connack(False, self._connack_code(ConnackCode.IDENTIFIER_REJECTED)))
             await self._close(
                 POLICY_VIOLATION, "connection refused: client id in use by another user"
             )
             return
         except EngineUnavailable:
             # Sessions live in Redis and Redis is away: MQTT's own "try later".
-            self._send(Connack(False, ConnackCode.SERVER_UNAVAILABLE))
+            self._send(Connack(False, self._connack_code(ConnackCode.SERVER_UNAVAILABLE)))
             await self._close(TRY_AGAIN_LATER, "connection refused: SERVER_UNAVAILABLE")
             return
         if self.closed:  # the connect timer fired while the session was fetched
@@ -303,6 +397,8 @@ class MqttHandler(SubprotocolHandler):
         self.state = opened.state
         self.will = packet.will
         self.phase = Phase.CONNECTED
+        # A delayed will of this client id waits no more (MQTT-3.1.3-9).
+        self._wills().resume(client_id, ended=not opened.present)
         if opened.present:
             # The kept session may be another user's, or hold rights this one lost.
             refused = await reauthorize(self.channels, self.context, opened.state)
@@ -311,23 +407,66 @@ class MqttHandler(SubprotocolHandler):
             if refused:
                 with contextlib.suppress(EngineUnavailable):  # stored again when it goes offline
                     await self.store.save_subscriptions(opened.state)
-        self._send(Connack(opened.present, ConnackCode.ACCEPTED))
+        keepalive = packet.keepalive
+        if self.version == 5:
+            keepalive, properties = self._accept5(packet, opened.state, assigned)
+            self._send(Connack(opened.present, ConnackCode.ACCEPTED, properties))
+        else:
+            self._send(Connack(opened.present, ConnackCode.ACCEPTED))
         # After the CONNACK: unacknowledged messages again, then the queue.
         opened.state.attach(self)
-        if packet.keepalive:
-            self._watch(packet.keepalive * KEEPALIVE_GRACE, "keepalive timeout")
+        if keepalive:
+            self._watch(keepalive * KEEPALIVE_GRACE, "keepalive timeout")
         else:
             self._cancel_timer()
         if opened.stale is not None:
             await self.store.discard(opened.stale)
 
-    async def _refuse_connect(self, code: int, detail: str) -> None:
-        """CONNACK with a refusal code, then close (MQTT-3.2.2-5) with 1008."""
-        reason = f"connection refused: {ConnackCode(code).name}" + (
-            f" ({detail})" if detail else ""
+    def _accept5(
+        self, packet: Connect, state: SessionState, assigned: str | None
+    ) -> tuple[int, Properties]:
+        """Apply what a 5.0 CONNECT asked to the session; the keepalive and CONNACK properties."""
+        requested = self.requested
+        expiry, announced_expiry = granted_expiry(
+            requested.session_expiry, self.config.session_expiry
         )
+        # 3.1.2.11.2: the session ends with the connection when the interval is 0.
+        state.clean = expiry == 0
+        state.expiry = expiry
+        state.receive_maximum = requested.receive_maximum
+        self.max_packet_size = requested.maximum_packet_size
+        self._aliases = TopicAliases(self.config.topic_alias_maximum)
+        keepalive, announced_keepalive = granted_keepalive(
+            packet.keepalive, self.config.max_keepalive
+        )
+        return keepalive, connack_properties(
+            self.config,
+            assigned_client_id=assigned,
+            session_expiry=announced_expiry,
+            server_keep_alive=announced_keepalive,
+            shared_subscriptions=False,
+        )
+
+    def _connack_code(self, code: int) -> int:
+        """A 3.1.1 CONNACK code, as a 5.0 reason code on a 5.0 connection."""
+        if self.version == 5:
+            return CONNACK_REASON.get(ConnackCode(code), code) if code <= 5 else code
+        return code
+
+    async def _refuse_connect(self, code: int, detail: str) -> None:
+        """CONNACK with a refusal code, then close (MQTT-3.2.2-5) with 1008.
+
+        ``code`` is a 3.1.1 code (turned into its 5.0 reason on a 5.0 connection)
+        or already a 5.0 reason code (0x80 and above).
+        """
+        code = self._connack_code(code)
+        name = reason_name(code) if code >= 0x80 else ConnackCode(code).name
+        reason = f"connection refused: {name}" + (f" ({detail})" if detail else "")
         logger.info("MQTT session %s: %s", self.session.id, reason)
-        self._send(Connack(False, code))
+        if self.version == 5:
+            self._send(Connack(False, code, Properties(reason_string=detail or None)))
+        else:
+            self._send(Connack(False, code))
         await self._close(POLICY_VIOLATION, reason)
 
     async def _login(self, packet: Connect, client_id: str) -> int:
@@ -397,6 +536,9 @@ class MqttHandler(SubprotocolHandler):
     # -- PUBLISH from the client --------------------------------------------------
 
     async def _on_publish(self, packet: Publish) -> None:
+        if self.version == 5:
+            await self._on_publish5(packet)
+            return
         if packet.topic.startswith("$"):
             # '$' topics belong to the server (MQTT 4.7.2). Closing would make a
             # clean_session=0 client resend it on every reconnect and loop, so it
@@ -432,41 +574,107 @@ class MqttHandler(SubprotocolHandler):
             return
         self._acknowledge(packet)
 
-    def _acknowledge(self, packet: Publish) -> None:
-        """PUBACK (QoS 1) or PUBREC (QoS 2) for a PUBLISH delivered or dropped."""
+    async def _on_publish5(self, packet: Publish) -> None:
+        """A 5.0 PUBLISH: aliases resolved, checked, then acknowledged with a reason code."""
+        topic = self._aliases.resolve(packet)
+        check_publish(packet, self.config.max_qos)
+        state = self.state
+        packet_id = packet.packet_id
+        if packet.qos == 2 and state is not None:
+            if packet_id in state.awaiting_pubrel:
+                self._send(Pubrec(packet_id))  # a resent QoS 2 PUBLISH: acknowledged again
+                return
+            if len(state.awaiting_pubrel) >= self.config.max_inflight:
+                # MQTT-3.3.4-9: more unacknowledged QoS 2 than the Receive Maximum announced.
+                raise MqttProtocolError(
+                    "receive maximum exceeded", reason_code=ReasonCode.RECEIVE_MAXIMUM_EXCEEDED
+                )
+        if topic.startswith("$"):
+            # '$' topics belong to the server (MQTT 4.7.2): refused, not closed.
+            self.hub.metrics.publications_dropped.labels("reserved_topic").inc()
+            self._acknowledge(packet, ReasonCode.NOT_AUTHORIZED, "'$' topics are the server's")
+            return
+        if not payload_format_valid(packet):
+            self._acknowledge(packet, ReasonCode.PAYLOAD_FORMAT_INVALID, "payload is not UTF-8")
+            return
+        try:
+            await self._publish(
+                topic, packet.payload, packet.qos, packet.retain, packet.properties, packet
+            )
+        except EngineUnavailable:
+            # As for 3.1.1: unacknowledged, so the client sends it again on reconnect.
+            if packet_id is None:
+                self.hub.metrics.publications_dropped.labels("engine_unavailable").inc()
+            logger.info(
+                "MQTT session %s: publish to %r not accepted: engine unavailable",
+                self.session.id,
+                topic,
+            )
+            return
+        except ChannelError as exc:
+            self._acknowledge(packet, refusal_reason(exc), str(exc))
+            return
+        self._acknowledge(packet)
+
+    def _acknowledge(self, packet: Publish, code: int = 0, text: str = "") -> None:
+        """PUBACK (QoS 1) or PUBREC (QoS 2) for a PUBLISH delivered or dropped.
+
+        5.0: a failure ``code`` (0x80 and above) ends the flow (no PUBREL follows).
+        """
         packet_id = packet.packet_id
         if packet_id is None:  # QoS 0
             return
+        properties = self._problem(text) if code else NO_PROPERTIES
         if packet.qos == 1:
-            self._send(Puback(packet_id))
+            self._send(Puback(packet_id, code, properties))
         else:
             # Method A of the spec (4.3.3): delivered now, the id kept until PUBREL.
-            if self.state is not None:
+            if self.state is not None and code < 0x80:
                 self.state.awaiting_pubrel.add(packet_id)
-            self._send(Pubrec(packet_id))
+            self._send(Pubrec(packet_id, code, properties))
 
-    async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+    async def _publish(
+        self,
+        topic: str,
+        payload: bytes,
+        qos: int,
+        retain: bool,
+        properties: Properties = NO_PROPERTIES,
+        packet: Publish | None = None,
+    ) -> None:
         """Through the ChannelService, so namespaces and hooks apply as for every protocol.
 
-        Raises EngineUnavailable when Redis is away; other refusals are dropped.
+        Raises EngineUnavailable when Redis is away. Other refusals are dropped
+        for 3.1.1 (``packet`` None or 3.1.1), raised for a 5.0 PUBLISH to answer.
         """
+        if self.version == 5:
+            message = Publish(topic, payload, qos, retain, properties=properties)
+            extras = mqtt5_extras(message, self.client_id)
+        else:
+            extras = mqtt_extras(qos, retain)
         try:
             publication = await self.channels.publish_from_client(
-                self.context, topic, payload, extras=mqtt_extras(qos, retain)
+                self.context, topic, payload, extras=extras
             )
             if retain:
                 await keep_retained(self.hub.retained, publication)
         except EngineUnavailable:
             raise
         except ChannelError as exc:
+            logger.info("MQTT session %s: publish to %r refused: %s", self.session.id, topic, exc)
+            if packet is not None and self.version == 5:
+                raise
             # MQTT 3.1.1 cannot refuse a PUBLISH: it is acknowledged and dropped,
             # as Mosquitto does for a denied ACL.
-            logger.info("MQTT session %s: publish to %r dropped: %s", self.session.id, topic, exc)
 
     async def _on_pubrel(self, packet: Pubrel) -> None:
+        code = 0
         if self.state is not None:
-            self.state.awaiting_pubrel.discard(packet.packet_id)
-        self._send(Pubcomp(packet.packet_id))
+            if packet.packet_id in self.state.awaiting_pubrel:
+                self.state.awaiting_pubrel.discard(packet.packet_id)
+            elif self.version == 5:
+                code = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND  # 3.7.2.1
+        self._send(Pubcomp(packet.packet_id, code))
 
     # -- acknowledgements of our PUBLISHes ----------------------------------------
 
@@ -476,7 +684,11 @@ class MqttHandler(SubprotocolHandler):
 
     async def _on_pubrec(self, packet: Pubrec) -> None:
         if self.state is not None:
-            self.state.pubrec(packet.packet_id)
+            if packet.reason_code >= 0x80:
+                # 4.3.3: a refusing PUBREC ends the flow; no PUBREL.
+                self.state.refused(packet.packet_id)
+            else:
+                self.state.pubrec(packet.packet_id)
 
     async def _on_pubcomp(self, packet: Pubcomp) -> None:
         if self.state is not None:
@@ -489,11 +701,15 @@ class MqttHandler(SubprotocolHandler):
         if state is None:
             return
         held = set(state.subscriptions)
-        codes = [await self._subscribe(state, f, qos) for f, qos in packet.subscriptions]
+        identifier = next(iter(packet.properties.subscription_identifiers), None)
+        codes = [
+            await self._subscribe(state, f, options, identifier)
+            for f, options in packet.subscriptions
+        ]
         granted = [
             (topic_filter, code)
-            for (topic_filter, _), code in zip(packet.subscriptions, codes, strict=True)
-            if code != SUBACK_FAILURE
+            for (topic_filter, options), code in zip(packet.subscriptions, codes, strict=True)
+            if code < 0x80 and _sends_retained(options, topic_filter in held)
         ]
         try:
             # Read before the SUBACK: a store that cannot be read refuses the filter.
@@ -509,35 +725,60 @@ class MqttHandler(SubprotocolHandler):
         for publications, code in retained:
             send_retained(state, publications, code)
 
-    async def _subscribe(self, state: SessionState, topic_filter: str, qos: int) -> int:
-        """Granted QoS, or 0x80 when the hub's policy refuses the filter."""
+    async def _subscribe(
+        self, state: SessionState, topic_filter: str, options: int, identifier: int | None = None
+    ) -> int:
+        """Granted QoS, or a failure code (0x80; 5.0: its reason) when the filter is refused.
+
+        ``options`` is the subscription options byte (3.1.1: the QoS alone).
+        """
+        v5 = self.version == 5
         new = topic_filter not in state.subscriptions
         if new and len(state.subscriptions) >= self.hub.config.channels.max_subscriptions:
-            return SUBACK_FAILURE
+            return ReasonCode.QUOTA_EXCEEDED if v5 else SUBACK_FAILURE
+        if v5 and topic_filter.startswith("$share/"):
+            return ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED
         try:
             await self.channels.authorize_subscribe(self.context, topic_filter)
         except ChannelError as exc:
             logger.info(
                 "MQTT session %s: subscribe %r refused: %s", self.session.id, topic_filter, exc
             )
-            return SUBACK_FAILURE
-        granted = min(qos, self.config.max_qos)
-        # MQTT-3.8.4-3: the same filter again replaces the subscription's QoS.
+            return refusal_reason(exc) if v5 else SUBACK_FAILURE
+        granted = min(options & 0x03, self.config.max_qos)
+        # MQTT-3.8.4-3: the same filter again replaces the subscription (and its options).
         state.subscriptions[topic_filter] = granted
+        extra = SubscriptionOptions(
+            bool(options & NO_LOCAL), bool(options & RETAIN_AS_PUBLISHED), identifier
+        )
+        if extra != SubscriptionOptions():
+            state.options[topic_filter] = extra
+        else:
+            state.options.pop(topic_filter, None)
         if new:
             await self.channels.subscribe(state, topic_filter)
         return granted
 
     async def _on_unsubscribe(self, packet: Unsubscribe) -> None:
         state = self.state
+        codes: tuple[int, ...] = ()
         if state is not None:
+            if self.version == 5:
+                # 3.11.3: one reason per filter: 0x00, or 0x11 No subscription existed.
+                codes = tuple(
+                    0 if f in state.subscriptions else ReasonCode.NO_SUBSCRIPTION_EXISTED
+                    for f in packet.filters
+                )
             await self._unsubscribe(state, packet.filters)
-        self._send(Unsuback(packet.packet_id))
+        elif self.version == 5:
+            codes = tuple(ReasonCode.NO_SUBSCRIPTION_EXISTED for _ in packet.filters)
+        self._send(Unsuback(packet.packet_id, codes))
 
     async def _unsubscribe(self, state: SessionState, filters: Iterable[str]) -> None:
         changed = False
         for topic_filter in filters:
             if state.subscriptions.pop(topic_filter, None) is not None:
+                state.options.pop(topic_filter, None)
                 changed = True
                 await self.channels.unsubscribe(state, topic_filter)
         if changed:
@@ -585,13 +826,35 @@ class MqttHandler(SubprotocolHandler):
         self._send(Pingresp())
 
     async def _on_disconnect(self, packet: Disconnect) -> None:
-        # MQTT-3.14.4-3: a clean DISCONNECT discards the will.
-        self.will = None
+        expiry = packet.properties.session_expiry_interval
+        if expiry is not None and self.state is not None:
+            if self.state.clean and expiry:
+                # MQTT-3.14.2-2: 0 at CONNECT cannot become non-zero at DISCONNECT.
+                raise MqttProtocolError(
+                    "session expiry set at DISCONNECT after 0 at CONNECT",
+                    reason_code=PROTOCOL_ERROR_REASON,
+                )
+            self.state.expiry, _ = granted_expiry(expiry, self.config.session_expiry)
+            self.state.clean = expiry == 0
+        # MQTT-3.14.4-3: a clean DISCONNECT discards the will, unless 5.0's 0x04
+        # "Disconnect with Will Message" asks for it.
+        if packet.reason_code != ReasonCode.DISCONNECT_WITH_WILL:
+            self.will = None
         await self._close(NORMAL_CLOSURE, "DISCONNECT")
+
+    async def _on_auth(self, packet: Auth) -> None:
+        # 4.12: AUTH without an Authentication Method in CONNECT is a Protocol Error.
+        raise MqttProtocolError(
+            "AUTH without an authentication method", reason_code=PROTOCOL_ERROR_REASON
+        )
 
     # -- over the message rate ------------------------------------------------------
 
     async def _refuse_publish(self, packet: Publish) -> None:
+        if self.version == 5:
+            # 5.0 can say no: QoS 1/2 gets Quota exceeded, and is not resent.
+            self._aliases.resolve(packet)  # keeps the client's aliases in step
+            self._acknowledge(packet, ReasonCode.QUOTA_EXCEEDED, "message rate exceeded")
         logger.debug(
             "MQTT session %s: QoS %d publish to %r refused: message rate exceeded",
             self.session.id,
@@ -600,7 +863,14 @@ class MqttHandler(SubprotocolHandler):
         )
 
     async def _refuse_subscribe(self, packet: Subscribe) -> None:
-        self._send(Suback(packet.packet_id, tuple(SUBACK_FAILURE for _ in packet.subscriptions)))
+        code = ReasonCode.QUOTA_EXCEEDED if self.version == 5 else SUBACK_FAILURE
+        self._send(Suback(packet.packet_id, tuple(code for _ in packet.subscriptions)))
+
+
+def _sends_retained(options: int, existed: bool) -> bool:
+    """3.8.3.1 Retain Handling: 0 always, 1 for a new subscription only, 2 never."""
+    handling = options >> RETAIN_HANDLING_SHIFT
+    return handling == 0 or (handling == 1 and not existed)
 
 
 def _unexpected(packet: Packet, phase: Phase) -> str:
@@ -628,6 +898,7 @@ _ROUTES: Final[_RouteTable] = {
         Unsubscribe: MqttHandler._on_unsubscribe,
         Pingreq: MqttHandler._on_pingreq,
         Disconnect: MqttHandler._on_disconnect,
+        Auth: MqttHandler._on_auth,
     },
     Phase.CLOSED: {},
 }

@@ -6,6 +6,12 @@ wait in a bounded queue. Outbound QoS 1/2 flows are tracked per packet id in
 an inflight window; on reconnect the unacknowledged ones are sent again with
 DUP set (PUBREL for those already past PUBREC), in their original order.
 No asyncio here: the connection is a :class:`Link` that takes frames.
+
+The link's protocol version decides the frames: 3.1.1, or 5.0 with the
+publisher's properties, the subscription identifier and the remaining message
+expiry (``frames.publish_frame5``). A subscription's 5.0 options (no local,
+retain as published, identifier) are in ``options``; a message past its
+expiry is dropped wherever it waits (MQTT-3.3.2-5), for 3.1.1 links too.
 """
 
 from __future__ import annotations
@@ -20,8 +26,15 @@ from typing import Final, Protocol
 
 from hub.engine import Kind, Publication
 from hub.engine.sessions import Queued
-from protocols.mqtt.codec import Pubrel, encode, with_packet_id
-from protocols.mqtt.frames import publish_frame, published_qos
+from protocols.mqtt.codec import MAX_REMAINING_LENGTH, PacketReader, Pubrel, encode, with_packet_id
+from protocols.mqtt.frames import (
+    expired,
+    publish_frame,
+    publish_frame5,
+    published_client,
+    published_qos,
+    published_retain,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +44,21 @@ MAX_PACKET_ID: Final = 0xFFFF
 class Link(Protocol):
     """The connection a session is attached to."""
 
+    #: Protocol level of the connection: 3 or 4 (3.1/3.1.1) or 5.
+    version: int
+    #: The client's Maximum Packet Size (5.0, 3.1.2.11.4); larger PUBLISHes are dropped.
+    max_packet_size: int | None
+
     def send(self, frame: bytes) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionOptions:
+    """What a 5.0 SUBSCRIBE asked beyond the QoS (3.8.3.1, 3.8.2.1.2)."""
+
+    no_local: bool = False
+    retain_as_published: bool = False
+    identifier: int | None = None
 
 
 class Awaiting(Enum):
@@ -69,6 +96,15 @@ class SessionState:
         self.limits = limits
         # Topic filter -> granted QoS.
         self.subscriptions: dict[str, int] = {}
+        # Topic filter -> 5.0 options, for filters subscribed with any.
+        self.options: dict[str, SubscriptionOptions] = {}
+        # Seconds the session outlives its connection (5.0 Session Expiry
+        # Interval, math.inf for never); None: the store's mqtt.session_expiry.
+        self.expiry: float | None = None
+        # The protocol level of the frames kept in ``inflight``.
+        self.version = 4
+        # The client's Receive Maximum (5.0): a smaller window than ours.
+        self.receive_maximum: int | None = None
         # Outbound QoS 1/2 messages not yet acknowledged, in sending order.
         self.inflight: dict[int, Inflight] = {}
         self._queue: deque[Queued] = deque()
@@ -107,23 +143,41 @@ class SessionState:
         if granted is None:
             return
         qos = min(granted, published_qos(publication, self.limits.default_qos))
-        self.send_publication(publication, qos)
+        options = self.options.get(subscription)
+        if options is None:
+            self.send_publication(publication, qos)
+            return
+        # MQTT-3.8.3-3: no local: not back to the client id that published it.
+        if options.no_local and published_client(publication) == self.client_id:
+            return
+        # MQTT-3.3.1-12/13: RETAIN as published, or cleared on live delivery.
+        retain = options.retain_as_published and published_retain(publication)
+        self.send_publication(publication, qos, retain=retain, subscription_id=options.identifier)
 
-    def send_publication(self, publication: Publication, qos: int, *, retain: bool = False) -> None:
+    def send_publication(
+        self,
+        publication: Publication,
+        qos: int,
+        *,
+        retain: bool = False,
+        subscription_id: int | None = None,
+    ) -> None:
         """Send now if the window allows, else queue (QoS 0 is never queued)."""
         link = self.link
         if qos == 0:
             # Offline QoS 0 messages are dropped, as the spec allows.
             if link is not None:
-                link.send(publish_frame(publication, 0, retain=retain))
+                frame = self._frame(link, Queued(publication, 0, retain, subscription_id), None)
+                if frame is not None:
+                    link.send(frame)
             return
-        if link is not None and not self.queue and len(self.inflight) < self.limits.max_inflight:
-            self._send_new(link, Queued(publication, qos, retain))
+        message = Queued(publication, qos, retain, subscription_id)
+        if link is not None and not self.queue and len(self.inflight) < self.max_inflight:
+            self._send_new(link, message)
             return
         if link is None and self.spill is not None:
-            self.spill(Queued(publication, qos, retain))
+            self.spill(message)
             return
-        message = Queued(publication, qos, retain)
         size = message.size
         limits = self.limits
         # Keep the freshest: a queue that overflows is stale at its head.
@@ -142,11 +196,47 @@ class SessionState:
         self.queue.append(message)
         self.queue_bytes += size
 
+    @property
+    def max_inflight(self) -> int:
+        """The window: the configured one, or the client's smaller Receive Maximum (5.0)."""
+        limit = self.limits.max_inflight
+        return limit if self.receive_maximum is None else min(limit, self.receive_maximum)
+
+    def _frame(self, link: Link, message: Queued, packet_id: int | None) -> bytes | None:
+        """The PUBLISH for the link's version; None if expired or over the client's size."""
+        publication = message.publication
+        if link.version == 5:
+            frame = publish_frame5(
+                publication,
+                message.qos,
+                retain=message.retain,
+                packet_id=packet_id,
+                subscription_id=message.subscription_id,
+            )
+        elif expired(publication):
+            frame = None
+        else:
+            frame = publish_frame(
+                publication, message.qos, retain=message.retain, packet_id=packet_id
+            )
+        if frame is None:
+            logger.debug("MQTT session %r: expired message dropped", self.client_id)
+            return None
+        # MQTT-3.1.2-25: never more than the client's Maximum Packet Size; dropped.
+        if link.max_packet_size is not None and len(frame) > link.max_packet_size:
+            logger.info(
+                "MQTT session %r: %d-byte PUBLISH over the client's maximum packet size, dropped",
+                self.client_id,
+                len(frame),
+            )
+            return None
+        return frame
+
     def _send_new(self, link: Link, message: Queued) -> None:
         packet_id = self._next_packet_id()
-        frame = publish_frame(
-            message.publication, message.qos, retain=message.retain, packet_id=packet_id
-        )
+        frame = self._frame(link, message, packet_id)
+        if frame is None:
+            return
         awaiting = Awaiting.PUBACK if message.qos == 1 else Awaiting.PUBREC
         self.inflight[packet_id] = Inflight(frame, awaiting)
         link.send(frame)
@@ -163,7 +253,7 @@ class SessionState:
     def _pump(self) -> None:
         """Move queued messages into the inflight window while it has room."""
         link = self.link
-        while link is not None and self.queue and len(self.inflight) < self.limits.max_inflight:
+        while link is not None and self.queue and len(self.inflight) < self.max_inflight:
             message = self.queue.popleft()
             self.queue_bytes -= message.size
             self._send_new(link, message)
@@ -184,6 +274,13 @@ class SessionState:
             if self.link is not None:
                 self.link.send(encode(Pubrel(packet_id)))
 
+    def refused(self, packet_id: int) -> None:
+        """5.0: a PUBREC with a failure reason code ends that flow (4.3.3)."""
+        entry = self.inflight.get(packet_id)
+        if entry is not None and entry.awaiting is Awaiting.PUBREC:
+            del self.inflight[packet_id]
+            self._pump()
+
     def pubcomp(self, packet_id: int) -> None:
         entry = self.inflight.get(packet_id)
         if entry is not None and entry.awaiting is Awaiting.PUBCOMP:
@@ -196,12 +293,32 @@ class SessionState:
         """A connection took the session (after its CONNACK): resend, then drain."""
         self.link = link
         self.offline_since = None
+        if link.version != self.version:
+            self._convert_inflight(link.version)
         for packet_id, entry in self.inflight.items():
             if entry.awaiting is Awaiting.PUBCOMP:
                 link.send(encode(Pubrel(packet_id)))
             else:
                 link.send(with_packet_id(entry.frame, packet_id, dup=True))
         self._pump()
+
+    def _convert_inflight(self, version: int) -> None:
+        """Re-encode unacknowledged PUBLISHes for a client back with another version."""
+        for entry in self.inflight.values():
+            if entry.awaiting is not Awaiting.PUBCOMP:
+                reader = PacketReader(MAX_REMAINING_LENGTH, 5 if self.version == 5 else 4)
+                (packet,) = reader.feed(entry.frame)
+                entry.frame = encode(packet, version)
+        self.version = version
+
+    def expired(self, default: float | None, now: float) -> bool:
+        """Whether the session, offline, outlived its expiry (``default`` if it has none)."""
+        expiry = self.expiry if self.expiry is not None else default
+        return (
+            expiry is not None
+            and self.offline_since is not None
+            and now - self.offline_since >= expiry
+        )
 
     def detach(self) -> None:
         self.link = None
@@ -210,6 +327,7 @@ class SessionState:
     def reset(self) -> None:
         """Forget everything (the caller unsubscribes from the engine)."""
         self.subscriptions.clear()
+        self.options.clear()
         self.inflight.clear()
         self.queue.clear()
         self.queue_bytes = 0

@@ -107,7 +107,10 @@ class SessionStore:
             previous.take_over()
         state = self._sessions.get(client_id)
         stale = None
-        if state is not None and (clean or state.clean):
+        # An MQTT 5 session may expire before the sweeper passes: checked here too.
+        if state is not None and (
+            clean or state.clean or state.expired(self._expiry, time.monotonic())
+        ):
             stale, state = state, None
         present = state is not None
         if state is None:
@@ -166,8 +169,8 @@ class SessionStore:
     # -- the hub service -----------------------------------------------------
 
     async def start(self) -> None:
-        if self._expiry is not None:
-            self._sweeper = asyncio.create_task(self._sweep(self._expiry))
+        # Always: MQTT 5 clients set their own expiry even when the hub sets none.
+        self._sweeper = asyncio.create_task(self._sweep(self._expiry))
 
     async def stop(self) -> None:
         if self._sweeper is not None:
@@ -176,17 +179,15 @@ class SessionStore:
                 await self._sweeper
             self._sweeper = None
 
-    async def _sweep(self, expiry: float) -> None:
-        """Drop persistent sessions offline for longer than ``expiry`` seconds."""
+    async def _sweep(self, expiry: float | None) -> None:
+        """Drop persistent sessions offline for longer than their expiry (``expiry`` by default)."""
         while True:
-            await asyncio.sleep(min(expiry, 60.0))
-            deadline = time.monotonic() - expiry
+            await asyncio.sleep(min(expiry or 60.0, 60.0))
+            now = time.monotonic()
             expired = [
                 state
                 for client_id, state in self._sessions.items()
-                if client_id not in self._owners
-                and state.offline_since is not None
-                and state.offline_since <= deadline
+                if client_id not in self._owners and state.expired(expiry, now)
             ]
             for state in expired:
                 logger.info("MQTT session %r expired", state.client_id)

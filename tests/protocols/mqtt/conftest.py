@@ -69,13 +69,15 @@ class Pair:
         self._reader = PacketReader()
         self._seen = 0
         self._held: list[Packet] = []
+        # The protocol level spoken: set by connect(protocol_level=5).
+        self.version = 4
         self.finished = False
         # What followed the last SUBACK (retained messages).
         self.after_suback: list[Packet] = []
 
     async def send(self, *packets: Packet) -> None:
-        """Send packets in one frame."""
-        await self.handler.on_message(b"".join(encode(packet) for packet in packets))
+        """Send packets in one frame, encoded in the pair's version."""
+        await self.handler.on_message(b"".join(encode(p, self.version) for p in packets))
 
     async def send_bytes(self, data: bytes | str) -> None:
         await self.handler.on_message(data)
@@ -83,6 +85,9 @@ class Pair:
     async def connect(self, **fields: Any) -> Connack:
         """CONNECT with the given fields; return the CONNACK."""
         fields.setdefault("client_id", self.session.id)
+        if fields.get("protocol_level") == 5:
+            self.version = 5
+            self._reader = PacketReader(version=5)
         await self.send(Connect(**fields))
         packets = self.received()
         assert packets, "no CONNACK"

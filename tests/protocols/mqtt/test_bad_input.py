@@ -63,9 +63,9 @@ async def test_bad_input_closes_only_its_client(
 async def test_wrong_protocol_level_gets_connack_1(
     hub: Hub, raw_mqtt: RawFactory, bystander: PahoPeer
 ) -> None:
-    """An MQTT 5 CONNECT (level 5) is answered with CONNACK 1, then closed 1008 as a refusal."""
+    """A CONNECT of an unknown level (6) is answered with CONNACK 1, then closed 1008."""
     victim = await raw_mqtt(hub)
-    await victim.send(Connect(client_id="v5", protocol_level=5))
+    await victim.send(Connect(client_id="v6", protocol_level=6))
     assert await victim.recv() == Connack(False, 1)
     code, reason = await victim.closed()
     assert code == 1008

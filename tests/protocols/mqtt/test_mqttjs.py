@@ -13,14 +13,14 @@ from tests.conftest import JsonRpcPeer, PeerFactory
 NODE_PROJECT = Path(__file__).parent / "node"
 
 
-async def run_script(url: str) -> dict[str, object]:
+async def run_script(url: str, script: str = "script.mjs") -> dict[str, object]:
     node = shutil.which("node")
     if node is None or not (NODE_PROJECT / "node_modules" / "mqtt").is_dir():
         # Not a skip: MQTT.js must be tested for real.
         raise RuntimeError("node or MQTT.js missing: run scripts/bootstrap")
     process = await asyncio.create_subprocess_exec(
         node,
-        "script.mjs",
+        script,
         url,
         cwd=NODE_PROJECT,
         stdout=asyncio.subprocess.PIPE,
@@ -64,3 +64,30 @@ async def test_mqttjs_publishes_subscribes_and_gets_retained(
         note = await watcher.recv()
         seen.add(note["params"]["channel"])
     assert seen == {"js/q0", "js/q1", "js/q2", "js/big"}
+
+
+async def test_mqttjs_speaks_mqtt5(hub: Hub) -> None:
+    """MQTT.js protocolVersion 5: CONNACK properties, message properties, no local, aliases."""
+    result = await run_script(hub.url.rstrip("/") + "/mqtt", "script5.mjs")
+    connack = result["connack"]
+    assert isinstance(connack, dict)
+    assert connack["receiveMaximum"] == 20
+    assert connack["subscriptionIdentifiersAvailable"] is True
+    assert result["granted"] == [1]
+    assert result["ack"] == 0
+    first = result["first"]
+    assert isinstance(first, dict)
+    assert first["topic"] == "js5/req"
+    assert first["payload"] == "hello"
+    props = first["properties"]
+    assert props["contentType"] == "text/plain"
+    assert props["responseTopic"] == "js5/resp"
+    assert props["correlationData"] == "010203"
+    assert props["userProperties"] == {"origin": "mqtt.js"}
+    assert props["subscriptionIdentifier"] == 9
+    assert 58 <= props["messageExpiryInterval"] <= 60
+    aliased = result["aliased"]
+    assert isinstance(aliased, dict)
+    assert (aliased["topic"], aliased["payload"]) == ("js5/alias", "one")
+    # PUBACK 0x87: '$' topics are the server's.
+    assert result["refused"] == 0x87

@@ -77,7 +77,7 @@ async def test_second_connect_closes(pair: PairFactory) -> None:
 async def test_wrong_protocol_level_gets_connack_1_then_close(pair: PairFactory) -> None:
     """MQTT-3.1.2-2: an unsupported protocol level is answered with CONNACK 1, then closed."""
     client = await pair()
-    await client.send(Connect(client_id="v5", protocol_level=5))
+    await client.send(Connect(client_id="v6", protocol_level=6))
     assert client.received() == [Connack(False, 1)]
     assert client.closed == 1008
     assert client.session.close_reason.startswith("connection refused: UNACCEPTABLE_PROTOCOL")
@@ -98,7 +98,7 @@ async def test_refused_connect_is_logged_at_info(
     """A CONNECT refused with a CONNACK code is logged at info with the session id and why."""
     client = await pair()
     with caplog.at_level(logging.INFO, logger="protocols.mqtt.handler"):
-        await client.send(Connect(client_id="v5", protocol_level=5))
+        await client.send(Connect(client_id="v6", protocol_level=6))
     [record] = [r for r in caplog.records if client.session.id in r.getMessage()]
     assert record.levelno == logging.INFO
     assert "connection refused: UNACCEPTABLE_PROTOCOL_VERSION" in record.getMessage()
