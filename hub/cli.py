@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hub.app import Hub
 from hub.config import ConfigError, HubConfig, load_config
+from hub.config_coherence import coherence_warnings
 
 logger = logging.getLogger("hub")
 
@@ -85,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wshub: {source}: " + "; ".join(problems), file=sys.stderr)
         return 2
     if args.check:
+        for warning in coherence_warnings(config):
+            print(f"wshub: {source}: warning: {warning}", file=sys.stderr)
         print(f"wshub: configuration OK, {len(hub.methods.names)} RPC method(s)")
         return 0
     try:

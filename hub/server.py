@@ -15,6 +15,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from hub.auth import ExpiryWatch, HandshakeRefused, handshake_request
+from hub.config_coherence import coherence_warnings
 from hub.errors import PermissionDenied
 from hub.handler import Identity, ProtocolSpec
 from hub.hosts import HostPolicy
@@ -240,7 +241,7 @@ class HubServer:
         return self._registry
 
     async def start(self, host: str | None = None, port: int | None = None) -> None:
-        for problem in self.config_problems():
+        for problem in [*self.config_problems(), *coherence_warnings(self._hub.config)]:
             logger.warning("%s", problem)
         config = self._hub.config
         ws = config.websocket

@@ -24,6 +24,10 @@ logger = logging.getLogger(__name__)
 # violation) is understood by every client; the reason says which policy.
 SLOW_CONSUMER_CODE = 1008
 SLOW_CONSUMER_REASON = "slow consumer: outbound buffer full"
+# A message that would not fit the outbound budget even with nothing waiting:
+# 1009 (message too big), whichever direction; the reason names the setting.
+OVERSIZE_CODE = 1009
+OVERSIZE_REASON = "message larger than the outbound budget (limits.max_outbound_bytes)"
 
 
 def new_session_id() -> str:
@@ -129,7 +133,12 @@ class WebSocketSession:
         # Checked before writing: a message that cannot fit is never buffered
         # (compressed, it might: the bound is on what the hub was asked to send).
         if transport.get_write_buffer_size() + len(message) > self._max_outbound_bytes:
-            self._close_slow_consumer()
+            if len(message) > self._max_outbound_bytes:
+                # It would not fit an empty buffer either: the client is not
+                # slow, the message is too big for the budget; say so.
+                self._close_oversize(len(message))
+            else:
+                self._close_slow_consumer()
             return
         if protocol.extensions or protocol.debug or connection.send_in_progress is not None:
             broadcast((connection,), message, text=text)
@@ -161,15 +170,32 @@ class WebSocketSession:
         )
         if self._on_slow_consumer is not None:
             self._on_slow_consumer()
-        self._close_task = asyncio.get_running_loop().create_task(self._close_stalled())
+        self._close_task = asyncio.get_running_loop().create_task(
+            self._close_stalled(SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON)
+        )
 
-    async def _close_stalled(self) -> None:
+    def _close_oversize(self, size: int) -> None:
+        if self._close_task is not None:
+            return
+        logger.warning(
+            "session %s (%s): closing, a message of %d bytes exceeds "
+            "limits.max_outbound_bytes (%d)",
+            self.id,
+            self.remote_address,
+            size,
+            self._max_outbound_bytes,
+        )
+        self._close_task = asyncio.get_running_loop().create_task(
+            self._close_stalled(OVERSIZE_CODE, OVERSIZE_REASON)
+        )
+
+    async def _close_stalled(self, code: int, reason: str) -> None:
         connection = self._connection
         # close() first waits for the buffer to drain, which a peer that stopped
         # reading never lets happen: give it close_timeout, then drop the TCP
         # connection so the buffer is freed.
         try:
             async with asyncio.timeout(connection.close_timeout):
-                await connection.close(SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON)
+                await connection.close(code, reason)
         except TimeoutError:
             connection.transport.abort()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import textwrap
 from collections.abc import AsyncIterator
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.wshub_process import LISTENING, WSHUB, WshubProcess, running_wshub
+from tests.wshub_process import LISTENING, WSHUB, WshubProcess, running_wshub, wshub_command
 
 SERVICE = """
     from hub import CallContext, RpcError, rpc
@@ -41,22 +40,6 @@ async def wshub(tmp_path: Path) -> AsyncIterator[WshubProcess]:
     config.write_text('[rpc]\npaths = ["."]\nmodules = ["service"]\n')
     async with running_wshub("--config", str(config), cwd=tmp_path) as hub:
         yield hub
-
-
-async def wshub_command(
-    *args: str, timeout: float = 20, env: dict[str, str] | None = None
-) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        WSHUB,
-        *args,
-        env={**os.environ, **(env or {})},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(timeout):
-        stdout, stderr = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
 
 
 async def test_call_prints_the_result(wshub: WshubProcess) -> None:

@@ -79,3 +79,19 @@ async def running_wshub(
             except TimeoutError:
                 process.kill()
                 await process.wait()
+
+
+async def wshub_command(
+    *args: str, timeout: float = 20, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        WSHUB,
+        *args,
+        env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(timeout):
+        stdout, stderr = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
