@@ -131,6 +131,15 @@ class Hub:
             from hub.api.proxy import BackendProxy
 
             self.services.add("proxy", BackendProxy(self, self.config.proxy))
+        if self.config.webhooks.urls:
+            from hub.api.webhooks import Webhooks
+
+            webhooks = Webhooks(self, self.config.webhooks)
+            self.services.add("webhooks", webhooks)
+            if self.config.webhooks.secret_file is not None:
+                self.add_reloader(
+                    f"webhooks secret {self.config.webhooks.secret_file}", webhooks.reload
+                )
         if not self.config.api.enabled:
             return
         keys = ApiKeys(self.config.api)

@@ -9,6 +9,7 @@ methods without one) act for the server, where no client rule applies.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,8 @@ class ChannelService:
         self.namespace = functools.lru_cache(maxsize=4096)(self._resolve_namespace)
         self.access = functools.lru_cache(maxsize=4096)(self._resolve_access)
         engine.on_departed = self._departed
+        # Told of every client publication once stored, with its offset (webhooks).
+        self.after_publish: list[Callable[[CallContext, Publication], None]] = []
 
     def _resolve_namespace(self, channel: str) -> NamespaceConfig:
         prefix = self._prefix_of(channel)
@@ -176,6 +179,8 @@ class ChannelService:
         if publication.data is not data:
             self._check_size(channel, publication.data, namespace)
         await self._publish(publication, namespace)
+        for listener in self.after_publish:
+            listener(ctx, publication)
         return publication
 
     def authorize_publish(self, ctx: CallContext, channel: str) -> NamespaceConfig:

@@ -662,6 +662,46 @@ class ProxyConfig(_Section):
         return any((self.connect, self.subscribe, self.publish, self.rpc))
 
 
+WebhookEvent = Literal[
+    "connect", "disconnect", "join", "leave", "channel_occupied", "channel_vacated", "publish"
+]
+
+
+class WebhooksConfig(_Section):
+    """Events POSTed to the backend, signed, in order per channel (docs/webhooks.md)."""
+
+    # Every URL gets every event; none: webhooks off.
+    urls: list[str] = []
+    events: list[WebhookEvent] = ["join", "leave", "channel_occupied", "channel_vacated"]
+    # The HMAC-SHA256 key of the X-Wshub-Signature header, inline or in a file.
+    secret: str | None = None
+    secret_file: FilePath | None = None
+    # Seconds for one delivery attempt.
+    timeout: float = Field(5.0, gt=0)
+    # Attempts per event (the first included); then it is dropped and counted.
+    max_attempts: int = Field(5, ge=1)
+    retry_min_delay: float = Field(0.5, gt=0)
+    retry_max_delay: float = Field(30.0, gt=0)
+    # Events waiting per URL; past it new events are dropped and counted.
+    max_queue: int = Field(10_000, gt=0)
+    # Deliveries in flight per URL: channels are spread over this many ordered lanes.
+    lanes: int = Field(8, ge=1, le=256)
+
+    @field_validator("urls")
+    @classmethod
+    def _http_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"a webhook url must start with http:// or https://, got {url!r}")
+        return urls
+
+    @model_validator(mode="after")
+    def _signed(self) -> WebhooksConfig:
+        if self.urls and (self.secret is None) == (self.secret_file is None):
+            raise ValueError("webhooks need secret or secret_file (one of them)")
+        return self
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -678,6 +718,7 @@ class HubConfig(_Section):
     wamp: WampConfig = WampConfig()
     api: ApiConfig = ApiConfig()
     proxy: ProxyConfig = ProxyConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     logging: LoggingConfig = LoggingConfig()
 
 
@@ -756,6 +797,7 @@ def _resolve_relative_paths(config: HubConfig, base: Path) -> HubConfig:
         bridge = resolve_files(bridge, "ca_file", "cert_file", "key_file")
         mqtt = mqtt.model_copy(update={"bridge": bridge})
     api = resolve_files(config.api, "keys_file")
+    webhooks = resolve_files(config.webhooks, "secret_file")
     return config.model_copy(
         update={
             "server": server,
@@ -764,5 +806,6 @@ def _resolve_relative_paths(config: HubConfig, base: Path) -> HubConfig:
             "engine": engine,
             "mqtt": mqtt,
             "api": api,
+            "webhooks": webhooks,
         }
     )

@@ -150,6 +150,7 @@ def _is_secret(path: list[int | str]) -> bool:
         or "wampcra_users" in path
         or "secret" in path
         or path[:2] == ["api", "keys"]
+        or path[:2] == ["webhooks", "secret"]
     )
 
 

@@ -105,6 +105,10 @@ class HubMetrics:
         self.api_requests = Labeled(Counter, "status")
         # Requests to the backend ([proxy.*]) by outcome: allowed, refused, timeout, unavailable.
         self.proxy_requests = Labeled(Counter, "outcome")
+        # Webhook events delivered, retried, and dropped by reason (queue_full, failed).
+        self.webhooks_delivered = Counter()
+        self.webhooks_retries = Counter()
+        self.webhooks_dropped = Labeled(Counter, "reason")
         self.rpc_latency = Histogram((0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0))
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
@@ -133,6 +137,9 @@ _DESCRIPTIONS = {
     "publications_dropped": "Client publications dropped without telling the client",
     "api_requests": "Server API requests, by HTTP status",
     "proxy_requests": "Requests to the backend's proxy endpoints, by outcome",
+    "webhooks_delivered": "Webhook events delivered (a 2xx answer)",
+    "webhooks_retries": "Webhook delivery attempts after a failed one",
+    "webhooks_dropped": "Webhook events given up: queue_full, or failed after max_attempts",
 }
 
 

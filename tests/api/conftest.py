@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import pytest
 
 from hub import Hub
+from tests.api.backend import Backend
 from tests.conftest import HubFactory
 
 # The protocols' real-client fixtures, for the API's subscribers.
@@ -78,6 +79,15 @@ async def result(hub: Hub | str, method: str, params: Any = None) -> Any:
 def _api_url(hub: Hub) -> str:
     assert hub.api is not None, "the hub's API is off"
     return hub.api.url
+
+
+@pytest.fixture
+async def backend() -> AsyncIterator[Backend]:
+    """A real HTTP backend (aiohttp) on a free port, answering {"result": {}} unless told."""
+    server = Backend()
+    await server.start()
+    yield server
+    await server.stop()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
+from tests.api.backend import Backend
 from tests.api.conftest import KEY, call, result
 from tests.multinode.conftest import HubProcess
 from tests.multinode.redis_server import RedisServer, free_port
@@ -22,11 +23,11 @@ pytestmark = pytest.mark.service
 class ApiNode(HubProcess):
     """A hub process on Redis with the server API on a port of its own."""
 
-    def __init__(self, directory: Path, name: str, redis_url: str) -> None:
+    def __init__(self, directory: Path, name: str, redis_url: str, extra: str = "") -> None:
         super().__init__(directory, name, redis_url)
         self.api_port = free_port()
         with self.config.open("a") as config:
-            config.write(f'[api]\nkeys = ["{KEY}"]\nport = {self.api_port}\n')
+            config.write(f'[api]\nkeys = ["{KEY}"]\nport = {self.api_port}\n{extra}')
 
     @property
     def api(self) -> str:
@@ -138,3 +139,35 @@ async def test_redis_down_503(nodes: list[ApiNode], redis_server: RedisServer) -
     assert status == 503, body
     assert body["error"]["code"] == -32017
     assert json.dumps(body)
+
+
+async def test_webhooks_once_across_nodes(
+    tmp_path: Path, redis_server: RedisServer, backend: Backend, peer: PeerFactory
+) -> None:
+    """Two nodes send each join/leave/publish webhook once, not once per node."""
+    extra = (
+        f'[webhooks]\nurls = ["{backend.url("hooks")}"]\nsecret = "s3cret-for-tests"\n'
+        'events = ["join", "leave", "publish", "channel_occupied", "channel_vacated"]\n'
+    )
+    nodes = [ApiNode(tmp_path, f"hook{n}", redis_server.url, extra) for n in (1, 2)]
+    try:
+        await asyncio.gather(*(node.start() for node in nodes))
+        one, two = nodes
+        first = await peer(one)
+        second = await peer(two)
+        await first.subscribe("room", presence=True)
+        await second.subscribe("room", presence=True)
+        await second.publish("room", "hi")
+        await second.call("unsubscribe", {"channel": "room"})
+        await first.call("unsubscribe", {"channel": "room"})
+        await backend.wait_for(7)
+        await asyncio.sleep(0.5)  # a duplicate from the other node would be in by now
+        events = [event["event"] for event in backend.events]
+        assert events.count("join") == 2
+        assert events.count("leave") == 2
+        assert events.count("publish") == 1
+        assert events.count("channel_occupied") == 1
+        assert events.count("channel_vacated") == 1
+        assert len({event["id"] for event in backend.events}) == len(backend.events)
+    finally:
+        await asyncio.gather(*(node.stop() for node in nodes))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,15 +17,6 @@ from tests.multinode.redis_server import free_port
 from tests.protocols.channels.conftest import WIRE_NAME, ChannelsPeer
 from tests.protocols.channels.conftest import PeerFactory as ChannelsFactory
 from tests.protocols.mqtt.conftest import PahoPeer, hub_address
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[Backend]:
-    """A real HTTP backend on a free port, answering {"result": {}} unless told otherwise."""
-    server = Backend()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def proxy(backend: Backend, *events: str, **options: Any) -> dict[str, Any]:
