@@ -455,6 +455,32 @@ class MqttBridgeConfig(_Section):
         return url
 
 
+class MqttListenerConfig(_Section):
+    """A TCP listener for MQTT devices (mqtt://, or mqtts:// with certificate files).
+
+    The same handler, sessions, limits, authentication and access rules as
+    MQTT over WebSocket: a transport, not a second broker.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=0, le=65535)
+    # Both set: TLS (mqtts, usually port 8883); PEM files, the chain after the leaf.
+    cert_file: FilePath | None = None
+    key_file: FilePath | None = None
+    # Set (with TLS): clients must present a certificate this CA signed (mutual
+    # TLS); its common name is the client's identity, as a handshake login.
+    ca_file: FilePath | None = None
+    min_version: Literal["1.2", "1.3"] = "1.2"
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> MqttListenerConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (TLS)")
+        if self.ca_file is not None and self.cert_file is None:
+            raise ValueError("ca_file (client certificates) needs cert_file and key_file")
+        return self
+
+
 class MqttConfig(_Section):
     # CONNECT without a username (and no identity from the handshake); unset
     # follows auth.allow_anonymous. A username and password are checked against
@@ -499,6 +525,8 @@ class MqttConfig(_Section):
     # own user (anonymous sessions: anonymous clients) may, others get CONNACK 2.
     takeover_access: AccessRule | None = None
     bridge: MqttBridgeConfig | None = None
+    # TCP/TLS listeners for devices ([[mqtt.listeners]] tables); none by default.
+    listeners: list[MqttListenerConfig] = []
 
 
 class WampRealmConfig(_Section):

@@ -23,7 +23,8 @@ BRIDGE_SERVICE_NAME = "mqtt.bridge"
 
 
 def setup(hub: Hub) -> None:
-    """Register MQTT's hub services: the session store, delayed wills, the bridge if configured."""
+    """Register MQTT's hub services: sessions, delayed wills, and the bridge and TCP/TLS
+    listeners if configured."""
     config = hub.config.mqtt
     hub.services.add(SERVICE_NAME, session_store(hub))
     hub.services.add(WILLS_SERVICE_NAME, DelayedWills())
@@ -31,6 +32,11 @@ def setup(hub: Hub) -> None:
         from protocols.mqtt.bridge import MqttBridge
 
         hub.services.add(BRIDGE_SERVICE_NAME, MqttBridge(hub, config.bridge))
+    if config.listeners:
+        from protocols.mqtt.listener import SERVICE_NAME as LISTENERS_SERVICE_NAME
+        from protocols.mqtt.listener import MqttListeners
+
+        hub.services.add(LISTENERS_SERVICE_NAME, MqttListeners(hub, config.listeners))
 
 
 PROTOCOL = ProtocolSpec(

@@ -90,6 +90,7 @@ logger = logging.getLogger(__name__)
 
 # WebSocket close codes (docs/mqtt.md).
 NORMAL_CLOSURE: Final = 1000
+GOING_AWAY: Final = 1001
 PROTOCOL_ERROR: Final = 1002
 UNSUPPORTED_DATA: Final = 1003
 POLICY_VIOLATION: Final = 1008
@@ -290,6 +291,13 @@ class MqttHandler(SubprotocolHandler):
 
     def _wills(self) -> DelayedWills:
         return self.hub.services.get(WILLS_SERVICE, DelayedWills)
+
+    async def shutdown(self) -> None:
+        """The hub stops: a 5.0 client hears DISCONNECT 0x8B Server shutting down."""
+        if self.phase is Phase.CONNECTED:
+            self._disconnect(ReasonCode.SERVER_SHUTTING_DOWN, "server shutting down")
+        if not self.closed:
+            await self._close(GOING_AWAY, "server shutting down")
 
     def take_over(self) -> None:
         """Another connection CONNECTed with our client id: it gets the session."""

@@ -1,0 +1,243 @@
+"""MQTT over plain TCP and TLS for devices (``[[mqtt.listeners]]``): a transport, not a broker.
+
+Each accepted socket becomes a :class:`TcpSession` (the ``hub.handler.Session``
+a handler sees) joined to the same :class:`MqttHandler` as MQTT over
+WebSocket: the codec reads the byte stream as it reads WebSocket frames, and
+sessions, retained messages, limits, authentication, access rules, hooks and
+the engine are the hub's. What differs is only the transport:
+
+- TLS (mqtts) when the listener has certificate files; with ``ca_file`` the
+  client must present a certificate that CA signed, and its common name is
+  the connection's identity (as a handshake login is over WebSocket).
+- Connection counts (``limits.max_connections``, per address) are enforced
+  per listener set with the same numbers, counted apart from WebSocket.
+- The outbound buffer is bounded by ``limits.max_outbound_bytes``: a client
+  that does not read is dropped as a slow consumer.
+- On shutdown, 5.0 clients get DISCONNECT 0x8B before the socket closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import ssl
+from typing import TYPE_CHECKING, Any, Final
+
+from hub.errors import PermissionDenied
+from hub.handler import Identity
+from hub.limits import ConnectionSlots, MessageRateLimiter, address_key
+from hub.rpc import CallContext
+from hub.tls import TlsError
+from protocols.mqtt.handler import MqttHandler
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+    from hub.config import MqttListenerConfig
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME: Final = "mqtt.listeners"
+PROTOCOL: Final = "mqtt"
+READ_SIZE: Final = 64 * 1024
+
+
+def tls_context(config: MqttListenerConfig) -> ssl.SSLContext | None:
+    """The listener's server context (None: plain TCP); TlsError names a bad file."""
+    if config.cert_file is None or config.key_file is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = (
+        ssl.TLSVersion.TLSv1_3 if config.min_version == "1.3" else ssl.TLSVersion.TLSv1_2
+    )
+    where = f"mqtt.listeners ({config.host}:{config.port})"
+    files = [config.cert_file, config.key_file]
+    if config.ca_file is not None:
+        files.append(config.ca_file)
+    for path in files:
+        if not path.is_file():
+            raise TlsError(f"{where}: {path}: no such file")
+    try:
+        context.load_cert_chain(config.cert_file, config.key_file)
+        if config.ca_file is not None:
+            context.load_verify_locations(config.ca_file)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsError(f"{where}: cannot use its certificate files: {exc}") from None
+    return context
+
+
+def certificate_identity(peercert: Any) -> Identity | None:
+    """The identity a verified client certificate stands for: its common name."""
+    if not peercert:
+        return None
+    subject = {key: value for rdn in peercert.get("subject", ()) for key, value in rdn}
+    common_name = subject.get("commonName")
+    if not common_name:
+        return None
+    return Identity(str(common_name), {"certificate": subject}, method="tls")
+
+
+class TcpSession:
+    """A TCP (or TLS) connection as a ``hub.handler.Session``: writes are bounded."""
+
+    subprotocol = PROTOCOL
+    wire_name = PROTOCOL
+
+    def __init__(
+        self,
+        writer: asyncio.StreamWriter,
+        *,
+        identity: Identity | None,
+        remote_address: str,
+        max_outbound_bytes: int,
+    ) -> None:
+        self.id = secrets.token_urlsafe(12)
+        self.identity = identity
+        self.remote_address = remote_address
+        self.forwarded_headers: dict[str, str] = {}
+        self._writer = writer
+        self._max_outbound_bytes = max_outbound_bytes
+        self.close_code: int | None = None
+
+    def send(self, message: str | bytes, *, text: bool | None = None) -> None:
+        if self.close_code is not None or self._writer.is_closing():
+            return
+        data = message.encode() if isinstance(message, str) else message
+        self._writer.write(data)
+        if self._writer.transport.get_write_buffer_size() > self._max_outbound_bytes:
+            logger.warning("MQTT/TCP session %s: slow consumer dropped", self.id)
+            self.close_code = 1008
+            self._writer.transport.abort()
+
+    def outbound_room(self) -> int:
+        return max(0, self._max_outbound_bytes - self._writer.transport.get_write_buffer_size())
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close after what is written has gone (TCP has no close code: it is only logged)."""
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        logger.debug("MQTT/TCP session %s closing (%d %s)", self.id, code, reason)
+        self._writer.close()
+
+
+class MqttListeners:
+    """The hub service running every ``[[mqtt.listeners]]`` entry."""
+
+    def __init__(self, hub: Hub, configs: list[MqttListenerConfig]) -> None:
+        self._hub = hub
+        self._configs = configs
+        # Loaded now: a bad certificate fails at start, not at the first client.
+        self._contexts = [tls_context(config) for config in configs]
+        limits = hub.config.limits
+        self._slots = ConnectionSlots(limits.max_connections, limits.max_connections_per_ip)
+        self._servers: list[asyncio.Server] = []
+        self._handlers: set[MqttHandler] = set()
+
+    @property
+    def addresses(self) -> list[tuple[str, int, bool]]:
+        """(host, port, TLS) of each running listener, ports as bound (port 0 picks one)."""
+        out = []
+        for server, context in zip(self._servers, self._contexts, strict=True):
+            host, port = server.sockets[0].getsockname()[:2]
+            out.append((str(host), int(port), context is not None))
+        return out
+
+    async def start(self) -> None:
+        for config, context in zip(self._configs, self._contexts, strict=True):
+            server = await asyncio.start_server(
+                self._serve, config.host, config.port, ssl=context, limit=READ_SIZE
+            )
+            self._servers.append(server)
+        for host, port, tls in self.addresses:
+            logger.info("MQTT listening on %s://%s:%d", "mqtts" if tls else "mqtt", host, port)
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        for handler in list(self._handlers):
+            with contextlib.suppress(Exception):
+                await handler.shutdown()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await server.wait_closed()
+        self._servers.clear()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        host = str(peer[0])
+        key = address_key(host)
+        if self._slots.acquire(key) is not None:
+            logger.info("MQTT/TCP connection from %s refused: connection limit", host)
+            writer.close()
+            return
+        try:
+            await self._run(reader, writer, f"{host}:{peer[1]}")
+        finally:
+            self._slots.release(key)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _run(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, remote: str
+    ) -> None:
+        hub = self._hub
+        metrics = hub.metrics
+        session = TcpSession(
+            writer,
+            identity=certificate_identity(writer.get_extra_info("peercert")),
+            remote_address=remote,
+            max_outbound_bytes=hub.config.limits.max_outbound_bytes,
+        )
+        handler = MqttHandler(session, hub)
+        received = metrics.messages_received.labels(PROTOCOL)
+        active = metrics.connections_active.labels(PROTOCOL)
+        metrics.connections_opened.labels(PROTOCOL).inc()
+        active.inc()
+        context = CallContext(hub, session.id, PROTOCOL, session.identity)
+        hub.attach(session, handler)
+        try:
+            await hub.hooks.run_connect(context)
+        except PermissionDenied:
+            hub.detach(session.id)
+            active.dec()
+            return
+        limits = hub.config.limits
+        limiter = MessageRateLimiter(limits.message_rate, limits.message_burst)
+        handler.work = limiter
+        self._handlers.add(handler)
+        code = 1006
+        try:
+            await handler.on_open()
+            while session.close_code is None:
+                data = await reader.read(READ_SIZE)
+                if not data:
+                    break
+                received.inc()
+                if limiter.allow():
+                    await handler.on_message(data)
+                elif limiter.flooding:
+                    metrics.rate_limit_closes.labels(PROTOCOL).inc()
+                    await session.close(1008, "message rate exceeded")
+                else:
+                    await handler.on_rate_limited(data)
+            code = session.close_code or 1006
+        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
+            pass
+        except Exception:
+            metrics.handler_errors.labels(PROTOCOL).inc()
+            logger.exception("MQTT/TCP session %s: handler failed", session.id)
+        finally:
+            self._handlers.discard(handler)
+            active.dec()
+            hub.detach(session.id)
+            try:
+                await handler.on_close(code)
+                context.identity = session.identity
+                await hub.hooks.run_disconnect(context)
+            except Exception:
+                logger.exception("MQTT/TCP session %s: on_close failed", session.id)

@@ -1,0 +1,296 @@
+"""MQTT over plain TCP and TLS ([[mqtt.listeners]]): paho as a device, the same hub behind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from paho.mqtt.enums import MQTTProtocolVersion
+from pydantic import ValidationError
+
+from hub import Hub, HubConfig
+from protocols.mqtt.codec import Connack, Connect, Disconnect, PacketReader, Publish, encode
+from protocols.mqtt.listener import SERVICE_NAME, MqttListeners
+from protocols.mqtt.reasons import ReasonCode
+from tests.conftest import HubFactory, JsonRpcPeer, PeerFactory
+
+from .conftest import PahoPeer, hub_address
+
+PLAIN: dict[str, Any] = {"mqtt": {"listeners": [{"port": 0}]}}
+
+
+def listener(hub: Hub, index: int = 0) -> tuple[str, int]:
+    """The (host, port) a listener bound."""
+    host, port, _ = hub.services.get(SERVICE_NAME, MqttListeners).addresses[index]
+    return host, port
+
+
+class RawTcp:
+    """An MQTT client on a bare socket, speaking through the codec."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.codec = PacketReader(version=5)
+        self.version = 5
+        self.pending: list[Any] = []
+
+    async def send(self, *packets: Any) -> None:
+        self.writer.write(b"".join(encode(p, self.version) for p in packets))
+        await self.writer.drain()
+
+    async def recv_all(self, timeout: float = 5.0) -> list[Any]:
+        """Packets until the server closes the socket."""
+        packets: list[Any] = []
+        async with asyncio.timeout(timeout):
+            while data := await self.reader.read(65536):
+                packets += self.codec.feed(data)
+        return packets
+
+    async def recv(self, timeout: float = 5.0) -> Any:
+        async with asyncio.timeout(timeout):
+            while not self.pending:
+                data = await self.reader.read(65536)
+                assert data, "closed"
+                self.pending += self.codec.feed(data)
+        return self.pending.pop(0)
+
+
+RawFactory = Callable[..., Awaitable[RawTcp]]
+
+
+@pytest.fixture
+async def raw_tcp() -> AsyncIterator[RawFactory]:
+    """Open RawTcp clients; closed after the test."""
+    opened: list[RawTcp] = []
+
+    async def open_raw(address: tuple[str, int], context: ssl.SSLContext | None = None) -> RawTcp:
+        reader, writer = await asyncio.open_connection(*address, ssl=context)
+        client = RawTcp(reader, writer)
+        opened.append(client)
+        return client
+
+    yield open_raw
+    for client in opened:
+        client.writer.close()
+        with contextlib.suppress(Exception):
+            await client.writer.wait_closed()
+
+
+async def test_paho_over_tcp_meets_websocket_and_channels_clients(
+    make_hub: HubFactory, paho_peer: Any, jsonrpc: PeerFactory
+) -> None:
+    """A device on TCP and a paho client on WebSocket share topics; channels.v1 sees them."""
+    hub = await make_hub(PLAIN)
+    watcher: JsonRpcPeer = await jsonrpc(hub, "channels.v1")
+    await watcher.call("subscribe", {"channel": "dev/#"})
+    device: PahoPeer = paho_peer("device", websockets=False)
+    assert await device.connect(*listener(hub)) == (False, 0)
+    browser: PahoPeer = paho_peer("browser")
+    await browser.connect(*hub_address(hub))
+    await browser.subscribe("dev/#", 1)
+    await device.subscribe("cmd/device", 1)
+    await device.publish("dev/temp", b"21.5", 1)
+    got = await browser.message()
+    assert (got.topic, got.payload) == ("dev/temp", b"21.5")
+    assert (await watcher.recv())["params"]["channel"] == "dev/temp"
+    await browser.publish("cmd/device", b"reboot", 1)
+    assert (await device.message()).payload == b"reboot"
+
+
+async def test_paho_mqtt5_over_tcp(make_hub: HubFactory, paho_peer: Any) -> None:
+    """paho MQTTv5 over TCP: CONNACK 0, retained and QoS 2 work as over WebSocket."""
+    hub = await make_hub(PLAIN)
+    client: PahoPeer = paho_peer("v5", websockets=False, protocol=MQTTProtocolVersion.MQTTv5)
+    assert await client.connect(*listener(hub)) == (False, 0)
+    await client.publish("kept", b"r", 2, retain=True)
+    assert await client.subscribe("kept", 2) == [2]
+    got = await client.message()
+    assert (got.payload, got.retain) == (b"r", True)
+
+
+async def test_same_authentication_as_websocket(make_hub: HubFactory, paho_peer: Any) -> None:
+    """allow_anonymous = false applies on TCP too: CONNACK 5 without credentials."""
+    hub = await make_hub({"mqtt": {"listeners": [{"port": 0}], "allow_anonymous": False}})
+    device: PahoPeer = paho_peer("anon", websockets=False)
+    # paho reports 3.1.1's CONNACK 5 as 0x87 Not authorized.
+    assert await device.connect(*listener(hub)) == (False, 0x87)
+
+
+async def test_malformed_bytes_get_disconnect_then_close(
+    make_hub: HubFactory, raw_tcp: RawFactory
+) -> None:
+    """A 5.0 client sending a malformed packet gets DISCONNECT 0x81 and the socket closes."""
+    hub = await make_hub(PLAIN)
+    client = await raw_tcp(listener(hub))
+    await client.send(Connect(protocol_level=5, client_id="raw"))
+    connack = await client.recv()
+    assert isinstance(connack, Connack)
+    client.writer.write(bytes.fromhex("4005000100ff01"))
+    [disconnect] = await client.recv_all()
+    assert disconnect.reason_code == ReasonCode.MALFORMED_PACKET
+
+
+async def test_packets_split_across_segments(make_hub: HubFactory, raw_tcp: RawFactory) -> None:
+    """The codec reads the TCP stream as it reads frames: a packet cut in bytes is whole."""
+    hub = await make_hub(PLAIN)
+    client = await raw_tcp(listener(hub))
+    data = encode(Connect(protocol_level=5, client_id="slow"), 5)
+    for byte in data:
+        client.writer.write(bytes([byte]))
+        await client.writer.drain()
+    assert isinstance(await client.recv(), Connack)
+
+
+async def test_shutdown_says_server_shutting_down(
+    make_hub: HubFactory, raw_tcp: RawFactory
+) -> None:
+    """On hub stop a 5.0 client on TCP gets DISCONNECT 0x8B before the close."""
+    hub = await make_hub(PLAIN)
+    client = await raw_tcp(listener(hub))
+    await client.send(Connect(protocol_level=5, client_id="bye"))
+    await client.recv()
+    await hub.stop()
+    assert await client.recv_all() == [Disconnect(ReasonCode.SERVER_SHUTTING_DOWN, _reason())]
+
+
+def _reason() -> Any:
+    from protocols.mqtt.packets import Properties
+
+    return Properties(reason_string="server shutting down")
+
+
+async def test_connection_limit_per_address(make_hub: HubFactory, raw_tcp: RawFactory) -> None:
+    """limits.max_connections_per_ip applies to TCP listeners: the next socket is closed."""
+    hub = await make_hub({**PLAIN, "limits": {"max_connections_per_ip": 1}})
+    first = await raw_tcp(listener(hub))
+    await first.send(Connect(protocol_level=5, client_id="one"))
+    assert isinstance(await first.recv(), Connack)
+    second = await raw_tcp(listener(hub))
+    assert await second.recv_all() == []
+
+
+# --- TLS ---------------------------------------------------------------------------
+
+
+class Pki:
+    """A throwaway CA, the listener's certificate and a device certificate."""
+
+    def __init__(self, directory: Path) -> None:
+        self.ca = trustme.CA()
+        server = self.ca.issue_cert("127.0.0.1", "localhost")
+        self.cert_file = directory / "server.crt"
+        self.key_file = directory / "server.key"
+        self.cert_file.write_bytes(b"".join(blob.bytes() for blob in server.cert_chain_pems))
+        self.key_file.write_bytes(server.private_key_pem.bytes())
+        self.ca_file = directory / "ca.crt"
+        self.ca_file.write_bytes(self.ca.cert_pem.bytes())
+        self.device = self.ca.issue_cert("device-7", common_name="device-7")
+
+    def listener(self, **extra: Any) -> dict[str, Any]:
+        return {"port": 0, "cert_file": self.cert_file, "key_file": self.key_file, **extra}
+
+    def client(self, *, with_certificate: bool = False) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self.ca.configure_trust(context)
+        if with_certificate:
+            self.device.configure_cert(context)
+        return context
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return Pki(tmp_path)
+
+
+async def test_tls_listener_serves_mqtts(
+    make_hub: HubFactory, pki: Pki, raw_tcp: RawFactory
+) -> None:
+    """A TLS listener speaks MQTT inside TLS; plain MQTT to it gets no CONNACK."""
+    hub = await make_hub({"mqtt": {"listeners": [pki.listener()]}})
+    client = await raw_tcp(listener(hub), pki.client())
+    await client.send(Connect(protocol_level=5, client_id="tls"))
+    assert isinstance(await client.recv(), Connack)
+    plain = await raw_tcp(listener(hub))
+    await plain.send(Connect(protocol_level=5, client_id="plain"))
+    with pytest.raises((ConnectionError, AssertionError)):
+        await plain.recv()
+
+
+async def test_paho_over_tls(make_hub: HubFactory, pki: Pki, paho_peer: Any) -> None:
+    """paho with tls_set connects to the mqtts listener."""
+    hub = await make_hub({"mqtt": {"listeners": [pki.listener()]}})
+    device: PahoPeer = paho_peer("tls-device", websockets=False)
+    device.client.tls_set_context(pki.client())
+    assert await device.connect(*listener(hub)) == (False, 0)
+
+
+async def test_client_certificate_is_the_identity(
+    make_hub: HubFactory, pki: Pki, raw_tcp: RawFactory
+) -> None:
+    """Mutual TLS: the certificate's common name logs the device in without a password."""
+    config = {
+        "auth": {"allow_anonymous": False},
+        "mqtt": {"listeners": [pki.listener(ca_file=pki.ca_file)]},
+    }
+    hub = await make_hub(config)
+    client = await raw_tcp(listener(hub), pki.client(with_certificate=True))
+    await client.send(Connect(protocol_level=5, client_id="device-7"))
+    connack = await client.recv()
+    assert connack.return_code == 0
+    [(session, _)] = hub.user_sessions("device-7")
+    assert session.identity is not None
+    assert session.identity.method == "tls"
+    # Without a certificate the TLS handshake itself fails: no CONNACK comes.
+
+    async def without_certificate() -> Any:
+        anonymous = await raw_tcp(listener(hub), pki.client())
+        await anonymous.send(Connect(protocol_level=5, client_id="x"))
+        return await anonymous.recv()
+
+    with pytest.raises((ssl.SSLError, ConnectionError, AssertionError)):
+        await without_certificate()
+
+
+def test_tls_needs_both_files() -> None:
+    """A certificate without its key (or a CA without TLS) is a config error."""
+    with pytest.raises(ValidationError, match="cert_file and key_file go together"):
+        HubConfig.model_validate({"mqtt": {"listeners": [{"cert_file": "a.pem"}]}})
+    with pytest.raises(ValidationError, match="ca_file"):
+        HubConfig.model_validate({"mqtt": {"listeners": [{"ca_file": "ca.pem"}]}})
+
+
+async def test_missing_certificate_file_fails_at_start(tmp_path: Path) -> None:
+    """A listener whose certificate file is missing stops the hub from starting."""
+    from hub.tls import TlsError
+
+    missing = tmp_path / "nope.pem"
+    config = {"mqtt": {"listeners": [{"port": 0, "cert_file": missing, "key_file": missing}]}}
+    with pytest.raises(TlsError, match="no such file"):
+        Hub(HubConfig.model_validate(config))
+
+
+async def test_publish_over_tcp_reaches_the_engine(
+    make_hub: HubFactory, raw_tcp: RawFactory
+) -> None:
+    """Raw QoS 1 PUBLISH over TCP is acknowledged and published on the hub's engine."""
+    hub = await make_hub(PLAIN)
+    seen: list[str] = []
+
+    @hub.on_publish("t/#")
+    async def note(ctx: Any, publication: Any) -> None:
+        seen.append(publication.channel)
+
+    client = await raw_tcp(listener(hub))
+    client.version = 4
+    client.codec = PacketReader()
+    await client.send(Connect(client_id="p"), Publish("t/1", b"x", 1, packet_id=1))
+    assert isinstance(await client.recv(), Connack)
+    await client.recv()
+    assert seen == ["t/1"]
