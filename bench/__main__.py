@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import processes, profiling
+from bench.api import api_workload
 from bench.connections import connections_workload
 from bench.fanout import fanout_workload
 from bench.interpreter import python_version, venv_python
@@ -60,6 +61,8 @@ WORKLOADS: dict[str, Callable[[Scale], list[Row]]] = {
     "mqtt": lambda scale: mqtt_workload(1000, scale.seconds, scale.rounds),
     "wamp": run_wamp,
     "connections": lambda scale: connections_workload(scale.idle_connections),
+    # A backend publishing through the server API next to a channels.v1 publisher.
+    "api": lambda scale: api_workload(100, scale.seconds, scale.rounds),
 }
 
 

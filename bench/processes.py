@@ -84,6 +84,8 @@ class Server:
 
     url: str
     pid: int
+    # The hub's server API (hub_server(api=True)): its http:// URL.
+    api_url: str = ""
 
 
 def wait_for_port(
@@ -113,6 +115,8 @@ def running(args: list[str], what: str, **popen: Any) -> Iterator[subprocess.Pop
             process.wait(5)
 
 
+API_KEY = "bench-api-key-0123456789"
+
 HUB_CONFIG = """
 [server]
 static_dir = "{tmp}"
@@ -135,14 +139,19 @@ level = "warning"
 
 
 @contextlib.contextmanager
-def hub_server(compression: bool = True) -> Iterator[Server]:
-    """``python -m hub`` with the bench's RPC method and limits sized for a benchmark."""
+def hub_server(compression: bool = True, api: bool = False) -> Iterator[Server]:
+    """``python -m hub`` with the bench's RPC method and limits sized for a benchmark.
+
+    ``api``: with the server API on a free port, key :data:`API_KEY`.
+    """
     port = free_port()
+    api_port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "hub.toml"
-        config.write_text(
-            HUB_CONFIG.format(tmp=tmp, root=ROOT, compression=str(compression).lower())
-        )
+        text = HUB_CONFIG.format(tmp=tmp, root=ROOT, compression=str(compression).lower())
+        if api:
+            text += f'[api]\nkeys = ["{API_KEY}"]\nport = {api_port}\n'
+        config.write_text(text)
         args = [PYTHON, "-m", "hub", "--config", str(config), "--port", str(port)]
         with running(args, "hub", cwd=ROOT) as process:
             deadline = time.monotonic() + 30
@@ -154,7 +163,8 @@ def hub_server(compression: bool = True) -> Iterator[Server]:
                     if time.monotonic() > deadline or process.poll() is not None:
                         raise RuntimeError("hub did not start") from None
                     time.sleep(0.1)
-            yield Server(f"ws://127.0.0.1:{port}/", process.pid)
+            api_url = f"http://127.0.0.1:{api_port}" if api else ""
+            yield Server(f"ws://127.0.0.1:{port}/", process.pid, api_url)
 
 
 @contextlib.contextmanager

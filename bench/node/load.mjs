@@ -10,7 +10,9 @@
 //   idle       {url, protocol, connections, deflate}  opens idle connections,
 //              prints how long that took, holds them until stdin closes
 //
-// protocol: jsonrpc | channels | plain, broadcast (the baselines) | mqtt | wamp.
+// protocol: jsonrpc | channels | plain, broadcast (the baselines) | mqtt | wamp,
+// and api (publish only: POST /api/publish to the hub's server API; url is the
+// API's http:// URL, options.key its key).
 // The last stdout line is the JSON result. Timestamps travel in the payload as
 // CLOCK_MONOTONIC microseconds (process.hrtime), shared by every process here.
 // Every command stops by itself: a hard deadline exits with an error.
@@ -170,6 +172,9 @@ function wampConnect(url, onClosed = () => {}) {
 
 // -- one adapter per protocol: how to subscribe, publish and call --------------------
 
+// The server API's key, from the publish command's options (protocol api).
+let apiKey = "";
+
 const RPC_REQUEST = (id) => `{"jsonrpc":"2.0","id":${id},"method":"echo","params":[${id}]}`;
 
 const adapters = {
@@ -195,6 +200,22 @@ const adapters = {
       };
     },
     open: (url, deflate) => openWs(url, ["channels.v1"], deflate),
+  },
+
+  api: {
+    // node's fetch keeps the connection alive: one request in flight, reused.
+    async publisher(url) {
+      const headers = { Authorization: `apikey ${apiKey}`, "Content-Type": "application/json" };
+      return async (body) => {
+        const response = await fetch(`${url}/api/publish`, {
+          method: "POST",
+          headers,
+          body: `{"channel":"${TOPIC}","data":${body}}`,
+        });
+        const reply = await response.text();
+        if (response.status !== 200) fail(`API publish refused: ${response.status} ${reply}`);
+      };
+    },
   },
 
   jsonrpc: {
@@ -325,7 +346,8 @@ async function subscribe({ url, protocol, connections }) {
   };
 }
 
-async function publish({ url, protocol, seconds, size }) {
+async function publish({ url, protocol, seconds, size, key }) {
+  apiKey = key ?? "";
   const send = await adapter(protocol, "publisher")(url);
   const body = payload(size);
   let published = 0;
