@@ -78,7 +78,7 @@ class Hub:
         # Who may call what, and who may provide methods (docs/security.md).
         self.rpc_permissions = RpcPermissions(self.config.rpc.permissions)
         self.register_access = Rule(self.config.rpc.register_access)
-        registry = registry or default_registry()
+        registry = registry or default_registry(self.config.server.subprotocols)
         if self.config.server.subprotocols:
             registry = registry.restrict(self.config.server.subprotocols)
         self._server = HubServer(self, registry)

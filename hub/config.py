@@ -76,7 +76,9 @@ class ServerConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
     default_subprotocol: str = "jsonrpc.2.0"
-    # Canonical names of the protocols served; empty means every registered one.
+    # Canonical names of the protocols served; empty means every built-in one.
+    # A third-party protocol (wshub.protocols entry point) is served only when
+    # named here (docs/plugins.md).
     subprotocols: list[str] = []
     # Pin a protocol to a URL path: {"mqtt" = "/mqtt"}. Unpinned protocols are
     # accepted on any path.

@@ -40,9 +40,11 @@ class ProtocolRegistry:
         wanted = set(enabled)
         unknown = wanted - self._specs.keys()
         if unknown:
+            plugins = [name for name in installed_plugins() if name not in self._specs]
             raise ValueError(
-                f"unknown subprotocol(s) {', '.join(sorted(unknown))}; "
-                f"available: {', '.join(self.names)}"
+                f"server.subprotocols: unknown subprotocol(s) {', '.join(sorted(unknown))}; "
+                f"built in: {', '.join(self.names)}; installed plug-ins "
+                f"({ENTRY_POINT_GROUP} entry points): {', '.join(plugins) or 'none'}"
             )
         return ProtocolRegistry(spec for name, spec in self._specs.items() if name in wanted)
 
@@ -104,10 +106,23 @@ def _optional_builtin(module_name: str) -> ProtocolSpec | None:
     return spec if isinstance(spec, ProtocolSpec) else None
 
 
-def entry_point_protocols() -> list[ProtocolSpec]:
-    """Third-party protocols published under the ``wshub.protocols`` entry-point group."""
+def installed_plugins() -> list[str]:
+    """Names of the installed ``wshub.protocols`` entry points, without loading them."""
+    return sorted({entry_point.name for entry_point in entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def entry_point_protocols(names: Iterable[str] | None = None) -> list[ProtocolSpec]:
+    """Third-party protocols published under the ``wshub.protocols`` entry-point group.
+
+    ``names`` picks the entry points to load (all when None): a plug-in not
+    asked for is never imported, so a broken one only fails the hubs using it.
+    An entry point's name is its protocol's canonical name (docs/plugins.md).
+    """
+    wanted = None if names is None else set(names)
     specs: list[ProtocolSpec] = []
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        if wanted is not None and entry_point.name not in wanted:
+            continue
         loaded = entry_point.load()
         spec = loaded() if callable(loaded) and not isinstance(loaded, ProtocolSpec) else loaded
         if not isinstance(spec, ProtocolSpec):
@@ -115,13 +130,24 @@ def entry_point_protocols() -> list[ProtocolSpec]:
                 f"entry point {entry_point.name} ({entry_point.value}) "
                 f"did not provide a hub.handler.ProtocolSpec"
             )
+        if spec.name != entry_point.name:
+            raise TypeError(
+                f"entry point {entry_point.name} ({entry_point.value}) provides protocol "
+                f"{spec.name!r}: name the entry point {spec.name!r}"
+            )
         specs.append(spec)
     return specs
 
 
-def default_registry() -> ProtocolRegistry:
+def default_registry(enabled: Iterable[str] = ()) -> ProtocolRegistry:
+    """The built-in protocols, plus the installed plug-ins named in ``enabled``.
+
+    Plug-ins are opt-in (``server.subprotocols``): installing a package must not
+    open a new protocol on every hub of the environment.
+    """
     registry = ProtocolRegistry(builtin_protocols())
-    for spec in entry_point_protocols():
+    wanted = [name for name in enabled if registry.get(name) is None]
+    for spec in entry_point_protocols(wanted) if wanted else ():
         logger.info("loaded third-party subprotocol %s", spec.name)
         registry.register(spec)
     return registry

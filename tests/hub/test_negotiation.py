@@ -126,7 +126,7 @@ async def test_server_subprotocols_restricts_what_is_spoken(make_hub, connect) -
 def test_restricting_to_an_unknown_protocol_fails_at_construction() -> None:
     """Naming an unregistered protocol in ``server.subprotocols`` fails early, listing choices."""
     config = HubConfig.model_validate({"server": {"subprotocols": ["stomp"]}})
-    with pytest.raises(ValueError, match=r"unknown subprotocol\(s\) stomp; available: jsonrpc"):
+    with pytest.raises(ValueError, match=r"unknown subprotocol\(s\) stomp; built in: jsonrpc"):
         Hub(config, registry=ProtocolRegistry([JSONRPC]))
 
 
@@ -181,23 +181,45 @@ def install_dist(root: Path, module: str, entry_points: str) -> None:
 @pytest.fixture
 def shout_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An installed third-party distribution declaring a ``wshub.protocols`` entry point."""
-    install_dist(tmp_path, "wshub_shout", f"[{ENTRY_POINT_GROUP}]\nshout = wshub_shout:PROTOCOL\n")
+    install_dist(
+        tmp_path, "wshub_shout", f"[{ENTRY_POINT_GROUP}]\nshout.v1 = wshub_shout:PROTOCOL\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "wshub_shout", raising=False)
 
 
 @pytest.mark.usefixtures("shout_dist")
-async def test_entry_point_protocol_is_negotiated(make_hub, connect) -> None:
-    """A protocol published under ``wshub.protocols`` by another distribution is spoken."""
-    assert "shout.v1" in default_registry().names
-    hub = await make_hub()
-    assert "shout.v1" in hub.server.registry.wire_names
+async def test_entry_point_protocol_is_negotiated_when_named(make_hub, connect) -> None:
+    """A protocol under ``wshub.protocols`` is spoken once server.subprotocols names it."""
+    assert "shout.v1" in default_registry(["shout.v1"]).names
+    hub = await make_hub({"server": {"subprotocols": ["jsonrpc.2.0", "shout.v1"]}})
+    assert hub.server.registry.names == ["jsonrpc.2.0", "shout.v1"]
     ws = await connect(hub, "shout.v1")
     assert ws.subprotocol == "shout.v1"
     await ws.send("quiet please")
     assert await ws.recv() == "QUIET PLEASE"
-    # The built-in protocols are still there beside it.
+    # The built-in protocols named beside it are still there.
     assert (await connect(hub, "jsonrpc.2.0")).subprotocol == "jsonrpc.2.0"
+
+
+@pytest.mark.usefixtures("shout_dist")
+async def test_installed_plugin_is_not_served_unless_named(make_hub, connect) -> None:
+    """An installed plug-in is neither imported nor served by a hub that does not name it."""
+    hub = await make_hub()
+    assert "shout.v1" not in hub.server.registry.wire_names
+    assert "wshub_shout" not in sys.modules
+    exc = await refused(connect, hub, "shout.v1")
+    assert "unsupported subprotocol shout.v1" in bytes(exc.response.body).decode()
+
+
+@pytest.mark.usefixtures("shout_dist")
+def test_unknown_name_lists_installed_plugins() -> None:
+    """Naming a protocol nobody provides lists the built-in ones and the installed plug-ins."""
+    config = HubConfig.model_validate({"server": {"subprotocols": ["shout.v2"]}})
+    with pytest.raises(
+        ValueError, match=r"installed plug-ins \(wshub.protocols entry points\): shout.v1"
+    ):
+        Hub(config)
 
 
 def test_entry_point_not_providing_a_spec_is_reported(
@@ -207,8 +229,21 @@ def test_entry_point_not_providing_a_spec_is_reported(
     install_dist(tmp_path, "wshub_broken", f"[{ENTRY_POINT_GROUP}]\nbroken = wshub_broken:broken\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "wshub_broken", raising=False)
+    # Not named: never imported, so it breaks no hub.
+    assert "broken" not in default_registry().names
     with pytest.raises(TypeError, match=r"entry point broken \(wshub_broken:broken\) did not"):
-        default_registry()
+        default_registry(["broken"])
+
+
+def test_entry_point_named_after_another_protocol_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entry point whose name is not its protocol's canonical name fails, naming both."""
+    install_dist(tmp_path, "wshub_shout", f"[{ENTRY_POINT_GROUP}]\nshout = wshub_shout:PROTOCOL\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "wshub_shout", raising=False)
+    with pytest.raises(TypeError, match=r"provides protocol 'shout.v1': name the entry point"):
+        default_registry(["shout"])
 
 
 def test_settings_naming_unserved_protocols_are_reported() -> None:
