@@ -28,7 +28,7 @@ from hub.api.errors import (
 from hub.api.idempotency import IdempotencyStore
 from hub.engine import StreamPosition
 from hub.engine.topics import InvalidChannel, matches, validate_pattern
-from hub.errors import ChannelError
+from hub.errors import ChannelError, FeatureDisabled
 from hub.payloads import to_json_value
 from hub.rpc import CallContext, RpcError, validation_detail
 
@@ -100,6 +100,13 @@ class ApiMethods:
             m.HistoryResult,
             self.history,
             "Recent publications of a channel.",
+        )
+        self._add(
+            "history_remove",
+            m.ChannelRequest,
+            m.EmptyResult,
+            self.history_remove,
+            "Forget a channel's publications; its offset and epoch stay.",
         )
         self._add(
             "subscribe",
@@ -269,6 +276,12 @@ class ApiMethods:
         if since is not None:
             out["recovered"] = result.complete
         return m.HistoryResult.model_validate(out)
+
+    async def history_remove(self, request: m.ChannelRequest) -> m.EmptyResult:
+        channel = self._channels.check_channel(request.channel)
+        if not await self._hub.engine.remove_history(channel):
+            raise FeatureDisabled("this engine cannot remove history")
+        return m.EmptyResult()
 
     # -- users, on every node ----------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class Kind(Enum):
@@ -94,6 +94,15 @@ class HistoryStore(Protocol):
     ) -> HistoryResult: ...
 
     async def position(self, channel: str) -> StreamPosition: ...
+
+
+@runtime_checkable
+class RemovableHistory(Protocol):
+    """A history store that can forget a channel's publications (server API history_remove)."""
+
+    async def remove(self, channel: str) -> None:
+        """Drop the publications; the stream's offset and epoch stay, so a client
+        recovering from before sees a gap, never a reset that looks complete."""
 
 
 class PresenceStore(Protocol):

@@ -14,6 +14,7 @@ from hub.engine.base import (
     Kind,
     PresenceStore,
     Publication,
+    RemovableHistory,
     StreamPosition,
 )
 from hub.engine.bus import LocalBus, NodeBus
@@ -202,6 +203,13 @@ class ChannelEngine:
 
     async def position(self, channel: str) -> StreamPosition:
         return await self.history.position(channel)
+
+    async def remove_history(self, channel: str) -> bool:
+        """Forget a channel's publications; False when the backend's store cannot."""
+        if not isinstance(self.history, RemovableHistory):
+            return False
+        await self.history.remove(channel)
+        return True
 
     async def close(self) -> None:
         await self.bus.close()

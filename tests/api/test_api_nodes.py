@@ -171,3 +171,17 @@ async def test_webhooks_once_across_nodes(
         assert len({event["id"] for event in backend.events}) == len(backend.events)
     finally:
         await asyncio.gather(*(node.stop() for node in nodes))
+
+
+async def test_history_remove_on_redis(nodes: list[ApiNode]) -> None:
+    """history_remove through one node empties the history both read; the offset stays."""
+    one, two = nodes
+    for n in range(3):
+        await result(one.api, "publish", {"channel": "log", "data": n})
+    await result(two.api, "history_remove", {"channel": "log"})
+    after = await result(one.api, "history", {"channel": "log"})
+    assert after["publications"] == []
+    assert after["offset"] == 3
+    assert (await result(two.api, "publish", {"channel": "log", "data": 9}))["offset"] == 4
+    kept = await result(one.api, "history", {"channel": "log"})
+    assert [p["data"] for p in kept["publications"]] == [9]

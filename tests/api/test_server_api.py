@@ -282,3 +282,18 @@ async def test_api_requests_counted(api_hub: Hub, jsonrpc: PeerFactory) -> None:
     text = api_hub.metrics.render().decode()
     assert 'wshub_api_requests_total{status="200"} 1.0' in text
     assert 'wshub_api_requests_total{status="401"} 1.0' in text
+
+
+async def test_history_remove_keeps_the_position(api_hub: Hub) -> None:
+    """history_remove forgets the publications; offset and epoch stay, recovery sees a gap."""
+    for n in range(3):
+        await result(api_hub, "publish", {"channel": "log", "data": n})
+    before = await result(api_hub, "history", {"channel": "log"})
+    assert await result(api_hub, "history_remove", {"channel": "log"}) == {}
+    after = await result(api_hub, "history", {"channel": "log"})
+    assert after["publications"] == []
+    assert (after["offset"], after["epoch"]) == (3, before["epoch"])
+    since = {"offset": 1, "epoch": before["epoch"]}
+    gap = await result(api_hub, "history", {"channel": "log", "since": since})
+    assert gap["recovered"] is False
+    assert (await result(api_hub, "publish", {"channel": "log", "data": 9}))["offset"] == 4

@@ -174,6 +174,12 @@ class MemoryHistory:
             return HistoryResult(missed[:limit], position, complete=False)
         return HistoryResult(missed, position)
 
+    async def remove(self, channel: str) -> None:
+        """Forget the channel's publications; its offset and epoch stay (no reset)."""
+        stream = self._streams.get(channel)
+        while stream is not None and stream.entries:
+            self._pop(stream)
+
     async def position(self, channel: str) -> StreamPosition:
         stream = self._stream(channel)
         return StreamPosition(stream.top, stream.epoch)

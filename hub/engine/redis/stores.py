@@ -140,6 +140,11 @@ class RedisHistory:
             return HistoryResult(missed[:limit], position, complete=False)
         return HistoryResult(missed, position)
 
+    async def remove(self, channel: str) -> None:
+        """Forget the channel's publications; the meta hash keeps its offset and epoch."""
+        stream = self._keys.stream(channel)
+        await self._link.run_idempotent("history remove", lambda: self._link.client.delete(stream))
+
     async def position(self, channel: str) -> StreamPosition:
         reply = await self._link.run_idempotent(
             "history position",
