@@ -39,4 +39,9 @@ def coherence_warnings(config: HubConfig) -> list[str]:
         for key, size in payloads.items()
         if size > budget
     ]
+    if config.engine.state_file is not None and config.engine.backend != "memory":
+        warnings.append(
+            f"engine.state_file is set but engine.backend is {config.engine.backend!r}: only "
+            f"the memory engine uses it (Redis keeps history itself); the file is ignored"
+        )
     return warnings

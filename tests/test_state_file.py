@@ -6,6 +6,7 @@ from pathlib import Path
 
 from hub import Hub, HubConfig
 from tests.conftest import PeerFactory
+from tests.wshub_process import wshub_command
 
 
 def _config(state_file: Path) -> HubConfig:
@@ -88,3 +89,12 @@ async def test_damaged_state_file_is_ignored(tmp_path: Path) -> None:
         assert history.position.offset == 0
     finally:
         await hub.stop()
+
+
+async def test_check_warns_about_an_unused_state_file(tmp_path: Path) -> None:
+    """``engine.state_file`` with the Redis engine: ``--check`` says the file is not used."""
+    config = tmp_path / "hub.toml"
+    config.write_text('[engine]\nbackend = "redis"\nstate_file = "state.json"\n')
+    code, _, err = await wshub_command("--config", str(config), "--check")
+    assert code == 0
+    assert "warning: engine.state_file is set but engine.backend is 'redis'" in err
