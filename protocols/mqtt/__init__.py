@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 from hub.handler import ProtocolSpec
 from protocols.mqtt.handler import MqttHandler
+from protocols.mqtt.shared import SERVICE_NAME as SHARED_SERVICE_NAME
+from protocols.mqtt.shared import SharedSubscriptions
 from protocols.mqtt.shared_store import session_store
 from protocols.mqtt.store import SERVICE_NAME
 from protocols.mqtt.wills import SERVICE_NAME as WILLS_SERVICE_NAME
@@ -28,6 +30,7 @@ def setup(hub: Hub) -> None:
     config = hub.config.mqtt
     hub.services.add(SERVICE_NAME, session_store(hub))
     hub.services.add(WILLS_SERVICE_NAME, DelayedWills())
+    hub.services.add(SHARED_SERVICE_NAME, SharedSubscriptions(hub.channels))
     if config.bridge is not None:
         from protocols.mqtt.bridge import MqttBridge
 

@@ -68,6 +68,9 @@ from protocols.mqtt.reasons import ReasonCode, reason_name
 from protocols.mqtt.reauthorize import reauthorize
 from protocols.mqtt.retain import keep_retained, send_retained
 from protocols.mqtt.session import SessionState, SubscriptionOptions
+from protocols.mqtt.shared import PREFIX as SHARED_PREFIX
+from protocols.mqtt.shared import SERVICE_NAME as SHARED_SERVICE
+from protocols.mqtt.shared import InvalidSharedFilter, SharedSubscriptions, parse_shared
 from protocols.mqtt.store import SERVICE_NAME, Claimant, ClientIdTaken, SessionStore
 from protocols.mqtt.v5 import (
     CONNACK_REASON,
@@ -267,6 +270,8 @@ class MqttHandler(SubprotocolHandler):
         state = self.state
         if state is not None:
             self.state = None
+            if state.clean and state.shared:
+                await self._shared().leave_all(state)
             await self.store.close(self.client_id, self)
         # MQTT-3.1.2-8: the will is for connections lost without DISCONNECT; a
         # hub shutting down is not the client's failure.
@@ -452,7 +457,7 @@ class MqttHandler(SubprotocolHandler):
             assigned_client_id=assigned,
             session_expiry=announced_expiry,
             server_keep_alive=announced_keepalive,
-            shared_subscriptions=False,
+            shared_subscriptions=True,
         )
 
     def _connack_code(self, code: int) -> int:
@@ -717,7 +722,10 @@ class MqttHandler(SubprotocolHandler):
         granted = [
             (topic_filter, code)
             for (topic_filter, options), code in zip(packet.subscriptions, codes, strict=True)
-            if code < 0x80 and _sends_retained(options, topic_filter in held)
+            if code < 0x80
+            and _sends_retained(options, topic_filter in held)
+            # 4.8.2: no retained messages for a shared subscription.
+            and not topic_filter.startswith(SHARED_PREFIX)
         ]
         try:
             # Read before the SUBACK: a store that cannot be read refuses the filter.
@@ -741,13 +749,20 @@ class MqttHandler(SubprotocolHandler):
         ``options`` is the subscription options byte (3.1.1: the QoS alone).
         """
         v5 = self.version == 5
-        new = topic_filter not in state.subscriptions
-        if new and len(state.subscriptions) >= self.hub.config.channels.max_subscriptions:
-            return ReasonCode.QUOTA_EXCEEDED if v5 else SUBACK_FAILURE
-        if v5 and topic_filter.startswith("$share/"):
-            return ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED
         try:
-            await self.channels.authorize_subscribe(self.context, topic_filter)
+            shared = parse_shared(topic_filter)
+        except InvalidSharedFilter as exc:
+            logger.info("MQTT session %s: subscribe refused: %s", self.session.id, exc)
+            return ReasonCode.TOPIC_FILTER_INVALID if v5 else SUBACK_FAILURE
+        held = state.shared if shared is not None else state.subscriptions
+        new = topic_filter not in held
+        count = len(state.subscriptions) + len(state.shared)
+        if new and count >= self.hub.config.channels.max_subscriptions:
+            return ReasonCode.QUOTA_EXCEEDED if v5 else SUBACK_FAILURE
+        # Access rules and hooks judge the filter the messages come from.
+        inner = topic_filter if shared is None else shared[1]
+        try:
+            await self.channels.authorize_subscribe(self.context, inner)
         except ChannelError as exc:
             logger.info(
                 "MQTT session %s: subscribe %r refused: %s", self.session.id, topic_filter, exc
@@ -755,7 +770,7 @@ class MqttHandler(SubprotocolHandler):
             return refusal_reason(exc) if v5 else SUBACK_FAILURE
         granted = min(options & 0x03, self.config.max_qos)
         # MQTT-3.8.4-3: the same filter again replaces the subscription (and its options).
-        state.subscriptions[topic_filter] = granted
+        held[topic_filter] = granted
         extra = SubscriptionOptions(
             bool(options & NO_LOCAL), bool(options & RETAIN_AS_PUBLISHED), identifier
         )
@@ -764,8 +779,14 @@ class MqttHandler(SubprotocolHandler):
         else:
             state.options.pop(topic_filter, None)
         if new:
-            await self.channels.subscribe(state, topic_filter)
+            if shared is None:
+                await self.channels.subscribe(state, topic_filter)
+            else:
+                await self._shared().join(state, topic_filter, inner)
         return granted
+
+    def _shared(self) -> SharedSubscriptions:
+        return self.hub.services.get(SHARED_SERVICE, SharedSubscriptions)
 
     async def _on_unsubscribe(self, packet: Unsubscribe) -> None:
         state = self.state
@@ -774,7 +795,9 @@ class MqttHandler(SubprotocolHandler):
             if self.version == 5:
                 # 3.11.3: one reason per filter: 0x00, or 0x11 No subscription existed.
                 codes = tuple(
-                    0 if f in state.subscriptions else ReasonCode.NO_SUBSCRIPTION_EXISTED
+                    0
+                    if f in state.subscriptions or f in state.shared
+                    else ReasonCode.NO_SUBSCRIPTION_EXISTED
                     for f in packet.filters
                 )
             await self._unsubscribe(state, packet.filters)
@@ -785,7 +808,10 @@ class MqttHandler(SubprotocolHandler):
     async def _unsubscribe(self, state: SessionState, filters: Iterable[str]) -> None:
         changed = False
         for topic_filter in filters:
-            if state.subscriptions.pop(topic_filter, None) is not None:
+            if state.shared.pop(topic_filter, None) is not None:
+                state.options.pop(topic_filter, None)
+                await self._shared().leave(state, topic_filter)
+            elif state.subscriptions.pop(topic_filter, None) is not None:
                 state.options.pop(topic_filter, None)
                 changed = True
                 await self.channels.unsubscribe(state, topic_filter)

@@ -96,6 +96,9 @@ class SessionState:
         self.limits = limits
         # Topic filter -> granted QoS.
         self.subscriptions: dict[str, int] = {}
+        # Shared subscriptions ($share/<group>/<filter>) -> granted QoS; the
+        # group (protocols.mqtt.shared) delivers to one member at a time.
+        self.shared: dict[str, int] = {}
         # Topic filter -> 5.0 options, for filters subscribed with any.
         self.options: dict[str, SubscriptionOptions] = {}
         # Seconds the session outlives its connection (5.0 Session Expiry
@@ -141,7 +144,9 @@ class SessionState:
             return
         granted = self.subscriptions.get(subscription)
         if granted is None:
-            return
+            granted = self.shared.get(subscription)
+            if granted is None:
+                return
         qos = min(granted, published_qos(publication, self.limits.default_qos))
         options = self.options.get(subscription)
         if options is None:
@@ -327,6 +332,7 @@ class SessionState:
     def reset(self) -> None:
         """Forget everything (the caller unsubscribes from the engine)."""
         self.subscriptions.clear()
+        self.shared.clear()
         self.options.clear()
         self.inflight.clear()
         self.queue.clear()

@@ -62,7 +62,7 @@ async def test_connack_announces_the_servers_limits_and_features(pair: PairFacto
     assert props.retain_available == 1
     assert props.wildcard_subscription_available == 1
     assert props.subscription_identifier_available == 1
-    assert props.shared_subscription_available == 0
+    assert props.shared_subscription_available == 1
     assert props.maximum_qos is None  # QoS 2 is supported: not announced
     assert props.assigned_client_identifier is None
 
@@ -439,14 +439,6 @@ async def test_unsuback_says_which_filters_existed(pair: PairFactory) -> None:
     await client.subscribe(("a", 0))
     await client.send(Unsubscribe(5, ("a", "b")))
     assert client.received() == [Unsuback(5, (0, ReasonCode.NO_SUBSCRIPTION_EXISTED))]
-
-
-async def test_shared_subscription_is_refused_with_0x9e(pair: PairFactory) -> None:
-    """3.9.3: until shared subscriptions exist, $share filters get 0x9E."""
-    client = await connect5(pair)
-    assert await client.subscribe(("$share/g/t", 1)) == (
-        ReasonCode.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED,
-    )
 
 
 async def test_refused_subscription_is_not_authorized(pair: PairFactory) -> None:
