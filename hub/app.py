@@ -29,6 +29,7 @@ from hub.services import Services
 
 if TYPE_CHECKING:
     from hub.api import ApiServer
+    from hub.auth.expiry import Refresher
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,8 @@ class Hub:
             if spec is not None and spec.setup is not None:
                 spec.setup(self)
         self.api: ApiServer | None = None
+        # Asked before an expired identity closes its session ([proxy.refresh]).
+        self.refresher: Refresher | None = None
         self._setup_api()
 
     def _setup_api(self) -> None:

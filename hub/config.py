@@ -683,13 +683,15 @@ class ProxyConfig(_Section):
     subscribe: ProxyEndpoint | None = None
     publish: ProxyEndpoint | None = None
     rpc: RpcProxyEndpoint | None = None
+    # Asked when a session's identity expires: the backend may extend it.
+    refresh: ProxyEndpoint | None = None
     # Requests to the backend open at once (one pool for every endpoint);
     # more wait for a free connection, within their timeout.
     max_connections: int = Field(64, gt=0)
 
     @property
     def enabled(self) -> bool:
-        return any((self.connect, self.subscribe, self.publish, self.rpc))
+        return any((self.connect, self.subscribe, self.publish, self.rpc, self.refresh))
 
 
 WebhookEvent = Literal[

@@ -171,7 +171,13 @@ class HubServer:
         self._forward_headers = sorted(
             {
                 name
-                for endpoint in (proxy.connect, proxy.subscribe, proxy.publish, proxy.rpc)
+                for endpoint in (
+                    proxy.connect,
+                    proxy.subscribe,
+                    proxy.publish,
+                    proxy.rpc,
+                    proxy.refresh,
+                )
                 if endpoint is not None
                 for name in endpoint.headers
             }
@@ -516,7 +522,7 @@ class HubServer:
             await connection.close(POLICY_VIOLATION, exc.message[:120])
             return
         # Closes the session with 3000 when its identity expires, unless refreshed.
-        expiry = ExpiryWatch.attach(session, handler)
+        expiry = ExpiryWatch.attach(session, handler, hub.refresher)
         limits = hub.config.limits
         limiter = MessageRateLimiter(limits.message_rate, limits.message_burst)
         handler.work = limiter

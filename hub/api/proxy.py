@@ -21,6 +21,7 @@ Requests share one bounded pool of connections (``[proxy] max_connections``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -32,11 +33,13 @@ from hub.access import glob_matches
 from hub.config import ProxyConfig, ProxyEndpoint, RpcProxyEndpoint
 from hub.engine import Publication
 from hub.errors import EngineUnavailable, PermissionDenied
+from hub.handler import Identity
 from hub.payloads import to_json_value
 from hub.rpc import INTERNAL_ERROR, CallContext, RpcError, RpcMethod
 
 if TYPE_CHECKING:
     from hub.app import Hub
+    from hub.session import WebSocketSession
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +79,8 @@ class BackendProxy:
             hub.hooks.publish.append(("#", self._on_publish))
         if config.rpc is not None:
             hub.methods.set_fallback(self._rpc_method)
+        if config.refresh is not None:
+            hub.refresher = self._refresh
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -184,6 +189,25 @@ class BackendProxy:
         if isinstance(result, dict) and "data" in result:
             return result["data"]
         return None
+
+    async def _refresh(self, session: WebSocketSession) -> Identity | None:
+        """The backend's new expiry for an expiring session, or None to let it close."""
+        endpoint = self._config.refresh
+        identity = session.identity
+        if endpoint is None or identity is None:
+            return None
+        ctx = CallContext(self._hub, session.id, session.subprotocol, identity)
+        event = {"event": "refresh", "expires_at": identity.expires_at}
+        try:
+            result = await self.ask(endpoint, ctx, event)
+        except (Refused, BackendUnavailable) as exc:
+            logger.info("proxy: refresh of session %s not granted: %s", session.id, exc)
+            return None
+        expires_at = result.get("expires_at") if isinstance(result, dict) else None
+        if not isinstance(expires_at, int | float) or isinstance(expires_at, bool):
+            logger.warning("proxy: the refresh answer has no numeric expires_at: %r", result)
+            return None
+        return dataclasses.replace(identity, expires_at=float(expires_at))
 
     # -- as RPC methods -----------------------------------------------------------------
 

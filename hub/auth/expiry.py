@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from hub.handler import Identity, SubprotocolHandler
@@ -22,25 +23,40 @@ logger = logging.getLogger(__name__)
 TOKEN_EXPIRED_CODE: Final = 3000
 TOKEN_EXPIRED_REASON: Final = "token expired"
 
+# Asked when an identity expires (the backend's [proxy.refresh]): a new identity
+# with a later expiry keeps the session, None closes it.
+Refresher = Callable[[WebSocketSession], Awaitable[Identity | None]]
+
 
 class ExpiryWatch:
     """Closes one session once its identity's ``expires_at`` has passed."""
 
     # One per connection: no instance dict.
-    __slots__ = ("_closed", "_handler", "_loop", "_session", "_task", "_timer")
+    __slots__ = ("_closed", "_handler", "_loop", "_refresh", "_session", "_task", "_timer")
 
-    def __init__(self, session: WebSocketSession, handler: SubprotocolHandler) -> None:
+    def __init__(
+        self,
+        session: WebSocketSession,
+        handler: SubprotocolHandler,
+        refresh: Refresher | None = None,
+    ) -> None:
         self._session = session
         self._handler = handler
+        self._refresh = refresh
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
 
     @classmethod
-    def attach(cls, session: WebSocketSession, handler: SubprotocolHandler) -> ExpiryWatch:
+    def attach(
+        cls,
+        session: WebSocketSession,
+        handler: SubprotocolHandler,
+        refresh: Refresher | None = None,
+    ) -> ExpiryWatch:
         """Watch the session's identity now and whenever it changes."""
-        watch = cls(session, handler)
+        watch = cls(session, handler, refresh)
         session.on_identity_change = watch.watch
         watch.watch(session.identity)
         return watch
@@ -70,8 +86,29 @@ class ExpiryWatch:
         self._task = self._loop.create_task(self._expire())
 
     async def _expire(self) -> None:
+        if self._refresh is not None and await self._refreshed():
+            return
         try:
             await self._handler.on_identity_expired()
         except Exception:
             logger.exception("session %s: goodbye before expiry failed", self._session.id)
         await self._session.close(TOKEN_EXPIRED_CODE, TOKEN_EXPIRED_REASON)
+
+    async def _refreshed(self) -> bool:
+        """Whether the refresher extended the session (the timer then re-arms)."""
+        assert self._refresh is not None
+        try:
+            identity = await self._refresh(self._session)
+        except Exception:
+            logger.exception("session %s: refresh failed", self._session.id)
+            identity = None
+        expires_at = identity.expires_at if identity is not None else None
+        if (
+            identity is None
+            or self._closed
+            or (expires_at is not None and expires_at <= time.time())
+        ):
+            return False
+        self._task = None
+        self._session.identity = identity
+        return True

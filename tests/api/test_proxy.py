@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from hub import Hub
 from hub.config import ConfigError, parse_config
 from tests.api.backend import Backend
 from tests.api.conftest import api_config, call
+from tests.auth_helpers import hs_auth, mint
 from tests.conftest import Connector, HubFactory
 from tests.multinode.redis_server import free_port
 from tests.protocols.channels.conftest import WIRE_NAME, ChannelsPeer
@@ -217,3 +219,34 @@ def test_proxy_config_refuses_bad_url() -> None:
 async def test_no_proxy_by_default(hub: Hub) -> None:
     """Without [proxy], no proxy service runs."""
     assert "proxy" not in hub.services
+
+
+async def test_refresh_extends_an_expiring_session(
+    make_hub: HubFactory, backend: Backend, connect: Connector
+) -> None:
+    """At expiry the refresh proxy is asked; a later expires_at keeps the session open."""
+    hub = await make_hub({**proxy(backend, "refresh"), "auth": hs_auth()})
+    extended_to = time.time() + 60
+    backend.decide = lambda event: {"result": {"expires_at": extended_to}}
+    token = mint("ada", ttl=1)
+    peer = ChannelsPeer(await connect(hub, WIRE_NAME, path=f"/?token={token}"))
+    (event,) = await backend.wait_for(1, timeout=5)
+    assert (event["event"], event["user"]) == ("refresh", "ada")
+    await asyncio.sleep(0.3)
+    assert await peer.call("presence_stats", {"channel": "x"}) == {"clients": 0, "users": 0}
+    (session_id,) = hub.session_ids
+    identity = hub.session(session_id).identity
+    assert identity is not None
+    assert identity.expires_at == pytest.approx(extended_to)
+
+
+async def test_refresh_refused_closes_with_3000(
+    make_hub: HubFactory, backend: Backend, connect: Connector
+) -> None:
+    """A refresh refused (or the backend down) closes the session as expired: 3000."""
+    hub = await make_hub({**proxy(backend, "refresh"), "auth": hs_auth()})
+    backend.decide = lambda event: {"error": {"code": 1, "message": "account suspended"}}
+    token = mint("ada", ttl=1)
+    peer = ChannelsPeer(await connect(hub, WIRE_NAME, path=f"/?token={token}"))
+    assert await peer.closed(timeout=5) == (3000, "token expired")
+    assert len(backend.events) == 1
