@@ -527,6 +527,8 @@ class MqttConfig(_Section):
     # own user (anonymous sessions: anonymous clients) may, others get CONNACK 2.
     takeover_access: AccessRule | None = None
     bridge: MqttBridgeConfig | None = None
+    # Seconds between $SYS/broker/... statistics (retained); 0 publishes none.
+    sys_interval: float = Field(10.0, ge=0)
     # TCP/TLS listeners for devices ([[mqtt.listeners]] tables); none by default.
     listeners: list[MqttListenerConfig] = []
 

@@ -15,6 +15,8 @@ from protocols.mqtt.shared import SERVICE_NAME as SHARED_SERVICE_NAME
 from protocols.mqtt.shared import SharedSubscriptions
 from protocols.mqtt.shared_store import session_store
 from protocols.mqtt.store import SERVICE_NAME
+from protocols.mqtt.sys_topics import SERVICE_NAME as SYS_SERVICE_NAME
+from protocols.mqtt.sys_topics import SysTopics
 from protocols.mqtt.wills import SERVICE_NAME as WILLS_SERVICE_NAME
 from protocols.mqtt.wills import DelayedWills
 
@@ -31,6 +33,7 @@ def setup(hub: Hub) -> None:
     hub.services.add(SERVICE_NAME, session_store(hub))
     hub.services.add(WILLS_SERVICE_NAME, DelayedWills())
     hub.services.add(SHARED_SERVICE_NAME, SharedSubscriptions(hub.channels))
+    hub.services.add(SYS_SERVICE_NAME, SysTopics(hub, config.sys_interval))
     if config.bridge is not None:
         from protocols.mqtt.bridge import MqttBridge
 

@@ -72,6 +72,8 @@ from protocols.mqtt.shared import PREFIX as SHARED_PREFIX
 from protocols.mqtt.shared import SERVICE_NAME as SHARED_SERVICE
 from protocols.mqtt.shared import InvalidSharedFilter, SharedSubscriptions, parse_shared
 from protocols.mqtt.store import SERVICE_NAME, Claimant, ClientIdTaken, SessionStore
+from protocols.mqtt.sys_topics import SERVICE_NAME as SYS_SERVICE
+from protocols.mqtt.sys_topics import SysTopics
 from protocols.mqtt.v5 import (
     CONNACK_REASON,
     Requested,
@@ -103,6 +105,7 @@ TRY_AGAIN_LATER: Final = 1013
 MQTT31_MAX_CLIENT_ID: Final = 23
 # MQTT-3.1.2-24: the server allows one and a half keepalive periods.
 KEEPALIVE_GRACE: Final = 1.5
+PUBLISH_TYPE: Final = 3
 
 # A WebSocket message is parsed this many bytes at a time, and its packets
 # handled this many at a time, between yields to the event loop.
@@ -144,6 +147,7 @@ class MqttHandler(SubprotocolHandler):
         self.requested = Requested()
         self._aliases = TopicAliases(0)
         self._reader = PacketReader(self.config.max_packet_size)
+        self._stats = hub.services.get(SYS_SERVICE, SysTopics).stats
         self._loop = asyncio.get_running_loop()
         self._timeout = 0.0
         self._timeout_reason = ""
@@ -158,6 +162,8 @@ class MqttHandler(SubprotocolHandler):
     # -- the Link a SessionState sends through ---------------------------------
 
     def send(self, frame: bytes) -> None:
+        if frame[0] >> 4 == PUBLISH_TYPE:
+            self._stats.sent += 1
         self.session.send(frame)
 
     def _send(self, packet: Packet) -> None:
@@ -549,6 +555,7 @@ class MqttHandler(SubprotocolHandler):
     # -- PUBLISH from the client --------------------------------------------------
 
     async def _on_publish(self, packet: Publish) -> None:
+        self._stats.received += 1
         if self.version == 5:
             await self._on_publish5(packet)
             return

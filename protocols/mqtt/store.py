@@ -87,6 +87,10 @@ class SessionStore:
     def __len__(self) -> int:
         return len(self._sessions)
 
+    def subscription_count(self) -> int:
+        """Subscriptions of the sessions this node holds, shared ones included ($SYS)."""
+        return sum(len(s.subscriptions) + len(s.shared) for s in self._sessions.values())
+
     def get(self, client_id: str) -> SessionState | None:
         return self._sessions.get(client_id)
 
