@@ -30,6 +30,7 @@ from hub.services import Services
 if TYPE_CHECKING:
     from hub.api import ApiServer
     from hub.auth.expiry import Refresher
+    from hub.fallback import FallbackServer
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +123,12 @@ class Hub:
         # Asked before an expired identity closes its session ([proxy.refresh]).
         self.refresher: Refresher | None = None
         self._setup_api()
+        self.fallback: FallbackServer | None = None
+        if self.config.fallback.enabled:
+            from hub.fallback import FallbackServer
+
+            self.fallback = FallbackServer(self)
+            self.services.add("fallback", self.fallback)
 
     def _setup_api(self) -> None:
         """Commands between nodes (always: any node may hold the user an API call names),

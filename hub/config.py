@@ -736,6 +736,38 @@ class WebhooksConfig(_Section):
         return self
 
 
+class FallbackConfig(_Section):
+    """HTTP fallback transports (docs/fallback.md): SSE + POST sessions for browsers
+    whose network breaks WebSocket, and SSE / NDJSON streams for clients without an SDK.
+
+    Off unless enabled. A listener of its own (aiohttp): the hub's WebSocket
+    port reads no request bodies and cannot stream, and the API's listener is
+    private (backends, API keys) while this one faces browsers.
+    """
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(8767, ge=0, le=65535)
+    # Fallback sessions (both kinds) open at once on this node; they also count
+    # against limits.max_connections and max_connections_per_ip.
+    max_sessions: int = Field(10_000, gt=0)
+    # A bidirectional session without a POST for this long is closed (the
+    # client keeps it alive with an empty POST); a stream is also closed when
+    # a keep-alive cannot be written.
+    idle_timeout: float = Field(60.0, gt=0)
+    # Seconds between keep-alives written on an idle stream (SSE comment,
+    # NDJSON empty line), so proxies keep it open and dead peers are found.
+    ping_interval: float = Field(15.0, gt=0)
+    # Messages waiting to be written to one stream; over it (or over
+    # limits.max_outbound_bytes) the session is closed as a slow consumer.
+    max_queue_messages: int = Field(10_000, gt=0)
+    # Messages in one POST, and POSTed messages waiting to be handled.
+    max_post_messages: int = Field(100, gt=0)
+    max_inbound_messages: int = Field(1_000, gt=0)
+    # Seconds a POST that reached another node waits for the session's node.
+    forward_timeout: float = Field(5.0, gt=0)
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -753,6 +785,7 @@ class HubConfig(_Section):
     api: ApiConfig = ApiConfig()
     proxy: ProxyConfig = ProxyConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
+    fallback: FallbackConfig = FallbackConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

@@ -109,6 +109,9 @@ class HubMetrics:
         self.webhooks_delivered = Counter()
         self.webhooks_retries = Counter()
         self.webhooks_dropped = Labeled(Counter, "reason")
+        # HTTP fallback sessions (hub.fallback) by transport: sse, events, ndjson.
+        self.fallback_sessions_opened = Labeled(Counter, "transport")
+        self.fallback_sessions_active = Labeled(Gauge, "transport")
         self.rpc_latency = Histogram((0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0))
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
@@ -140,6 +143,7 @@ _DESCRIPTIONS = {
     "webhooks_delivered": "Webhook events delivered (a 2xx answer)",
     "webhooks_retries": "Webhook delivery attempts after a failed one",
     "webhooks_dropped": "Webhook events given up: queue_full, or failed after max_attempts",
+    "fallback_sessions_opened": "HTTP fallback sessions opened, by transport",
 }
 
 
@@ -164,6 +168,14 @@ class _Collector(Collector):
         for label, child in m.connections_active.children.items():
             active.add_metric([label], child.value)
         yield active
+        fallback = GaugeMetricFamily(
+            "wshub_fallback_sessions_active",
+            "HTTP fallback sessions open now, by transport",
+            labels=["transport"],
+        )
+        for label, child in m.fallback_sessions_active.children.items():
+            fallback.add_metric([label], child.value)
+        yield fallback
         yield GaugeMetricFamily(
             "wshub_connection_slots",
             "Connections counted against limits.max_connections (handshaking or open)",

@@ -246,6 +246,15 @@ class HubServer:
     def registry(self) -> ProtocolRegistry:
         return self._registry
 
+    @property
+    def slots(self) -> ConnectionSlots:
+        """The connection limits, shared with the HTTP fallback sessions (hub.fallback)."""
+        return self._slots
+
+    @property
+    def origins(self) -> OriginPolicy:
+        return self._origins
+
     async def start(self, host: str | None = None, port: int | None = None) -> None:
         for problem in [*self.config_problems(), *coherence_warnings(self._hub.config)]:
             logger.warning("%s", problem)

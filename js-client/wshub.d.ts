@@ -28,6 +28,26 @@ export type WebSocketLike = {
     onerror: ((event: Event) => void) | null;
 };
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+export type Transport = "websocket" | "sse";
+export type EventSourceLike = {
+    onmessage: ((event: MessageEvent) => void) | null;
+    onerror: ((event: Event) => void) | null;
+    addEventListener: (type: string, listener: (event: MessageEvent) => void) => void;
+    close: () => void;
+};
+export type EventSourceConstructor = new (url: string, init?: {
+    withCredentials?: boolean;
+}) => EventSourceLike;
+export type FetchFunction = (url: string, init: {
+    method: string;
+    body: string;
+    headers: Record<string, string>;
+    credentials: "include";
+    keepalive?: boolean;
+}) => Promise<{
+    ok: boolean;
+    status: number;
+}>;
 export type WsHubOptions = {
     /**
      * a JWT, sent as the `tokenParam` query parameter of the URL
@@ -57,6 +77,25 @@ export type WsHubOptions = {
      * default `globalThis.WebSocket`
      */
     WebSocket?: WebSocketConstructor;
+    /**
+     * transports tried in this order when the previous one
+     * fails to open; every reconnect starts again from the first. Default `["websocket", "sse"]`;
+     * `"sse"` needs `fallbackUrl`
+     */
+    transports?: Transport[];
+    /**
+     * `http(s)://` URL of the hub's HTTP fallback listener
+     * (`[fallback]` in its config, docs/fallback.md)
+     */
+    fallbackUrl?: string;
+    /**
+     * default `globalThis.EventSource`
+     */
+    EventSource?: EventSourceConstructor;
+    /**
+     * default `globalThis.fetch`
+     */
+    fetch?: FetchFunction;
     /**
      * ms before a call rejects with code `timeout`; default 10000
      */
@@ -372,6 +411,8 @@ export declare class WsHub extends Emitter<HubEvents> {
     constructor(url: string, options?: WsHubOptions);
     /** @returns {State} */
     get state(): State;
+    /** @returns {Transport | null} the transport of the open (or opening) connection */
+    get transport(): Transport | null;
     /** @returns {string} the URL connected to, token included */
     get url(): string;
     /**

@@ -1,5 +1,7 @@
 // wshub browser client: RPC, pub/sub, presence and recovery over one
-// WebSocket speaking `channels.v1` (JSON-RPC 2.0, see docs/channels.md).
+// WebSocket speaking `channels.v1` (JSON-RPC 2.0, see docs/channels.md), or,
+// where WebSocket cannot open, over the hub's HTTP fallback (Server-Sent
+// Events down, POST up; docs/fallback.md).
 //
 // One self-contained ES module with no imports: the hub serves this exact
 // file at GET /wshub.js. Only browser APIs are used (WebSocket, URL,
@@ -64,6 +66,28 @@
 /** @typedef {new (url: string, protocols?: string | string[]) => WebSocketLike} WebSocketConstructor */
 
 /**
+ * How the client reaches the hub: `websocket`, or `sse` (the hub's HTTP fallback:
+ * Server-Sent Events down, POST up) where WebSocket cannot open.
+ * @typedef {"websocket" | "sse"} Transport
+ */
+
+/**
+ * Minimal structural type of the browser EventSource, for injected implementations.
+ * @typedef {object} EventSourceLike
+ * @property {((event: MessageEvent) => void) | null} onmessage
+ * @property {((event: Event) => void) | null} onerror
+ * @property {(type: string, listener: (event: MessageEvent) => void) => void} addEventListener
+ * @property {() => void} close
+ */
+
+/** @typedef {new (url: string, init?: {withCredentials?: boolean}) => EventSourceLike} EventSourceConstructor */
+
+/**
+ * @typedef {(url: string, init: {method: string, body: string, headers: Record<string, string>,
+ *   credentials: "include", keepalive?: boolean}) => Promise<{ok: boolean, status: number}>} FetchFunction
+ */
+
+/**
  * @typedef {object} WsHubOptions
  * @property {string} [token] a JWT, sent as the `tokenParam` query parameter of the URL
  * @property {() => string | Promise<string>} [getToken] returns a fresh JWT: called before
@@ -75,6 +99,13 @@
  *   most half its remaining lifetime; default 10000
  * @property {string | string[]} [protocol] subprotocol(s) offered; default `"channels.v1"`
  * @property {WebSocketConstructor} [WebSocket] default `globalThis.WebSocket`
+ * @property {Transport[]} [transports] transports tried in this order when the previous one
+ *   fails to open; every reconnect starts again from the first. Default `["websocket", "sse"]`;
+ *   `"sse"` needs `fallbackUrl`
+ * @property {string} [fallbackUrl] `http(s)://` URL of the hub's HTTP fallback listener
+ *   (`[fallback]` in its config, docs/fallback.md)
+ * @property {EventSourceConstructor} [EventSource] default `globalThis.EventSource`
+ * @property {FetchFunction} [fetch] default `globalThis.fetch`
  * @property {number} [callTimeout] ms before a call rejects with code `timeout`; default 10000
  * @property {number} [minReconnectDelay] backoff base in ms; default 500
  * @property {number} [maxReconnectDelay] backoff cap in ms; default 20000
@@ -516,6 +547,148 @@ export class Subscription extends Emitter {
 
 // ---------------------------------------------------------------- WsHub
 
+// ---------------------------------------------------------------- HTTP fallback
+
+/**
+ * A {@link WebSocketLike} over the hub's HTTP fallback (docs/fallback.md): what the
+ * hub sends arrives as Server-Sent Events from `GET /session`, what the client
+ * sends goes up in POSTs, one at a time and in order (frames queued meanwhile
+ * share the next POST, one per line). The hub's `close` event closes it with
+ * the hub's code; a stream that breaks closes it with 1006, as a WebSocket would.
+ */
+class FallbackSocket {
+  readyState = 0;
+  /** @type {((event: Event) => void) | null} */
+  onopen = null;
+  /** @type {((event: MessageEvent) => void) | null} */
+  onmessage = null;
+  /** @type {((event: CloseEvent) => void) | null} */
+  onclose = null;
+  /** @type {((event: Event) => void) | null} */
+  onerror = null;
+  /** @type {EventSourceLike} */
+  #source;
+  /** @type {URL} */
+  #base;
+  /** @type {FetchFunction} */
+  #fetch;
+  #session = "";
+  /** @type {string[]} */
+  #queue = [];
+  #posting = false;
+  #lastPost = 0;
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  #keepalive;
+
+  /**
+   * @param {URL} url the fallback's `/session` URL, token included
+   * @param {EventSourceConstructor} EventSourceCtor
+   * @param {FetchFunction} fetchFn
+   */
+  constructor(url, EventSourceCtor, fetchFn) {
+    this.#base = url;
+    this.#fetch = fetchFn;
+    const source = new EventSourceCtor(url.href, { withCredentials: true });
+    this.#source = source;
+    source.addEventListener("session", (event) => {
+      const hello = JSON.parse(String(event.data));
+      this.#session = String(hello.session);
+      this.readyState = OPEN;
+      this.#lastPost = Date.now();
+      // The hub closes a session without a POST for idle_timeout: say something in time.
+      const every = Math.max(1000, (Number(hello.idle_timeout) * 1000) / 3);
+      this.#keepalive = setInterval(() => {
+        if (Date.now() - this.#lastPost >= every) this.#post("");
+      }, every);
+      this.onopen?.(new Event("open"));
+    });
+    source.addEventListener("close", (event) => {
+      const { code, reason } = JSON.parse(String(event.data));
+      this.#finish(Number(code), String(reason));
+    });
+    source.onmessage = (event) => {
+      if (this.readyState === OPEN) this.onmessage?.(event);
+    };
+    // EventSource would reconnect by itself to a new session: the client decides instead.
+    source.onerror = () => this.#finish(1006, "fallback stream failed");
+  }
+
+  /** @param {string} frame */
+  send(frame) {
+    if (this.readyState !== OPEN) return;
+    this.#queue.push(frame);
+    if (!this.#posting) this.#post(null);
+  }
+
+  /**
+   * @param {number} [code]
+   * @param {string} [reason]
+   */
+  close(code = 1000, reason = "") {
+    if (this.readyState >= 2) return;
+    if (this.#session) {
+      const url = this.#endpoint("close");
+      this.#fetch(url, { method: "POST", body: "", headers: { "Content-Type": "text/plain" }, credentials: "include", keepalive: true }).catch(() => {});
+    }
+    this.#finish(code, reason);
+  }
+
+  /** @param {string} action */
+  #endpoint(action) {
+    const url = new URL(`session/${action}`, this.#base);
+    url.search = "";
+    url.searchParams.set("session", this.#session);
+    return url.href;
+  }
+
+  /**
+   * POST the queued frames (or `keepalive`, an empty body), then whatever queued meanwhile.
+   * @param {string | null} keepalive
+   */
+  async #post(keepalive) {
+    if (this.#posting) return;
+    const body = keepalive ?? this.#queue.splice(0).join("\n");
+    this.#posting = true;
+    this.#lastPost = Date.now();
+    try {
+      // text/plain: a "simple" request, no CORS preflight per POST.
+      const response = await this.#fetch(this.#endpoint("send"), {
+        method: "POST",
+        body,
+        headers: { "Content-Type": "text/plain" },
+        credentials: "include",
+      });
+      if (!response.ok) {
+        this.#finish(response.status === 404 ? 1006 : 1008, `fallback POST refused (${response.status})`);
+        return;
+      }
+    } catch {
+      this.#finish(1006, "fallback POST failed");
+      return;
+    } finally {
+      this.#posting = false;
+    }
+    if (this.#queue.length && this.readyState === OPEN) this.#post(null);
+  }
+
+  /**
+   * @param {number} code
+   * @param {string} reason
+   */
+  #finish(code, reason) {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    clearInterval(this.#keepalive);
+    this.#queue = [];
+    this.#source.close();
+    const onclose = this.onclose;
+    // Asynchronously, as a WebSocket's close event.
+    setTimeout(() => onclose?.(/** @type {CloseEvent} */ ({ code, reason, wasClean: code !== 1006 })), 0);
+  }
+}
+
+// ---------------------------------------------------------------- WsHub
+
 /**
  * A connection to a wshub speaking `channels.v1`: JSON-RPC calls, pub/sub,
  * presence, history, and methods the hub may call on the client.
@@ -544,6 +717,18 @@ export class WsHub extends Emitter {
   #protocol;
   /** @type {WebSocketConstructor | undefined} */
   #WebSocket;
+  /** @type {Transport[]} */
+  #transports;
+  /** @type {URL | undefined} */
+  #fallbackUrl;
+  /** @type {EventSourceConstructor | undefined} */
+  #EventSource;
+  /** @type {FetchFunction | undefined} */
+  #fetch;
+  /** index in #transports of the transport of this attempt */
+  #transportIndex = 0;
+  /** @type {Transport | null} */
+  #transport = null;
   /** @type {number} */
   #callTimeout;
   /** @type {{min: number, max: number, random: () => number}} */
@@ -582,6 +767,10 @@ export class WsHub extends Emitter {
     this.#refreshMargin = options.tokenRefreshMargin ?? 10000;
     this.#protocol = options.protocol ?? "channels.v1";
     this.#WebSocket = options.WebSocket;
+    this.#transports = options.transports ?? ["websocket", "sse"];
+    this.#fallbackUrl = options.fallbackUrl ? new URL(options.fallbackUrl, globalThis.location?.href) : undefined;
+    this.#EventSource = options.EventSource;
+    this.#fetch = options.fetch;
     this.#callTimeout = options.callTimeout ?? 10000;
     this.#backoff = {
       min: options.minReconnectDelay ?? 500,
@@ -593,6 +782,11 @@ export class WsHub extends Emitter {
   /** @returns {State} */
   get state() {
     return this.#state;
+  }
+
+  /** @returns {Transport | null} the transport of the open (or opening) connection */
+  get transport() {
+    return this.#ws ? this.#transport : null;
   }
 
   /** @returns {string} the URL connected to, token included */
@@ -730,11 +924,17 @@ export class WsHub extends Emitter {
   }
 
   #open() {
-    const Ctor = this.#WebSocket ?? globalThis.WebSocket;
-    if (!Ctor) throw new Error("no WebSocket implementation: pass options.WebSocket");
+    this.#transportIndex = this.#usable(0);
+    if (this.#transportIndex < 0) {
+      this.#transportIndex = 0;
+      throw new Error(
+        "no WebSocket implementation: pass options.WebSocket" +
+          (this.#transports.includes("sse") ? " (or fallbackUrl, where EventSource and fetch exist)" : ""),
+      );
+    }
     const getToken = this.#getToken;
     if (!getToken || !this.#needsToken()) {
-      this.#openSocket(Ctor);
+      this.#openSocket();
       return;
     }
     const fetching = {};
@@ -746,7 +946,7 @@ export class WsHub extends Emitter {
         this.#fetching = null;
         this.#token = String(token);
         this.#tokenRejected = false;
-        this.#openSocket(Ctor);
+        this.#openSocket();
       },
       (err) => {
         if (this.#fetching !== fetching) return;
@@ -766,9 +966,45 @@ export class WsHub extends Emitter {
     return exp !== undefined && exp - Date.now() < 1000;
   }
 
-  /** @param {WebSocketConstructor} Ctor */
-  #openSocket(Ctor) {
-    const ws = new Ctor(this.url, this.#protocol);
+  /**
+   * The index of the first transport from `from` on that this environment can
+   * open (WebSocket may be missing; the fallback needs its URL, EventSource, fetch).
+   * @param {number} from
+   * @returns {number} -1 when none
+   */
+  #usable(from) {
+    for (let i = from; i < this.#transports.length; i++) {
+      const transport = this.#transports[i];
+      if (transport === "websocket" && (this.#WebSocket ?? globalThis.WebSocket)) return i;
+      if (
+        transport === "sse" &&
+        this.#fallbackUrl &&
+        (this.#EventSource || typeof globalThis.EventSource === "function") &&
+        (this.#fetch || typeof globalThis.fetch === "function")
+      ) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  /** Open the transport at #transportIndex. */
+  #openSocket() {
+    const transport = this.#transports[this.#transportIndex];
+    /** @type {WebSocketLike} */
+    let ws;
+    if (transport === "sse" && this.#fallbackUrl) {
+      const url = new URL("session", this.#fallbackUrl.href.endsWith("/") ? this.#fallbackUrl : `${this.#fallbackUrl.href}/`);
+      for (const [name, value] of this.#fallbackUrl.searchParams) url.searchParams.set(name, value);
+      if (this.#token !== undefined) url.searchParams.set(this.#tokenParam, this.#token);
+      const fetchFn = this.#fetch ?? /** @type {FetchFunction} */ (globalThis.fetch.bind(globalThis));
+      const EventSourceCtor = this.#EventSource ?? /** @type {EventSourceConstructor} */ (globalThis.EventSource);
+      ws = new FallbackSocket(url, EventSourceCtor, fetchFn);
+    } else {
+      const Ctor = /** @type {WebSocketConstructor} */ (this.#WebSocket ?? globalThis.WebSocket);
+      ws = new Ctor(this.url, this.#protocol);
+    }
+    this.#transport = transport;
     this.#ws = ws;
     this.#opened = false;
     ws.onopen = () => this.#onOpen(ws);
@@ -838,6 +1074,16 @@ export class WsHub extends Emitter {
    * @param {string} reason
    */
   #onClose(code, reason) {
+    // That transport could not open (blocked, refused): try the next one at once.
+    const next = this.#opened ? -1 : this.#usable(this.#transportIndex + 1);
+    if (next >= 0 && this.#ws) {
+      const ws = this.#ws;
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      this.#ws = null;
+      this.#transportIndex = next;
+      this.#openSocket();
+      return;
+    }
     // 3000: the hub closed for an expired token; a socket that never opened may
     // have been refused (401) for a bad one. Either way, ask getToken again.
     if (code === 3000 || !this.#opened) this.#tokenRejected = true;
