@@ -58,7 +58,8 @@ class SseReader:
         self.comments = 0
 
     async def next(self, timeout: float = 5.0) -> Event:
-        event, data, event_id = "message", [], None
+        event, event_id = "message", None
+        data: list[str] = []
         async with asyncio.timeout(timeout):
             while True:
                 raw = await self.response.content.readline()
