@@ -255,6 +255,11 @@ class HubServer:
     def origins(self) -> OriginPolicy:
         return self._origins
 
+    @property
+    def forward_headers(self) -> list[str]:
+        """Handshake headers [proxy.*] endpoints pass on to the backend."""
+        return self._forward_headers
+
     async def start(self, host: str | None = None, port: int | None = None) -> None:
         for problem in [*self.config_problems(), *coherence_warnings(self._hub.config)]:
             logger.warning("%s", problem)

@@ -37,17 +37,21 @@ async def drive(hub: Hub, spec: ProtocolSpec, session: StreamSession) -> None:
     metrics.connections_opened.labels(spec.name).inc()
     active.inc()
     context = CallContext(hub, session.id, spec.name, session.identity)
+    # Attached before the connect hooks, so they can find the session
+    # (the backend's connect proxy reads its forwarded headers).
+    hub.attach(session, handler)
     try:
         await hub.hooks.run_connect(context)
     except PermissionDenied as exc:
+        hub.detach(session.id)
         active.dec()
         await session.close(POLICY_VIOLATION, exc.message[:120])
         return
-    hub.attach(session, handler)
     # ExpiryWatch needs on_identity_change and close(), which this session has too.
-    expiry = ExpiryWatch.attach(cast("WebSocketSession", session), handler)
+    expiry = ExpiryWatch.attach(cast("WebSocketSession", session), handler, hub.refresher)
     limits = hub.config.limits
     limiter = MessageRateLimiter(limits.message_rate, limits.message_burst)
+    handler.work = limiter
     rate_limited = metrics.messages_rate_limited.labels(spec.name)
     try:
         await handler.on_open()
@@ -57,7 +61,8 @@ async def drive(hub: Hub, spec: ProtocolSpec, session: StreamSession) -> None:
                 await handler.on_message(message)
                 continue
             rate_limited.inc()
-            if limiter.refused > limits.message_burst:
+            if limiter.flooding:
+                # Refused message_burst times and still sending: not a burst.
                 metrics.rate_limit_closes.labels(spec.name).inc()
                 await session.close(POLICY_VIOLATION, RATE_CLOSE_REASON)
                 break

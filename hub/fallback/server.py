@@ -236,6 +236,11 @@ class FallbackServer:
             max_inbound_messages=config.max_inbound_messages,
             on_slow_consumer=metrics.slow_consumers_closed.inc,
         )
+        session.forwarded_headers = {
+            name: value
+            for name in self._hub.server.forward_headers
+            if (value := request.headers.get(name)) is not None
+        }
         self._sessions[session.id] = session
         metrics.fallback_sessions_opened.labels(transport).inc()
         metrics.fallback_sessions_active.labels(transport).inc()

@@ -21,7 +21,13 @@ from collections import deque
 from collections.abc import Callable
 
 from hub.handler import Identity
-from hub.session import SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON, new_session_id
+from hub.session import (
+    OVERSIZE_CODE,
+    OVERSIZE_REASON,
+    SLOW_CONSUMER_CODE,
+    SLOW_CONSUMER_REASON,
+    new_session_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +74,8 @@ class StreamSession:
         self.closing: tuple[int, str] | None = None
         self.last_request = time.monotonic()
         self.on_identity_change: Callable[[Identity | None], None] | None = None
+        # The request headers [proxy.*] endpoints pass on to the backend.
+        self.forwarded_headers: dict[str, str] = {}
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
 
@@ -95,10 +103,22 @@ class StreamSession:
             self._loop.call_soon_threadsafe(functools.partial(self.send, message, text=text))
             return
         data = message.encode() if isinstance(message, str) else message
-        self._outbound.append(data)
-        self._outbound_bytes += len(data)
-        self._wakeup.set()
-        if self._outbound_bytes > self._max_bytes or len(self._outbound) > self._max_messages:
+        # Checked before queueing, as a WebSocket's buffer: what cannot fit is never kept.
+        if len(data) > self._max_bytes:
+            logger.warning(
+                "session %s (%s): closing, a message of %d bytes exceeds "
+                "limits.max_outbound_bytes (%d)",
+                self.id,
+                self.transport,
+                len(data),
+                self._max_bytes,
+            )
+            self._give_up(OVERSIZE_CODE, OVERSIZE_REASON)
+            return
+        if (
+            self._outbound_bytes + len(data) > self._max_bytes
+            or len(self._outbound) >= self._max_messages
+        ):
             logger.warning(
                 "session %s (%s): closing slow consumer, %d messages (%d bytes) waiting",
                 self.id,
@@ -108,10 +128,23 @@ class StreamSession:
             )
             if self._on_slow_consumer is not None:
                 self._on_slow_consumer()
-            # What is queued is dropped: the client recovers it on its next session.
-            self._outbound.clear()
-            self._outbound_bytes = 0
-            self.closing = (SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON)
+            self._give_up(SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON)
+            return
+        self._outbound.append(data)
+        self._outbound_bytes += len(data)
+        self._wakeup.set()
+
+    def outbound_room(self) -> int:
+        """Bytes that may still be queued before the session counts as a slow consumer."""
+        return self._max_bytes - self._outbound_bytes
+
+    def _give_up(self, code: int, reason: str) -> None:
+        # What is queued is dropped: the client recovers it on its next session.
+        self._outbound.clear()
+        self._outbound_bytes = 0
+        self.closing = (code, reason)
+        self._wakeup.set()
+        self._inbound_ready.set()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         if self.closing is None:

@@ -307,3 +307,17 @@ async def test_unknown_path_is_404(fallback_hub: FallbackHubFactory) -> None:
     status, _, body = await get_status(f"{fallback_url(hub)}/nope")
     assert status == 404
     assert "/session" in body
+
+
+async def test_a_message_over_the_outbound_budget_closes_with_1009(
+    fallback_hub: FallbackHubFactory, fallback_peer: PeerOpener
+) -> None:
+    """A publication larger than limits.max_outbound_bytes closes the session 1009, naming it."""
+    hub = await fallback_hub(limits={"max_outbound_bytes": 20_000})
+    peer = await fallback_peer(fallback_url(hub))
+    await peer.call("subscribe", {"channel": "big"})
+    await hub.publish("big", "x" * 30_000)
+    event = await peer.stream.next()
+    assert event.event == "close"
+    assert event.json()["code"] == 1009
+    assert "max_outbound_bytes" in event.json()["reason"]
