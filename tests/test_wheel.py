@@ -6,11 +6,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
-import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -19,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.wshub_process import LISTENING
 
 ROOT = Path(__file__).resolve().parent.parent
 # What a fresh clone does not have: venvs, caches, node modules, build output.
@@ -98,12 +98,6 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     return Installed(wheel, venv, elsewhere)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
     try:
         with urllib.request.urlopen(url, timeout=5) as answer:
@@ -115,33 +109,35 @@ def fetch(url: str) -> tuple[int, dict[str, str], bytes]:
 
 @pytest.fixture
 def serving(installed: Installed) -> Iterator[Callable[..., str]]:
-    """Start a command of the installed venv on a free port; stop it with SIGTERM after."""
+    """Start a command of the installed venv on port 0; stop it with SIGTERM after.
+
+    The port is read from the start message: a port picked beforehand could be
+    taken by another process on a shared machine before the hub binds it.
+    """
     started: list[subprocess.Popen[str]] = []
 
     def start(*argv: str) -> str:
-        port = free_port()
         # Nothing of the checkout on the path: only the venv's site-packages.
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         process = subprocess.Popen(
-            [*argv, "--port", str(port)],
+            [*argv, "--port", "0"],
             cwd=installed.elsewhere,
             env=env,
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
         started.append(process)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, f"{argv} exited:\n{process.communicate()[0]}"
-            try:
-                if fetch(base + "/healthz")[0] == 200:
-                    return base
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"{argv}: /healthz did not answer"
-            time.sleep(0.1)
+        assert process.stdout is not None
+        log = []
+        for line in process.stdout:  # the test's own timeout bounds this
+            log.append(line)
+            if match := LISTENING.search(line):
+                base = "http://" + match.group(1).split("://", 1)[1].rstrip("/")
+                assert fetch(base + "/healthz")[0] == 200
+                return base
+        raise AssertionError(f"{argv} exited before listening:\n{''.join(log)}")
 
     yield start
     for process in started:
