@@ -21,6 +21,7 @@ from bench import processes, profiling
 from bench.api import api_workload
 from bench.connections import connections_workload
 from bench.fanout import fanout_workload
+from bench.hostile import hostile_workload
 from bench.interpreter import python_version, venv_python
 from bench.mqtt import mqtt_workload
 from bench.report import Row, load_average, print_table, write_json
@@ -63,6 +64,8 @@ WORKLOADS: dict[str, Callable[[Scale], list[Row]]] = {
     "connections": lambda scale: connections_workload(scale.idle_connections),
     # A backend publishing through the server API next to a channels.v1 publisher.
     "api": lambda scale: api_workload(100, scale.seconds, scale.rounds),
+    # Attacks from issue 13 on a default hub, next to the same probes on a quiet one.
+    "hostile": lambda scale: hostile_workload(scale.rounds),
 }
 
 

@@ -27,7 +27,12 @@ class MessageRateLimiter:
     __slots__ = ("_burst", "_clock", "_rate", "_stamp", "_tokens", "refused")
 
     def __init__(
-        self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic
+        self,
+        rate: float,
+        burst: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        full: bool = True,
     ) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be positive and burst at least 1")
@@ -37,7 +42,9 @@ class MessageRateLimiter:
         self._stamp = clock()
         # A new connection starts with a full bucket: its opening burst
         # (subscribe to everything, fetch history) is what the burst is for.
-        self._tokens = self._burst
+        # One from an address just closed for flooding starts empty instead,
+        # or reconnecting would buy a fresh burst each time (RatePenalties).
+        self._tokens = self._burst if full else 0.0
         self.refused = 0
 
     @property
@@ -48,6 +55,12 @@ class MessageRateLimiter:
     def take(self) -> bool:
         """A protocol unit after a message's first one (see :class:`WorkMeter`)."""
         return self.allow()
+
+    def charge(self, tokens: float) -> None:
+        """Spend ``tokens`` after the fact (a large reply); the bucket may go into debt."""
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate) - tokens
+        self._stamp = now
 
     def allow(self) -> bool:
         """Take a token; False (and one more refusal) when there is none."""
@@ -78,6 +91,9 @@ class WorkMeter(Protocol):
 
     def take(self) -> bool: ...
 
+    def charge(self, tokens: float) -> None:
+        """Work measured after it was done (reply bytes): later units wait for it."""
+
 
 class Unmetered:
     """The meter of a handler not run by a server (unit tests of a handler alone)."""
@@ -87,8 +103,49 @@ class Unmetered:
     def take(self) -> bool:
         return True
 
+    def charge(self, tokens: float) -> None:
+        pass
+
 
 UNMETERED: WorkMeter = Unmetered()
+
+
+class RatePenalties:
+    """Addresses whose connection was just closed for its message rate.
+
+    For ``seconds`` after such a close, new connections from the address start
+    with an empty token bucket. Bounded: past ``max_entries`` the oldest
+    penalty is forgotten.
+    """
+
+    __slots__ = ("_clock", "_max_entries", "_seconds", "_until")
+
+    def __init__(
+        self,
+        seconds: float,
+        max_entries: int = 10_000,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._seconds = seconds
+        self._max_entries = max_entries
+        self._clock = clock
+        self._until: dict[str, float] = {}
+
+    def punish(self, key: str) -> None:
+        self._until.pop(key, None)
+        self._until[key] = self._clock() + self._seconds
+        while len(self._until) > self._max_entries:
+            del self._until[next(iter(self._until))]
+
+    def active(self, key: str) -> bool:
+        until = self._until.get(key)
+        if until is None:
+            return False
+        if until > self._clock():
+            return True
+        del self._until[key]
+        return False
 
 
 class SlotRefused(Enum):

@@ -20,7 +20,13 @@ from hub.errors import PermissionDenied
 from hub.handler import Identity, ProtocolSpec
 from hub.hosts import HostPolicy
 from hub.http import HttpRoutes, text_response
-from hub.limits import ConnectionSlots, MessageRateLimiter, SlotRefused, address_key
+from hub.limits import (
+    ConnectionSlots,
+    MessageRateLimiter,
+    RatePenalties,
+    SlotRefused,
+    address_key,
+)
 from hub.origins import OriginPolicy
 from hub.proxies import TrustedProxies
 from hub.registry import NegotiationRefused, ProtocolRegistry
@@ -37,6 +43,8 @@ INTERNAL_ERROR_CODE = 1011
 POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
 RATE_CLOSE_REASON = "message rate exceeded"
+# Seconds an address closed for its message rate gets empty buckets for new connections.
+RATE_PENALTY = 10.0
 # Seconds a client refused for a connection limit is asked to wait.
 RETRY_AFTER = 5
 
@@ -184,6 +192,7 @@ class HubServer:
         )
         limits = config.limits
         self._slots = ConnectionSlots(limits.max_connections, limits.max_connections_per_ip)
+        self._penalties = RatePenalties(RATE_PENALTY)
         # Message size limits by canonical name (the config may use an alias).
         self._max_sizes = {
             spec.name if (spec := registry.get(name)) is not None else name: size
@@ -538,7 +547,10 @@ class HubServer:
         # Closes the session with 3000 when its identity expires, unless refreshed.
         expiry = ExpiryWatch.attach(session, handler, hub.refresher)
         limits = hub.config.limits
-        limiter = MessageRateLimiter(limits.message_rate, limits.message_burst)
+        address = address_key(connection.forwarded_for or connection.peer_host)
+        limiter = MessageRateLimiter(
+            limits.message_rate, limits.message_burst, full=not self._penalties.active(address)
+        )
         handler.work = limiter
         allow = limiter.allow
         rate_limited = metrics.messages_rate_limited.labels(spec.name)
@@ -567,6 +579,10 @@ class HubServer:
             logger.exception("session %s (%s): handler failed", session.id, spec.name)
             await connection.close(INTERNAL_ERROR_CODE, "internal error")
         finally:
+            # Closed for flooding (here or by the handler, per unit): the
+            # address's next connections start without a burst.
+            if limiter.flooding:
+                self._penalties.punish(address)
             expiry.close()
             active.dec()
             hub.detach(session.id)

@@ -102,7 +102,6 @@ def decode(
         value = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise JsonRpcDecodeError(PARSE_ERROR, "Parse error", str(exc)) from None
-    too_deep = raw_deeper_than(payload, value, max_depth)
     if isinstance(value, list):
         if not value:
             raise JsonRpcDecodeError(INVALID_REQUEST, "Invalid Request", "empty batch")
@@ -112,6 +111,9 @@ def decode(
                 "Invalid Request",
                 f"batch of {len(value)} requests, over the limit of {max_batch}",
             )
+    # After the batch cap: a refused batch is not walked.
+    too_deep = raw_deeper_than(payload, value, max_depth)
+    if isinstance(value, list):
         return Incoming(
             [_decode_bounded(item, too_deep, max_depth) for item in value], is_batch=True
         )

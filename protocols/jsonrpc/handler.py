@@ -73,6 +73,11 @@ REPLY_TOO_LARGE = -32016
 # Batch elements started between two yields to the event loop.
 YIELD_EVERY = 16
 
+# Reply bytes that cost one more token of the message rate, past the first
+# KiB: a request that makes the hub build and send a megabyte costs a
+# thousand small ones.
+REPLY_BYTES_PER_TOKEN = 1024
+
 
 @dataclass(frozen=True, slots=True)
 class AfterReply:
@@ -312,6 +317,9 @@ class JsonRpcHandler(SubprotocolHandler):
                 if undo is not None:
                     await undo()
                 raise
+            # The request's own token covers its first KiB of reply.
+            if reply is not None and len(reply) > REPLY_BYTES_PER_TOKEN:
+                self.work.charge(len(reply) / REPLY_BYTES_PER_TOKEN - 1)
             if reply is not None and len(reply) > self.reply_room():
                 if undo is not None:
                     await undo()

@@ -127,3 +127,34 @@ async def test_mqtt_packets_packed_in_one_message_take_a_token_each(
     # The CONNECT took a token: 49 tokens, then refusals (PINGREQ still answered)
     # until more than a burst of them: never the 1,000 the frame asked for.
     assert sum(answered) <= 2 * 50 + 1
+
+
+async def test_reconnecting_after_a_flood_close_buys_no_new_burst(
+    make_hub: HubFactory, connect: Connector
+) -> None:
+    """Closed for its rate, an address's next connection starts with an empty bucket."""
+    hub = await make_hub({"limits": {"message_rate": SLOW, "message_burst": 10}})
+    flooder = await connect(hub, "jsonrpc.2.0")
+    await flooder.send(json.dumps([request(i, "rpc.discover") for i in range(30)]))
+    with pytest.raises(ConnectionClosed):
+        await read_until_closed(flooder)
+    again = await connect(hub, "jsonrpc.2.0")
+    await again.send(json.dumps(request(1, "rpc.discover")))
+    assert (await recv_json(again))["error"]["code"] == -32029
+
+
+async def test_large_replies_cost_rate_tokens(make_hub: HubFactory, connect: Connector) -> None:
+    """A 64 KiB reply costs 64 tokens: with a burst of 100, the third big call is refused."""
+    hub = await make_hub({"limits": {"message_rate": SLOW, "message_burst": 100}})
+
+    @hub.rpc("big")
+    async def big() -> str:
+        return "x" * 64 * 1024
+
+    ws = await connect(hub, "jsonrpc.2.0")
+    await ws.send(json.dumps(request(1, "big")))
+    assert "result" in await recv_json(ws)
+    await ws.send(json.dumps(request(2, "big")))
+    assert "result" in await recv_json(ws)  # 35 tokens left: the bucket goes into debt
+    await ws.send(json.dumps(request(3, "big")))
+    assert (await recv_json(ws))["error"]["code"] == -32029
