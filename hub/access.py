@@ -99,6 +99,21 @@ class Rule:
 OPEN: Final = Rule(AccessRule())
 
 
+class _Nobody(Rule):
+    """Admits no one: what reading follows in a namespace closed to subscribers."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(AccessRule(authenticated=True))
+
+    def admits(self, identity: Identity | None) -> bool:
+        return False
+
+
+NOBODY: Final[Rule] = _Nobody()
+
+
 @functools.lru_cache(maxsize=1024)
 def _glob_regex(pattern: str) -> re.Pattern[str]:
     # Only "*" is special; dots, slashes and everything else match themselves.

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hub.access import OPEN, Rule
+from hub.access import NOBODY, OPEN, Rule
 from hub.config import AccessRule, ChannelsConfig, NamespaceConfig
 from hub.engine import ChannelEngine, ClientInfo, HistoryResult, Publication, StreamPosition
 from hub.engine.core import Subscriber
@@ -51,17 +51,20 @@ class NamespaceAccess:
         """Unset rules follow ``subscribe_access``: reading a namespace's history or
         presence, or writing into it (retained messages and wills included), needs
         at least the right to subscribe to it unless a rule of its own says otherwise.
+        Where ``allow_subscribe`` is off, unset reading rules admit no one (writing
+        has ``allow_publish`` of its own).
         """
         subscribe = OPEN if namespace.subscribe_access is None else Rule(namespace.subscribe_access)
+        read = subscribe if namespace.allow_subscribe else NOBODY
 
-        def follow(rule: AccessRule | None) -> Rule:
-            return subscribe if rule is None else Rule(rule)
+        def follow(rule: AccessRule | None, default: Rule) -> Rule:
+            return default if rule is None else Rule(rule)
 
         return cls(
             subscribe,
-            follow(namespace.publish_access),
-            follow(namespace.presence_access),
-            follow(namespace.history_access),
+            follow(namespace.publish_access, subscribe),
+            follow(namespace.presence_access, read),
+            follow(namespace.history_access, read),
         )
 
     def may_subscribe(self, namespace: NamespaceConfig, identity: Identity | None) -> bool:

@@ -316,6 +316,22 @@ async def test_unset_rules_follow_subscribe_access() -> None:
         await channels.presence(ctx, "feed/x")
 
 
+async def test_closed_to_subscribers_closes_reading() -> None:
+    """allow_subscribe = false: history and presence refuse everyone unless a rule opens them."""
+    channels = service(
+        {
+            "internal": {"allow_subscribe": False},
+            "archive": {"allow_subscribe": False, "history_access": {"users": ["bob"]}},
+        }
+    )
+    for identity in (None, ADA, BOB):
+        for read in (channels.presence, channels.history):
+            with pytest.raises(PermissionDenied):
+                await read(context(Hub(), identity), "internal/x")
+    channels.authorize_publish(context(Hub(), BOB), "internal/x")  # allow_publish decides
+    assert (await channels.history(context(Hub(), BOB), "archive/x")).publications == []
+
+
 async def test_dollar_names_are_the_servers() -> None:
     """No client may publish to a name starting with '$' ($SYS/...), whatever the rules say."""
     channels = service({})
