@@ -150,12 +150,19 @@ class Hub:
                 self.add_reloader(
                     f"webhooks secret {self.config.webhooks.secret_file}", webhooks.reload
                 )
-        if not self.config.api.enabled:
+        # The admin page lives on the API's listener: it listens for either.
+        if not self.config.api.enabled and not self.config.admin.enabled:
             return
         keys = ApiKeys(self.config.api)
         if self.config.api.keys_file is not None:
             self.add_reloader(f"API keys {self.config.api.keys_file}", keys.reload)
-        self.api = ApiServer(self, ApiMethods(self, control), keys)
+        methods = ApiMethods(self, control)
+        admin = None
+        if self.config.admin.enabled:
+            from hub.admin import AdminSite
+
+            admin = AdminSite(self, methods, control)
+        self.api = ApiServer(self, methods, keys, admin=admin)
         self.services.add("api", self.api)
 
     # -- hooks -----------------------------------------------------------

@@ -768,6 +768,23 @@ class FallbackConfig(_Section):
     forward_timeout: float = Field(5.0, gt=0)
 
 
+class AdminConfig(BasicAuthConfig):
+    """The admin web page (docs/admin.md) at ``/admin`` on the server API's listener.
+
+    Off unless enabled, and behind credentials of its own (HTTP Basic against
+    these users, never the clients' or the API keys).
+    """
+
+    enabled: bool = False
+    realm: str = "wshub admin"
+
+    @model_validator(mode="after")
+    def _has_users(self) -> AdminConfig:
+        if self.enabled and not self.users and self.users_file is None:
+            raise ValueError("the admin page needs users (or users_file) when enabled")
+        return self
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -786,6 +803,7 @@ class HubConfig(_Section):
     proxy: ProxyConfig = ProxyConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
     fallback: FallbackConfig = FallbackConfig()
+    admin: AdminConfig = AdminConfig()
     logging: LoggingConfig = LoggingConfig()
 
 
@@ -865,6 +883,7 @@ def _resolve_relative_paths(config: HubConfig, base: Path) -> HubConfig:
         mqtt = mqtt.model_copy(update={"bridge": bridge})
     api = resolve_files(config.api, "keys_file")
     webhooks = resolve_files(config.webhooks, "secret_file")
+    admin = resolve_files(config.admin, "users_file")
     return config.model_copy(
         update={
             "server": server,
@@ -874,5 +893,6 @@ def _resolve_relative_paths(config: HubConfig, base: Path) -> HubConfig:
             "mqtt": mqtt,
             "api": api,
             "webhooks": webhooks,
+            "admin": admin,
         }
     )

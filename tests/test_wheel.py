@@ -147,7 +147,8 @@ def serving(installed: Installed) -> Iterator[Callable[..., str]]:
 
 
 def test_wheel_carries_the_client_and_the_demo(installed: Installed) -> None:
-    """The wheel holds wshub.js, its .d.ts and the chat demo, and nothing else of js-client/."""
+    """The wheel holds wshub.js, its .d.ts, the chat demo and the admin page, nothing else of
+    js-client/."""
     names = set(zipfile.ZipFile(installed.wheel).namelist())
     assert {
         "hub/static/client/wshub.js",
@@ -155,6 +156,10 @@ def test_wheel_carries_the_client_and_the_demo(installed: Installed) -> None:
         "hub/static/chat/index.html",
         "hub/static/chat/chat.js",
         "hub/static/chat/chat.css",
+        # The admin page, served as it is (no build step).
+        "hub/admin/static/index.html",
+        "hub/admin/static/admin.js",
+        "hub/admin/static/admin.css",
     } <= names
     assert not [n for n in names if "test" in n.split("/")[-1] and n.startswith("hub/static")]
     assert not [n for n in names if n.startswith(("js-client/", "examples/", "tests/"))]

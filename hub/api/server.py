@@ -27,6 +27,7 @@ from hub.api.methods import ApiMethods
 from hub.api.openapi import openapi
 
 if TYPE_CHECKING:
+    from hub.admin import AdminSite
     from hub.app import Hub
 
 logger = logging.getLogger(__name__)
@@ -43,8 +44,12 @@ def _json(status: HTTPStatus, body: Any) -> web.Response:
 class ApiServer:
     """A hub service: serves ``POST /api/<method>`` while the hub runs."""
 
-    def __init__(self, hub: Hub, methods: ApiMethods, keys: ApiKeys) -> None:
+    def __init__(
+        self, hub: Hub, methods: ApiMethods, keys: ApiKeys, *, admin: AdminSite | None = None
+    ) -> None:
         self._hub = hub
+        # The admin page (hub.admin), served here when [admin] is enabled.
+        self._admin = admin
         self._methods = methods
         self._keys = keys
         self._config = hub.config.api
@@ -81,6 +86,8 @@ class ApiServer:
         app = web.Application(client_max_size=self._config.max_body_bytes + 1)
         app.router.add_post("/api/{method}", self._handle)
         app.router.add_get("/api/openapi.json", self._openapi_document)
+        if self._admin is not None:
+            self._admin.add_routes(app.router)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -94,6 +101,8 @@ class ApiServer:
             self._runner = self._site = None
             raise
         logger.info("server API listening on %s/api/", self.url)
+        if self._admin is not None:
+            logger.info("admin page on %s/admin", self.url)
 
     async def stop(self) -> None:
         if self._runner is not None:
