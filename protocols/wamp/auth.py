@@ -85,6 +85,9 @@ class WampAuthenticator:
         self._config = config
         self._auth = auth
         self.cra_lookup: CraLookup | None = None
+        # Keys the decoy salts of unknown WAMP-CRA users: the same authid gets
+        # the same salt on every try, as a real user does.
+        self._decoy_key = secrets.token_bytes(32)
 
     async def hello(
         self,
@@ -104,7 +107,8 @@ class WampAuthenticator:
         if authid is not None and not isinstance(authid, str):
             raise ProtocolViolation("HELLO.Details.authid must be a string")
         enabled = self._config.auth_methods
-        unknown_user = False
+        # The authid of a WAMP-CRA user nobody knows, if one was asked for.
+        unknown_user: str | None = None
         for method in methods:
             if method == ANONYMOUS and handshake is not None:
                 # Identified at the handshake: no in-band credentials needed.
@@ -120,11 +124,16 @@ class WampAuthenticator:
             if method == WAMPCRA and authid:
                 user = await self._cra_user(authid, realm)
                 if user is None:
-                    unknown_user = True
+                    unknown_user = authid
                     continue
                 return Pending(WAMPCRA, authid, _cra_challenge(authid, user, session_id), user)
-        if unknown_user:
-            raise WampAbort(NOT_AUTHORIZED, "no such WAMP-CRA user")
+        if unknown_user is not None:
+            # A challenge no secret answers, shaped like a real user's: refusing
+            # here would tell which authids exist (AUTHENTICATE then fails as a
+            # wrong secret does).
+            decoy = self._decoy_user(unknown_user)
+            challenge = _cra_challenge(unknown_user, decoy, session_id)
+            return Pending(WAMPCRA, unknown_user, challenge, decoy)
         offered = ", ".join(methods) or "none"
         raise WampAbort(NO_AUTH_METHOD, f"no acceptable authentication method (offered: {offered})")
 
@@ -164,6 +173,20 @@ class WampAuthenticator:
             logger.exception("WAMP session %s: the authentication hook failed", session.id)
             raise WampAbort(AUTHENTICATION_FAILED, "authentication failed") from None
         return Welcomed(identity.user_id, _role(identity), TICKET, "hub", identity)
+
+    def _decoy_user(self, authid: str) -> WampCraUser:
+        """An unknown authid's stand-in: salted when most configured users are."""
+        users = list(self._config.wampcra_users.values())
+        salted = [user for user in users if user.salt is not None]
+        secret = secrets.token_urlsafe(32)
+        if not salted or len(salted) * 2 < len(users):
+            return WampCraUser(secret=secret)
+        model = salted[0]
+        digest = hmac.new(self._decoy_key, authid.encode(), hashlib.sha256).digest()
+        salt = base64.b64encode(digest).decode("ascii")[: len(model.salt or "") or 16]
+        return WampCraUser(
+            secret=secret, salt=salt, iterations=model.iterations, keylen=model.keylen
+        )
 
     async def _cra_user(self, authid: str, realm: str) -> WampCraUser | None:
         user = self._config.wampcra_users.get(authid)

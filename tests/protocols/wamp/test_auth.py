@@ -124,10 +124,13 @@ async def test_wampcra_bad_secret(make_hub: HubFactory, wamp_refused: Any) -> No
 
 
 async def test_wampcra_unknown_user(make_hub: HubFactory, wamp_refused: Any) -> None:
-    """An authid with no secret anywhere: ABORT wamp.error.not_authorized."""
+    """An authid with no secret anywhere: a challenge like a user's, then authentication_failed.
+
+    Refusing at HELLO would tell which authids exist (tests/security).
+    """
     hub = await make_hub(CRA_CONFIG)
     details = await wamp_refused(hub, authmethods=["wampcra"], authid="mallory", secret="x")
-    assert details.reason == "wamp.error.not_authorized"
+    assert details.reason == "wamp.error.authentication_failed"
 
 
 async def test_wampcra_lookup_hook(hub: Hub, wamp: WampFactory) -> None:
