@@ -13,6 +13,7 @@ from pathlib import Path
 from hub.app import Hub
 from hub.config import ConfigError, HubConfig, load_config
 from hub.config_coherence import coherence_warnings
+from hub.errors import StorageError
 
 logger = logging.getLogger("hub")
 
@@ -92,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         asyncio.run(_serve(hub, args.host, args.port))
+    except StorageError as exc:
+        print(f"wshub: {source}: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"wshub: cannot listen: {exc}", file=sys.stderr)
         return 1

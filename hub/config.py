@@ -348,9 +348,12 @@ class ChannelsConfig(_Section):
 
 
 class EngineConfig(_Section):
-    # "memory": one process. "redis": several hubs share channels, presence and
-    # history through Redis (docs/scaling.md).
-    backend: Literal["memory", "redis"] = "memory"
+    # "memory": one process, nothing kept across a restart. "sqlite": one node,
+    # durable: what is acknowledged is stored in ``path`` and survives a crash.
+    # "redis": several hubs share channels, presence and history (docs/engines.md).
+    backend: Literal["memory", "sqlite", "redis"] = "memory"
+    # SQLite engine: the database file (created if missing; one hub per file).
+    path: FilePath = Path("wshub.sqlite3")
     # Memory engine: history (offsets, epochs, retained publications) is saved
     # here on graceful stop and loaded at start, so clients recover across a
     # restart. Unset: history lives and dies with the process.
@@ -875,7 +878,7 @@ def _resolve_relative_paths(config: HubConfig, base: Path) -> HubConfig:
     if auth.basic is not None:
         auth = auth.model_copy(update={"basic": resolve_files(auth.basic, "users_file")})
     rpc = config.rpc.model_copy(update={"paths": [resolve(p) for p in config.rpc.paths]})
-    engine = resolve_files(config.engine, "state_file")
+    engine = resolve_files(config.engine, "state_file", "path")
     mqtt = config.mqtt
     bridge = mqtt.bridge
     if bridge is not None:

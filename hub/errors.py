@@ -53,3 +53,11 @@ class EngineUnavailable(ChannelError):
     """
 
     reason = "temporarily unavailable"
+
+
+class StorageError(Exception):
+    """The engine's storage cannot be used at start (SQLite file corrupted, locked, unreadable).
+
+    Raised when the hub starts, with a message that names the file and what to
+    do; the command line prints it and exits instead of a traceback.
+    """

@@ -9,13 +9,14 @@ registration directory on one node), and the caller keeps its own in memory.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from hub.engine.core import ChannelEngine
     from hub.engine.directory import RegistrationDirectory
     from hub.engine.retained import RetainedStore
-    from hub.engine.sessions import SharedSessions
+    from hub.engine.sessions import SessionJournal, SharedSessions
     from hub.services import Service
 
 
@@ -39,6 +40,17 @@ class Backend(Protocol):
 
     def shared_sessions(self, *, expiry: float | None, max_queued: int) -> SharedSessions | None:
         """MQTT sessions shared by the nodes; None: sessions live in this process."""
+
+    def session_journal(self) -> SessionJournal | None:
+        """Where each change of an MQTT persistent session is written; None: not kept."""
+
+    def unit(self, *, wait: bool = True) -> AbstractAsyncContextManager[None]:
+        """Writes inside are stored together (and, with ``wait``, before the block ends).
+
+        An acknowledgement sent after the block is true: what it acknowledges is
+        stored. A no-op where nothing is written (memory) or writes are not
+        grouped (Redis: each command is its own).
+        """
 
     def directory(self) -> RegistrationDirectory | None:
         """The WAMP registration directory of a cluster; None on one node."""

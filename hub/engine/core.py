@@ -47,6 +47,7 @@ class ChannelEngine:
         *,
         node_id: str = "",
         bus: NodeBus | None = None,
+        stored: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.broker = broker
         self.history = history
@@ -54,6 +55,8 @@ class ChannelEngine:
         self.node_id = node_id
         # Node-to-node messages (MQTT session takeover, WAMP calls across nodes).
         self.bus: NodeBus = bus if bus is not None else LocalBus(node_id)
+        # Waits until what was published is stored (a durable backend's commit).
+        self._stored = stored
         self._exact: dict[str, Subscribers] = {}
         self._patterns: PatternIndex[Subscribers] = PatternIndex()
         # Node-level listeners (hub.api's control channel), not clients.
@@ -131,6 +134,9 @@ class ChannelEngine:
         position = await self.history.add(publication, size=history_size, ttl=history_ttl)
         await self.broker.publish(publication)
         self.on_published()
+        if self._stored is not None:
+            # Acknowledged means stored: history and the copies queued by the fan-out.
+            await self._stored()
         return position
 
     def dispatch(self, publication: Publication) -> None:

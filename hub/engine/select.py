@@ -30,6 +30,16 @@ def open_backend(
             client_name=f"wshub-{node_id}",
         )
         return RedisBackend(options, node_id, registry=registry)
+    if config.backend == "sqlite":
+        from hub.engine.sqlite.backend import SqliteBackend
+
+        return SqliteBackend(
+            config.path,
+            node_id,
+            history_max_channels=config.history_max_channels,
+            history_max_bytes=config.history_max_bytes,
+            history_idle_ttl=config.history_idle_ttl,
+        )
     return MemoryBackend(
         node_id,
         state_file=config.state_file,

@@ -25,6 +25,8 @@ class Queued:
     # MQTT 5: the identifier of the subscription it matched (3.3.4); kept in
     # memory only, a queue moved through another store loses it.
     subscription_id: int | None = None
+    # Its place in the session's journal (0: not journaled).
+    seq: int = 0
 
     @property
     def size(self) -> int:
@@ -77,3 +79,58 @@ class SharedSessions(Protocol):
 
     async def flushed(self, timeout: float) -> bool:
         """True once everything spilled so far is written (False: timed out)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JournaledMessage:
+    """An outbound QoS 1/2 message of a session as stored: queued, or sent and unacknowledged."""
+
+    seq: int
+    # Queued: what to send. Sent: None, the frame says it all.
+    queued: Queued | None
+    packet_id: int | None = None
+    # The PUBLISH as first sent (packet id set, DUP clear), and what it waits for.
+    frame: bytes | None = None
+    awaiting: str | None = None
+
+
+@dataclass(slots=True)
+class JournaledSession:
+    client_id: str
+    user: str | None
+    subscriptions: dict[str, int]
+    messages: list[JournaledMessage]  # oldest first
+    # The MQTT protocol level of the in-flight frames (4: 3.1.1, 5: 5.0).
+    awaiting_pubrel: list[int]
+    version: int = 4
+
+
+class SessionJournal(Protocol):
+    """Every change of a persistent session, written in order (one durable node).
+
+    The writes are submitted without waiting; what acknowledges a message to a
+    client waits for the backend's ``stored()`` (or a write unit) first.
+    """
+
+    def sessions(self) -> list[JournaledSession]:
+        """The sessions as stored when the backend started."""
+
+    def save(
+        self, client_id: str, user: str | None, subscriptions: dict[str, int], version: int
+    ) -> None:
+        """The session's owner, filters and the protocol level of its in-flight frames."""
+
+    def drop(self, client_id: str) -> None:
+        """Forget the session and everything of it."""
+
+    def queue(self, client_id: str, message: Queued) -> None: ...
+
+    def send(self, client_id: str, seq: int, packet_id: int, frame: bytes, awaiting: str) -> None:
+        """The message (queued before, or new) is sent and awaits ``awaiting``."""
+
+    def advance(self, client_id: str, seq: int, awaiting: str) -> None: ...
+
+    def remove(self, client_id: str, seq: int) -> None: ...
+
+    def pubrel(self, client_id: str, packet_id: int, *, waiting: bool) -> None:
+        """An inbound QoS 2 packet id now awaits PUBREL (or no longer does)."""

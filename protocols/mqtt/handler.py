@@ -578,8 +578,13 @@ class MqttHandler(SubprotocolHandler):
             self._send(Pubrec(packet_id))
             return
         try:
-            await self._publish(packet.topic, packet.payload, packet.qos, packet.retain)
+            # One write unit: the publication, its copies queued for persistent
+            # sessions and the QoS 2 id are stored together, and before the ack.
+            async with self.hub.backend.unit(wait=packet_id is not None):
+                await self._publish(packet.topic, packet.payload, packet.qos, packet.retain)
+                self._hold(packet)
         except EngineUnavailable:
+            self._unhold(packet)
             # Redis is away. MQTT 3.1.1 has no negative ack: QoS 0 is dropped
             # (and counted); QoS 1/2 goes unacknowledged, so the client sends it
             # again (with DUP) when it reconnects. The connection stays up.
@@ -618,10 +623,13 @@ class MqttHandler(SubprotocolHandler):
             self._acknowledge(packet, ReasonCode.PAYLOAD_FORMAT_INVALID, "payload is not UTF-8")
             return
         try:
-            await self._publish(
-                topic, packet.payload, packet.qos, packet.retain, packet.properties, packet
-            )
+            async with self.hub.backend.unit(wait=packet_id is not None):
+                await self._publish(
+                    topic, packet.payload, packet.qos, packet.retain, packet.properties, packet
+                )
+                self._hold(packet)
         except EngineUnavailable:
+            self._unhold(packet)
             # As for 3.1.1: unacknowledged, so the client sends it again on reconnect.
             if packet_id is None:
                 self.hub.metrics.publications_dropped.labels("engine_unavailable").inc()
@@ -649,9 +657,21 @@ class MqttHandler(SubprotocolHandler):
             self._send(Puback(packet_id, code, properties))
         else:
             # Method A of the spec (4.3.3): delivered now, the id kept until PUBREL.
-            if self.state is not None and code < 0x80:
-                self.state.awaiting_pubrel.add(packet_id)
+            if code < 0x80:
+                self._hold(packet)
             self._send(Pubrec(packet_id, code, properties))
+
+    def _hold(self, packet: Publish) -> None:
+        """A QoS 2 PUBLISH delivered: its id awaits PUBREL (a resend is then a copy)."""
+        state, packet_id = self.state, packet.packet_id
+        held = state is not None and packet_id in state.awaiting_pubrel
+        if packet.qos == 2 and state is not None and packet_id is not None and not held:
+            state.hold_pubrel(packet_id)
+
+    def _unhold(self, packet: Publish) -> None:
+        """Not stored after all: a resend is no copy."""
+        if packet.qos == 2 and self.state is not None and packet.packet_id is not None:
+            self.state.awaiting_pubrel.discard(packet.packet_id)
 
     async def _publish(
         self,
@@ -689,10 +709,15 @@ class MqttHandler(SubprotocolHandler):
 
     async def _on_pubrel(self, packet: Pubrel) -> None:
         code = 0
-        if self.state is not None:
-            if packet.packet_id in self.state.awaiting_pubrel:
-                self.state.awaiting_pubrel.discard(packet.packet_id)
-            elif self.version == 5:
+        state = self.state
+        if state is not None:
+            try:
+                # Stored before PUBCOMP: the client may then reuse the id for a new message.
+                async with self.hub.backend.unit():
+                    released = state.release_pubrel(packet.packet_id)
+            except EngineUnavailable:
+                return  # no PUBCOMP: the client sends PUBREL again
+            if not released and self.version == 5:
                 code = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND  # 3.7.2.1
         self._send(Pubcomp(packet.packet_id, code))
 
@@ -703,12 +728,21 @@ class MqttHandler(SubprotocolHandler):
             self.state.puback(packet.packet_id)
 
     async def _on_pubrec(self, packet: Pubrec) -> None:
-        if self.state is not None:
-            if packet.reason_code >= 0x80:
-                # 4.3.3: a refusing PUBREC ends the flow; no PUBREL.
-                self.state.refused(packet.packet_id)
-            else:
-                self.state.pubrec(packet.packet_id)
+        state = self.state
+        if state is None:
+            return
+        if packet.reason_code >= 0x80:
+            # 4.3.3: a refusing PUBREC ends the flow; no PUBREL.
+            state.refused(packet.packet_id)
+            return
+        try:
+            # Stored before PUBREL: a client that got PUBREL has handed the message on.
+            async with self.hub.backend.unit():
+                release = state.pubrec(packet.packet_id)
+        except EngineUnavailable:
+            return  # no PUBREL yet: the client sends PUBREC again on reconnect
+        if release:
+            state.send_pubrel(packet.packet_id)
 
     async def _on_pubcomp(self, packet: Pubcomp) -> None:
         if self.state is not None:

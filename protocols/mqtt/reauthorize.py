@@ -11,7 +11,6 @@ for it, so a session never carries rights its new holder does not have.
 from __future__ import annotations
 
 import logging
-from collections import deque
 
 from hub.channels import ChannelService
 from hub.engine.topics import matches
@@ -54,9 +53,7 @@ def _wanted(state: SessionState, channel: str) -> bool:
 
 def _prune(state: SessionState) -> None:
     """Forget queued and unacknowledged messages no remaining filter matches."""
-    state.queue = deque(
-        queued for queued in state.queue if _wanted(state, queued.publication.channel)
-    )
+    state.forget_queued(lambda queued: _wanted(state, queued.publication.channel))
     for packet_id, entry in list(state.inflight.items()):
         # Past PUBREC the client has the message; only PUBREL remains to send.
         if entry.awaiting is Awaiting.PUBCOMP:
@@ -66,4 +63,4 @@ def _prune(state: SessionState) -> None:
         except (MqttProtocolError, ValueError):  # pragma: no cover - our own frame
             continue
         if isinstance(packet, Publish) and not _wanted(state, packet.topic):
-            del state.inflight[packet_id]
+            state.forget(packet_id)

@@ -25,7 +25,7 @@ from enum import Enum
 from typing import Final, Protocol
 
 from hub.engine import Kind, Publication
-from hub.engine.sessions import Queued
+from hub.engine.sessions import Queued, SessionJournal
 from protocols.mqtt.codec import MAX_REMAINING_LENGTH, PacketReader, Pubrel, encode, with_packet_id
 from protocols.mqtt.frames import (
     expired,
@@ -73,6 +73,8 @@ class Awaiting(Enum):
 class Inflight:
     frame: bytes  # the PUBLISH as first sent, with its packet id, DUP clear
     awaiting: Awaiting
+    # Its place in the session's journal (0: not journaled).
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,9 @@ class SessionState:
         # of the queue in memory (a shared store keeps them in Redis).
         self.spill: Callable[[Queued], None] | None = None
         self.last_packet_id = 0
+        # Where every change is written (a durable backend's persistent sessions).
+        self.journal: SessionJournal | None = None
+        self._seq = 0
 
     @property
     def queue(self) -> deque[Queued]:
@@ -176,7 +181,7 @@ class SessionState:
                 if frame is not None:
                     link.send(frame)
             return
-        message = Queued(publication, qos, retain, subscription_id)
+        message = Queued(publication, qos, retain, subscription_id, seq=self._next_seq())
         if link is not None and not self.queue and len(self.inflight) < self.max_inflight:
             self._send_new(link, message)
             return
@@ -190,7 +195,10 @@ class SessionState:
             len(self.queue) >= limits.max_queued
             or self.queue_bytes + size > limits.max_queued_bytes
         ):
-            self.queue_bytes -= self.queue.popleft().size
+            stale = self.queue.popleft()
+            self.queue_bytes -= stale.size
+            if self.journal is not None:
+                self.journal.remove(self.client_id, stale.seq)
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 logger.warning(
@@ -200,6 +208,16 @@ class SessionState:
                 )
         self.queue.append(message)
         self.queue_bytes += size
+        if self.journal is not None:
+            self.journal.queue(self.client_id, message)
+
+    def restore_seq(self, last: int) -> None:
+        """Number new messages after ``last`` (a session read back from its journal)."""
+        self._seq = max(self._seq, last)
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
 
     @property
     def max_inflight(self) -> int:
@@ -241,9 +259,13 @@ class SessionState:
         packet_id = self._next_packet_id()
         frame = self._frame(link, message, packet_id)
         if frame is None:
+            if self.journal is not None:
+                self.journal.remove(self.client_id, message.seq)
             return
         awaiting = Awaiting.PUBACK if message.qos == 1 else Awaiting.PUBREC
-        self.inflight[packet_id] = Inflight(frame, awaiting)
+        self.inflight[packet_id] = Inflight(frame, awaiting, message.seq)
+        if self.journal is not None:
+            self.journal.send(self.client_id, message.seq, packet_id, frame, awaiting.value)
         link.send(frame)
 
     def _next_packet_id(self) -> int:
@@ -268,29 +290,74 @@ class SessionState:
     def puback(self, packet_id: int) -> None:
         entry = self.inflight.get(packet_id)
         if entry is not None and entry.awaiting is Awaiting.PUBACK:
-            del self.inflight[packet_id]
+            self.forget(packet_id)
             self._pump()
 
-    def pubrec(self, packet_id: int) -> None:
+    def pubrec(self, packet_id: int) -> bool:
+        """The client has the message; True when a PUBREL is to be sent.
+
+        The caller sends it (:meth:`send_pubrel`) once the step is stored: a
+        client that got PUBREL has handed the message on, and after a crash the
+        session must not send that message again as new.
+        """
         entry = self.inflight.get(packet_id)
         # A repeated PUBREC gets the PUBREL again.
-        if entry is not None and entry.awaiting is not Awaiting.PUBACK:
-            entry.awaiting = Awaiting.PUBCOMP
-            if self.link is not None:
-                self.link.send(encode(Pubrel(packet_id)))
+        if entry is None or entry.awaiting is Awaiting.PUBACK:
+            return False
+        if entry.awaiting is not Awaiting.PUBCOMP and self.journal is not None:
+            self.journal.advance(self.client_id, entry.seq, Awaiting.PUBCOMP.value)
+        entry.awaiting = Awaiting.PUBCOMP
+        return True
+
+    def send_pubrel(self, packet_id: int) -> None:
+        if self.link is not None and packet_id in self.inflight:
+            self.link.send(encode(Pubrel(packet_id)))
 
     def refused(self, packet_id: int) -> None:
         """5.0: a PUBREC with a failure reason code ends that flow (4.3.3)."""
         entry = self.inflight.get(packet_id)
         if entry is not None and entry.awaiting is Awaiting.PUBREC:
-            del self.inflight[packet_id]
+            self.forget(packet_id)
             self._pump()
 
     def pubcomp(self, packet_id: int) -> None:
         entry = self.inflight.get(packet_id)
         if entry is not None and entry.awaiting is Awaiting.PUBCOMP:
-            del self.inflight[packet_id]
+            self.forget(packet_id)
             self._pump()
+
+    def forget(self, packet_id: int) -> None:
+        """Drop an outbound message from the inflight window (acknowledged, or not wanted)."""
+        entry = self.inflight.pop(packet_id)
+        if self.journal is not None:
+            self.journal.remove(self.client_id, entry.seq)
+
+    def forget_queued(self, keep: Callable[[Queued], bool]) -> None:
+        """Drop the queued messages ``keep`` refuses."""
+        kept: deque[Queued] = deque()
+        for message in self.queue:
+            if keep(message):
+                kept.append(message)
+            elif self.journal is not None:
+                self.journal.remove(self.client_id, message.seq)
+        self.queue = kept
+
+    # -- inbound QoS 2 ----------------------------------------------------------
+
+    def hold_pubrel(self, packet_id: int) -> None:
+        """A QoS 2 PUBLISH was delivered: its id waits for PUBREL (a resend is a copy)."""
+        self.awaiting_pubrel.add(packet_id)
+        if self.journal is not None:
+            self.journal.pubrel(self.client_id, packet_id, waiting=True)
+
+    def release_pubrel(self, packet_id: int) -> bool:
+        """PUBREL: the id is free again; False if it was not awaiting one."""
+        if packet_id not in self.awaiting_pubrel:
+            return False
+        self.awaiting_pubrel.discard(packet_id)
+        if self.journal is not None:
+            self.journal.pubrel(self.client_id, packet_id, waiting=False)
+        return True
 
     # -- connections ------------------------------------------------------------
 
@@ -309,12 +376,22 @@ class SessionState:
 
     def _convert_inflight(self, version: int) -> None:
         """Re-encode unacknowledged PUBLISHes for a client back with another version."""
-        for entry in self.inflight.values():
+        for packet_id, entry in self.inflight.items():
             if entry.awaiting is not Awaiting.PUBCOMP:
                 reader = PacketReader(MAX_REMAINING_LENGTH, 5 if self.version == 5 else 4)
                 (packet,) = reader.feed(entry.frame)
                 entry.frame = encode(packet, version)
+                if self.journal is not None:
+                    self.journal.send(
+                        self.client_id, entry.seq, packet_id, entry.frame, entry.awaiting.value
+                    )
         self.version = version
+        self.save()
+
+    def save(self) -> None:
+        """Journal the session itself: owner, filters, frame version (not 5.0 options)."""
+        if self.journal is not None:
+            self.journal.save(self.client_id, self.user, dict(self.subscriptions), self.version)
 
     def expired(self, default: float | None, now: float) -> bool:
         """Whether the session, offline, outlived its expiry (``default`` if it has none)."""
@@ -331,6 +408,9 @@ class SessionState:
 
     def reset(self) -> None:
         """Forget everything (the caller unsubscribes from the engine)."""
+        if self.journal is not None:
+            self.journal.drop(self.client_id)
+            self.journal = None
         self.subscriptions.clear()
         self.shared.clear()
         self.options.clear()

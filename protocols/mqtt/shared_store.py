@@ -34,6 +34,7 @@ from hub.config import MqttConfig
 from hub.engine.bus import NodeBus, NodeGone
 from hub.engine.sessions import Queued, SharedSessions, StoredSession
 from hub.errors import EngineUnavailable
+from protocols.mqtt.durable_store import DurableSessionStore
 from protocols.mqtt.session import Awaiting, Inflight, SessionState
 from protocols.mqtt.store import ANONYMOUS, Claimant, ClientIdTaken, Opened, Owner, SessionStore
 
@@ -52,6 +53,9 @@ def session_store(hub: Hub) -> SessionStore:
         expiry=config.session_expiry, max_queued=config.max_queued_messages
     )
     if shared is None:
+        journal = hub.backend.session_journal()
+        if journal is not None:
+            return DurableSessionStore(hub.channels, config, journal)
         return SessionStore(hub.channels, config)
     return SharedSessionStore(hub.channels, config, shared, hub.engine.bus)
 

@@ -1,7 +1,8 @@
 """Engine backends for the shared contract suite, and a recording subscriber.
 
-``engine_backend`` is parametrized by :data:`BACKENDS`: the memory backend and
-the Redis backend (on a private redis-server). Another backend joins the suite
+``engine_backend`` is parametrized by :data:`BACKENDS`: the memory backend, the
+SQLite backend (on a file of its own) and the Redis backend (on a private
+redis-server). Another backend joins the suite
 by adding one factory to that dict (an async context manager yielding a
 :class:`Backend`), nothing else.
 """
@@ -12,8 +13,10 @@ import asyncio
 import contextlib
 import itertools
 import secrets
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +31,7 @@ from hub.engine import (
     Publication,
 )
 from hub.engine.redis import RedisBroker, redis_engine
+from hub.engine.sqlite import SqliteBackend
 from hub.engine.topics import is_pattern
 from tests.multinode.redis_server import shared_redis_server
 
@@ -115,15 +119,48 @@ async def redis_backend() -> AsyncIterator[Backend]:
         await admin.aclose()
 
 
+@contextlib.asynccontextmanager
+async def sqlite_backend() -> AsyncIterator[Backend]:
+    """The SQLite engine on a file of its own, started as the hub starts it."""
+    clock = FakeClock()
+    with tempfile.TemporaryDirectory() as directory:
+        backend = SqliteBackend(Path(directory) / "engine.sqlite3", "node-1", clock=clock)
+        await backend.start()
+        engine = backend.engine
+        broker = engine.broker
+        assert isinstance(broker, MemoryBroker)
+
+        async def broker_subscriptions() -> set[str]:
+            return set(broker.channels)
+
+        async def elapse(seconds: float) -> None:
+            clock.advance(seconds)
+
+        try:
+            yield Backend(
+                "sqlite",
+                broker,
+                engine.history,
+                engine.presence,
+                engine,
+                broker_subscriptions,
+                elapse,
+            )
+        finally:
+            await backend.stop()
+            await backend.close()
+
+
 BACKENDS: dict[str, Callable[[], contextlib.AbstractAsyncContextManager[Backend]]] = {
     "memory": memory_backend,
+    "sqlite": sqlite_backend,
     "redis": redis_backend,
 }
 
 
 @pytest.fixture(params=list(BACKENDS))
 async def engine_backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    """Each engine backend in turn (memory today; Redis adds itself to BACKENDS)."""
+    """Each engine backend in turn: memory, SQLite and Redis."""
     async with BACKENDS[request.param]() as backend:
         yield backend
 

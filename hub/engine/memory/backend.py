@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from hub.engine.core import ChannelEngine
 from hub.engine.directory import RegistrationDirectory
 from hub.engine.memory.stores import MemoryBroker, MemoryHistory, MemoryPresence
 from hub.engine.retained import MemoryRetainedStore, RetainedStore
-from hub.engine.sessions import SharedSessions
+from hub.engine.sessions import SessionJournal, SharedSessions
 from hub.engine.snapshot import load_history, save_history
 from hub.services import Service
 
@@ -61,6 +63,12 @@ class MemoryBackend:
 
     def shared_sessions(self, *, expiry: float | None, max_queued: int) -> SharedSessions | None:
         return None
+
+    def session_journal(self) -> SessionJournal | None:
+        return None
+
+    def unit(self, *, wait: bool = True) -> AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()
 
     def directory(self) -> RegistrationDirectory | None:
         return None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from contextlib import AbstractAsyncContextManager
 
 from prometheus_client import CollectorRegistry
 
@@ -17,7 +19,7 @@ from hub.engine.redis.mqtt_sessions import RedisSessions
 from hub.engine.redis.retained import RedisRetainedStore
 from hub.engine.redis.stores import RedisHistory, RedisPresence
 from hub.engine.retained import RetainedStore
-from hub.engine.sessions import SharedSessions
+from hub.engine.sessions import SessionJournal, SharedSessions
 from hub.services import Service
 
 
@@ -60,6 +62,12 @@ class RedisBackend:
         return RedisSessions(
             self.link, self.engine.bus.node_id, expiry=expiry, max_queued=max_queued
         )
+
+    def session_journal(self) -> SessionJournal | None:
+        return None
+
+    def unit(self, *, wait: bool = True) -> AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()
 
     def directory(self) -> RegistrationDirectory | None:
         return RedisDirectory(self.link, self.engine.bus.node_id)

@@ -1,0 +1,300 @@
+"""The SQLite backend's stores: the memory stores, with every change journaled to the file.
+
+Reads are served from memory, as in the memory backend; the file is the
+write-ahead copy, read once at start. History keeps its offsets and epochs
+(a client resumes with ``since`` after a crash), retained publications stay
+retained, and MQTT persistent sessions keep subscriptions, queued and
+unacknowledged messages and their QoS 2 state.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+
+from hub.engine.base import Publication, StreamPosition
+from hub.engine.memory.stores import MemoryHistory, StreamState, _Stream
+from hub.engine.redis.codec import decode_body, encode_body
+from hub.engine.retained import MemoryRetainedStore
+from hub.engine.sessions import JournaledMessage, JournaledSession, Queued
+from hub.engine.sqlite.writer import Writer
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS streams (
+  channel TEXT PRIMARY KEY, epoch TEXT NOT NULL, top INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS history (
+  channel TEXT NOT NULL, offset INTEGER NOT NULL, expires REAL NOT NULL, body BLOB NOT NULL,
+  PRIMARY KEY (channel, offset)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS retained (
+  channel TEXT PRIMARY KEY, offset INTEGER NOT NULL, epoch TEXT NOT NULL, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS mqtt_sessions (
+  client_id TEXT PRIMARY KEY, user TEXT, subscriptions TEXT NOT NULL,
+  version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS mqtt_messages (
+  client_id TEXT NOT NULL, seq INTEGER NOT NULL,
+  qos INTEGER, retain INTEGER, channel TEXT, offset INTEGER, epoch TEXT, body BLOB,
+  packet_id INTEGER, frame BLOB, awaiting TEXT,
+  PRIMARY KEY (client_id, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mqtt_pubrel (
+  client_id TEXT NOT NULL, packet_id INTEGER NOT NULL,
+  PRIMARY KEY (client_id, packet_id)) WITHOUT ROWID;
+"""
+
+
+def create_schema(connection: sqlite3.Connection) -> None:
+    """Create the tables of a new file; refuse a file of another schema version."""
+    connection.executescript(f"BEGIN; {SCHEMA} COMMIT;")
+    row = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    if row is None:
+        connection.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+        )
+    elif row[0] != str(SCHEMA_VERSION):
+        raise ValueError(f"schema version {row[0]}, this hub reads {SCHEMA_VERSION}")
+
+
+class SqliteHistory(MemoryHistory):
+    """The memory history, mirrored in the file: each change of a stream is written.
+
+    Memory decides (offsets, epochs, trimming by size, bytes and age, streams
+    dropped when idle or least recently used); the file follows, so a restart
+    finds what memory held.
+    """
+
+    def __init__(
+        self,
+        writer: Writer,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_channels: int = 10_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        idle_ttl: float = 600.0,
+    ) -> None:
+        super().__init__(clock, max_channels=max_channels, max_bytes=max_bytes, idle_ttl=idle_ttl)
+        self._writer = writer
+
+    async def add(self, publication: Publication, *, size: int, ttl: float) -> StreamPosition:
+        # Encoded first: a payload the file cannot hold is refused before it is published.
+        body = encode_body(publication, b"") if size > 0 else b""
+        position = await super().add(publication, size=size, ttl=ttl)
+        channel = publication.channel
+        submit = self._writer.submit
+        submit(
+            "INSERT INTO streams (channel, epoch, top) VALUES (?, ?, ?) ON CONFLICT (channel)"
+            " DO UPDATE SET epoch = excluded.epoch, top = excluded.top",
+            (channel, position.epoch, position.offset),
+        )
+        kept = self._streams[channel].entries
+        if kept and kept[-1][1] is publication:
+            submit(
+                "INSERT OR REPLACE INTO history (channel, offset, expires, body)"
+                " VALUES (?, ?, ?, ?)",
+                (channel, position.offset, time.time() + ttl, body),
+            )
+        # What memory trimmed (size, bytes, age) leaves the file too.
+        first = kept[0][1].offset if kept else position.offset + 1
+        if first > 1:
+            submit("DELETE FROM history WHERE channel = ? AND offset < ?", (channel, first))
+        return position
+
+    async def remove(self, channel: str) -> None:
+        await super().remove(channel)
+        self._writer.submit("DELETE FROM history WHERE channel = ?", (channel,))
+
+    def _evict(self, keep: _Stream) -> None:
+        if len(self._streams) <= self.max_channels and self.bytes <= self.max_bytes:
+            return  # the common case: nothing to drop
+        before = list(self._streams)
+        super()._evict(keep)
+        self._forget(set(before) - set(self._streams))
+
+    def prune(self) -> int:
+        before = set(self._streams)
+        dropped = super().prune()
+        self._forget(before - set(self._streams))
+        return dropped
+
+    def _forget(self, channels: set[str]) -> None:
+        for channel in channels:
+            self._writer.submit("DELETE FROM streams WHERE channel = ?", (channel,))
+            self._writer.submit("DELETE FROM history WHERE channel = ?", (channel,))
+
+    def load(self, connection: sqlite3.Connection) -> int:
+        """Restore the streams stored in the file; how many."""
+        now = time.time()
+        connection.execute("DELETE FROM history WHERE expires <= ?", (now,))
+        streams: dict[str, StreamState] = {
+            channel: StreamState(epoch, top, [])
+            for channel, epoch, top in connection.execute("SELECT channel, epoch, top FROM streams")
+        }
+        rows = connection.execute(
+            "SELECT channel, offset, expires, body FROM history ORDER BY channel, offset"
+        )
+        for channel, offset, expires, body in rows:
+            state = streams.get(channel)
+            if state is not None:
+                publication = decode_body(channel, body, offset, state.epoch)
+                state.entries.append((expires - now, publication))
+        self.restore(streams)
+        return len(streams)
+
+
+class SqliteRetainedStore(MemoryRetainedStore):
+    """The memory trie; each set and removal (deleted, expired) also goes to the file.
+
+    After a restart a retained message's ``expiry`` starts again.
+    """
+
+    def __init__(
+        self,
+        writer: Writer,
+        max_channels: int = 100_000,
+        *,
+        max_bytes: int = 64 * 1024 * 1024,
+        expiry: float | None = None,
+    ) -> None:
+        super().__init__(max_channels, max_bytes=max_bytes, expiry=expiry)
+        self._writer = writer
+
+    async def set(self, publication: Publication) -> bool:
+        body = encode_body(publication, b"")
+        kept = await super().set(publication)
+        if kept:
+            self._writer.submit(
+                "INSERT OR REPLACE INTO retained (channel, offset, epoch, body)"
+                " VALUES (?, ?, ?, ?)",
+                (publication.channel, publication.offset, publication.epoch, body),
+            )
+        return kept
+
+    def _remove(self, channel: str) -> None:
+        super()._remove(channel)
+        self._writer.submit("DELETE FROM retained WHERE channel = ?", (channel,))
+
+    async def load(self, connection: sqlite3.Connection) -> int:
+        count = 0
+        for channel, offset, epoch, body in connection.execute(
+            "SELECT channel, offset, epoch, body FROM retained ORDER BY channel"
+        ):
+            if await super().set(decode_body(channel, body, offset, epoch)):
+                count += 1
+        return count
+
+
+class SqliteJournal:
+    """MQTT persistent sessions, change by change (a :class:`SessionJournal`)."""
+
+    def __init__(self, writer: Writer) -> None:
+        self._writer = writer
+        self._loaded: list[JournaledSession] = []
+
+    def sessions(self) -> list[JournaledSession]:
+        return self._loaded
+
+    def save(
+        self, client_id: str, user: str | None, subscriptions: dict[str, int], version: int
+    ) -> None:
+        self._writer.submit(
+            "INSERT OR REPLACE INTO mqtt_sessions (client_id, user, subscriptions, version)"
+            " VALUES (?, ?, ?, ?)",
+            (client_id, user, json.dumps(subscriptions), version),
+        )
+
+    def drop(self, client_id: str) -> None:
+        submit = self._writer.submit
+        submit("DELETE FROM mqtt_sessions WHERE client_id = ?", (client_id,))
+        submit("DELETE FROM mqtt_messages WHERE client_id = ?", (client_id,))
+        submit("DELETE FROM mqtt_pubrel WHERE client_id = ?", (client_id,))
+
+    def queue(self, client_id: str, message: Queued) -> None:
+        publication = message.publication
+        self._writer.submit(
+            "INSERT OR REPLACE INTO mqtt_messages"
+            " (client_id, seq, qos, retain, channel, offset, epoch, body)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                client_id,
+                message.seq,
+                message.qos,
+                int(message.retain),
+                publication.channel,
+                publication.offset,
+                publication.epoch,
+                encode_body(publication, b""),
+            ),
+        )
+
+    def send(self, client_id: str, seq: int, packet_id: int, frame: bytes, awaiting: str) -> None:
+        self._writer.submit(
+            "INSERT INTO mqtt_messages (client_id, seq, packet_id, frame, awaiting)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (client_id, seq) DO UPDATE SET"
+            " packet_id = excluded.packet_id, frame = excluded.frame,"
+            " awaiting = excluded.awaiting, body = NULL",
+            (client_id, seq, packet_id, frame, awaiting),
+        )
+
+    def advance(self, client_id: str, seq: int, awaiting: str) -> None:
+        self._writer.submit(
+            "UPDATE mqtt_messages SET awaiting = ? WHERE client_id = ? AND seq = ?",
+            (awaiting, client_id, seq),
+        )
+
+    def remove(self, client_id: str, seq: int) -> None:
+        self._writer.submit(
+            "DELETE FROM mqtt_messages WHERE client_id = ? AND seq = ?", (client_id, seq)
+        )
+
+    def pubrel(self, client_id: str, packet_id: int, *, waiting: bool) -> None:
+        if waiting:
+            sql = "INSERT OR IGNORE INTO mqtt_pubrel (client_id, packet_id) VALUES (?, ?)"
+        else:
+            sql = "DELETE FROM mqtt_pubrel WHERE client_id = ? AND packet_id = ?"
+        self._writer.submit(sql, (client_id, packet_id))
+
+    def load(self, connection: sqlite3.Connection) -> int:
+        sessions: dict[str, JournaledSession] = {}
+        for client_id, user, subscriptions, version in connection.execute(
+            "SELECT client_id, user, subscriptions, version FROM mqtt_sessions"
+        ):
+            filters = json.loads(subscriptions)
+            sessions[client_id] = JournaledSession(client_id, user, filters, [], [], version)
+        rows = connection.execute(
+            "SELECT client_id, seq, qos, retain, channel, offset, epoch, body, packet_id, frame,"
+            " awaiting FROM mqtt_messages ORDER BY client_id, seq"
+        )
+        for row in rows:
+            (
+                client_id,
+                seq,
+                qos,
+                retain,
+                channel,
+                offset,
+                epoch,
+                body,
+                packet_id,
+                frame,
+                awaiting,
+            ) = row
+            session = sessions.get(client_id)
+            if session is None:
+                continue
+            if packet_id is not None:
+                session.messages.append(JournaledMessage(seq, None, packet_id, frame, awaiting))
+            else:
+                publication = decode_body(channel, body, offset, epoch)
+                queued = Queued(publication, qos, bool(retain), seq=seq)
+                session.messages.append(JournaledMessage(seq, queued))
+        for client_id, packet_id in connection.execute(
+            "SELECT client_id, packet_id FROM mqtt_pubrel ORDER BY client_id, packet_id"
+        ):
+            session = sessions.get(client_id)
+            if session is not None:
+                session.awaiting_pubrel.append(packet_id)
+        self._loaded = list(sessions.values())
+        return len(self._loaded)
