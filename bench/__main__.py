@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from bench import processes, profiling
 from bench.api import api_workload
 from bench.connections import connections_workload
-from bench.fanout import fanout_workload
+from bench.fanout import burst_workload, fanout_workload
 from bench.hostile import hostile_workload
 from bench.interpreter import python_version, venv_python
 from bench.mqtt import mqtt_workload
@@ -57,6 +57,8 @@ def run_wamp(scale: Scale) -> list[Row]:
 WORKLOADS: dict[str, Callable[[Scale], list[Row]]] = {
     "rpc": lambda scale: rpc_workload(50, scale.seconds, scale.rounds),
     "fanout": run_fanout,
+    # 20 publishers on 10 channels to 1,000 subscribers: bursts coalesced per write.
+    "burst": lambda scale: burst_workload(1000, scale.seconds, scale.rounds),
     # Two hubs on one Redis next to one hub (docs/scaling.md).
     "twonode": lambda scale: twonode_workload(1000, scale.seconds),
     "mqtt": lambda scale: mqtt_workload(1000, scale.seconds, scale.rounds),

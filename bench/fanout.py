@@ -43,15 +43,30 @@ class FanoutResult:
 
 
 def measure_fanout(
-    server: Server, protocol: str, subscribers: int, seconds: float, size: int
+    server: Server,
+    protocol: str,
+    subscribers: int,
+    seconds: float,
+    size: int,
+    publishers: int = 1,
+    channels: int = 1,
 ) -> FanoutResult:
-    with held_load("subscribe", url=server.url, protocol=protocol, connections=subscribers) as subs:
+    """Deliveries of ``publishers`` publishing on ``channels``, each subscriber on all."""
+    with held_load(
+        "subscribe", url=server.url, protocol=protocol, connections=subscribers, channels=channels
+    ) as subs:
         if subs.first_line != "ready":
             raise RuntimeError(f"subscribers did not connect: {subs.first_line}")
         cpu_before = cpu_seconds(server.pid)
         machine_before = machine_busy_seconds()
         published = run_load(
-            "publish", url=server.url, protocol=protocol, seconds=seconds, size=size
+            "publish",
+            url=server.url,
+            protocol=protocol,
+            seconds=seconds,
+            size=size,
+            publishers=publishers,
+            channels=channels,
         )
         time.sleep(SETTLE_SECONDS)
         server_cpu = cpu_seconds(server.pid) - cpu_before
@@ -81,14 +96,19 @@ def best_fanout(
     subscribers: int,
     seconds: float,
     size: int,
+    publishers: int = 1,
+    channels: int = 1,
 ) -> tuple[FanoutResult, FanoutResult]:
     """(hub, baseline) results: each side's best of ``rounds`` alternating runs."""
     server, protocol = hub
-    label = f"{protocol} fan-out {subscribers}"
+    label = f"{protocol} fan-out {subscribers}" + (
+        f" {publishers}x{channels}" if publishers > 1 else ""
+    )
+    shape = (subscribers, seconds, size, publishers, channels)
     return best_of(
         rounds,
-        profiled(server.pid, label, lambda: measure_fanout(*hub, subscribers, seconds, size)),
-        lambda: measure_fanout(*baseline, subscribers, seconds, size),
+        profiled(server.pid, label, lambda: measure_fanout(*hub, *shape)),
+        lambda: measure_fanout(*baseline, *shape),
         lambda result: result.deliveries_per_s,
     )
 
@@ -133,4 +153,38 @@ def fanout_workload(subscribers: int, seconds: float, rounds: int, size: int = 1
         "websockets.broadcast",
         (">= 0.70x", throughput) if gate else None,
         ("< 2x", latency) if gate else None,
+    )
+
+
+def burst_workload(
+    subscribers: int, seconds: float, rounds: int, publishers: int = 20, channels: int = 10
+) -> list[Row]:
+    """Many publishers at once: each subscriber is sent a burst every loop iteration.
+
+    ``publishers`` connections publish on ``channels`` channels, one publish in
+    flight each; every subscriber is on every channel, so the server reads up to
+    ``publishers`` publications per loop iteration and each subscriber gets that
+    many frames. The hub writes them in one write per subscriber; the baseline
+    ``websockets.broadcast``s each publication to every ``/sub`` connection.
+    """
+    with hub_server() as hub_at, baseline_server("broadcast") as base_at:
+        hub, base = best_fanout(
+            rounds,
+            (hub_at, "channels"),
+            (base_at, "broadcast"),
+            subscribers,
+            seconds,
+            100,
+            publishers,
+            channels,
+        )
+    throughput = hub.deliveries_per_s / base.deliveries_per_s >= 1.3
+    latency = hub.p99_ms <= base.p99_ms
+    return fanout_rows(
+        f"Burst: {publishers} publishers, {channels} channels, {subscribers} subscribers",
+        hub,
+        base,
+        "websockets.broadcast",
+        (">= 1.30x", throughput),
+        ("<= 1x", latency),
     )

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 
 from hub.handler import Identity
+from hub.inline import never_suspends, run_to_end
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -137,6 +138,11 @@ class RpcMethod:
             default = ... if param.default is param.empty else param.default
             fields[param.name] = (annotation, default)
         self.param_names: tuple[str, ...] = tuple(fields)
+        # Params whose validation is the identity (see _trivial_fields): bound
+        # without pydantic when well-formed, by pydantic otherwise (its errors).
+        self._trivial = _trivial_fields(fields)
+        # Answerable without a task: runs to its end in one step (hub.inline).
+        self.inline = never_suspends(func) or (not self.is_async and not self.run_in_thread)
         self.params_model: type[BaseModel] = create_model(
             f"{_model_name(name)}Params",
             __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
@@ -150,6 +156,10 @@ class RpcMethod:
 
     def bind(self, params: Any) -> dict[str, Any]:
         """Validate params (list, dict or absent) into keyword arguments."""
+        if self._trivial is not None:
+            bound = _bind_trivial(self._trivial, params)
+            if bound is not None:
+                return bound
         if type(params) is dict:
             named = params
         elif params is None:
@@ -190,6 +200,15 @@ class RpcMethod:
             return await asyncio.to_thread(functools.partial(self.func, **kwargs))
         return self.func(**kwargs)
 
+    def call_inline(self, params: Any, context: CallContext) -> Any:
+        """:meth:`invoke` for an ``inline`` method, without awaiting anything."""
+        kwargs = self.bind(params)
+        if self.context_param is not None:
+            kwargs[self.context_param] = context
+        if self.is_async:
+            return run_to_end(self.func(**kwargs))
+        return self.func(**kwargs)
+
     def openrpc(self, defs: dict[str, Any]) -> dict[str, Any]:
         schema = self.params_model.model_json_schema(ref_template="#/components/schemas/{model}")
         defs.update(schema.pop("$defs", {}))
@@ -214,6 +233,60 @@ class RpcMethod:
         schema = self.result_adapter.json_schema(ref_template="#/components/schemas/{model}")
         defs.update(schema.pop("$defs", {}))
         return schema
+
+
+# A parameter whose check is the identity: (name, exact type or None for Any, default).
+TrivialField = tuple[str, type | None, Any]
+# Defaults pydantic hands over as they are (it copies mutable ones).
+_PLAIN_DEFAULTS = (type(None), bool, int, float, str, bytes, type(...))
+# Annotations for which a value of exactly that type validates to itself.
+_EXACT_TYPES = (int, float, str, bool)
+
+
+def _trivial_fields(fields: dict[str, tuple[Any, Any]]) -> tuple[TrivialField, ...] | None:
+    """The fields, if every one is ``Any`` or a plain scalar type with a plain default."""
+    trivial: list[TrivialField] = []
+    for name, (annotation, default) in fields.items():
+        if type(default) not in _PLAIN_DEFAULTS:
+            return None
+        if annotation is Any or annotation is object:
+            trivial.append((name, None, default))
+        elif annotation in _EXACT_TYPES:
+            trivial.append((name, annotation, default))
+        else:
+            return None
+    return tuple(trivial)
+
+
+def _bind_trivial(fields: tuple[TrivialField, ...], params: Any) -> dict[str, Any] | None:
+    """Keyword arguments for well-formed params; None for pydantic to judge (and word)."""
+    if type(params) is list:
+        if len(params) > len(fields):
+            return None
+        given = dict(zip((field[0] for field in fields), params, strict=False))
+    elif type(params) is dict:
+        if len(params) > len(fields):
+            return None
+        given = params
+    elif params is None:
+        given = {}
+    else:
+        return None
+    kwargs: dict[str, Any] = {}
+    used = 0
+    for name, exact, default in fields:
+        if name in given:
+            value = given[name]
+            if exact is not None and type(value) is not exact:
+                return None
+            kwargs[name] = value
+            used += 1
+        elif default is ...:
+            return None
+        else:
+            kwargs[name] = default
+    # An unknown name among dict params: pydantic refuses it (extra="forbid").
+    return kwargs if used == len(given) else None
 
 
 Forward = Callable[[Any, CallContext], Awaitable[Any]]

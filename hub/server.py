@@ -568,7 +568,7 @@ class HubServer:
                     logger.info(
                         "session %s (%s): closed for its message rate", session.id, spec.name
                     )
-                    await connection.close(POLICY_VIOLATION, RATE_CLOSE_REASON)
+                    await session.close(POLICY_VIOLATION, RATE_CLOSE_REASON)
                     break
                 await handler.on_rate_limited(message)
         except ConnectionClosed:
@@ -577,7 +577,7 @@ class HubServer:
             # One handler's bug closes its own connection only.
             metrics.handler_errors.labels(spec.name).inc()
             logger.exception("session %s (%s): handler failed", session.id, spec.name)
-            await connection.close(INTERNAL_ERROR_CODE, "internal error")
+            await session.close(INTERNAL_ERROR_CODE, "internal error")
         finally:
             # Closed for flooding (here or by the handler, per unit): the
             # address's next connections start without a burst.

@@ -7,6 +7,7 @@ import functools
 import logging
 import secrets
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
@@ -30,21 +31,68 @@ OVERSIZE_CODE = 1009
 OVERSIZE_REASON = "message larger than the outbound budget (limits.max_outbound_bytes)"
 
 
+# Frames of one loop iteration are written together up to this many bytes; a
+# session sent more writes them at once (one syscall per 64 KiB of a burst).
+FLUSH_BYTES = 65536
+
+
 def new_session_id() -> str:
     return secrets.token_urlsafe(12)
 
 
+class _Coalescer:
+    """Sessions holding frames of this loop iteration, written at the next one.
+
+    One callback per iteration for every session of the loop: a session sent
+    twenty publications in one iteration writes them in one ``transport.write``
+    (one syscall) instead of twenty.
+    """
+
+    __slots__ = ("_loop", "_waiting")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._waiting: list[WebSocketSession] = []
+
+    def add(self, session: WebSocketSession) -> None:
+        if not self._waiting:
+            self._loop.call_soon(self._flush)
+        self._waiting.append(session)
+
+    def _flush(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for session in waiting:
+            session.flush()
+
+
+_coalescers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Coalescer] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _coalescer(loop: asyncio.AbstractEventLoop) -> _Coalescer:
+    found = _coalescers.get(loop)
+    if found is None:
+        found = _coalescers[loop] = _Coalescer(loop)
+    return found
+
+
 class WebSocketSession:
-    """Writes go straight to the transport's buffer, which is the bounded queue.
+    """Writes go to the transport's buffer, which is the bounded queue.
 
     ``send`` never awaits: a publication fanned out to thousands of sessions costs
-    one buffer append each. A session whose buffer grows past ``max_outbound_bytes``
-    is closed as a slow consumer instead of being allowed to grow memory.
+    one list append each; the frames a session got in one loop iteration leave
+    in one write at the start of the next (``flush``). A session whose frames
+    waiting plus buffer grow past ``max_outbound_bytes`` is closed as a slow
+    consumer instead of being allowed to grow memory.
     """
 
     __slots__ = (
         "_close_task",
+        "_coalescer",
         "_connection",
+        "_framed_bytes",
+        "_frames",
         "_identity",
         "_loop",
         "_loop_thread",
@@ -87,6 +135,11 @@ class WebSocketSession:
         # handed to the loop, the only thread allowed to touch the transport.
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        # Frames of this loop iteration, not yet written, and their size
+        # (bounded with the transport's buffer by max_outbound_bytes).
+        self._frames: list[bytes] | None = None
+        self._framed_bytes = 0
+        self._coalescer = _coalescer(self._loop)
 
     @property
     def identity(self) -> Identity | None:
@@ -130,9 +183,10 @@ class WebSocketSession:
         if protocol.state is not State.OPEN:
             return
         transport = connection.transport
+        waiting = transport.get_write_buffer_size() + self._framed_bytes
         # Checked before writing: a message that cannot fit is never buffered
         # (compressed, it might: the bound is on what the hub was asked to send).
-        if transport.get_write_buffer_size() + len(message) > self._max_outbound_bytes:
+        if waiting + len(message) > self._max_outbound_bytes:
             if len(message) > self._max_outbound_bytes:
                 # It would not fit an empty buffer either: the client is not
                 # slow, the message is too big for the budget; say so.
@@ -141,22 +195,51 @@ class WebSocketSession:
                 self._close_slow_consumer()
             return
         if protocol.extensions or protocol.debug or connection.send_in_progress is not None:
+            # websockets writes these itself: what waits goes first, in order.
+            self.flush()
             broadcast((connection,), message, text=text)
+            if transport.get_write_buffer_size() > self._max_outbound_bytes:
+                self._close_slow_consumer()
+            return
+        # No compression context of its own: the frame is the same bytes as
+        # for every other subscriber of this fan-out (hub.shared_frames).
+        frame = shared_frames.frame(message, text)
+        frames = self._frames
+        if frames is None:
+            self._frames = [frame]
+            self._coalescer.add(self)
         else:
-            # No compression context of its own: the frame is the same bytes as
-            # for every other subscriber of this fan-out (hub.shared_frames).
-            transport.write(shared_frames.frame(message, text))
+            frames.append(frame)
+        self._framed_bytes += len(frame)
+        if self._framed_bytes >= FLUSH_BYTES:
+            # Enough for one write: to the kernel now, as without coalescing.
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the frames waiting for this loop iteration to end, in one write."""
+        frames = self._frames
+        if frames is None:
+            return
+        self._frames = None
+        self._framed_bytes = 0
+        connection = self._connection
+        if self._close_task is not None or connection.protocol.state is not State.OPEN:
+            return
+        transport = connection.transport
+        transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
         if transport.get_write_buffer_size() > self._max_outbound_bytes:
             self._close_slow_consumer()
 
     def outbound_buffer_size(self) -> int:
-        return self._connection.transport.get_write_buffer_size()
+        return self._connection.transport.get_write_buffer_size() + self._framed_bytes
 
     def outbound_room(self) -> int:
         """Bytes that may still be sent before the connection counts as a slow consumer."""
         return self._max_outbound_bytes - self.outbound_buffer_size()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
+        # What was sent before closing is written before the close frame.
+        self.flush()
         await self._connection.close(code, reason)
 
     def _close_slow_consumer(self) -> None:
@@ -170,11 +253,18 @@ class WebSocketSession:
         )
         if self._on_slow_consumer is not None:
             self._on_slow_consumer()
+        # Never written: the connection is being dropped.
+        self._frames = None
+        self._framed_bytes = 0
         self._close_task = asyncio.get_running_loop().create_task(
             self._close_stalled(SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON)
         )
 
     def _close_oversize(self, size: int) -> None:
+        if self._close_task is not None:
+            return
+        # What was sent before fitted: it goes before the close frame.
+        self.flush()
         if self._close_task is not None:
             return
         logger.warning(

@@ -3,9 +3,12 @@
 //
 //   node load.mjs COMMAND 'JSON options'
 //
-//   subscribe  {url, protocol, connections}   opens and subscribes, prints "ready",
-//              counts deliveries until stdin closes
-//   publish    {url, protocol, seconds, size} one publish in flight for SECONDS
+//   subscribe  {url, protocol, connections, channels}   opens and subscribes (to
+//              CHANNELS channels each, 1 by default), prints "ready", counts
+//              deliveries until stdin closes
+//   publish    {url, protocol, seconds, size, publishers, channels}  PUBLISHERS
+//              connections (1 by default), one publish in flight each for
+//              SECONDS; publisher i publishes on channel i % CHANNELS
 //   rpc        {url, protocol, clients, seconds}  K clients, one call in flight each
 //   idle       {url, protocol, connections, deflate}  opens idle connections,
 //              prints how long that took, holds them until stdin closes
@@ -31,6 +34,8 @@ globalThis.WebSocket = class extends WebSocket {
 };
 
 const TOPIC = "bench";
+// Channel i of a workload with `count` channels ("bench" when there is one).
+const topicOf = (i, count) => (count > 1 ? `${TOPIC}-${i % count}` : TOPIC);
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 
 function fail(message) {
@@ -179,21 +184,24 @@ const RPC_REQUEST = (id) => `{"jsonrpc":"2.0","id":${id},"method":"echo","params
 
 const adapters = {
   channels: {
-    async subscriber(url, onDelivery, onClosed) {
+    async subscriber(url, onDelivery, onClosed, channels = 1) {
       const ws = await openWs(url, ["channels.v1"]);
-      const reply = nextMessage(ws);
-      ws.send(`{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"channel":"${TOPIC}"}}`);
-      if (!(await reply).includes('"result"')) fail(`subscribe refused: ${await reply}`);
+      for (let i = 0; i < channels; i++) {
+        const reply = nextMessage(ws);
+        const channel = topicOf(i, channels);
+        ws.send(`{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"channel":"${channel}"}}`);
+        if (!(await reply).includes('"result"')) fail(`subscribe refused: ${await reply}`);
+      }
       ws.on("message", (data) => onDelivery(stampOf(data)));
       ws.on("close", onClosed);
     },
-    async publisher(url) {
+    async publisher(url, topic = TOPIC) {
       const ws = await openWs(url, ["channels.v1"]);
       const next = replies(ws);
       let id = 0;
       return async (body) => {
         id += 1;
-        const params = `{"channel":"${TOPIC}","data":${body}}`;
+        const params = `{"channel":"${topic}","data":${body}}`;
         ws.send(`{"jsonrpc":"2.0","id":${id},"method":"publish","params":${params}}`);
         const reply = await next();
         if (!reply.includes('"result"')) fail(`publish refused: ${reply}`);
@@ -318,7 +326,7 @@ function stdinClosed() {
 
 // -- commands ----------------------------------------------------------------------
 
-async function subscribe({ url, protocol, connections }) {
+async function subscribe({ url, protocol, connections, channels = 1 }) {
   const open = adapter(protocol, "subscriber");
   const latency = new Samples();
   let received = 0;
@@ -331,7 +339,7 @@ async function subscribe({ url, protocol, connections }) {
     last = now;
     if (stamp > 0) latency.add((now - stamp) / 1000);
   };
-  await openMany(connections, () => open(url, onDelivery, () => (closed += 1)));
+  await openMany(connections, () => open(url, onDelivery, () => (closed += 1), channels));
   console.log("ready");
   const cpuBefore = cpuSeconds();
   await stdinClosed();
@@ -346,17 +354,23 @@ async function subscribe({ url, protocol, connections }) {
   };
 }
 
-async function publish({ url, protocol, seconds, size, key }) {
+async function publish({ url, protocol, seconds, size, key, publishers = 1, channels = 1 }) {
   apiKey = key ?? "";
-  const send = await adapter(protocol, "publisher")(url);
+  const open = adapter(protocol, "publisher");
+  const senders = [];
+  for (let i = 0; i < publishers; i++) senders.push(await open(url, topicOf(i, channels)));
   const body = payload(size);
   let published = 0;
   const started = nowUs();
   const deadline = started + seconds * 1e6;
-  while (nowUs() < deadline) {
-    await send(body());
-    published += 1;
-  }
+  await Promise.all(
+    senders.map(async (send) => {
+      while (nowUs() < deadline) {
+        await send(body());
+        published += 1;
+      }
+    }),
+  );
   const ended = nowUs();
   return { published, start_us: started, end_us: ended, seconds: (ended - started) / 1e6 };
 }

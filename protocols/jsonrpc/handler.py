@@ -23,7 +23,7 @@ from hub.errors import (
     PermissionDenied,
 )
 from hub.handler import Session, SubprotocolHandler
-from hub.rpc import PERMISSION_DENIED, CallContext, RpcError
+from hub.rpc import PERMISSION_DENIED, CallContext, RpcError, RpcMethod
 from hub.tasks import start_task
 from protocols.jsonrpc import codec
 from protocols.jsonrpc.codec import (
@@ -207,6 +207,8 @@ class JsonRpcHandler(SubprotocolHandler):
             if isinstance(item, Response):
                 self._resolve_call(item)
                 return
+            if isinstance(item, Request) and self._answer_inline(item):
+                return
             # Reading waits for a free slot: a client flooding requests is slowed
             # by TCP backpressure instead of growing our task set.
             await self._slots.acquire()
@@ -330,30 +332,77 @@ class JsonRpcHandler(SubprotocolHandler):
                     "reply too large for the connection's outbound budget",
                     {"bytes": len(reply), "limit": "limits.max_outbound_bytes"},
                 ), None
-        except RpcError as exc:
-            self._calls_error.inc()
-            if request.is_notification:
-                return None, None
-            return codec.encode_error(request.id, exc.code, exc.message, exc.data), None
-        except ChannelError as exc:
-            self._calls_error.inc()
-            if request.is_notification:
-                return None, None
-            code = CHANNEL_ERROR_CODES.get(type(exc), PERMISSION_DENIED)
-            return codec.encode_error(request.id, code, exc.message), None
-        except (Exception, EncodeError):
-            self._calls_failed.inc()
-            # The traceback stays in the server log; the client learns only that
-            # something failed, and where to look (the session id).
-            logger.exception("session %s: method %r failed", self.session.id, request.method)
-            if request.is_notification:
-                return None, None
-            return codec.encode_error(
-                request.id, INTERNAL_ERROR, "Internal error", {"session": self.session.id}
-            ), None
+        except (Exception, EncodeError) as exc:
+            return self._error_reply(request, exc), None
         self._calls_ok.inc()
         self._latency.observe(time.perf_counter() - started)
         return reply, then
+
+    def _answer_inline(self, request: Request) -> bool:
+        """Answer a call to a method that cannot suspend, with no task; False: not one.
+
+        Such a method (hub.inline) runs start to end in this step, so a task
+        would only add a trip through the event loop. Anything that might wait
+        takes the usual path: built-ins, ``on_call`` hooks, a refusal (its
+        error is worded there), no free slot (the reader must wait for one).
+        """
+        name = request.method
+        hub = self.hub
+        if name in self.builtins or hub.hooks.call or self._slots.locked():
+            return False
+        method = hub.methods.get(name)
+        if not isinstance(method, RpcMethod) or not method.inline:
+            return False
+        if not hub.rpc_permissions.admits(name, self.context.identity):
+            return False
+        started = time.perf_counter()
+        try:
+            result = method.call_inline(request.params, self.context)
+            if request.is_notification:
+                reply = None
+            else:
+                reply = codec.encode_result(request.id, result)
+                if len(reply) > self.reply_room():
+                    self._calls_error.inc()
+                    reply = codec.encode_error(
+                        request.id,
+                        REPLY_TOO_LARGE,
+                        "reply too large for the connection's outbound budget",
+                        {"bytes": len(reply), "limit": "limits.max_outbound_bytes"},
+                    )
+                    self._send(reply)
+                    return True
+        except (Exception, EncodeError) as exc:
+            reply = self._error_reply(request, exc)
+        else:
+            self._calls_ok.inc()
+            self._latency.observe(time.perf_counter() - started)
+        if reply is not None:
+            self._send(reply)
+        return True
+
+    def _error_reply(self, request: Request, exc: BaseException) -> bytes | None:
+        """The error a request's failure answers (None for a notification), counted."""
+        if isinstance(exc, RpcError):
+            self._calls_error.inc()
+            if request.is_notification:
+                return None
+            return codec.encode_error(request.id, exc.code, exc.message, exc.data)
+        if isinstance(exc, ChannelError):
+            self._calls_error.inc()
+            if request.is_notification:
+                return None
+            code = CHANNEL_ERROR_CODES.get(type(exc), PERMISSION_DENIED)
+            return codec.encode_error(request.id, code, exc.message)
+        self._calls_failed.inc()
+        # The traceback stays in the server log; the client learns only that
+        # something failed, and where to look (the session id).
+        logger.error("session %s: method %r failed", self.session.id, request.method, exc_info=exc)
+        if request.is_notification:
+            return None
+        return codec.encode_error(
+            request.id, INTERNAL_ERROR, "Internal error", {"session": self.session.id}
+        )
 
     async def dispatch(self, name: str, params: Any) -> Any:
         """Run a built-in or a hub RPC method by name."""
