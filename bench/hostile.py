@@ -285,12 +285,13 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def measure(name: str | None) -> tuple[list[float], float]:
-    """(probe round trips, hub peak RSS growth in MiB) with attack ``name`` (None: quiet)."""
+def measure(name: str | None) -> tuple[list[float], float, float]:
+    """(probe round trips, hub peak RSS growth in MiB, hub CPU cores busy) under ``name``."""
     with default_hub() as server:
         time.sleep(0.5)
         Path(f"/proc/{server.pid}/clear_refs").write_text("5")
         before = status_kib(server.pid, "VmRSS")
+        cpu_before = processes.cpu_seconds(server.pid)
         me = [processes.PYTHON, "-m", "bench.hostile"]
         probe_run = subprocess.Popen(
             [*me, "--probe", server.url, str(WINDOW)], cwd=ROOT, stdout=subprocess.PIPE, text=True
@@ -299,14 +300,15 @@ def measure(name: str | None) -> tuple[list[float], float]:
             subprocess.run([*me, "--attack", name, server.url, str(WINDOW)], cwd=ROOT, check=True)
         out, _ = probe_run.communicate(timeout=WINDOW + 120)
         growth = (status_kib(server.pid, "VmHWM") - before) / 1024
-    return json.loads(out), growth
+        busy = (processes.cpu_seconds(server.pid) - cpu_before) / WINDOW
+    return json.loads(out), growth, busy
 
 
 def hostile_workload(rounds: int = 2) -> list[Row]:
     """Each attack next to a quiet run, alternating, ``rounds`` times; the least disturbed kept."""
     rows = []
     for name in ATTACKS:
-        (times, growth), (quiet, quiet_growth) = best_of(
+        (times, growth, busy), (quiet, quiet_growth, quiet_busy) = best_of(
             rounds,
             lambda name=name: measure(name),  # type: ignore[misc]
             lambda: measure(None),
@@ -336,6 +338,7 @@ def hostile_workload(rounds: int = 2) -> list[Row]:
                 f"< {RSS_BOUND_MIB:g} MiB",
                 growth < RSS_BOUND_MIB,
             ),
+            Row(label, "hub CPU busy (cores)", busy, quiet_busy, "same probes, quiet"),
         ]
     return rows
 

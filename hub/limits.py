@@ -43,9 +43,10 @@ class MessageRateLimiter:
         # A new connection starts with a full bucket: its opening burst
         # (subscribe to everything, fetch history) is what the burst is for.
         # One from an address just closed for flooding starts empty instead,
-        # or reconnecting would buy a fresh burst each time (RatePenalties).
+        # with no refusal to spare, or reconnecting would buy a fresh burst
+        # each time (RatePenalties): it is closed at its first refusal.
         self._tokens = self._burst if full else 0.0
-        self.refused = 0
+        self.refused = 0 if full else int(self._burst)
 
     @property
     def flooding(self) -> bool:
