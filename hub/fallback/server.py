@@ -52,6 +52,7 @@ from hub.fallback.wire import (
     decode_positions,
     sse_event,
 )
+from hub.hosts import HostPolicy
 from hub.limits import SlotRefused, address_key
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ class FallbackServer:
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
         self._config = hub.config.fallback
+        # DNS rebinding: a loopback listener answers loopback names only (hub.hosts).
+        self._hosts = HostPolicy(hub.config.server.allowed_hosts, self._config.host)
         self._sessions: dict[str, StreamSession] = {}
         self._runner: web.AppRunner | None = None
         self._forwarding = False
@@ -172,6 +175,11 @@ class FallbackServer:
         """Origin, limits and credentials, as a WebSocket handshake: the identity and
         the release of the slot taken; web.HTTPException (a response) when refused."""
         metrics = self._hub.metrics
+        if not self._hosts.allows(request.headers.get("Host")):
+            metrics.handshakes_refused.labels("host").inc()
+            raise self._refusal(
+                request, HTTPStatus.MISDIRECTED_REQUEST, "host not allowed (server.allowed_hosts)"
+            )
         if not self._origin_allowed(request):
             metrics.handshakes_refused.labels("origin").inc()
             raise self._refusal(request, HTTPStatus.FORBIDDEN, "origin not allowed")

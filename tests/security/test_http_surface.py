@@ -213,3 +213,22 @@ async def test_idle_sockets_are_counted_and_dropped(make_hub: HubFactory) -> Non
     finally:
         for sock in idle:
             sock.close()
+
+
+async def test_fallback_listener_refuses_a_foreign_host(make_hub: HubFactory) -> None:
+    """The HTTP fallback's streams (SSE, NDJSON, sessions) refuse a rebound name too."""
+    hub = await make_hub({"fallback": {"enabled": True, "port": 0}})
+    assert hub.fallback is not None
+    port = int(hub.fallback.url.rsplit(":", 1)[1])
+    foreign = f"rebind.attacker.example:{port}"
+    for path in ("/events?channel=news", "/stream?channel=news", "/session"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: {foreign}\r\nOrigin: http://{foreign}\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        writer.write(request.encode())
+        async with asyncio.timeout(5):
+            status_line = await reader.readline()
+        writer.close()
+        assert status_line.split()[1] == b"421", (path, status_line)
