@@ -362,6 +362,8 @@ class JsonRpcHandler(SubprotocolHandler):
                 reply = None
             else:
                 reply = codec.encode_result(request.id, result)
+                if len(reply) > REPLY_BYTES_PER_TOKEN:
+                    self.work.charge(len(reply) / REPLY_BYTES_PER_TOKEN - 1)
                 if len(reply) > self.reply_room():
                     self._calls_error.inc()
                     reply = codec.encode_error(
