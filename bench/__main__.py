@@ -26,6 +26,7 @@ from bench.interpreter import python_version, venv_python
 from bench.mqtt import mqtt_workload
 from bench.report import Row, load_average, print_table, write_json
 from bench.rpc import rpc_workload
+from bench.socketio import socketio_workload
 from bench.twonode import twonode_workload
 from bench.wamp import wamp_pubsub_workload, wamp_rpc_workload
 
@@ -66,6 +67,10 @@ WORKLOADS: dict[str, Callable[[Scale], list[Row]]] = {
     "connections": lambda scale: connections_workload(scale.idle_connections),
     # A backend publishing through the server API next to a channels.v1 publisher.
     "api": lambda scale: api_workload(100, scale.seconds, scale.rounds),
+    # The Python peer: python-socketio on aiohttp, socket.io-client from node.
+    "socketio": lambda scale: socketio_workload(
+        1000, 50, scale.idle_connections // 5, scale.seconds, scale.rounds
+    ),
     # Attacks from issue 13 on a default hub, next to the same probes on a quiet one.
     "hostile": lambda scale: hostile_workload(scale.rounds),
 }

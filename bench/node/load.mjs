@@ -13,7 +13,8 @@
 //   idle       {url, protocol, connections, deflate}  opens idle connections,
 //              prints how long that took, holds them until stdin closes
 //
-// protocol: jsonrpc | channels | plain, broadcast (the baselines) | mqtt | wamp,
+// protocol: jsonrpc | channels | plain, broadcast (the baselines) | mqtt | wamp |
+// socketio (python-socketio, bench/socketio_server.py, with socket.io-client),
 // and api (publish only: POST /api/publish to the hub's server API; url is the
 // API's http:// URL, options.key its key).
 // The last stdout line is the JSON result. Timestamps travel in the payload as
@@ -23,6 +24,7 @@
 import { WebSocket } from "ws";
 import mqtt from "mqtt";
 import autobahn from "autobahn";
+import { io } from "socket.io-client";
 
 // Throughput workloads send uncompressed frames (Mosquitto's listener has no
 // permessage-deflate; compression is measured by the idle workload). AutobahnJS
@@ -134,6 +136,26 @@ function replies(ws) {
 
 function nextMessage(ws) {
   return new Promise((resolve) => ws.once("message", resolve));
+}
+
+/** socket.io-client on the WebSocket transport only, no reconnection, no compression. */
+function socketioConnect(url) {
+  return new Promise((resolve, reject) => {
+    const socket = io(url.replace(/^ws/, "http"), {
+      transports: ["websocket"],
+      reconnection: false,
+      timeout: 30_000,
+      perMessageDeflate: false,
+    });
+    socket.once("connect", () => resolve(socket));
+    socket.once("connect_error", reject);
+  });
+}
+
+/** The publish time in a payload received as a string. */
+function stampOfText(text) {
+  const i = text.indexOf('"t":');
+  return i < 0 ? -1 : Number.parseInt(text.slice(i + 4), 10);
 }
 
 function withPath(url, path) {
@@ -284,6 +306,30 @@ const adapters = {
     },
   },
 
+  // Socket.IO 5 (Engine.IO 4) against python-socketio: an acknowledged emit is
+  // a call; a room gets the publications; payloads travel as strings.
+  socketio: {
+    async subscriber(url, onDelivery, onClosed) {
+      const socket = await socketioConnect(url);
+      await socket.timeout(30_000).emitWithAck("sub");
+      socket.on("m", (data) => onDelivery(stampOfText(data)));
+      socket.on("disconnect", onClosed);
+    },
+    async publisher(url) {
+      const socket = await socketioConnect(url);
+      return (body) => socket.timeout(30_000).emitWithAck("pub", body);
+    },
+    async caller(url) {
+      const socket = await socketioConnect(url);
+      let id = 0;
+      return async () => {
+        const value = ++id;
+        if ((await socket.timeout(30_000).emitWithAck("echo", value)) !== value) fail("bad echo");
+      };
+    },
+    open: (url) => socketioConnect(url),
+  },
+
   // WAMP v2 JSON with AutobahnJS: the payload travels as args [stamp, pad].
   wamp: {
     async subscriber(url, onDelivery, onClosed) {
@@ -412,7 +458,7 @@ async function idle({ url, protocol, connections, deflate }) {
   const elapsed = (nowUs() - started) / 1e6;
   console.log(JSON.stringify({ opened: sockets.length, seconds: elapsed }));
   await stdinClosed();
-  for (const ws of sockets) ws.terminate();
+  for (const ws of sockets) (ws.terminate ?? ws.disconnect).call(ws);
   return { opened: sockets.length, seconds: elapsed };
 }
 
