@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from websockets.typing import Subprotocol
 from tests.api.backend import Backend
 from tests.api.conftest import KEY, call, result
 from tests.multinode.conftest import HubProcess
-from tests.multinode.redis_server import RedisServer, free_port
+from tests.multinode.redis_server import RedisServer
 from tests.protocols.channels.conftest import ChannelsPeer
 
 pytestmark = pytest.mark.service
@@ -25,13 +26,16 @@ class ApiNode(HubProcess):
 
     def __init__(self, directory: Path, name: str, redis_url: str, extra: str = "") -> None:
         super().__init__(directory, name, redis_url)
-        self.api_port = free_port()
+        self.api = ""
+        # Port 0: the API binds a free port itself and logs it (no free_port race).
         with self.config.open("a") as config:
-            config.write(f'[api]\nkeys = ["{KEY}"]\nport = {self.api_port}\n{extra}')
+            config.write(f'[api]\nkeys = ["{KEY}"]\nport = 0\n{extra}')
 
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+    async def start(self, timeout: float = 15.0) -> None:
+        await super().start(timeout)
+        found = re.search(r"server API listening on (http://\S+)/api/", self.log())
+        assert found is not None, self.log()
+        self.api = found.group(1)
 
 
 @pytest.fixture
