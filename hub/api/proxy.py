@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
     from hub.session import WebSocketSession
 
 logger = logging.getLogger(__name__)
+
+# Proxied method objects kept for reuse (each costs a pydantic model to build).
+MAX_PROXIED_METHODS = 1024
 
 # The JSON-RPC code of an RPC whose backend is unavailable (as channels.v1's -32017).
 BACKEND_UNAVAILABLE = -32017
@@ -71,6 +75,8 @@ class BackendProxy:
         self._config = config
         self._session: aiohttp.ClientSession | None = None
         self._requests = hub.metrics.proxy_requests
+        # Proxied methods built so far, by name (most recently used last).
+        self._methods: OrderedDict[str, ProxiedMethod] = OrderedDict()
         if config.connect is not None:
             hub.hooks.connect.append(self._on_connect)
         if config.subscribe is not None:
@@ -214,20 +220,35 @@ class BackendProxy:
     def _rpc_method(self, name: str) -> RpcMethod | None:
         endpoint = self._config.rpc
         assert endpoint is not None
+        method = self._methods.get(name)
+        if method is not None:
+            self._methods.move_to_end(name)
+            return method
         if not any(glob_matches(pattern, name) for pattern in endpoint.methods):
             return None
-        return ProxiedMethod(name, self, endpoint)
+        method = self._methods[name] = ProxiedMethod(name, self, endpoint)
+        # Bounded: names come from clients.
+        while len(self._methods) > MAX_PROXIED_METHODS:
+            self._methods.popitem(last=False)
+        return method
+
+
+async def _served_by_the_backend(ctx: CallContext) -> Any:
+    """Stands in for the function a proxied method does not have (never called)."""
+    raise NotImplementedError
 
 
 class ProxiedMethod(RpcMethod):
     """A method the backend serves: the params go as received, the result comes back."""
 
     def __init__(self, name: str, proxy: BackendProxy, endpoint: RpcProxyEndpoint) -> None:
-        # Not RpcMethod's: there is no Python function to inspect.
-        self.name = name
-        self.description = f"served by the backend ({endpoint.url})"
-        self.param_names = ()
-        self.context_param = None
+        # RpcMethod's own set-up, over a stand-in, so every attribute the
+        # protocols read exists; the backend validates the params, not pydantic.
+        super().__init__(
+            name, _served_by_the_backend, description=f"served by the backend ({endpoint.url})"
+        )
+        # Every call awaits the backend.
+        self.inline = False
         self._proxy = proxy
         self._endpoint = endpoint
 
