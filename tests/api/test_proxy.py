@@ -16,6 +16,7 @@ from tests.api.conftest import api_config, call
 from tests.auth_helpers import hs_auth, mint
 from tests.conftest import Connector, HubFactory
 from tests.multinode.redis_server import free_port
+from tests.multinode.test_unavailable import eventually
 from tests.protocols.channels.conftest import WIRE_NAME, ChannelsPeer
 from tests.protocols.channels.conftest import PeerFactory as ChannelsFactory
 from tests.protocols.mqtt.conftest import PahoPeer, hub_address
@@ -228,16 +229,22 @@ async def test_refresh_extends_an_expiring_session(
     hub = await make_hub({**proxy(backend, "refresh"), "auth": hs_auth()})
     extended_to = time.time() + 60
     backend.decide = lambda event: {"result": {"expires_at": extended_to}}
-    token = mint("ada", ttl=1)
+    # exp is whole seconds: ttl 2 leaves at least one for the handshake.
+    token = mint("ada", ttl=2)
     peer = ChannelsPeer(await connect(hub, WIRE_NAME, path=f"/?token={token}"))
+    (session_id,) = hub.session_ids
     (event,) = await backend.wait_for(1, timeout=5)
     assert (event["event"], event["user"]) == ("refresh", "ada")
-    await asyncio.sleep(0.3)
+
+    async def expiry() -> float:
+        identity = hub.session(session_id).identity
+        assert identity is not None
+        return identity.expires_at or 0.0
+
+    assert await eventually(expiry, lambda value: value > time.time() + 30) == pytest.approx(
+        extended_to
+    )
     assert await peer.call("presence_stats", {"channel": "x"}) == {"clients": 0, "users": 0}
-    (session_id,) = hub.session_ids
-    identity = hub.session(session_id).identity
-    assert identity is not None
-    assert identity.expires_at == pytest.approx(extended_to)
 
 
 async def test_refresh_refused_closes_with_3000(
@@ -246,7 +253,7 @@ async def test_refresh_refused_closes_with_3000(
     """A refresh refused (or the backend down) closes the session as expired: 3000."""
     hub = await make_hub({**proxy(backend, "refresh"), "auth": hs_auth()})
     backend.decide = lambda event: {"error": {"code": 1, "message": "account suspended"}}
-    token = mint("ada", ttl=1)
+    token = mint("ada", ttl=2)
     peer = ChannelsPeer(await connect(hub, WIRE_NAME, path=f"/?token={token}"))
     assert await peer.closed(timeout=5) == (3000, "token expired")
     assert len(backend.events) == 1
