@@ -22,9 +22,9 @@ class Queued:
     publication: Publication
     qos: int
     retain: bool
-    # MQTT 5: the identifier of the subscription it matched (3.3.4); kept in
-    # memory only, a queue moved through another store loses it.
-    subscription_id: int | None = None
+    # MQTT 5: the identifiers of the subscriptions it matched (3.3.4); kept in
+    # memory only, a queue moved through another store loses them.
+    subscription_ids: tuple[int, ...] = ()
     # Its place in the session's journal (0: not journaled).
     seq: int = 0
 

@@ -54,6 +54,7 @@ from .wire import (
     U16,
     binary,
     check_end,
+    decode_varint,
     frame,
     packet_id,
     qos,
@@ -62,7 +63,9 @@ from .wire import (
     read_string,
     string,
     u16,
+    varint,
 )
+from .wire import frame as frame_of
 
 PROTOCOL_LEVEL: Final = 5
 #: The first bytes of every 5.0 CONNECT body: protocol name "MQTT", level 5 (3.1.2.1-2).
@@ -240,6 +243,49 @@ def encode5(packet: Packet) -> bytes:
     except KeyError:
         raise TypeError(f"not an MQTT packet: {packet!r}") from None
     return encoder(packet)
+
+
+def publish_topic(frame: bytes) -> bytes:
+    """The topic name of an encoded PUBLISH (UTF-8 bytes), read without decoding the rest."""
+    pos = 1
+    while frame[pos] & 0x80:
+        pos += 1
+    pos += 1
+    length = (frame[pos] << 8) | frame[pos + 1]
+    return frame[pos + 2 : pos + 2 + length]
+
+
+def with_topic_alias(frame: bytes, alias: int, *, keep_topic: bool) -> bytes:
+    """A 5.0 PUBLISH frame with a Topic Alias property added (3.3.2.3.4).
+
+    ``keep_topic`` sets the alias up (topic and alias); otherwise the topic
+    is left empty and the alias stands for it. The frame must carry no alias yet.
+    """
+    first = frame[0]
+    if first >> 4 != PacketType.PUBLISH:
+        raise ValueError("not an encoded PUBLISH")
+    pos = 1
+    while frame[pos] & 0x80:
+        pos += 1
+    pos += 1
+    topic_end = pos + 2 + ((frame[pos] << 8) | frame[pos + 1])
+    head_end = topic_end + (2 if first & 0x06 else 0)
+    decoded = decode_varint(frame, head_end)
+    if decoded is None:
+        raise ValueError("PUBLISH frame ends inside its property length")
+    props_length, props_start = decoded
+    properties = b"\x23" + U16.pack(alias) + frame[props_start : props_start + props_length]
+    topic = frame[pos:topic_end] if keep_topic else b"\x00\x00"
+    return frame_of(
+        first,
+        [
+            topic,
+            frame[topic_end:head_end],
+            varint(len(properties)),
+            properties,
+            frame[props_start + props_length :],
+        ],
+    )
 
 
 # --- decoding: fixed header ---------------------------------------------------

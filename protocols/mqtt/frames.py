@@ -97,7 +97,7 @@ def expired(publication: Publication, now: float | None = None) -> bool:
 
 
 def message_properties(
-    publication: Publication, subscription_id: int | None, expiry: int | None
+    publication: Publication, subscription_ids: tuple[int, ...], expiry: int | None
 ) -> Properties:
     """The 5.0 properties a subscriber's PUBLISH carries."""
     carried = _details(publication).get("properties")
@@ -109,8 +109,8 @@ def message_properties(
         pairs = carried.get("user_properties")
         if pairs:
             values["user_properties"] = tuple((str(k), str(v)) for k, v in pairs)
-    if subscription_id is not None:
-        values["subscription_identifiers"] = (subscription_id,)
+    if subscription_ids:
+        values["subscription_identifiers"] = subscription_ids
     if expiry is not None:
         values["message_expiry_interval"] = expiry
     return Properties(**values) if values else NO_PROPERTIES
@@ -122,13 +122,13 @@ def publish_frame5(
     *,
     retain: bool = False,
     packet_id: int | None = None,
-    subscription_id: int | None = None,
+    subscription_ids: tuple[int, ...] = (),
 ) -> bytes | None:
     """The 5.0 PUBLISH for one subscriber, or None when the message has expired."""
     expiry = seconds_left(publication)
     if expiry == 0:
         return None
-    key = (WIRE, 5, qos, retain, subscription_id, expiry)
+    key = (WIRE, 5, qos, retain, subscription_ids, expiry)
     template = publication.encoded.get(key)
     if template is None:
         packet = Publish(
@@ -137,7 +137,7 @@ def publish_frame5(
             qos,
             retain,
             packet_id=1 if qos else None,
-            properties=message_properties(publication, subscription_id, expiry),
+            properties=message_properties(publication, subscription_ids, expiry),
         )
         template = publication.encoded[key] = encode(packet, 5)
     assert isinstance(template, bytes)

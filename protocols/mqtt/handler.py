@@ -76,6 +76,7 @@ from protocols.mqtt.sys_topics import SERVICE_NAME as SYS_SERVICE
 from protocols.mqtt.sys_topics import SysTopics
 from protocols.mqtt.v5 import (
     CONNACK_REASON,
+    OutboundAliases,
     Requested,
     TopicAliases,
     check_publish,
@@ -146,6 +147,7 @@ class MqttHandler(SubprotocolHandler):
         # 5.0 only: what the CONNECT asked, and the client's topic aliases.
         self.requested = Requested()
         self._aliases = TopicAliases(0)
+        self._out_aliases = OutboundAliases(0)
         self._reader = PacketReader(self.config.max_packet_size)
         self._stats = hub.services.get(SYS_SERVICE, SysTopics).stats
         self._loop = asyncio.get_running_loop()
@@ -164,16 +166,12 @@ class MqttHandler(SubprotocolHandler):
     def send(self, frame: bytes) -> None:
         if frame[0] >> 4 == PUBLISH_TYPE:
             self._stats.sent += 1
+            if self._out_aliases:
+                frame = self._out_aliases.apply(frame, self.max_packet_size)
         self.session.send(frame)
 
     def _send(self, packet: Packet) -> None:
         self.session.send(encode(packet, self.version))
-
-    def _problem(self, text: str) -> Properties:
-        """A reason string for an acknowledgement, unless the client asked for none (3.1.2.11.7)."""
-        if not self.requested.problem_information:
-            return NO_PROPERTIES
-        return Properties(reason_string=text)
 
     # -- connection events -------------------------------------------------------
 
@@ -455,6 +453,7 @@ class MqttHandler(SubprotocolHandler):
         state.receive_maximum = requested.receive_maximum
         self.max_packet_size = requested.maximum_packet_size
         self._aliases = TopicAliases(self.config.topic_alias_maximum)
+        self._out_aliases = OutboundAliases(requested.topic_alias_maximum)
         keepalive, announced_keepalive = granted_keepalive(
             packet.keepalive, self.config.max_keepalive
         )
@@ -648,18 +647,28 @@ class MqttHandler(SubprotocolHandler):
         """PUBACK (QoS 1) or PUBREC (QoS 2) for a PUBLISH delivered or dropped.
 
         5.0: a failure ``code`` (0x80 and above) ends the flow (no PUBREL follows).
+        The code goes alone, without a reason string (``text`` is logged): the
+        short form every client parses (the Eclipse interoperability client
+        refuses a PUBACK with properties).
         """
         packet_id = packet.packet_id
         if packet_id is None:  # QoS 0
             return
-        properties = self._problem(text) if code else NO_PROPERTIES
+        if code:
+            logger.info(
+                "MQTT session %s: publish to %r refused (%s): %s",
+                self.session.id,
+                packet.topic,
+                reason_name(code),
+                text,
+            )
         if packet.qos == 1:
-            self._send(Puback(packet_id, code, properties))
+            self._send(Puback(packet_id, code))
         else:
             # Method A of the spec (4.3.3): delivered now, the id kept until PUBREL.
             if code < 0x80:
                 self._hold(packet)
-            self._send(Pubrec(packet_id, code, properties))
+            self._send(Pubrec(packet_id, code))
 
     def _hold(self, packet: Publish) -> None:
         """A QoS 2 PUBLISH delivered: its id awaits PUBREL (a resend is then a copy)."""

@@ -41,6 +41,10 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME: Final = "mqtt.listeners"
 PROTOCOL: Final = "mqtt"
 READ_SIZE: Final = 64 * 1024
+# Seconds a closing connection keeps reading (and dropping) what the client
+# still sends, so the kernel does not answer it with a reset that would
+# destroy the DISCONNECT not yet read (RFC 1122 4.2.2.13).
+LINGER: Final = 2.0
 
 
 def tls_context(config: MqttListenerConfig) -> ssl.SSLContext | None:
@@ -115,12 +119,23 @@ class TcpSession:
         return max(0, self._max_outbound_bytes - self._writer.transport.get_write_buffer_size())
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close after what is written has gone (TCP has no close code: it is only logged)."""
+        """Close after what is written has gone (TCP has no close code: it is only logged).
+
+        Plain TCP half-closes first: the client reads the last packets (a
+        DISCONNECT) and sees the end; the socket closes when it closes its
+        side or after LINGER seconds.
+        """
         if self.close_code is not None:
             return
         self.close_code = code
         logger.debug("MQTT/TCP session %s closing (%d %s)", self.id, code, reason)
-        self._writer.close()
+        writer = self._writer
+        if writer.can_write_eof():
+            with contextlib.suppress(OSError):
+                writer.write_eof()
+            asyncio.get_running_loop().call_later(LINGER, writer.close)
+        else:
+            writer.close()
 
 
 class MqttListeners:
@@ -213,10 +228,12 @@ class MqttListeners:
         code = 1006
         try:
             await handler.on_open()
-            while session.close_code is None:
+            while True:
                 data = await reader.read(READ_SIZE)
                 if not data:
                     break
+                if session.close_code is not None:
+                    continue  # closing: what still comes is dropped (LINGER)
                 received.inc()
                 if limiter.allow():
                     await handler.on_message(data)

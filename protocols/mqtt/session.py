@@ -35,10 +35,15 @@ from protocols.mqtt.frames import (
     published_qos,
     published_retain,
 )
+from protocols.mqtt.topics import has_wildcards, matches
 
 logger = logging.getLogger(__name__)
 
 MAX_PACKET_ID: Final = 0xFFFF
+# Up to this many subscriptions a session's overlapping matches are merged into
+# one copy; past it each matching subscription sends its own (MQTT-3.3.4-5),
+# so a delivery never scans a long list.
+MAX_MERGED_SUBSCRIPTIONS: Final = 64
 
 
 class Link(Protocol):
@@ -98,6 +103,8 @@ class SessionState:
         self.limits = limits
         # Topic filter -> granted QoS.
         self.subscriptions: dict[str, int] = {}
+        # The last publication delivered: overlapping subscriptions get one copy.
+        self._last_delivered: Publication | None = None
         # Shared subscriptions ($share/<group>/<filter>) -> granted QoS; the
         # group (protocols.mqtt.shared) delivers to one member at a time.
         self.shared: dict[str, int] = {}
@@ -147,11 +154,31 @@ class SessionState:
         # Presence events are for channels.v1 clients; MQTT has no such thing.
         if publication.kind is not Kind.MESSAGE:
             return
+        if publication is self._last_delivered:
+            return  # overlapping subscriptions: the one copy went with the first
         granted = self.subscriptions.get(subscription)
         if granted is None:
-            granted = self.shared.get(subscription)
-            if granted is None:
+            return
+        self._last_delivered = publication
+        if 1 < len(self.subscriptions) <= MAX_MERGED_SUBSCRIPTIONS:
+            channel = publication.channel
+            matched = [
+                f
+                for f in self.subscriptions
+                if f == channel or (has_wildcards(f) and matches(f, channel))
+            ]
+            if len(matched) > 1:
+                self._deliver_merged(publication, matched)
                 return
+        self._deliver_one(publication, subscription, granted)
+
+    def deliver_shared(self, publication: Publication, subscription: str) -> None:
+        """A shared group's copy (4.8.2: apart from the session's own subscriptions)."""
+        granted = self.shared.get(subscription)
+        if granted is not None:
+            self._deliver_one(publication, subscription, granted)
+
+    def _deliver_one(self, publication: Publication, subscription: str, granted: int) -> None:
         qos = min(granted, published_qos(publication, self.limits.default_qos))
         options = self.options.get(subscription)
         if options is None:
@@ -162,7 +189,33 @@ class SessionState:
             return
         # MQTT-3.3.1-12/13: RETAIN as published, or cleared on live delivery.
         retain = options.retain_as_published and published_retain(publication)
-        self.send_publication(publication, qos, retain=retain, subscription_id=options.identifier)
+        ids = () if options.identifier is None else (options.identifier,)
+        self.send_publication(publication, qos, retain=retain, subscription_ids=ids)
+
+    def _deliver_merged(self, publication: Publication, matched: list[str]) -> None:
+        """One copy for overlapping subscriptions (MQTT-3.3.4-2, -4).
+
+        The highest QoS granted among them, every subscription identifier,
+        RETAIN kept if one of them asked Retain As Published.
+        """
+        own = published_client(publication) == self.client_id
+        granted = -1
+        retain = False
+        ids: list[int] = []
+        for topic_filter in matched:
+            options = self.options.get(topic_filter)
+            if options is not None:
+                if options.no_local and own:
+                    continue
+                retain = retain or options.retain_as_published
+                if options.identifier is not None:
+                    ids.append(options.identifier)
+            granted = max(granted, self.subscriptions[topic_filter])
+        if granted < 0:
+            return
+        qos = min(granted, published_qos(publication, self.limits.default_qos))
+        retain = retain and published_retain(publication)
+        self.send_publication(publication, qos, retain=retain, subscription_ids=tuple(sorted(ids)))
 
     def send_publication(
         self,
@@ -170,18 +223,18 @@ class SessionState:
         qos: int,
         *,
         retain: bool = False,
-        subscription_id: int | None = None,
+        subscription_ids: tuple[int, ...] = (),
     ) -> None:
         """Send now if the window allows, else queue (QoS 0 is never queued)."""
         link = self.link
         if qos == 0:
             # Offline QoS 0 messages are dropped, as the spec allows.
             if link is not None:
-                frame = self._frame(link, Queued(publication, 0, retain, subscription_id), None)
+                frame = self._frame(link, Queued(publication, 0, retain, subscription_ids), None)
                 if frame is not None:
                     link.send(frame)
             return
-        message = Queued(publication, qos, retain, subscription_id, seq=self._next_seq())
+        message = Queued(publication, qos, retain, subscription_ids, seq=self._next_seq())
         if link is not None and not self.queue and len(self.inflight) < self.max_inflight:
             self._send_new(link, message)
             return
@@ -234,7 +287,7 @@ class SessionState:
                 message.qos,
                 retain=message.retain,
                 packet_id=packet_id,
-                subscription_id=message.subscription_id,
+                subscription_ids=message.subscription_ids,
             )
         elif expired(publication):
             frame = None
@@ -413,6 +466,7 @@ class SessionState:
             self.journal = None
         self.subscriptions.clear()
         self.shared.clear()
+        self._last_delivered = None
         self.options.clear()
         self.inflight.clear()
         self.queue.clear()

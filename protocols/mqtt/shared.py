@@ -70,7 +70,7 @@ class SharedGroup:
             return
         member = self._pick()
         if member is not None:
-            member.deliver(publication, self.full_filter)
+            member.deliver_shared(publication, self.full_filter)
 
     def _pick(self) -> SessionState | None:
         """The next member, connected ones first; forgets members that left."""

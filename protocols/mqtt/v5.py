@@ -14,6 +14,7 @@ from typing import Final
 
 from hub.config import MqttConfig
 from hub.errors import ChannelError, LimitExceeded, PayloadTooLarge, PermissionDenied
+from protocols.mqtt.codec5 import publish_topic, with_topic_alias
 from protocols.mqtt.packets import (
     PROTOCOL_ERROR,
     ConnackCode,
@@ -133,6 +134,42 @@ class TopicAliases:
                 f"topic alias {alias} was never set (3.3.4)", reason_code=PROTOCOL_ERROR
             )
         return topic
+
+
+class OutboundAliases:
+    """Topic aliases the hub sets up towards a client that allows them (3.3.2.3.4).
+
+    The first ``maximum`` topics sent get an alias, sent once with the topic
+    and then in its place; later topics go in full. Applied to each PUBLISH as
+    it leaves for this connection, so a session's kept frames never hold
+    another connection's aliases.
+    """
+
+    __slots__ = ("_aliases", "_maximum")
+
+    def __init__(self, maximum: int) -> None:
+        self._maximum = maximum
+        self._aliases: dict[bytes, int] = {}
+
+    def __bool__(self) -> bool:
+        return self._maximum > 0
+
+    def apply(self, frame: bytes, max_size: int | None = None) -> bytes:
+        """The frame to send: with the topic's alias, or as it is.
+
+        Setting an alias adds 3 bytes; over ``max_size`` (the client's Maximum
+        Packet Size) the frame goes as it is and no alias is set up.
+        """
+        topic = publish_topic(frame)
+        alias = self._aliases.get(topic)
+        if alias is not None:
+            return with_topic_alias(frame, alias, keep_topic=False)
+        if len(self._aliases) < self._maximum:
+            aliased = with_topic_alias(frame, len(self._aliases) + 1, keep_topic=True)
+            if max_size is None or len(aliased) <= max_size:
+                self._aliases[topic] = len(self._aliases) + 1
+                return aliased
+        return frame
 
 
 def check_publish(packet: Publish, max_qos: int) -> None:

@@ -15,7 +15,7 @@ from paho.mqtt.enums import MQTTProtocolVersion
 from pydantic import ValidationError
 
 from hub import Hub, HubConfig
-from protocols.mqtt.codec import Connack, Connect, Disconnect, PacketReader, Publish, encode
+from protocols.mqtt.codec import Connack, Connect, Disconnect, PacketReader, Publish, Pubrel, encode
 from protocols.mqtt.listener import SERVICE_NAME, MqttListeners
 from protocols.mqtt.reasons import ReasonCode
 from tests.conftest import HubFactory, JsonRpcPeer, PeerFactory
@@ -47,7 +47,7 @@ class RawTcp:
 
     async def recv_all(self, timeout: float = 5.0) -> list[Any]:
         """Packets until the server closes the socket."""
-        packets: list[Any] = []
+        packets, self.pending = self.pending, []
         async with asyncio.timeout(timeout):
             while data := await self.reader.read(65536):
                 packets += self.codec.feed(data)
@@ -294,3 +294,20 @@ async def test_publish_over_tcp_reaches_the_engine(
     assert isinstance(await client.recv(), Connack)
     await client.recv()
     assert seen == ["t/1"]
+
+
+async def test_disconnect_is_read_before_the_socket_ends(
+    make_hub: HubFactory, raw_tcp: RawFactory
+) -> None:
+    """The hub half-closes and keeps reading: a client still sending reads the DISCONNECT."""
+    hub = await make_hub({"mqtt": {"listeners": [{"port": 0}], "max_inflight": 2}})
+    client = await raw_tcp(listener(hub))
+    await client.send(Connect(protocol_level=5, client_id="flood"))
+    assert isinstance(await client.recv(), Connack)
+    await client.send(*(Publish("t", b"x", 2, packet_id=n) for n in (1, 2, 3)))
+    for packet_id in (1, 2):
+        assert (await client.recv()).packet_id == packet_id
+        await client.send(Pubrel(packet_id))  # after the hub closed: no reset for it
+    rest = await client.recv_all()
+    assert isinstance(rest[-1], Disconnect)
+    assert rest[-1].reason_code == ReasonCode.RECEIVE_MAXIMUM_EXCEEDED
