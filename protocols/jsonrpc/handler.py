@@ -319,9 +319,6 @@ class JsonRpcHandler(SubprotocolHandler):
                 if undo is not None:
                     await undo()
                 raise
-            # The request's own token covers its first KiB of reply.
-            if reply is not None and len(reply) > REPLY_BYTES_PER_TOKEN:
-                self.work.charge(len(reply) / REPLY_BYTES_PER_TOKEN - 1)
             if reply is not None and len(reply) > self.reply_room():
                 if undo is not None:
                     await undo()
@@ -334,9 +331,15 @@ class JsonRpcHandler(SubprotocolHandler):
                 ), None
         except (Exception, EncodeError) as exc:
             return self._error_reply(request, exc), None
+        self._charge(reply)
         self._calls_ok.inc()
         self._latency.observe(time.perf_counter() - started)
         return reply, then
+
+    def _charge(self, reply: bytes | None) -> None:
+        """A reply that goes out costs a rate token per KiB past its first (the request's own)."""
+        if reply is not None and len(reply) > REPLY_BYTES_PER_TOKEN:
+            self.work.charge(len(reply) / REPLY_BYTES_PER_TOKEN - 1)
 
     def _answer_inline(self, request: Request) -> bool:
         """Answer a call to a method that cannot suspend, with no task; False: not one.
@@ -362,8 +365,6 @@ class JsonRpcHandler(SubprotocolHandler):
                 reply = None
             else:
                 reply = codec.encode_result(request.id, result)
-                if len(reply) > REPLY_BYTES_PER_TOKEN:
-                    self.work.charge(len(reply) / REPLY_BYTES_PER_TOKEN - 1)
                 if len(reply) > self.reply_room():
                     self._calls_error.inc()
                     reply = codec.encode_error(
@@ -377,6 +378,7 @@ class JsonRpcHandler(SubprotocolHandler):
         except (Exception, EncodeError) as exc:
             reply = self._error_reply(request, exc)
         else:
+            self._charge(reply)
             self._calls_ok.inc()
             self._latency.observe(time.perf_counter() - started)
         if reply is not None:
