@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from bench import processes, profiling
 from bench.api import api_workload
 from bench.connections import connections_workload
+from bench.engines import engines_workload
 from bench.fanout import burst_workload, fanout_workload
 from bench.hostile import hostile_workload
 from bench.interpreter import python_version, venv_python
@@ -63,6 +64,8 @@ WORKLOADS: dict[str, Callable[[Scale], list[Row]]] = {
     # Two hubs on one Redis next to one hub (docs/scaling.md).
     "twonode": lambda scale: twonode_workload(1000, scale.seconds),
     "mqtt": lambda scale: mqtt_workload(1000, scale.seconds, scale.rounds),
+    # The durable SQLite engine next to the memory engine (docs/engines.md).
+    "engines": lambda scale: engines_workload(1000, scale.seconds, scale.rounds),
     "wamp": run_wamp,
     "connections": lambda scale: connections_workload(scale.idle_connections),
     # A backend publishing through the server API next to a channels.v1 publisher.

@@ -139,10 +139,13 @@ level = "warning"
 
 
 @contextlib.contextmanager
-def hub_server(compression: bool = True, api: bool = False) -> Iterator[Server]:
+def hub_server(
+    compression: bool = True, api: bool = False, engine: str = "memory"
+) -> Iterator[Server]:
     """``python -m hub`` with the bench's RPC method and limits sized for a benchmark.
 
     ``api``: with the server API on a free port, key :data:`API_KEY`.
+    ``engine``: the backend; ``"sqlite"`` keeps its file in the run's temporary directory.
     """
     port = free_port()
     api_port = free_port()
@@ -151,6 +154,8 @@ def hub_server(compression: bool = True, api: bool = False) -> Iterator[Server]:
         text = HUB_CONFIG.format(tmp=tmp, root=ROOT, compression=str(compression).lower())
         if api:
             text += f'[api]\nkeys = ["{API_KEY}"]\nport = {api_port}\n'
+        if engine == "sqlite":
+            text += f'[engine]\nbackend = "sqlite"\npath = "{Path(tmp) / "engine.sqlite3"}"\n'
         config.write_text(text)
         args = [PYTHON, "-m", "hub", "--config", str(config), "--port", str(port)]
         with running(args, "hub", cwd=ROOT) as process:

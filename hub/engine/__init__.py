@@ -3,9 +3,12 @@
 from hub.engine.base import (
     Broker,
     ClientInfo,
+    Encodings,
+    HistoryOptions,
     HistoryResult,
     HistoryStore,
     Kind,
+    Memo,
     PresenceStore,
     Publication,
     StreamPosition,
@@ -16,16 +19,20 @@ from hub.engine.memory import MemoryBroker, MemoryHistory, MemoryPresence
 
 def memory_engine(node_id: str = "") -> ChannelEngine:
     """The embedded single-process engine."""
-    return ChannelEngine(MemoryBroker(), MemoryHistory(), MemoryPresence(), node_id=node_id)
+    history = MemoryHistory()
+    return ChannelEngine(MemoryBroker(history), history, MemoryPresence(), node_id=node_id)
 
 
 __all__ = [
     "Broker",
     "ChannelEngine",
     "ClientInfo",
+    "Encodings",
+    "HistoryOptions",
     "HistoryResult",
     "HistoryStore",
     "Kind",
+    "Memo",
     "MemoryBroker",
     "MemoryHistory",
     "MemoryPresence",

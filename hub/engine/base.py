@@ -8,10 +8,12 @@ memory backend implements them for one process, the Redis backend for many.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+T = TypeVar("T")
 
 
 class Kind(Enum):
@@ -35,6 +37,58 @@ class ClientInfo:
         return out
 
 
+class Memo(Generic[T]):
+    """A typed key for a value derived once per publication (a WAMP publication id)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Memo({self.name!r})"
+
+
+class Encodings:
+    """What each protocol made of one publication, made once per fan-out and shared.
+
+    ``frame``: encoded bytes by a key that starts with the protocol's name.
+    ``memo``: a typed value derived from the publication. Per process: never
+    stored, copied into a retained store or sent to another node.
+    """
+
+    __slots__ = ("_frames", "_memos")
+
+    def __init__(self) -> None:
+        self._frames: dict[Hashable, bytes] = {}
+        self._memos: dict[Memo[Any], Any] = {}
+
+    def frame(self, key: Hashable, encode: Callable[[], bytes]) -> bytes:
+        """The frame under ``key``, encoded by ``encode`` the first time."""
+        made = self._frames.get(key)
+        if made is None:
+            made = self._frames[key] = encode()
+        return made
+
+    def cached_frame(self, key: Hashable) -> bytes | None:
+        """The frame under ``key`` if one was made."""
+        return self._frames.get(key)
+
+    def frame_keys(self) -> Iterator[Hashable]:
+        return iter(self._frames)
+
+    def memo(self, key: Memo[T], derive: Callable[[], T]) -> T:
+        """The value under ``key``, derived by ``derive`` the first time."""
+        if key in self._memos:
+            value: T = self._memos[key]
+            return value
+        value = self._memos[key] = derive()
+        return value
+
+    def __len__(self) -> int:
+        return len(self._frames) + len(self._memos)
+
+
 @dataclass(slots=True, eq=False)
 class Publication:
     """One message on one channel, with its place in the channel's history.
@@ -53,7 +107,7 @@ class Publication:
     extras: Mapping[str, Any] = field(default_factory=dict)
     # Set by the node that accepted the publication, to avoid bridge loops.
     origin: str = ""
-    encoded: dict[Any, bytes | str] = field(default_factory=dict, repr=False)
+    encoded: Encodings = field(default_factory=Encodings, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +124,24 @@ class HistoryResult:
     complete: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryOptions:
+    """How a publication is kept: the newest ``size`` of its channel, for ``ttl`` seconds."""
+
+    size: int
+    ttl: float
+
+
 class Broker(Protocol):
-    """Node-level pub/sub: subscribed per node, not per client."""
+    """Node-level pub/sub: subscribed per node, not per client.
+
+    Publishing is one call, as centrifuge's ``Broker.Publish``: with
+    ``history``, it assigns the offset and epoch, keeps the publication and
+    reaches every node in one step (one Redis script, one SQLite write unit);
+    it returns once this node's subscribers have it and, on a durable backend,
+    once it is stored. Without, it only broadcasts (presence events, control
+    messages) and returns None.
+    """
 
     def set_handler(self, handler: Callable[[Publication], None]) -> None:
         """Where publications from any node (this one included) are handed."""
@@ -80,7 +150,9 @@ class Broker(Protocol):
 
     async def unsubscribe(self, channel: str) -> None: ...
 
-    async def publish(self, publication: Publication) -> None: ...
+    async def publish(
+        self, publication: Publication, history: HistoryOptions | None = None
+    ) -> StreamPosition | None: ...
 
     async def close(self) -> None: ...
 

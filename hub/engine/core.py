@@ -9,6 +9,7 @@ from typing import Protocol
 from hub.engine.base import (
     Broker,
     ClientInfo,
+    HistoryOptions,
     HistoryResult,
     HistoryStore,
     Kind,
@@ -47,7 +48,6 @@ class ChannelEngine:
         *,
         node_id: str = "",
         bus: NodeBus | None = None,
-        stored: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.broker = broker
         self.history = history
@@ -55,8 +55,6 @@ class ChannelEngine:
         self.node_id = node_id
         # Node-to-node messages (MQTT session takeover, WAMP calls across nodes).
         self.bus: NodeBus = bus if bus is not None else LocalBus(node_id)
-        # Waits until what was published is stored (a durable backend's commit).
-        self._stored = stored
         self._exact: dict[str, Subscribers] = {}
         self._patterns: PatternIndex[Subscribers] = PatternIndex()
         # Node-level listeners (hub.api's control channel), not clients.
@@ -131,12 +129,10 @@ class ChannelEngine:
     ) -> StreamPosition:
         """Give the publication its offset, then hand it to every node."""
         publication.origin = publication.origin or self.node_id
-        position = await self.history.add(publication, size=history_size, ttl=history_ttl)
-        await self.broker.publish(publication)
+        # One backend call: offset, history, every node (and stored, where durable).
+        position = await self.broker.publish(publication, HistoryOptions(history_size, history_ttl))
+        assert position is not None  # a broker publishing with history gives its position
         self.on_published()
-        if self._stored is not None:
-            # Acknowledged means stored: history and the copies queued by the fan-out.
-            await self._stored()
         return position
 
     def dispatch(self, publication: Publication) -> None:

@@ -91,23 +91,24 @@ def publication_dict(publication: Publication) -> dict[str, Any]:
 
 def encode_publication(publication: Publication, subscription: str) -> bytes:
     """The notification frame for a publication, cached per (protocol, pattern)."""
-    key = (WIRE_NAME, subscription)
-    frame = publication.encoded.get(key)
-    if frame is None:
-        if publication.kind is Kind.MESSAGE:
-            params = publication_dict(publication)
-            if subscription != publication.channel:
-                params["subscription"] = subscription
-            message = {"jsonrpc": "2.0", "method": "message", "params": params}
-        else:
-            message = {
-                "jsonrpc": "2.0",
-                "method": publication.kind.value,
-                "params": {"channel": publication.channel, "member": publication.data},
-            }
-        frame = publication.encoded[key] = dumps(message)
-    assert isinstance(frame, bytes)
-    return frame
+    return publication.encoded.frame(
+        (WIRE_NAME, subscription), lambda: _notification(publication, subscription)
+    )
+
+
+def _notification(publication: Publication, subscription: str) -> bytes:
+    if publication.kind is Kind.MESSAGE:
+        params = publication_dict(publication)
+        if subscription != publication.channel:
+            params["subscription"] = subscription
+        message = {"jsonrpc": "2.0", "method": "message", "params": params}
+    else:
+        message = {
+            "jsonrpc": "2.0",
+            "method": publication.kind.value,
+            "params": {"channel": publication.channel, "member": publication.data},
+        }
+    return dumps(message)
 
 
 def fit_publications(
@@ -122,7 +123,7 @@ def fit_publications(
     total = 0
     kept: list[Publication] = []
     for publication in reversed(publications) if newest else publications:
-        frame = publication.encoded.get((WIRE_NAME, publication.channel))
+        frame = publication.encoded.cached_frame((WIRE_NAME, publication.channel))
         total += len(frame) if frame is not None else len(dumps(publication_dict(publication)))
         if total > room:
             break

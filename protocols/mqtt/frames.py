@@ -128,19 +128,20 @@ def publish_frame5(
     expiry = seconds_left(publication)
     if expiry == 0:
         return None
-    key = (WIRE, 5, qos, retain, subscription_ids, expiry)
-    template = publication.encoded.get(key)
-    if template is None:
-        packet = Publish(
-            publication.channel,
-            payload(publication),
-            qos,
-            retain,
-            packet_id=1 if qos else None,
-            properties=message_properties(publication, subscription_ids, expiry),
-        )
-        template = publication.encoded[key] = encode(packet, 5)
-    assert isinstance(template, bytes)
+    template = publication.encoded.frame(
+        (WIRE, 5, qos, retain, subscription_ids, expiry),
+        lambda: encode(
+            Publish(
+                publication.channel,
+                payload(publication),
+                qos,
+                retain,
+                packet_id=1 if qos else None,
+                properties=message_properties(publication, subscription_ids, expiry),
+            ),
+            5,
+        ),
+    )
     if not qos:
         return template
     if packet_id is None:
@@ -159,25 +160,21 @@ def published_qos(publication: Publication, default: int) -> int:
 
 
 def payload(publication: Publication) -> bytes:
-    cached = publication.encoded.get(_PAYLOAD_KEY)
-    if cached is None:
-        cached = publication.encoded[_PAYLOAD_KEY] = to_bytes(publication.data)
-    assert isinstance(cached, bytes)
-    return cached
+    return publication.encoded.frame(_PAYLOAD_KEY, lambda: to_bytes(publication.data))
 
 
 def publish_frame(
     publication: Publication, qos: int, *, retain: bool = False, packet_id: int | None = None
 ) -> bytes:
     """The PUBLISH for one subscriber: shared at QoS 0, patched with ``packet_id`` above."""
-    key = (WIRE, qos, retain)
-    template = publication.encoded.get(key)
-    if template is None:
-        packet = Publish(
-            publication.channel, payload(publication), qos, retain, packet_id=1 if qos else None
-        )
-        template = publication.encoded[key] = encode(packet)
-    assert isinstance(template, bytes)
+    template = publication.encoded.frame(
+        (WIRE, qos, retain),
+        lambda: encode(
+            Publish(
+                publication.channel, payload(publication), qos, retain, packet_id=1 if qos else None
+            )
+        ),
+    )
     if not qos:
         return template
     if packet_id is None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from hub.engine import Publication
+from hub.engine.base import Memo
 from protocols.wamp.codec import WampProtocolError
 from protocols.wamp.messages import Event
 from protocols.wamp.payload import from_data, to_data
@@ -23,8 +24,8 @@ from protocols.wamp.serializers import Serializer
 logger = logging.getLogger(__name__)
 
 EXTRAS_KEY: Final = "wamp"
-_ID_KEY: Final = (EXTRAS_KEY, "publication")
-_UNCHANGED_KEY: Final = (EXTRAS_KEY, "unchanged")
+_ID: Final = Memo[int]("wamp.publication_id")
+_UNCHANGED: Final = Memo[bool]("wamp.unchanged")
 # Cached in place of a frame when a payload cannot be encoded for a serializer.
 _UNENCODABLE: Final = b""
 
@@ -100,12 +101,9 @@ def publication_id(publication: Publication, info: Mapping[str, Any] | None) -> 
     """The WAMP publication id: the publisher's, or one drawn once per publication."""
     if info is not None and isinstance(info.get("id"), int):
         return int(info["id"])
-    # Publications from other protocols have none; the frame cache is the one
-    # per-publication store every node has, so the id is kept there (as text).
-    cached = publication.encoded.get(_ID_KEY)
-    if cached is None:
-        cached = publication.encoded[_ID_KEY] = str(random_id())
-    return int(cached)
+    # Publications from other protocols have none: one is drawn per publication
+    # on each node (the same for every subscriber there).
+    return publication.encoded.memo(_ID, random_id)
 
 
 def payload(
@@ -114,12 +112,7 @@ def payload(
     """The EVENT's args/kwargs: the publisher's own, unless a hook replaced the data."""
     if info is not None:
         args, kwargs = info.get("args"), info.get("kwargs")
-        unchanged = publication.encoded.get(_UNCHANGED_KEY)
-        if unchanged is None:
-            unchanged = publication.encoded[_UNCHANGED_KEY] = (
-                "1" if _unchanged(publication.data, args, kwargs) else "0"
-            )
-        if unchanged == "1":
+        if publication.encoded.memo(_UNCHANGED, lambda: _unchanged(publication.data, args, kwargs)):
             return args, kwargs
     return [from_data(publication.data)], None
 
@@ -146,23 +139,29 @@ def event_frame(
     payload cannot be carried by this serializer (a CBOR tag to a JSON peer).
     """
     key = (EXTRAS_KEY, serializer.name, subscription_id, disclose)
-    frame = publication.encoded.get(key)
-    if frame is None:
-        info = wamp_info(publication)
-        details: dict[str, Any] = {}
-        if topic is not None:
-            details["topic"] = topic
-        if disclose and info is not None and isinstance(info.get("publisher"), Mapping):
-            details.update(info["publisher"])
-        args, kwargs = payload(publication, info)
-        event = Event(subscription_id, publication_id(publication, info), details, args, kwargs)
-        try:
-            frame = serializer.encode_bytes(event)
-        except WampProtocolError:
-            logger.info(
-                "publication on %s cannot be sent as %s", publication.channel, serializer.name
-            )
-            frame = _UNENCODABLE
-        publication.encoded[key] = frame
-    assert isinstance(frame, bytes)
+    frame = publication.encoded.frame(
+        key, lambda: _event(publication, serializer, subscription_id, topic, disclose)
+    )
     return frame if frame is not _UNENCODABLE and frame else None
+
+
+def _event(
+    publication: Publication,
+    serializer: Serializer,
+    subscription_id: int,
+    topic: str | None,
+    disclose: bool,
+) -> bytes:
+    info = wamp_info(publication)
+    details: dict[str, Any] = {}
+    if topic is not None:
+        details["topic"] = topic
+    if disclose and info is not None and isinstance(info.get("publisher"), Mapping):
+        details.update(info["publisher"])
+    args, kwargs = payload(publication, info)
+    event = Event(subscription_id, publication_id(publication, info), details, args, kwargs)
+    try:
+        return serializer.encode_bytes(event)
+    except WampProtocolError:
+        logger.info("publication on %s cannot be sent as %s", publication.channel, serializer.name)
+        return _UNENCODABLE

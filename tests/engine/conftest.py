@@ -73,8 +73,8 @@ class Backend:
 @contextlib.asynccontextmanager
 async def memory_backend() -> AsyncIterator[Backend]:
     clock = FakeClock()
-    broker = MemoryBroker()
     history = MemoryHistory(clock=clock)
+    broker = MemoryBroker(history)
     presence = MemoryPresence()
     engine = ChannelEngine(broker, history, presence, node_id="node-1")
 

@@ -51,7 +51,9 @@ class MemoryBackend:
             max_bytes=history_max_bytes,
             idle_ttl=history_idle_ttl,
         )
-        self.engine = ChannelEngine(MemoryBroker(), history, MemoryPresence(), node_id=node_id)
+        self.engine = ChannelEngine(
+            MemoryBroker(history), history, MemoryPresence(), node_id=node_id
+        )
         self.service: Service | None = (
             _StateFile(history, state_file) if state_file is not None else None
         )

@@ -8,7 +8,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hub.engine.base import ClientInfo, HistoryResult, Publication, StreamPosition
+from hub.engine.base import (
+    ClientInfo,
+    HistoryOptions,
+    HistoryResult,
+    HistoryStore,
+    Publication,
+    StreamPosition,
+)
 from hub.payloads import payload_size
 
 # Seconds between sweeps of idle streams, done when a new stream is created.
@@ -20,9 +27,10 @@ def new_epoch() -> str:
 
 
 class MemoryBroker:
-    """Hands every publication straight to this node's fan-out."""
+    """Keeps the publication in ``history``, then hands it straight to this node's fan-out."""
 
-    def __init__(self) -> None:
+    def __init__(self, history: HistoryStore) -> None:
+        self._history = history
         self._handler: Callable[[Publication], None] | None = None
         self.channels: set[str] = set()
 
@@ -35,9 +43,15 @@ class MemoryBroker:
     async def unsubscribe(self, channel: str) -> None:
         self.channels.discard(channel)
 
-    async def publish(self, publication: Publication) -> None:
+    async def publish(
+        self, publication: Publication, history: HistoryOptions | None = None
+    ) -> StreamPosition | None:
+        position = None
+        if history is not None:
+            position = await self._history.add(publication, size=history.size, ttl=history.ttl)
         if self._handler is not None:
             self._handler(publication)
+        return position
 
     async def close(self) -> None:
         self.channels.clear()

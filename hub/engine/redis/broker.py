@@ -26,10 +26,10 @@ from typing import Any
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
-from hub.engine.base import Kind, Publication, StreamPosition
+from hub.engine.base import HistoryOptions, Kind, Publication, StreamPosition
 from hub.engine.redis.codec import decode_body, encode_body, frame, message_id, unframe
 from hub.engine.redis.link import RedisLink, cancel_requested, full_jitter
-from hub.engine.redis.stores import PUBLISHED, RedisHistory, RedisPresence
+from hub.engine.redis.stores import RedisHistory, RedisPresence
 from hub.engine.topics import PatternIndex, is_pattern
 from hub.errors import EngineUnavailable
 
@@ -83,7 +83,6 @@ class RedisBroker:
         self._had_connection = False
         # publish() calls waiting for this node's own copy, by message id.
         self._own: dict[bytes, asyncio.Future[None]] = {}
-        history.watch = self.watch
         self.on_gap: Callable[[str], None] = lambda channel: None
         # Pub/sub names that are not hub channels (the node bus), with their handlers.
         self._direct: dict[bytes, Callable[[bytes], None]] = {}
@@ -134,31 +133,40 @@ class RedisBroker:
         self._baseline.pop(channel, None)
         await self._command(b"UNSUBSCRIBE", self._keys.pubsub(channel).encode())
 
-    async def publish(self, publication: Publication) -> None:
+    async def publish(
+        self, publication: Publication, history: HistoryOptions | None = None
+    ) -> StreamPosition | None:
         """Publish to every node; returns once this node's own subscribers have it.
 
-        A publication that went through :meth:`RedisHistory.add` was published
-        by the history script already: only the wait remains.
+        With ``history``, one script assigns the offset, keeps the entry and
+        publishes it (:meth:`RedisHistory.append`).
         """
-        published = publication.encoded.get(PUBLISHED)
-        if isinstance(published, bytes):
-            await self._own_copy(published)
-            return
         message_id = next(self._history.message_ids)
-        body = encode_body(publication, message_id)
         unwatch = self.watch(publication.channel, message_id)
+        position = None
         try:
-            await self._link.run(
-                "publish",
-                self._link.client.publish(
-                    self._keys.pubsub(publication.channel),
-                    frame(publication.offset, publication.epoch, body),
-                ),
-            )
+            if history is not None:
+                position = await self._history.append(
+                    publication,
+                    size=history.size,
+                    ttl=history.ttl,
+                    message_id=message_id,
+                    broadcast=True,
+                )
+            else:
+                body = encode_body(publication, message_id)
+                await self._link.run(
+                    "publish",
+                    self._link.client.publish(
+                        self._keys.pubsub(publication.channel),
+                        frame(publication.offset, publication.epoch, body),
+                    ),
+                )
         except BaseException:
             unwatch()
             raise
         await self._own_copy(message_id)
+        return position
 
     def watch(self, channel: str, message_id: bytes) -> Callable[[], None]:
         """Before publishing: expect this node's own copy if it delivers ``channel``.

@@ -49,10 +49,6 @@ logger = logging.getLogger("hub.engine.redis")
 # Largest stream id Redis accepts (ids are 64-bit).
 _MAX_OFFSET = 2**64 - 1
 
-# Set in ``Publication.encoded`` once the history script has published it, so
-# the broker does not publish it a second time.
-PUBLISHED = ("hub.engine.redis", "published")
-
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
@@ -76,43 +72,41 @@ class RedisHistory:
         self._keys = link.keys
         self.broadcast = broadcast
         self.message_ids = MessageIds()
-        # Set by the broker: told (channel, message id) before a broadcast, it
-        # returns what to call if the broadcast fails.
-        self.watch: Callable[[str, bytes], Callable[[], None]] | None = None
         client = link.client
         self._add: AsyncScript = client.register_script(HISTORY_ADD)
         self._read: AsyncScript = client.register_script(HISTORY_READ)
         self._meta_ttl = _ms(link.options.stream_idle_ttl)
 
     async def add(self, publication: Publication, *, size: int, ttl: float) -> StreamPosition:
-        channel = publication.channel
+        """Append (and, with ``broadcast``, publish: :meth:`append`)."""
         message_id = next(self.message_ids)
+        return await self.append(
+            publication, size=size, ttl=ttl, message_id=message_id, broadcast=self.broadcast
+        )
+
+    async def append(
+        self, publication: Publication, *, size: int, ttl: float, message_id: bytes, broadcast: bool
+    ) -> StreamPosition:
+        """Offset, history entry and (``broadcast``) the pub/sub message, in one script."""
+        channel = publication.channel
         body = encode_body(publication, message_id)
-        unwatch = self.watch(channel, message_id) if self.broadcast and self.watch else None
-        try:
-            reply = await self._link.run(
-                "publish",
-                self._add(
-                    keys=self._keys.history(channel),
-                    args=[
-                        new_epoch(),
-                        body,
-                        max(size, 0),
-                        _ms(ttl),
-                        self._meta_ttl,
-                        self._keys.pubsub(channel) if self.broadcast else "",
-                    ],
-                ),
-            )
-        except BaseException:
-            if unwatch is not None:
-                unwatch()
-            raise
+        reply = await self._link.run(
+            "publish",
+            self._add(
+                keys=self._keys.history(channel),
+                args=[
+                    new_epoch(),
+                    body,
+                    max(size, 0),
+                    _ms(ttl),
+                    self._meta_ttl,
+                    self._keys.pubsub(channel) if broadcast else "",
+                ],
+            ),
+        )
         position = StreamPosition(int(reply[0]), reply[1].decode())
         publication.offset = position.offset
         publication.epoch = position.epoch
-        if self.broadcast:
-            publication.encoded[PUBLISHED] = message_id
         return position
 
     async def read(

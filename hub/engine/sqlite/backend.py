@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
+from hub.engine.base import HistoryOptions, HistoryStore, Publication, StreamPosition
 from hub.engine.core import ChannelEngine
 from hub.engine.directory import RegistrationDirectory
 from hub.engine.memory.stores import MemoryBroker, MemoryPresence
@@ -31,6 +32,27 @@ from hub.errors import StorageError
 from hub.services import Service
 
 logger = logging.getLogger(__name__)
+
+
+class SqliteBroker(MemoryBroker):
+    """The memory broker, returning from a publish with history once it is stored.
+
+    Stored: the publication, its history entry and the copies the fan-out
+    queued for persistent MQTT sessions, all in one commit (or the enclosing
+    write unit's, which waits on its exit).
+    """
+
+    def __init__(self, history: HistoryStore, writer: Writer) -> None:
+        super().__init__(history)
+        self._writer = writer
+
+    async def publish(
+        self, publication: Publication, history: HistoryOptions | None = None
+    ) -> StreamPosition | None:
+        position = await super().publish(publication, history)
+        if history is not None:
+            await self._writer.stored()
+        return position
 
 
 class SqliteBackend:
@@ -58,11 +80,7 @@ class SqliteBackend:
         )
         self.journal = SqliteJournal(self.writer)
         self.engine = ChannelEngine(
-            MemoryBroker(),
-            self.history,
-            MemoryPresence(),
-            node_id=node_id,
-            stored=self.writer.stored,
+            SqliteBroker(self.history, self.writer), self.history, MemoryPresence(), node_id=node_id
         )
         self._retained: list[SqliteRetainedStore] = []
         self.service: Service | None = self

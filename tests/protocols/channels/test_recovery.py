@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from hub import Hub
-from hub.engine import Publication
+from hub.engine import HistoryStore, Publication, StreamPosition
+from hub.engine.base import HistoryOptions
 from tests.conftest import HubFactory
 from tests.protocols.channels.conftest import ChannelsPeer, PeerFactory
 
@@ -145,7 +146,8 @@ class LaggingBroker:
     history a subscribe reads and still reach this node's fan-out afterwards.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, history: HistoryStore) -> None:
+        self._history = history
         self._handler: Callable[[Publication], None] = lambda publication: None
 
     def set_handler(self, handler: Callable[[Publication], None]) -> None:
@@ -157,8 +159,14 @@ class LaggingBroker:
     async def unsubscribe(self, channel: str) -> None:
         pass
 
-    async def publish(self, publication: Publication) -> None:
+    async def publish(
+        self, publication: Publication, history: HistoryOptions | None = None
+    ) -> StreamPosition | None:
+        position = None
+        if history is not None:
+            position = await self._history.add(publication, size=history.size, ttl=history.ttl)
         self._hand_over(publication, LAG_TURNS)
+        return position
 
     def _hand_over(self, publication: Publication, turns: int) -> None:
         # Hop loop turns one by one: publications keep their order.
@@ -180,7 +188,7 @@ async def test_recovery_races_publications(
     """Publishing during resubscribes: every offset is seen once, in order, none lost."""
     hub = await make_hub({"channels": {"default": {"history_size": 100_000}}})
     if broker == "lagging":
-        hub.engine.broker = LaggingBroker()
+        hub.engine.broker = LaggingBroker(hub.engine.history)
         hub.engine.broker.set_handler(hub.engine.dispatch)
 
     # With presence, a join hook that yields makes the subscribe await after

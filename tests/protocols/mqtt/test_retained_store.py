@@ -92,13 +92,13 @@ async def test_set_replaces_and_delete_prunes(store: RetainedStore) -> None:
 async def test_stored_copy_drops_the_fan_out_cache(make_store: StoreFactory) -> None:
     """The store keeps a copy without the live publication's encoded frames."""
     live = Publication("t", b"x", offset=7, epoch="e1", extras={"mqtt": {"qos": 1}})
-    live.encoded["frame"] = b"big"
+    live.encoded.frame(("test", "frame"), lambda: b"big")
     store = make_store()
     await store.set(live)
     kept = await store.get("t")
     assert kept is not None
     assert kept is not live
-    assert kept.encoded == {}
+    assert len(kept.encoded) == 0
     assert kept.extras == {"mqtt": {"qos": 1}}
     assert (kept.data, kept.offset, kept.epoch) == (b"x", 7, "e1")
 

@@ -164,7 +164,11 @@ async def test_event_encoded_once_per_serializer(
     frames = [await raw.recv() for raw in raws]
     assert {frame[2] for frame in frames} == {frames[0][2]}  # one publication id
     [publication] = seen
-    event_frames = [key for key in publication.encoded if len(key) == 4 and key[0] == "wamp"]
+    event_frames = [
+        key
+        for key in publication.encoded.frame_keys()
+        if isinstance(key, tuple) and len(key) == 4 and key[0] == "wamp"
+    ]
     assert sorted(key[1] for key in event_frames) == ["json", "msgpack"]
 
 
