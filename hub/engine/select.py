@@ -39,6 +39,7 @@ def open_backend(
             history_max_channels=config.history_max_channels,
             history_max_bytes=config.history_max_bytes,
             history_idle_ttl=config.history_idle_ttl,
+            import_from=config.state_file,
         )
     return MemoryBackend(
         node_id,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hub.engine import ClientInfo, Publication, StreamPosition
+from hub.engine.memory.backend import MemoryBackend
 from hub.engine.sessions import Queued
 from hub.engine.sqlite import SqliteBackend
 from hub.errors import StorageError
@@ -195,3 +196,30 @@ async def test_wshub_says_what_is_wrong_with_the_file(tmp_path: Path, problem: s
     expected = "not a usable SQLite database" if problem == "corrupted" else "in use by another"
     assert expected in text
     assert str(path) in text
+
+
+async def test_a_memory_state_file_is_imported_into_an_empty_file(tmp_path: Path) -> None:
+    """engine.state_file is an import path: its streams, offsets and epochs go into the file."""
+    state_file = tmp_path / "state.json"
+    memory = MemoryBackend("node-1", state_file=state_file)
+    assert memory.service is not None
+    await memory.service.start()
+    await memory.engine.publish(Publication("room", {"n": 1}), history_size=10, history_ttl=60)
+    await memory.engine.publish(Publication("room", {"n": 2}), history_size=10, history_ttl=60)
+    before = await memory.engine.position("room")
+    await memory.service.stop()
+    await memory.close()
+
+    path = tmp_path / "engine.sqlite3"
+    first = SqliteBackend(path, import_from=state_file)
+    await first.start()
+    await _stopped(first)
+    # Read back from the SQLite file alone: the import was written there.
+    second = await _started(path)
+    try:
+        assert await second.engine.position("room") == before
+        result = await second.engine.read_history("room", since=StreamPosition(0, before.epoch))
+        assert result.complete
+        assert [p.data for p in result.publications] == [{"n": 1}, {"n": 2}]
+    finally:
+        await _stopped(second)

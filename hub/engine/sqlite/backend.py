@@ -21,6 +21,7 @@ from hub.engine.directory import RegistrationDirectory
 from hub.engine.memory.stores import MemoryBroker, MemoryPresence
 from hub.engine.retained import RetainedStore
 from hub.engine.sessions import SessionJournal, SharedSessions
+from hub.engine.snapshot import load_history
 from hub.engine.sqlite.stores import (
     SqliteHistory,
     SqliteJournal,
@@ -67,8 +68,11 @@ class SqliteBackend:
         history_max_channels: int = 10_000,
         history_max_bytes: int = 64 * 1024 * 1024,
         history_idle_ttl: float = 600.0,
+        import_from: Path | None = None,
     ) -> None:
         self.path = path
+        # A memory engine's state file, imported into an empty file at start.
+        self.import_from = import_from
         self.writer = Writer()
         # The memory engine's bounds: the file mirrors what memory keeps.
         self.history = SqliteHistory(
@@ -116,6 +120,10 @@ class SqliteBackend:
             for store in self._retained:
                 retained += await store.load(connection)
             sessions = self.journal.load(connection)
+            if streams == 0 and self.import_from is not None:
+                streams = load_history(self.history, self.import_from)
+                self.history.write_all()
+                logger.info("imported history of %d channel(s) from %s", streams, self.import_from)
         except (sqlite3.Error, ValueError) as exc:
             connection.close()
             raise StorageError(

@@ -102,6 +102,26 @@ class SqliteHistory(MemoryHistory):
             submit("DELETE FROM history WHERE channel = ? AND offset < ?", (channel, first))
         return position
 
+    def write_all(self) -> None:
+        """Write every stream held in memory (after an import from elsewhere)."""
+        now, wall = self._clock(), time.time()
+        for channel, stream in self._streams.items():
+            self._writer.submit(
+                "INSERT OR REPLACE INTO streams (channel, epoch, top) VALUES (?, ?, ?)",
+                (channel, stream.epoch, stream.top),
+            )
+            for expires, publication in stream.entries:
+                self._writer.submit(
+                    "INSERT OR REPLACE INTO history (channel, offset, expires, body)"
+                    " VALUES (?, ?, ?, ?)",
+                    (
+                        channel,
+                        publication.offset,
+                        wall + expires - now,
+                        encode_body(publication, b""),
+                    ),
+                )
+
     async def remove(self, channel: str) -> None:
         await super().remove(channel)
         self._writer.submit("DELETE FROM history WHERE channel = ?", (channel,))
