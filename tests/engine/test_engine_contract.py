@@ -11,6 +11,7 @@ import logging
 import pytest
 
 from hub.engine import ClientInfo, Kind, Publication, StreamPosition
+from hub.engine.base import RemovableHistory
 from tests.engine.conftest import Backend, Recorder
 
 SIZE = 100
@@ -113,6 +114,23 @@ async def test_history_size_zero_keeps_nothing_but_counts(engine_backend: Backen
     result = await engine_backend.history.read(channel, since=None, limit=None)
     assert result.publications == []
     assert result.position.offset == 3
+
+
+async def test_history_remove_keeps_the_position(engine_backend: Backend) -> None:
+    """remove (server API history_remove) forgets the publications; offset and epoch stay."""
+    history = engine_backend.history
+    assert isinstance(history, RemovableHistory)
+    channel = engine_backend.channel()
+    for _ in range(3):
+        await add(engine_backend, channel)
+    before = await history.position(channel)
+    await history.remove(channel)
+    result = await history.read(channel, since=None, limit=None)
+    assert result.publications == []
+    assert result.position == before
+    gap = await history.read(channel, since=StreamPosition(1, before.epoch), limit=None)
+    assert gap.complete is False
+    assert await add(engine_backend, channel) == 4
 
 
 async def test_history_is_bounded_by_ttl(engine_backend: Backend) -> None:
