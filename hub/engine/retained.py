@@ -21,6 +21,9 @@ from hub.payloads import payload_size
 
 logger = logging.getLogger(__name__)
 
+# Seconds between two sweeps of expired retained messages in a full store.
+SWEEP_INTERVAL = 1.0
+
 
 class RetainedStore(Protocol):
     async def set(self, publication: Publication) -> bool:
@@ -82,6 +85,7 @@ class MemoryRetainedStore:
         self._max_bytes = max_bytes
         self._expiry = expiry
         self._clock = clock
+        self._next_sweep = -math.inf
 
     async def set(self, publication: Publication) -> bool:
         size = payload_size(publication.data)
@@ -124,10 +128,15 @@ class MemoryRetainedStore:
         return node.publication if node.expires > self._clock() else None
 
     def _sweep(self) -> None:
-        """Delete every expired retained message (when the store is full)."""
-        if self._expiry is None:
-            return
+        """Delete every expired retained message (when the store is full).
+
+        A walk of the whole trie, so at most once per SWEEP_INTERVAL: a full
+        store of live messages must not make every refused set a walk.
+        """
         now = self._clock()
+        if self._expiry is None or now < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_INTERVAL
         expired: list[str] = []
         stack = [self._root]
         while stack:
