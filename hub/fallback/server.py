@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
+from websockets.datastructures import Headers
 
 from hub.auth import HandshakeRefused, HandshakeRequest
 from hub.auth.handshake import parse_cookies
@@ -54,6 +55,7 @@ from hub.fallback.wire import (
 )
 from hub.hosts import HostPolicy
 from hub.limits import SlotRefused, address_key
+from hub.proxies import TrustedProxies
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -84,6 +86,8 @@ class FallbackServer:
         self._sessions: dict[str, StreamSession] = {}
         self._runner: web.AppRunner | None = None
         self._forwarding = False
+        # Behind a trusted proxy the client is who X-Forwarded-For names, as for a WebSocket.
+        self._proxies = TrustedProxies(hub.config.server.trusted_proxies)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -191,7 +195,7 @@ class FallbackServer:
                 "server full: too many fallback sessions (fallback.max_sessions)",
                 retry=True,
             )
-        key = address_key(request.remote or "")
+        key = address_key(self._client_host(request))
         slots = self._hub.server.slots
         refused = slots.acquire(key)
         if refused is not None:
@@ -206,7 +210,9 @@ class FallbackServer:
             metrics.connection_slots.dec()
 
         try:
-            identity = await self._hub.auth.handshake(_handshake_request(request))
+            identity = await self._hub.auth.handshake(
+                _handshake_request(request, self._client_address(request))
+            )
             if identity is None and not self._hub.auth.allow_anonymous:
                 raise self._hub.auth.anonymous_refused()
         except HandshakeRefused as exc:
@@ -231,6 +237,20 @@ class FallbackServer:
         self._cors(request, error)
         return error
 
+    def _forwarded(self, request: web.Request) -> str | None:
+        if not self._proxies:
+            return None
+        headers = Headers([(name, value) for name, value in request.headers.items()])
+        return self._proxies.forwarded_client(request.remote or "", headers)
+
+    def _client_host(self, request: web.Request) -> str:
+        """The address the connection limits count the client under."""
+        return self._forwarded(request) or request.remote or ""
+
+    def _client_address(self, request: web.Request) -> str:
+        """What the session reports: the forwarded client, else the peer's ip:port."""
+        return self._forwarded(request) or _remote(request)
+
     def _new_session(self, transport: str, identity: Any, request: web.Request) -> StreamSession:
         config = self._config
         metrics = self._hub.metrics
@@ -238,7 +258,7 @@ class FallbackServer:
             PROTOCOL,
             transport,
             identity=identity,
-            remote_address=_remote(request),
+            remote_address=self._client_address(request),
             max_outbound_bytes=self._hub.config.limits.max_outbound_bytes,
             max_outbound_messages=config.max_queue_messages,
             max_inbound_messages=config.max_inbound_messages,
@@ -547,7 +567,7 @@ def _remote(request: web.Request) -> str:
     return request.remote or ""
 
 
-def _handshake_request(request: web.Request) -> HandshakeRequest:
+def _handshake_request(request: web.Request, remote_address: str) -> HandshakeRequest:
     """The request as the authenticator (and the on_handshake hook) sees a handshake."""
     query: dict[str, str] = {}
     for name, value in request.query.items():
@@ -564,7 +584,7 @@ def _handshake_request(request: web.Request) -> HandshakeRequest:
         query=MappingProxyType(query),
         headers=MappingProxyType(headers),
         cookies=MappingProxyType(cookies),
-        remote_address=_remote(request),
+        remote_address=remote_address,
         origin=request.headers.get("Origin"),
         identity=None,
     )

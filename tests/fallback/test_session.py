@@ -321,3 +321,20 @@ async def test_a_message_over_the_outbound_budget_closes_with_1009(
     assert event.event == "close"
     assert event.json()["code"] == 1009
     assert "max_outbound_bytes" in event.json()["reason"]
+
+
+async def test_a_trusted_proxy_names_the_client(
+    fallback_hub: FallbackHubFactory, fallback_peer: PeerOpener
+) -> None:
+    """Behind a trusted proxy, X-Forwarded-For is the address limits count (per-IP limit)."""
+    hub = await fallback_hub(
+        server={"trusted_proxies": ["127.0.0.1/32"]}, limits={"max_connections_per_ip": 1}
+    )
+    base = fallback_url(hub)
+    await fallback_peer(base, headers={"X-Forwarded-For": "203.0.113.7"})
+    await fallback_peer(base, headers={"X-Forwarded-For": "203.0.113.8"})
+    status, _, body = await get_status(
+        f"{base}/session", headers={"X-Forwarded-For": "203.0.113.7"}
+    )
+    assert status == 503
+    assert "max_connections_per_ip" in body
