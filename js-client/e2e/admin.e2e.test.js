@@ -145,6 +145,8 @@ describe("the admin page in Chromium", () => {
       await publishAll(/** @type {any} */ (hub).wsUrl, ROOM, Array.from({ length: 10 }, () => ({ n: n++ })));
     }
     await page.waitForFunction(() => Number(document.getElementById("rate-deliveries")?.textContent) > 0, null, { timeout: WAIT });
+    // A line needs two samples.
+    await page.waitForFunction(() => /** @type {any} */ (window).adminState.series.publications.length >= 2, null, { timeout: WAIT });
     const peak = await page.evaluate(() => Math.max(.../** @type {any} */ (window).adminState.series.publications));
     assert.ok(peak > 1, `publication rate peaked at ${peak}/s`);
     // The chart drew it: some pixels of the publications colour are on the canvas.

@@ -306,10 +306,18 @@ onSubmit("history-form", showHistory);
 onSubmit("publish-form", publish);
 onSubmit("disconnect-form", disconnect);
 
-poll();
-showChannels();
-setInterval(() => {
-  poll();
-  showChannels();
-}, POLL_MS);
-setInterval(showPresence, PRESENCE_MS);
+/**
+ * Run `task` now and again `every` ms after each run ends: a slow hub gets fewer
+ * requests, never a pile of them (which would also queue the actions behind).
+ * @param {() => Promise<unknown>} task
+ * @param {number} every
+ */
+async function repeat(task, every) {
+  for (;;) {
+    await task();
+    await new Promise((resolve) => setTimeout(resolve, every));
+  }
+}
+
+repeat(() => Promise.all([poll(), showChannels()]), POLL_MS);
+repeat(showPresence, PRESENCE_MS);
