@@ -31,8 +31,8 @@ OVERSIZE_CODE = 1009
 OVERSIZE_REASON = "message larger than the outbound budget (limits.max_outbound_bytes)"
 
 
-# Frames of one loop iteration are written together up to this many bytes; a
-# session sent more writes them at once (one syscall per 64 KiB of a burst).
+# Frames held in one loop iteration are written together up to this many
+# bytes; a session sent more writes them at once (one syscall per 64 KiB).
 FLUSH_BYTES = 65536
 
 
@@ -41,25 +41,38 @@ def new_session_id() -> str:
 
 
 class _Coalescer:
-    """Sessions holding frames of this loop iteration, written at the next one.
+    """Counts the loop's iterations for the sessions, and writes what they held.
 
-    One callback per iteration for every session of the loop: a session sent
-    twenty publications in one iteration writes them in one ``transport.write``
-    (one syscall) instead of twenty.
+    A session's first frame of an iteration is written at once (a reply, or
+    one publication, costs what it cost without coalescing); the frames that
+    follow it in the same iteration are held and written together when the
+    next iteration starts. A session sent twenty publications in one iteration
+    makes two writes instead of twenty. One callback per iteration serves
+    every session of the loop.
     """
 
-    __slots__ = ("_loop", "_waiting")
+    __slots__ = ("_loop", "_scheduled", "_waiting", "iteration")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._waiting: list[WebSocketSession] = []
+        self._scheduled = False
+        # Advanced by the callback at the start of each iteration that follows a send.
+        self.iteration = 0
 
-    def add(self, session: WebSocketSession) -> None:
-        if not self._waiting:
-            self._loop.call_soon(self._flush)
+    def wrote(self) -> None:
+        """A session wrote in this iteration: the next one must be told apart."""
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._next)
+
+    def hold(self, session: WebSocketSession) -> None:
+        self.wrote()
         self._waiting.append(session)
 
-    def _flush(self) -> None:
+    def _next(self) -> None:
+        self._scheduled = False
+        self.iteration += 1
         waiting, self._waiting = self._waiting, []
         for session in waiting:
             session.flush()
@@ -81,10 +94,11 @@ class WebSocketSession:
     """Writes go to the transport's buffer, which is the bounded queue.
 
     ``send`` never awaits: a publication fanned out to thousands of sessions costs
-    one list append each; the frames a session got in one loop iteration leave
-    in one write at the start of the next (``flush``). A session whose frames
-    waiting plus buffer grow past ``max_outbound_bytes`` is closed as a slow
-    consumer instead of being allowed to grow memory.
+    one write each; the frames that follow a session's first in one loop
+    iteration leave together, in one write at the start of the next
+    (``flush``). A session whose frames waiting plus buffer grow past
+    ``max_outbound_bytes`` is closed as a slow consumer instead of being
+    allowed to grow memory.
     """
 
     __slots__ = (
@@ -99,6 +113,7 @@ class WebSocketSession:
         "_max_outbound_bytes",
         "_on_slow_consumer",
         "_remote_address",
+        "_wrote_in",
         "forwarded_headers",
         "id",
         "on_identity_change",
@@ -140,6 +155,8 @@ class WebSocketSession:
         self._frames: list[bytes] | None = None
         self._framed_bytes = 0
         self._coalescer = _coalescer(self._loop)
+        # The coalescer's iteration in which this session last wrote directly.
+        self._wrote_in = -1
 
     @property
     def identity(self) -> Identity | None:
@@ -206,8 +223,17 @@ class WebSocketSession:
         frame = shared_frames.frame(message, text)
         frames = self._frames
         if frames is None:
+            coalescer = self._coalescer
+            if self._wrote_in != coalescer.iteration:
+                # The first frame of this iteration: written now, as ever.
+                self._wrote_in = coalescer.iteration
+                coalescer.wrote()
+                transport.write(frame)
+                if transport.get_write_buffer_size() > self._max_outbound_bytes:
+                    self._close_slow_consumer()
+                return
             self._frames = [frame]
-            self._coalescer.add(self)
+            coalescer.hold(self)
         else:
             frames.append(frame)
         self._framed_bytes += len(frame)

@@ -2,26 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import struct
-from pathlib import Path
-from types import SimpleNamespace
 
 from hub import CallContext, Hub
-from tests.hub._raw import OP_TEXT, RawClient
-from tests.wshub_process import running_wshub
-
-BURST_MODULE = """
-from hub import CallContext, rpc
-
-
-@rpc("burst")
-async def burst(ctx: CallContext, n: int) -> int:
-    for i in range(n):
-        ctx.notify("tick", {"i": i})
-    return n
-"""
 
 
 def frames_in(chunk: bytes) -> list[tuple[int, bytes]]:
@@ -43,29 +26,32 @@ def frames_in(chunk: bytes) -> list[tuple[int, bytes]]:
     return frames
 
 
-async def test_a_burst_to_one_connection_arrives_in_one_segment(tmp_path: Path) -> None:
-    """Twenty notifications and the reply sent in one step reach a separate process in one read."""
-    (tmp_path / "burstmethods.py").write_text(BURST_MODULE)
-    config = tmp_path / "hub.toml"
-    config.write_text(f'[rpc]\npaths = ["{tmp_path}"]\nmodules = ["burstmethods"]\n')
-    async with running_wshub("--config", str(config), cwd=tmp_path) as wshub:
-        port = int(wshub.url.rsplit(":", 1)[1].strip("/"))
-        client = await RawClient.connect(SimpleNamespace(port=port))  # type: ignore[arg-type]
-        try:
-            request = {"jsonrpc": "2.0", "id": 1, "method": "burst", "params": [20]}
-            await client.send(json.dumps(request), OP_TEXT)
-            loop = asyncio.get_running_loop()
-            async with asyncio.timeout(5):
-                # The hub runs in another process: without coalescing, this first
-                # read may wake after the first of 21 writes.
-                chunk = client._buffer + await loop.sock_recv(client.sock, 1 << 16)
-            frames = frames_in(chunk)
-            assert [opcode for opcode, _ in frames] == [OP_TEXT] * 21
-            ticks = [json.loads(payload) for _, payload in frames[:20]]
-            assert [tick["params"]["i"] for tick in ticks] == list(range(20))
-            assert json.loads(frames[20][1]) == {"jsonrpc": "2.0", "id": 1, "result": 20}
-        finally:
-            client.close()
+async def test_a_burst_to_one_connection_takes_two_writes(hub: Hub, jsonrpc) -> None:
+    """Twenty notifications and a reply in one step: the first alone, the others in one write."""
+    writes: list[bytes] = []
+
+    @hub.rpc("burst")
+    async def burst(ctx: CallContext, n: int) -> int:
+        transport = hub.session(ctx.session_id)._connection.transport  # type: ignore[attr-defined]
+        if not writes:
+            write = transport.write
+
+            def counting(data: bytes) -> None:
+                writes.append(bytes(data))
+                write(data)
+
+            transport.write = counting
+        for i in range(n):
+            ctx.notify("tick", {"i": i})
+        return n
+
+    # Without permessage-deflate: compressed connections are written by websockets.
+    peer = await jsonrpc(hub, compression=None)
+    await peer.send({"jsonrpc": "2.0", "id": 1, "method": "burst", "params": [20]})
+    got = [await peer.recv() for _ in range(21)]
+    assert [m["params"]["i"] for m in got[:20]] == list(range(20))
+    assert got[20] == {"jsonrpc": "2.0", "id": 1, "result": 20}
+    assert [len(frames_in(data)) for data in writes] == [1, 20]
 
 
 async def test_frames_sent_before_a_close_arrive_before_the_close_frame(hub: Hub, jsonrpc) -> None:
@@ -76,7 +62,7 @@ async def test_frames_sent_before_a_close_arrive_before_the_close_frame(hub: Hub
         ctx.notify("last", {"words": "goodbye"})
         await hub.session(ctx.session_id).close(4000, "done")
 
-    peer = await jsonrpc(hub)
+    peer = await jsonrpc(hub, compression=None)
     await peer.send({"jsonrpc": "2.0", "id": 1, "method": "bye"})
     assert await peer.recv() == {"jsonrpc": "2.0", "method": "last", "params": {"words": "goodbye"}}
     await peer.ws.wait_closed()
@@ -94,7 +80,7 @@ async def test_a_burst_over_the_flush_size_is_delivered_whole_and_in_order(
             ctx.notify("chunk", {"i": i, "pad": "x" * 10_000})
         return 40
 
-    peer = await jsonrpc(hub)
+    peer = await jsonrpc(hub, compression=None)
     await peer.send({"jsonrpc": "2.0", "id": 1, "method": "big_burst"})
     got = [await peer.recv() for _ in range(41)]
     assert [m["params"]["i"] for m in got[:40]] == list(range(40))
