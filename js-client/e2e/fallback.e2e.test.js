@@ -1,9 +1,11 @@
 // End-to-end: the browser client without WebSocket. Two Chromium pages whose
-// `WebSocket` was removed before any script ran use the hub's HTTP fallback
-// (Server-Sent Events down, POST up) by themselves: they subscribe with
-// presence, publish, see each other, and after the hub restarts (publications
-// made meanwhile on another hub sharing its state file) they reconnect and
-// recover exactly what they missed.
+// `WebSocket` was removed before any script ran, and a third whose WebSocket
+// exists but cannot get through (every socket goes to a closed port), use the
+// hub's HTTP fallback (Server-Sent Events down, POST up) by themselves: they
+// subscribe with presence, publish, see each other, and after the hub restarts
+// (publications made meanwhile on another hub sharing its state file) they
+// reconnect and recover exactly what they missed; the third, whose network now
+// lets WebSocket through, comes back on WebSocket.
 
 import assert from "node:assert/strict";
 import { accessSync, constants, mkdirSync, writeFileSync } from "node:fs";
@@ -52,6 +54,8 @@ describe("the browser client over the HTTP fallback, WebSocket removed", () => {
   let ada;
   /** @type {Page} */
   let bob;
+  /** @type {Page} WebSocket blocked, not removed */
+  let cy;
   const consoleLines = /** @type {string[]} */ ([]);
   let finished = false;
 
@@ -68,22 +72,36 @@ describe("the browser client over the HTTP fallback, WebSocket removed", () => {
   }
 
   /**
-   * A page on the hub's origin, WebSocket gone, with a client subscribed to ROOM.
+   * A page on the hub's origin with a client subscribed to ROOM. Without
+   * `blockedPort`, WebSocket is gone from the page; with it, WebSocket is there
+   * but every socket goes to that closed port (a network that breaks WebSocket)
+   * until the page sets `window.blockWebSocket = false`.
    * @param {string} name
+   * @param {number} [blockedPort]
    */
-  async function openPage(name) {
+  async function openPage(name, blockedPort) {
     assert.ok(browser);
     const context = await browser.newContext();
-    // As on a network that breaks WebSocket, and a browser that has none to offer.
-    await context.addInitScript(() => {
-      // @ts-ignore
-      delete window.WebSocket;
-    });
+    if (blockedPort === undefined) {
+      await context.addInitScript(() => {
+        // @ts-ignore
+        delete window.WebSocket;
+      });
+    } else {
+      await context.addInitScript((closed) => {
+        const Real = window.WebSocket;
+        const w = /** @type {any} */ (window);
+        w.blockWebSocket = true;
+        w.WebSocket = function (/** @type {string} */ url, /** @type {any} */ protocols) {
+          return new Real(w.blockWebSocket ? `ws://127.0.0.1:${closed}/` : url, protocols);
+        };
+      }, blockedPort);
+    }
     const page = await context.newPage();
     page.on("console", (msg) => consoleLines.push(`${name} [${msg.type()}] ${msg.text()}`));
     page.on("pageerror", (err) => consoleLines.push(`${name} [pageerror] ${err.message}`));
     await page.goto(`http://127.0.0.1:${port}/healthz`);
-    assert.equal(await page.evaluate(() => typeof WebSocket), "undefined");
+    if (blockedPort === undefined) assert.equal(await page.evaluate(() => typeof WebSocket), "undefined");
     await page.evaluate(
       async ({ port, fallbackPort, room, name }) => {
         const { WsHub } = await import(`http://127.0.0.1:${port}/wshub.js`);
@@ -132,6 +150,7 @@ describe("the browser client over the HTTP fallback, WebSocket removed", () => {
     });
     ada = await openPage("Ada");
     bob = await openPage("Bob");
+    cy = await openPage("Cy", await freePort());
   });
 
   after(async () => {
@@ -149,7 +168,7 @@ describe("the browser client over the HTTP fallback, WebSocket removed", () => {
   });
 
   it("connects over SSE + POST by itself", async () => {
-    for (const page of [ada, bob]) {
+    for (const page of [ada, bob, cy]) {
       assert.equal(await page.evaluate(() => /** @type {any} */ (window).hub.transport), "sse");
       assert.equal(await page.evaluate(() => /** @type {any} */ (window).hub.state), "connected");
     }
@@ -167,11 +186,15 @@ describe("the browser client over the HTTP fallback, WebSocket removed", () => {
       const result = await /** @type {any} */ (window).hub.getSubscription(room).presence();
       return Object.values(result.members).map((/** @type {any} */ m) => m.info?.name ?? m.user);
     }, ROOM);
-    assert.equal(members.length, 2, JSON.stringify(members));
+    assert.equal(members.length, 3, JSON.stringify(members));
   });
 
   it("recovers what was published while the hub restarted", async () => {
     const before = await ada.evaluate(() => /** @type {any} */ (window).e2e.messages.length);
+    // Cy's network lets WebSocket through from now on.
+    await cy.evaluate(() => {
+      /** @type {any} */ (window).blockWebSocket = false;
+    });
     await hubs[0].stop();
     await waitUntil(ada, "disconnected", () => /** @type {any} */ (window).hub.state !== "connected");
     // Another hub on the same state file takes publications meanwhile.
@@ -183,7 +206,7 @@ describe("the browser client over the HTTP fallback, WebSocket removed", () => {
     await publishAll(aside.wsUrl, ROOM, missed);
     await aside.stop();
     hubs.push(await startHub({ config, port, name: "hub (restarted)" }));
-    for (const page of [ada, bob]) {
+    for (const page of [ada, bob, cy]) {
       await waitUntil(
         page,
         "the missed publications",
@@ -193,7 +216,9 @@ describe("the browser client over the HTTP fallback, WebSocket removed", () => {
       const log = await page.evaluate(() => /** @type {any} */ (window).e2e);
       const last = log.subscribed[log.subscribed.length - 1];
       assert.equal(last.recovered, true, JSON.stringify(last));
-      assert.equal(await page.evaluate(() => /** @type {any} */ (window).hub.transport), "sse");
+      // Back to WebSocket on the first reconnect where it opens; the others have none.
+      const transport = await page.evaluate(() => /** @type {any} */ (window).hub.transport);
+      assert.equal(transport, page === cy ? "websocket" : "sse");
     }
     const texts = (await ada.evaluate(() => /** @type {any} */ (window).e2e.messages)).slice(before).map((/** @type {any} */ m) => m.data.text);
     assert.deepEqual(texts, ["missed 1", "missed 2", "missed 3"]);
