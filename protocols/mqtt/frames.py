@@ -7,9 +7,9 @@ retain): every QoS 0 subscriber gets the same bytes object, every QoS 1/2
 subscriber a copy with its own packet id patched in (``with_packet_id``).
 
 MQTT 5.0 frames (``publish_frame5``) carry the publisher's message properties,
-kept in ``extras["mqtt"]`` (the documented place other protocols read them,
-docs/mqtt.md): ``properties`` (payload format, content type, response topic,
-correlation data, user properties), ``expires`` (wall-clock time the message
+kept in ``extras["mqtt"]`` (documented in docs/mqtt.md; hooks read them there):
+``properties`` (payload format, content type, response topic, correlation
+data, user properties), ``expires`` (wall-clock time the message
 expiry interval ends) and ``client`` (the publisher's client id, for no
 local). They are cached per (QoS, retain, subscription identifier, seconds
 left), so subscribers without identifiers still share one encoding.
