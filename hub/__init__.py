@@ -1,10 +1,46 @@
-"""wshub: one WebSocket port, many standard subprotocols."""
+"""wshub: one WebSocket port, many standard subprotocols.
 
-from hub.app import Hub, SessionNotFound
-from hub.config import ConfigError, HubConfig, load_config
-from hub.errors import PermissionDenied
-from hub.handler import Identity, ProtocolSpec, Session, SubprotocolHandler
+The server's names are imported on first use, so a pure module (a protocol's
+codec, ``hub.payloads``) imports without loading the server.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Eager: ``hub.rpc`` is also a submodule, and the decorator must win the name.
 from hub.rpc import CallContext, RpcError, rpc
+
+if TYPE_CHECKING:
+    from hub.app import Hub, SessionNotFound
+    from hub.config import ConfigError, HubConfig, load_config
+    from hub.errors import PermissionDenied
+    from hub.handler import Identity, ProtocolSpec, Session, SubprotocolHandler
+
+# Exported name -> the module defining it.
+_EXPORTS = {
+    "ConfigError": "hub.config",
+    "Hub": "hub.app",
+    "HubConfig": "hub.config",
+    "Identity": "hub.handler",
+    "PermissionDenied": "hub.errors",
+    "ProtocolSpec": "hub.handler",
+    "Session": "hub.handler",
+    "SessionNotFound": "hub.app",
+    "SubprotocolHandler": "hub.handler",
+    "load_config": "hub.config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hub' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CallContext",

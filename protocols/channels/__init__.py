@@ -1,8 +1,37 @@
 """``channels.v1``: pub/sub, presence, history and recovery over JSON-RPC 2.0."""
 
-from hub.handler import ProtocolSpec
-from protocols.channels.handler import ChannelsHandler
+from __future__ import annotations
 
-PROTOCOL = ProtocolSpec(name="channels.v1", factory=ChannelsHandler)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from hub.handler import ProtocolSpec
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+    from hub.handler import Session, SubprotocolHandler
+    from protocols.channels.handler import ChannelsHandler
+
+_LAZY = {"ChannelsHandler": "protocols.channels.handler"}
+
+
+def _handler(session: Session, hub: Hub) -> SubprotocolHandler:
+    from protocols.channels.handler import ChannelsHandler
+
+    return ChannelsHandler(session, hub)
+
+
+PROTOCOL = ProtocolSpec(name="channels.v1", factory=_handler)
+
+
+def __getattr__(name: str) -> Any:
+    # The handler (and all it needs) loads with the first connection, so the
+    # codec imports alone.
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["PROTOCOL", "ChannelsHandler"]

@@ -7,21 +7,17 @@ on MQTT keepalive, not WebSocket pings (paho answers pings with unmasked pongs).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from hub.handler import ProtocolSpec
-from protocols.mqtt.handler import MqttHandler
-from protocols.mqtt.shared import SERVICE_NAME as SHARED_SERVICE_NAME
-from protocols.mqtt.shared import SharedSubscriptions
-from protocols.mqtt.shared_store import session_store
-from protocols.mqtt.store import SERVICE_NAME
-from protocols.mqtt.sys_topics import SERVICE_NAME as SYS_SERVICE_NAME
-from protocols.mqtt.sys_topics import SysTopics
-from protocols.mqtt.wills import SERVICE_NAME as WILLS_SERVICE_NAME
-from protocols.mqtt.wills import DelayedWills
 
 if TYPE_CHECKING:
     from hub.app import Hub
+    from hub.handler import Session, SubprotocolHandler
+    from protocols.mqtt.handler import MqttHandler
+
+_LAZY = {"MqttHandler": "protocols.mqtt.handler"}
 
 BRIDGE_SERVICE_NAME = "mqtt.bridge"
 
@@ -29,6 +25,16 @@ BRIDGE_SERVICE_NAME = "mqtt.bridge"
 def setup(hub: Hub) -> None:
     """Register MQTT's hub services: sessions, delayed wills, and the bridge and TCP/TLS
     listeners if configured."""
+    # Here, not at the top: the codec imports without the server.
+    from protocols.mqtt.shared import SERVICE_NAME as SHARED_SERVICE_NAME
+    from protocols.mqtt.shared import SharedSubscriptions
+    from protocols.mqtt.shared_store import session_store
+    from protocols.mqtt.store import SERVICE_NAME
+    from protocols.mqtt.sys_topics import SERVICE_NAME as SYS_SERVICE_NAME
+    from protocols.mqtt.sys_topics import SysTopics
+    from protocols.mqtt.wills import SERVICE_NAME as WILLS_SERVICE_NAME
+    from protocols.mqtt.wills import DelayedWills
+
     config = hub.config.mqtt
     hub.services.add(SERVICE_NAME, session_store(hub))
     hub.services.add(WILLS_SERVICE_NAME, DelayedWills())
@@ -45,13 +51,30 @@ def setup(hub: Hub) -> None:
         hub.services.add(LISTENERS_SERVICE_NAME, MqttListeners(hub, config.listeners))
 
 
+def _handler(session: Session, hub: Hub) -> SubprotocolHandler:
+    from protocols.mqtt.handler import MqttHandler
+
+    return MqttHandler(session, hub)
+
+
 PROTOCOL = ProtocolSpec(
     name="mqtt",
     aliases=("mqttv3.1",),
-    factory=MqttHandler,
+    factory=_handler,
     websocket_pings=False,
     logs_in=True,
     setup=setup,
 )
+
+
+def __getattr__(name: str) -> Any:
+    # The handler (and all it needs) loads with the first connection, so the
+    # codec imports alone.
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["BRIDGE_SERVICE_NAME", "PROTOCOL", "MqttHandler", "setup"]

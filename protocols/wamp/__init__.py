@@ -14,12 +14,11 @@ Negotiated as ``wamp.2.json`` (text frames), ``wamp.2.msgpack`` and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from hub.config import WampCraUser
 from hub.handler import ProtocolSpec
 from protocols.wamp.codec import WampProtocolError, message_from_list, message_to_list
-from protocols.wamp.handler import WampHandler
 from protocols.wamp.messages import (
     MAX_ID,
     Abort,
@@ -49,7 +48,6 @@ from protocols.wamp.messages import (
     Welcome,
     Yield,
 )
-from protocols.wamp.router import SERVICE_NAME, WampRouter, wamp_router
 from protocols.wamp.serializers import (
     CBOR,
     JSON,
@@ -73,17 +71,45 @@ from protocols.wamp.uri import (
 
 if TYPE_CHECKING:
     from hub.app import Hub
+    from hub.config import WampCraUser
+    from hub.handler import Session, SubprotocolHandler
+    from protocols.wamp.handler import WampHandler
+    from protocols.wamp.router import WampRouter, wamp_router
+
+# The router side loads with the first hub, so the codec imports alone.
+_LAZY = {
+    "WampCraUser": "hub.config",
+    "WampHandler": "protocols.wamp.handler",
+    "WampRouter": "protocols.wamp.router",
+    "wamp_router": "protocols.wamp.router",
+}
 
 
 def setup(hub: Hub) -> None:
     """Register the router service: realms outlive the connections that join them."""
+    from protocols.wamp.router import SERVICE_NAME, WampRouter
+
     hub.services.add(SERVICE_NAME, WampRouter(hub))
+
+
+def _handler(session: Session, hub: Hub) -> SubprotocolHandler:
+    from protocols.wamp.handler import WampHandler
+
+    return WampHandler(session, hub)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 PROTOCOL = ProtocolSpec(
     name=JSON.subprotocol,
     aliases=(MSGPACK.subprotocol, CBOR.subprotocol),
-    factory=WampHandler,
+    factory=_handler,
     logs_in=True,
     setup=setup,
 )
