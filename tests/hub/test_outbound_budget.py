@@ -49,7 +49,8 @@ async def test_an_rpc_result_over_the_budget_is_an_error_not_a_close(make_hub, c
     reply = await exchange(ws, "echo", [big])
     assert reply["error"]["code"] == -32016
     assert reply["error"]["data"]["limit"] == "limits.max_outbound_bytes"
-    assert (await exchange(ws, "echo", ["small"]))["result"] == "small"
+    second = await exchange(ws, "echo", ["small"])
+    assert second.get("result") == "small", second
     assert hub.metrics.slow_consumers_closed.value == 0
 
 
