@@ -641,6 +641,10 @@ class ApiConfig(_Section):
     # idempotency_max_keys keys are remembered (the oldest forgotten first).
     idempotency_window: float = Field(300.0, gt=0)
     idempotency_max_keys: int = Field(100_000, gt=0)
+    # With the Redis engine, a revocation is kept there this many seconds, so
+    # nodes started later refuse the revoked tokens too: set it to at least
+    # the longest life of the tokens you issue.
+    revocation_ttl: float = Field(7 * 86_400.0, gt=0)
     # Seconds a cluster-wide answer (info, channels) waits for other nodes.
     gather_timeout: float = Field(1.0, gt=0)
 

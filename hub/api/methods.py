@@ -64,6 +64,9 @@ class ApiMethods:
         self._idempotency = IdempotencyStore(
             window=config.idempotency_window, max_keys=config.idempotency_max_keys
         )
+        # With a cluster's backend, keys and revocations hold on every node.
+        self._shared_idempotency = hub.backend.idempotency(window=config.idempotency_window)
+        self._shared_revocations = hub.backend.revocations(ttl=config.revocation_ttl)
         self._started = time.monotonic()
         self.table: dict[str, Method] = {}
         self._add(
@@ -218,9 +221,15 @@ class ApiMethods:
         if key is None:
             return await publish()
         # The key covers this channel only: the same key on two channels is two publishes.
-        result: m.PublishResult = await self._idempotency.run(
-            f"{request.channel}\x00{key}", publish
-        )
+        scoped = f"{request.channel}\x00{key}"
+        if self._shared_idempotency is not None:
+
+            async def publish_json() -> dict[str, Any]:
+                return (await publish()).model_dump(mode="json")
+
+            found = await self._shared_idempotency.run(scoped, publish_json)
+            return m.PublishResult.model_validate(found)
+        result: m.PublishResult = await self._idempotency.run(scoped, publish)
         return result
 
     async def broadcast(self, request: m.BroadcastRequest) -> m.BroadcastResult:
@@ -301,8 +310,18 @@ class ApiMethods:
 
     async def revoke(self, request: m.RevokeRequest) -> m.EmptyResult:
         before = request.before if request.before is not None else time.time()
+        if self._shared_revocations is not None:
+            # Kept first, so a node starting meanwhile reads it.
+            await self._shared_revocations.revoke(request.user, before)
         await self._control.run("revoke", {"user": request.user, "before": before})
         return m.EmptyResult()
+
+    async def load_revocations(self) -> None:
+        """Learn the revocations made before this node started (shared backends only)."""
+        if self._shared_revocations is None:
+            return
+        for user, before in (await self._shared_revocations.load()).items():
+            self._hub.auth.revocations.revoke(user, before)
 
     async def _local_subscribe(self, body: dict[str, Any]) -> None:
         for _, handler in self._hub.user_sessions(str(body["user"])):

@@ -82,6 +82,7 @@ class ApiServer:
         return list(self._runner.addresses) if self._runner is not None else []
 
     async def start(self) -> None:
+        await self._methods.load_revocations()
         # aiohttp's own body limit is ours plus slack: we answer 413 in JSON first.
         app = web.Application(client_max_size=self._config.max_body_bytes + 1)
         app.router.add_post("/api/{method}", self._handle)

@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from hub.engine.api_stores import SharedIdempotency, SharedRevocations
     from hub.engine.core import ChannelEngine
     from hub.engine.directory import RegistrationDirectory
     from hub.engine.retained import RetainedStore
@@ -54,5 +55,11 @@ class Backend(Protocol):
 
     def directory(self) -> RegistrationDirectory | None:
         """The WAMP registration directory of a cluster; None on one node."""
+
+    def idempotency(self, *, window: float) -> SharedIdempotency | None:
+        """The server API's idempotency keys, kept ``window`` seconds; None: per node."""
+
+    def revocations(self, *, ttl: float) -> SharedRevocations | None:
+        """The server API's revocations, each kept ``ttl`` seconds; None: per node."""
 
     async def close(self) -> None: ...

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from tests.api.backend import Backend
 from tests.api.conftest import KEY, call, result
+from tests.auth_helpers import SECRET, mint
 from tests.multinode.conftest import HubProcess
 from tests.multinode.redis_server import RedisServer
 from tests.protocols.channels.conftest import ChannelsPeer
@@ -189,3 +192,57 @@ async def test_history_remove_on_redis(nodes: list[ApiNode]) -> None:
     assert (await result(two.api, "publish", {"channel": "log", "data": 9}))["offset"] == 4
     kept = await result(one.api, "history", {"channel": "log"})
     assert [p["data"] for p in kept["publications"]] == [9]
+
+
+async def test_idempotency_key_holds_across_nodes(nodes: list[ApiNode]) -> None:
+    """A key posted to node 1 then node 2 publishes once; both answers carry one offset."""
+    one, two = nodes
+    params = {"channel": "orders", "data": {"id": 17}, "idempotency_key": "order-17"}
+    first = await result(one.api, "publish", params)
+    again = await result(two.api, "publish", {**params, "data": {"id": 18}})
+    assert again == first
+    kept = await result(two.api, "history", {"channel": "orders"})
+    assert [p["data"] for p in kept["publications"]] == [{"id": 17}]
+    other = await result(two.api, "publish", {**params, "idempotency_key": "order-18"})
+    assert other["offset"] == first["offset"] + 1
+
+
+async def test_idempotency_key_racing_on_two_nodes(nodes: list[ApiNode]) -> None:
+    """The same key sent to both nodes at once publishes once; both get the same answer."""
+    params = {"channel": "race", "data": 1, "idempotency_key": "k"}
+    answers = await asyncio.gather(*(result(node.api, "publish", params) for node in nodes))
+    assert answers[0] == answers[1]
+    kept = await result(nodes[0].api, "history", {"channel": "race"})
+    assert len(kept["publications"]) == 1
+
+
+async def test_revoke_reaches_other_and_later_nodes(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """A revoke on node 1 closes and refuses the token on node 2 and on a node started after."""
+    auth = f'\n[auth.jwt]\nsecret = "{SECRET}"\n'
+    one, two, later = (ApiNode(tmp_path, f"jwt{n}", redis_server.url, auth) for n in (1, 2, 3))
+    issued = int(time.time()) - 10
+    old = mint("ada", iat=issued)
+
+    async def open_as(node: ApiNode, token: str) -> ChannelsPeer:
+        url = f"{node.url}?token={token}"
+        ws = await connect(url, subprotocols=[Subprotocol("channels.v1")], open_timeout=5)
+        return ChannelsPeer(ws)
+
+    try:
+        await asyncio.gather(one.start(), two.start())
+        ada = await open_as(two, old)
+        await result(one.api, "revoke", {"user": "ada", "before": issued + 5})
+        assert await ada.closed() == (3003, "token revoked")
+        await later.start()
+        for node in (two, later):
+            with pytest.raises(InvalidStatus) as refused:
+                await open_as(node, old)
+            assert refused.value.response.status_code == 401
+            assert b"token revoked" in refused.value.response.body
+        fresh = await open_as(later, mint("ada", iat=issued + 6))
+        assert await fresh.call("presence_stats", {"channel": "x"}) == {"clients": 0, "users": 0}
+        await fresh.close()
+    finally:
+        await asyncio.gather(*(node.stop() for node in (one, two, later)))

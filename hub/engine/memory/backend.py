@@ -7,6 +7,7 @@ import logging
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
+from hub.engine.api_stores import SharedIdempotency, SharedRevocations
 from hub.engine.core import ChannelEngine
 from hub.engine.directory import RegistrationDirectory
 from hub.engine.memory.stores import MemoryBroker, MemoryHistory, MemoryPresence
@@ -73,6 +74,13 @@ class MemoryBackend:
         return contextlib.nullcontext()
 
     def directory(self) -> RegistrationDirectory | None:
+        return None
+
+    def idempotency(self, *, window: float) -> SharedIdempotency | None:
+        # One node: the API's own bounded store is the whole truth.
+        return None
+
+    def revocations(self, *, ttl: float) -> SharedRevocations | None:
         return None
 
     async def close(self) -> None:

@@ -8,9 +8,11 @@ from contextlib import AbstractAsyncContextManager
 
 from prometheus_client import CollectorRegistry
 
+from hub.engine.api_stores import SharedIdempotency, SharedRevocations
 from hub.engine.base import ClientInfo
 from hub.engine.core import ChannelEngine
 from hub.engine.directory import RegistrationDirectory
+from hub.engine.redis.api_stores import RedisIdempotency, RedisRevocations
 from hub.engine.redis.broker import RedisBroker
 from hub.engine.redis.bus import RedisBus
 from hub.engine.redis.directory import RedisDirectory
@@ -71,6 +73,12 @@ class RedisBackend:
 
     def directory(self) -> RegistrationDirectory | None:
         return RedisDirectory(self.link, self.engine.bus.node_id)
+
+    def idempotency(self, *, window: float) -> SharedIdempotency | None:
+        return RedisIdempotency(self.link, window=window)
+
+    def revocations(self, *, ttl: float) -> SharedRevocations | None:
+        return RedisRevocations(self.link, ttl=ttl)
 
     async def close(self) -> None:
         await self.engine.close()

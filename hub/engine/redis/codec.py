@@ -98,6 +98,14 @@ class Keys:
         """Hash channel -> retained publication, and a sorted set of those channels."""
         return [f"{self.prefix}{{retained}}", f"{self.prefix}{{retained}}:index"]
 
+    def idempotency(self, key: str) -> str:
+        """String: a server API idempotency key's pending marker, then its result."""
+        return f"{self.prefix}api:idempotency:{key}"
+
+    def revocations(self) -> str:
+        """Hash: user -> the server API revocation kept for it."""
+        return f"{self.prefix}api:revocations"
+
     def pubsub_pattern(self, pattern: str) -> str:
         return glob_escape(self.pubsub_prefix) + pattern_glob(pattern)
 

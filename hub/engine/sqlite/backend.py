@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
+from hub.engine.api_stores import SharedIdempotency, SharedRevocations
 from hub.engine.base import HistoryOptions, HistoryStore, Publication, StreamPosition
 from hub.engine.core import ChannelEngine
 from hub.engine.directory import RegistrationDirectory
@@ -103,6 +104,13 @@ class SqliteBackend:
         return self.journal
 
     def directory(self) -> RegistrationDirectory | None:
+        return None
+
+    def idempotency(self, *, window: float) -> SharedIdempotency | None:
+        # One node: the API's own bounded store is the whole truth.
+        return None
+
+    def revocations(self, *, ttl: float) -> SharedRevocations | None:
         return None
 
     def unit(self, *, wait: bool = True) -> AbstractAsyncContextManager[None]:
