@@ -15,6 +15,7 @@ from hub.errors import PermissionDenied
 from hub.handler import ProtocolSpec
 from hub.limits import MessageRateLimiter
 from hub.rpc import CallContext
+from hub.server import INTERNAL_ERROR_CODE, POLICY_VIOLATION, RATE_CLOSE_REASON
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -22,10 +23,6 @@ if TYPE_CHECKING:
     from hub.session import WebSocketSession
 
 logger = logging.getLogger(__name__)
-
-POLICY_VIOLATION = 1008
-INTERNAL_ERROR = 1011
-RATE_CLOSE_REASON = "message rate exceeded"
 
 
 async def drive(hub: Hub, spec: ProtocolSpec, session: StreamSession) -> None:
@@ -70,7 +67,7 @@ async def drive(hub: Hub, spec: ProtocolSpec, session: StreamSession) -> None:
     except Exception:
         metrics.handler_errors.labels(spec.name).inc()
         logger.exception("session %s (%s): handler failed", session.id, session.transport)
-        await session.close(INTERNAL_ERROR, "internal error")
+        await session.close(INTERNAL_ERROR_CODE, "internal error")
     finally:
         expiry.close()
         active.dec()
