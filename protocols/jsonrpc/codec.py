@@ -8,6 +8,9 @@ the others. ``JsonRpcDecodeError`` is the only exception this module raises.
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -98,6 +101,12 @@ def decode(
     (or batch element) nesting arrays and objects deeper than ``max_depth``
     is an Invalid Request, since its reply could not be encoded.
     """
+    if _batch_over(payload, max_batch):
+        raise JsonRpcDecodeError(
+            INVALID_REQUEST,
+            "Invalid Request",
+            f"batch of more than {max_batch} requests, over the limit of {max_batch}",
+        )
     try:
         value = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
@@ -118,6 +127,51 @@ def decode(
             [_decode_bounded(item, too_deep, max_depth) for item in value], is_batch=True
         )
     return Incoming([_decode_bounded(value, too_deep, max_depth)], is_batch=False)
+
+
+# Batches shorter than this are parsed whole before their size is checked:
+# parsing them costs less than a millisecond.
+SCAN_FROM: Final = 16 * 1024
+_SPACE = re.compile(r"[ \t\n\r]*")
+# The stdlib's C scanner: one value at an index, its end returned.
+_scan_one: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, not in typeshed
+
+
+def _batch_over(payload: str | bytes, max_batch: int) -> bool:
+    """Whether ``payload`` is an array of more than ``max_batch`` elements, known cheaply.
+
+    A refused batch must cost what its cap allows, not what it holds: a 1 MiB
+    batch of 25k notifications takes ~10 ms to parse whole. Only the first
+    ``max_batch + 1`` elements are scanned (the stdlib's C scanner, one
+    element at a time); anything the scan cannot read is left to the parser,
+    which reports it.
+    """
+    if len(payload) < SCAN_FROM:
+        return False
+    text = payload if isinstance(payload, str) else payload.decode("utf-8", "replace")
+    # An array of n elements has n - 1 commas at least.
+    if text.count(",") < max_batch:
+        return False
+    index = _SPACE.match(text).end()  # type: ignore[union-attr]  # matches the empty string
+    if text[index : index + 1] != "[":
+        return False
+    for _ in range(max_batch):
+        # Past the "[" or the "," before this element.
+        index = _SPACE.match(text, index + 1).end()  # type: ignore[union-attr]
+        try:
+            _, index = _scan_one(text, index)
+        except (StopIteration, ValueError, RecursionError):
+            return False
+        index = _SPACE.match(text, index).end()  # type: ignore[union-attr]
+        if text[index : index + 1] != ",":
+            return False  # the array ended (or is malformed) within the cap
+    # max_batch elements and a comma: over the cap if one more element follows.
+    index = _SPACE.match(text, index + 1).end()  # type: ignore[union-attr]
+    try:
+        _scan_one(text, index)
+    except (StopIteration, ValueError, RecursionError):
+        return False
+    return True
 
 
 def _decode_bounded(value: Any, maybe_deep: bool, max_depth: int) -> Message:

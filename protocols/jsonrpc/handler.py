@@ -259,7 +259,9 @@ class JsonRpcHandler(SubprotocolHandler):
         strand a server-side ``hub.call`` until its timeout. Frames that do not
         decode are dropped unanswered, as is anything else cheap to ignore.
         """
-        if isinstance(message, bytes):
+        # Without an "id" key (nor an escape that could spell one) there is no
+        # request to refuse and no answer to resolve: not worth parsing.
+        if isinstance(message, bytes) or ('"id"' not in message and "\\u" not in message):
             return
         try:
             incoming = codec.decode(message)

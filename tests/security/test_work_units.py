@@ -68,6 +68,25 @@ async def test_batch_elements_take_a_rate_token_each(
     assert sum("result" in r for r in replies) == 5
 
 
+async def test_over_the_rate_an_escaped_id_is_still_answered(
+    make_hub: HubFactory, connect: Connector
+) -> None:
+    """Over the rate, text without an "id" key is dropped unread; an escaped "id" is not.
+
+    The refusal path skips parsing messages that cannot hold a request, and a
+    key spelled with a JSON escape (``"\\u0069d"``) must not slip through it.
+    """
+    hub = await make_hub({"limits": {"message_rate": SLOW, "message_burst": 3}})
+    ws = await connect(hub, "jsonrpc.2.0")
+    for i in range(3):
+        await ws.send(json.dumps(request(i, "rpc.discover")))
+        assert "result" in await recv_json(ws)
+    await ws.send('{"jsonrpc": "2.0", "method": "rpc.discover"}')  # dropped, no reply
+    await ws.send('{"jsonrpc": "2.0", "\\u0069d": 7, "method": "rpc.discover"}')
+    reply = await recv_json(ws)
+    assert (reply["id"], reply["error"]["code"]) == (7, -32029)
+
+
 async def test_a_batch_flood_is_closed_like_a_message_flood(
     make_hub: HubFactory, connect: Connector
 ) -> None:

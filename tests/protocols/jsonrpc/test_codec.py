@@ -213,6 +213,40 @@ def test_single_element_batch_is_still_a_batch() -> None:
     )
 
 
+def notifications(count: int) -> list[str]:
+    return [json.dumps({"jsonrpc": "2.0", "method": "n", "params": [i]}) for i in range(count)]
+
+
+def test_a_batch_over_the_cap_is_refused_from_its_first_elements() -> None:
+    """Refusing a large batch reads the cap's worth of it: what follows is never parsed.
+
+    Garbage after element 101 would be a parse error if the whole text were
+    parsed; refused by its count instead, it shows the parser stopped at the cap.
+    """
+    text = "[" + ",".join(notifications(101)) + ", " + "{nonsense " * 20_000 + "]"
+    with pytest.raises(JsonRpcDecodeError) as refused:
+        codec.decode(text, max_batch=100)
+    assert refused.value.code == codec.INVALID_REQUEST
+    assert "over the limit of 100" in refused.value.data
+
+
+@pytest.mark.parametrize("count", [99, 100])
+def test_a_large_batch_within_the_cap_is_decoded(count: int) -> None:
+    """At the cap, padded past the scan's threshold: every element is there."""
+    text = " [ " + " , ".join(notifications(count)) + " ] " + " " * codec.SCAN_FROM
+    incoming = codec.decode(text, max_batch=100)
+    assert incoming.is_batch
+    assert [m.params for m in incoming.messages] == [[i] for i in range(count)]  # type: ignore[union-attr]
+
+
+def test_a_malformed_large_batch_is_a_parse_error() -> None:
+    """The scan only refuses what it read; a batch broken within the cap is reported as before."""
+    text = "[" + ",".join(notifications(50)) + ", {oops" + " " * codec.SCAN_FROM + "]"
+    with pytest.raises(JsonRpcDecodeError) as refused:
+        codec.decode(text, max_batch=100)
+    assert refused.value.code == codec.PARSE_ERROR
+
+
 # -- encoding -----------------------------------------------------------------
 
 
