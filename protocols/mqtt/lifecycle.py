@@ -1,0 +1,69 @@
+"""How a connection's session ends: DISCONNECT, a lost connection and its will, shutdown."""
+
+from __future__ import annotations
+
+from hub.errors import EngineUnavailable
+from protocols.mqtt.codec import Disconnect, MqttProtocolError, Will
+from protocols.mqtt.connection import GOING_AWAY, NORMAL_CLOSURE, MqttConnection, Phase, logger
+from protocols.mqtt.ingress import publish
+from protocols.mqtt.packets import PROTOCOL_ERROR as PROTOCOL_ERROR_REASON
+from protocols.mqtt.reasons import ReasonCode
+from protocols.mqtt.v5 import granted_expiry
+
+
+async def on_disconnect(conn: MqttConnection, packet: Disconnect) -> None:
+    expiry = packet.properties.session_expiry_interval
+    if expiry is not None and conn.state is not None:
+        if conn.state.clean and expiry:
+            # MQTT-3.14.2-2: 0 at CONNECT cannot become non-zero at DISCONNECT.
+            raise MqttProtocolError(
+                "session expiry set at DISCONNECT after 0 at CONNECT",
+                reason_code=PROTOCOL_ERROR_REASON,
+            )
+        conn.state.expiry, _ = granted_expiry(expiry, conn.config.session_expiry)
+        conn.state.clean = expiry == 0
+    # MQTT-3.14.4-3: a clean DISCONNECT discards the will, unless 5.0's 0x04
+    # "Disconnect with Will Message" asks for it.
+    if packet.reason_code != ReasonCode.DISCONNECT_WITH_WILL:
+        conn.will = None
+    await conn.close(NORMAL_CLOSURE, "DISCONNECT")
+
+
+async def connection_lost(conn: MqttConnection) -> None:
+    """The connection is closed: the session let go (or ended), then the will."""
+    conn.phase = Phase.CLOSED
+    conn.cancel_timer()
+    will, conn.will = conn.will, None
+    state = conn.state
+    if state is not None:
+        conn.state = None
+        if state.clean and state.shared:
+            await conn.shared().leave_all(state)
+        await conn.store.close(conn.client_id, conn)
+    # MQTT-3.1.2-8: the will is for connections lost without DISCONNECT; a
+    # hub shutting down is not the client's failure.
+    if will is None or conn.hub.stopping:
+        return
+    delay = will.properties.will_delay_interval
+    if delay and state is not None and not state.clean:
+        # MQTT-3.1.3-9: published after the delay (or when the session ends),
+        # unless the session is taken back first.
+        expiry = state.expiry if state.expiry is not None else delay
+        conn.wills().schedule(conn.client_id, min(delay, expiry), lambda: _will(conn, will))
+        return
+    await _will(conn, will)
+
+
+async def _will(conn: MqttConnection, will: Will) -> None:
+    try:
+        await publish(conn, will.topic, will.payload, will.qos, will.retain, will.properties)
+    except EngineUnavailable:
+        logger.warning("MQTT session %s: will not published, engine unavailable", conn.session.id)
+
+
+async def shutdown(conn: MqttConnection) -> None:
+    """The hub stops: a 5.0 client hears DISCONNECT 0x8B Server shutting down."""
+    if conn.phase is Phase.CONNECTED:
+        conn.disconnect(ReasonCode.SERVER_SHUTTING_DOWN, "server shutting down")
+    if not conn.closed:
+        await conn.close(GOING_AWAY, "server shutting down")
