@@ -303,13 +303,24 @@ class ChannelService:
         *,
         since: StreamPosition | None = None,
         limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> HistoryResult:
+        """``max_bytes``: what the reply may carry (the store need read no more)."""
         channel = self._history_namespace(channel)
         if ctx is not None and not self.access(channel).history.admits(ctx.identity):
             raise PermissionDenied(f"history of {channel!r} is not authorized")
-        return await self.engine.read_history(channel, since=since, limit=limit)
+        return await self.engine.read_history(
+            channel, since=since, limit=limit, max_bytes=max_bytes
+        )
 
-    async def recover(self, ctx: CallContext, channel: str, since: StreamPosition) -> HistoryResult:
+    async def recover(
+        self,
+        ctx: CallContext,
+        channel: str,
+        since: StreamPosition,
+        *,
+        max_bytes: int | None = None,
+    ) -> HistoryResult:
         """What a resubscribing client missed; ``complete`` False means a gap.
 
         Recovery reads history, so a client that history_access refuses gets the
@@ -323,7 +334,7 @@ class ChannelService:
         ):
             position = await self.engine.position(channel)
             return HistoryResult([], position, complete=since == position)
-        return await self.engine.read_history(channel, since=since)
+        return await self.engine.read_history(channel, since=since, max_bytes=max_bytes)
 
     async def position(self, channel: str) -> StreamPosition:
         return await self.engine.position(channel)

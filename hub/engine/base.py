@@ -122,6 +122,9 @@ class HistoryResult:
     position: StreamPosition
     # False when ``since`` could not be served in full (gap or other epoch).
     complete: bool = True
+    # True when the store stopped at the reader's ``max_bytes``: older
+    # publications (a latest read) or newer ones (a read since) were left out.
+    truncated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,8 +165,20 @@ class HistoryStore(Protocol):
         """Append and assign the publication its offset and epoch."""
 
     async def read(
-        self, channel: str, *, since: StreamPosition | None, limit: int | None
-    ) -> HistoryResult: ...
+        self,
+        channel: str,
+        *,
+        since: StreamPosition | None,
+        limit: int | None,
+        max_bytes: int | None = None,
+    ) -> HistoryResult:
+        """The newest ``limit`` publications, or those after ``since`` (at most ``limit``).
+
+        ``max_bytes`` is what the reply may carry: a store that reads from
+        elsewhere (Redis) stops after the first publication whose stored size
+        takes the total past it and says ``truncated``; one that holds them in
+        memory may ignore it (the caller sizes the reply exactly).
+        """
 
     async def position(self, channel: str) -> StreamPosition: ...
 

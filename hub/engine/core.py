@@ -199,9 +199,14 @@ class ChannelEngine:
     # -- history ---------------------------------------------------------
 
     async def read_history(
-        self, channel: str, *, since: StreamPosition | None = None, limit: int | None = None
+        self,
+        channel: str,
+        *,
+        since: StreamPosition | None = None,
+        limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> HistoryResult:
-        return await self.history.read(channel, since=since, limit=limit)
+        return await self.history.read(channel, since=since, limit=limit, max_bytes=max_bytes)
 
     async def position(self, channel: str) -> StreamPosition:
         return await self.history.position(channel)

@@ -101,11 +101,12 @@ class ChannelsHandler(JsonRpcHandler):
                 result.update(offset=0, epoch="")
             elif request.since is not None:
                 since = StreamPosition(request.since.offset, request.since.epoch)
-                recovery = await self.service.recover(self.context, channel, since)
+                room = self._history_room()
+                recovery = await self.service.recover(self.context, channel, since, max_bytes=room)
                 # What does not fit the reply budget is not recovered: the
                 # client reads history itself (docs/channels.md, "Recovery").
-                kept, cut = fit_publications(recovery.publications, self._history_room())
-                complete = recovery.complete and not cut
+                kept, cut = fit_publications(recovery.publications, room)
+                complete = recovery.complete and not cut and not recovery.truncated
                 missed = [publication_dict(p) for p in kept] if complete else []
                 result.update(
                     offset=recovery.position.offset,
@@ -222,14 +223,15 @@ class ChannelsHandler(JsonRpcHandler):
             if request.since is not None
             else None
         )
+        room = self._history_room()
+        # The store reads no more than the reply may carry.
         result = await self.service.history(
-            self.context, request.channel, since=since, limit=request.limit
+            self.context, request.channel, since=since, limit=request.limit, max_bytes=room
         )
         # Sized before it is built: a recovery keeps the oldest that fit (the
         # client continues from there), a plain read the newest.
-        kept, cut = fit_publications(
-            result.publications, self._history_room(), newest=since is None
-        )
+        kept, cut = fit_publications(result.publications, room, newest=since is None)
+        cut = cut or result.truncated
         out: dict[str, Any] = {
             "publications": [publication_dict(p) for p in kept],
             "offset": result.position.offset,

@@ -168,8 +168,14 @@ class MemoryHistory:
         self._bytes -= size
 
     async def read(
-        self, channel: str, *, since: StreamPosition | None, limit: int | None
+        self,
+        channel: str,
+        *,
+        since: StreamPosition | None,
+        limit: int | None,
+        max_bytes: int | None = None,
     ) -> HistoryResult:
+        # max_bytes ignored: nothing is copied but references, the caller sizes the reply.
         stream = self._stream(channel)
         self._expire(stream, self._clock())
         position = StreamPosition(stream.top, stream.epoch)

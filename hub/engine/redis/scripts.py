@@ -95,16 +95,60 @@ return {top, epoch}
 HISTORY_READ = (
     _HISTORY
     + """
--- KEYS: meta, stream. ARGV: epoch candidate, meta ttl ms, mode, start id, count.
--- mode 'position': {epoch, top}. mode 'latest': the last count entries (newest
--- first; count < 0: all, oldest first). mode 'since': entries from the start id,
--- at most count (< 0: all). Both read modes return {epoch, top, first kept
--- offset (top + 1 when none), entries}.
+-- At most count entries (< 0: no limit) from start on (reverse: from start
+-- back), read a page at a time; with a budget (>= 0) reading stops after the
+-- first entry whose body takes the total past it. {entries, stopped for the
+-- budget (1/0)}. Ids are '<offset>-0', so the next page starts one offset on.
+local function read_bounded(stream, reverse, start, count, budget)
+  local out, total, cursor = {}, 0, start
+  while true do
+    local want = 64
+    if count >= 0 then
+      want = math.min(want, count - #out)
+    end
+    if want <= 0 then
+      return out, 0
+    end
+    local page
+    if reverse then
+      page = redis.call('XREVRANGE', stream, cursor, '-', 'COUNT', want)
+    else
+      page = redis.call('XRANGE', stream, cursor, '+', 'COUNT', want)
+    end
+    for i = 1, #page do
+      out[#out + 1] = page[i]
+      if budget >= 0 then
+        total = total + string.len(page[i][2][2])
+        if total > budget then
+          return out, 1
+        end
+      end
+    end
+    if #page < want then
+      return out, 0
+    end
+    local last = offset_of(page[#page][1])
+    if reverse then
+      if last <= 1 then
+        return out, 0
+      end
+      cursor = (last - 1) .. '-0'
+    else
+      cursor = (last + 1) .. '-0'
+    end
+  end
+end
+
+-- KEYS: meta, stream. ARGV: epoch candidate, meta ttl ms, mode, start id, count,
+-- byte budget (< 0: none). mode 'position': {epoch, top}. mode 'latest': the
+-- last count entries, newest first (count < 0: all). mode 'since': entries
+-- from the start id, at most count (< 0: all). Both read modes return {epoch,
+-- top, first kept offset (top + 1 when none), entries, stopped for the budget}.
 local meta, stream = KEYS[1], KEYS[2]
 local epoch = ensure_meta(meta, stream, ARGV[1])
 extend(meta, tonumber(ARGV[2]))
 local top = tonumber(redis.call('HGET', meta, 'top'))
-local mode, count = ARGV[3], tonumber(ARGV[5])
+local mode, count, budget = ARGV[3], tonumber(ARGV[5]), tonumber(ARGV[6] or '-1')
 if mode == 'position' then
   return {epoch, top}
 end
@@ -114,21 +158,13 @@ local first_kept = top + 1
 if #first > 0 then
   first_kept = offset_of(first[1][1])
 end
-local entries
+local entries, stopped
 if mode == 'latest' then
-  if count < 0 then
-    entries = redis.call('XRANGE', stream, '-', '+')
-  elseif count == 0 then
-    entries = {}
-  else
-    entries = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', count)
-  end
-elseif count < 0 then
-  entries = redis.call('XRANGE', stream, ARGV[4], '+')
+  entries, stopped = read_bounded(stream, true, '+', count, budget)
 else
-  entries = redis.call('XRANGE', stream, ARGV[4], '+', 'COUNT', count)
+  entries, stopped = read_bounded(stream, false, ARGV[4], count, budget)
 end
-return {epoch, top, first_kept, entries}
+return {epoch, top, first_kept, entries, stopped}
 """
 )
 

@@ -110,19 +110,34 @@ class RedisHistory:
         return position
 
     async def read(
-        self, channel: str, *, since: StreamPosition | None, limit: int | None
+        self,
+        channel: str,
+        *,
+        since: StreamPosition | None,
+        limit: int | None,
+        max_bytes: int | None = None,
     ) -> HistoryResult:
+        """Read only what the reply may carry: a page at a time, up to ``max_bytes``.
+
+        A large stream is never loaded whole for a reply that carries a few
+        entries: the script stops at ``limit`` and after the first entry past
+        ``max_bytes`` of bodies (``truncated`` then says more were left).
+        """
+        budget = -1 if max_bytes is None else max(max_bytes, 0)
         if since is None:
             count = -1 if limit is None else max(limit, 0)
-            epoch, top, _first_kept, entries = await self._call(channel, "latest", "-", count)
+            epoch, top, _first_kept, entries, stopped = await self._call(
+                channel, "latest", "+", count, budget
+            )
             publications = self._publications(channel, epoch, entries)
-            if count > 0:
-                publications.reverse()  # XREVRANGE gave the newest first
-            return HistoryResult(publications, StreamPosition(top, epoch))
+            publications.reverse()  # newest first, as read
+            return HistoryResult(publications, StreamPosition(top, epoch), truncated=stopped)
         start = min(max(since.offset, 0) + 1, _MAX_OFFSET)
         # One more than the limit tells whether more were missed than returned.
         count = -1 if limit is None else max(limit, 0) + 1
-        epoch, top, first_kept, entries = await self._call(channel, "since", f"{start}-0", count)
+        epoch, top, first_kept, entries, stopped = await self._call(
+            channel, "since", f"{start}-0", count, budget
+        )
         position = StreamPosition(top, epoch)
         # The same completeness rules as MemoryHistory.read.
         if since.epoch != epoch or since.offset > top:
@@ -132,7 +147,7 @@ class RedisHistory:
         missed = self._publications(channel, epoch, entries)
         if limit is not None and len(missed) > limit:
             return HistoryResult(missed[:limit], position, complete=False)
-        return HistoryResult(missed, position)
+        return HistoryResult(missed, position, truncated=stopped)
 
     async def remove(self, channel: str) -> None:
         """Forget the channel's publications; the meta hash keeps its offset and epoch."""
@@ -150,16 +165,22 @@ class RedisHistory:
         return StreamPosition(int(reply[1]), reply[0].decode())
 
     async def _call(
-        self, channel: str, mode: str, start: str, count: int
-    ) -> tuple[str, int, int, list[Any]]:
+        self, channel: str, mode: str, start: str, count: int, budget: int
+    ) -> tuple[str, int, int, list[Any], bool]:
         reply = await self._link.run_idempotent(
             "history read",
             lambda: self._read(
                 keys=self._keys.history(channel),
-                args=[new_epoch(), self._meta_ttl, mode, start, count],
+                args=[new_epoch(), self._meta_ttl, mode, start, count, budget],
             ),
         )
-        return reply[0].decode(), int(reply[1]), int(reply[2]), list(reply[3])
+        return (
+            reply[0].decode(),
+            int(reply[1]),
+            int(reply[2]),
+            list(reply[3]),
+            bool(int(reply[4])),
+        )
 
     @staticmethod
     def _publications(channel: str, epoch: str, entries: list[Any]) -> list[Publication]:
