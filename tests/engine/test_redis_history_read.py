@@ -85,9 +85,7 @@ async def test_a_read_since_stops_at_its_budget_and_is_not_complete_for_it(
     """Recovery from offset 100 with 64 KiB: the oldest that fit from there, truncated."""
     await fill(engine, "since", 300)
     epoch = (await engine.position("since")).epoch
-    result = await engine.read_history(
-        "since", since=StreamPosition(100, epoch), max_bytes=BUDGET
-    )
+    result = await engine.read_history("since", since=StreamPosition(100, epoch), max_bytes=BUDGET)
     assert [p.offset for p in result.publications] == list(range(101, 108))
     assert result.truncated
     # A budget that holds the rest: all of it, and nothing said truncated.
@@ -95,7 +93,8 @@ async def test_a_read_since_stops_at_its_budget_and_is_not_complete_for_it(
         "since", since=StreamPosition(250, epoch), max_bytes=10 * BUDGET
     )
     assert [p.offset for p in rest.publications] == list(range(251, 301))
-    assert rest.complete and not rest.truncated
+    assert rest.complete
+    assert not rest.truncated
 
 
 async def test_limits_are_kept_across_pages(engine: ChannelEngine) -> None:
@@ -104,9 +103,9 @@ async def test_limits_are_kept_across_pages(engine: ChannelEngine) -> None:
     epoch = (await engine.position("small")).epoch
     for limit in (0, 1, 64, 65, 150, 200, 500):
         latest = await engine.read_history("small", limit=limit)
-        assert [p.offset for p in latest.publications] == list(
-            range(201 - min(limit, 200), 201)
-        ), limit
+        assert [p.offset for p in latest.publications] == list(range(201 - min(limit, 200), 201)), (
+            limit
+        )
         since = await engine.read_history("small", since=StreamPosition(10, epoch), limit=limit)
         expected = list(range(11, 11 + min(limit, 190)))
         assert [p.offset for p in since.publications] == expected, limit
