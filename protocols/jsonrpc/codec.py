@@ -101,6 +101,13 @@ def decode(
     (or batch element) nesting arrays and objects deeper than ``max_depth``
     is an Invalid Request, since its reply could not be encoded.
     """
+    value = parse(payload, max_batch=max_batch)
+    return classify(payload, value, max_batch=max_batch, max_depth=max_depth)
+
+
+def parse(payload: str | bytes, *, max_batch: int = MAX_BATCH) -> Any:
+    """The JSON value of a message (:func:`decode`'s first half): a batch over
+    ``max_batch`` is refused before it is parsed whole."""
     if _batch_over(payload, max_batch):
         raise JsonRpcDecodeError(
             INVALID_REQUEST,
@@ -108,9 +115,15 @@ def decode(
             f"batch of more than {max_batch} requests, over the limit of {max_batch}",
         )
     try:
-        value = orjson.loads(payload)
+        return orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise JsonRpcDecodeError(PARSE_ERROR, "Parse error", str(exc)) from None
+
+
+def classify(
+    payload: str | bytes, value: Any, *, max_batch: int = MAX_BATCH, max_depth: int = MAX_DEPTH
+) -> Incoming:
+    """The messages of ``value``, parsed from ``payload`` (:func:`decode`'s second half)."""
     if isinstance(value, list):
         if not value:
             raise JsonRpcDecodeError(INVALID_REQUEST, "Invalid Request", "empty batch")
@@ -127,6 +140,37 @@ def decode(
             [_decode_bounded(item, too_deep, max_depth) for item in value], is_batch=True
         )
     return Incoming([_decode_bounded(value, too_deep, max_depth)], is_batch=False)
+
+
+# What plain_call returns for "params" absent.
+_ABSENT: Final[Any] = object()
+
+
+def plain_call(payload: str, value: Any, max_depth: int) -> tuple[Any, str, Any] | None:
+    """``(id, method, params)`` of a single request that :func:`classify` would
+    find valid as it is, known from a few type checks; None: ask :func:`classify`.
+
+    The common call (an object with an integer or string id, or none, and
+    array, object or no params, fewer brackets than ``max_depth``) then costs
+    no message objects. ``id`` is :data:`NO_ID` for a notification.
+    """
+    if type(value) is not dict or value.get("jsonrpc") != "2.0":
+        return None
+    method = value.get("method")
+    call_id = value.get("id", NO_ID)
+    params = value.get("params", _ABSENT)
+    if type(method) is not str:
+        return None
+    if call_id is not NO_ID and type(call_id) is not int and type(call_id) is not str:
+        return None
+    if params is _ABSENT:
+        params = None
+    elif type(params) is not list and type(params) is not dict:
+        return None
+    # No more opening brackets than the limit: it cannot nest deeper.
+    if payload.count("[") + payload.count("{") > max_depth:
+        return None
+    return call_id, method, params
 
 
 # Batches shorter than this are parsed whole before their size is checked:

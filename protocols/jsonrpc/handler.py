@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from hub.auth import AuthenticationFailed
@@ -31,6 +31,7 @@ from protocols.jsonrpc.codec import (
     INVALID_PARAMS,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
+    NO_ID,
     EncodeError,
     ErrorObject,
     Invalid,
@@ -171,6 +172,10 @@ class JsonRpcHandler(SubprotocolHandler):
         # Bytes of encoded replies held for batches not yet sent.
         self.reserved = 0
         self._slots = asyncio.Semaphore(hub.config.limits.max_concurrent_requests)
+        # Tasks holding a slot, counted here: Semaphore.locked() costs a
+        # generator per call, and the inline path asks on every request.
+        self._max_running = hub.config.limits.max_concurrent_requests
+        self._running = 0
         self._call_ids = itertools.count(1)
         self._pending: dict[Any, asyncio.Future[Any]] = {}
         metrics = hub.metrics
@@ -194,8 +199,14 @@ class JsonRpcHandler(SubprotocolHandler):
             return
         limits = self.hub.config.limits
         try:
-            incoming = codec.decode(
-                message, max_batch=limits.max_batch_size, max_depth=limits.max_json_depth
+            value = codec.parse(message, max_batch=limits.max_batch_size)
+            # The common case, a plain call of a method that cannot suspend,
+            # is answered before any message object is built.
+            call = codec.plain_call(message, value, limits.max_json_depth)
+            if call is not None and self._answer_inline(*call):
+                return
+            incoming = codec.classify(
+                message, value, max_batch=limits.max_batch_size, max_depth=limits.max_json_depth
             )
         except JsonRpcDecodeError as exc:
             self._send(codec.encode_error(None, exc.code, exc.message, exc.data))
@@ -207,7 +218,12 @@ class JsonRpcHandler(SubprotocolHandler):
             if isinstance(item, Response):
                 self._resolve_call(item)
                 return
-            if isinstance(item, Request) and self._answer_inline(item):
+            # (A plain call was offered to the inline path already.)
+            if (
+                call is None
+                and isinstance(item, Request)
+                and self._answer_inline(item.id, item.method, item.params)
+            ):
                 return
             # Reading waits for a free slot: a client flooding requests is slowed
             # by TCP backpressure instead of growing our task set.
@@ -282,12 +298,14 @@ class JsonRpcHandler(SubprotocolHandler):
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         # Eager on 3.12+: the request may already be answered (and the task
         # done) here; _task_done still runs, from the loop, and frees the slot.
+        self._running += 1
         task = start_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        self._running -= 1
         self._slots.release()
 
     async def _run_single(self, message: codec.Message) -> None:
@@ -308,7 +326,7 @@ class JsonRpcHandler(SubprotocolHandler):
         return codec.encode_error(message.id, error.code, error.message, error.data), None
 
     async def _answer_request(self, request: Request) -> Answer:
-        started = time.perf_counter()
+        started = perf_counter()
         then = None
         undo = None
         try:
@@ -332,10 +350,10 @@ class JsonRpcHandler(SubprotocolHandler):
                     {"bytes": len(reply), "limit": "limits.max_outbound_bytes"},
                 ), None
         except (Exception, EncodeError) as exc:
-            return self._error_reply(request, exc), None
+            return self._error_reply(request.id, request.method, exc), None
         self._charge(reply)
         self._calls_ok.inc()
-        self._latency.observe(time.perf_counter() - started)
+        self._latency.observe(perf_counter() - started)
         return reply, then
 
     def _charge(self, reply: bytes | None) -> None:
@@ -343,34 +361,35 @@ class JsonRpcHandler(SubprotocolHandler):
         if reply is not None and len(reply) > REPLY_BYTES_PER_TOKEN:
             self.work.charge(len(reply) / REPLY_BYTES_PER_TOKEN - 1)
 
-    def _answer_inline(self, request: Request) -> bool:
+    def _answer_inline(self, call_id: Any, name: str, params: Any) -> bool:
         """Answer a call to a method that cannot suspend, with no task; False: not one.
 
         Such a method (hub.inline) runs start to end in this step, so a task
         would only add a trip through the event loop. Anything that might wait
         takes the usual path: built-ins, ``on_call`` hooks, a refusal (its
         error is worded there), no free slot (the reader must wait for one).
+        ``call_id`` is NO_ID for a notification.
         """
-        name = request.method
         hub = self.hub
-        if name in self.builtins or hub.hooks.call or self._slots.locked():
+        if name in self.builtins or hub.hooks.call or self._running >= self._max_running:
             return False
         method = hub.methods.get(name)
-        if not isinstance(method, RpcMethod) or not method.inline:
+        if type(method) is not RpcMethod or not method.inline:
             return False
-        if not hub.rpc_permissions.admits(name, self.context.identity):
+        context = self.context
+        if not hub.rpc_permissions.admits(name, context.identity):
             return False
-        started = time.perf_counter()
+        started = perf_counter()
         try:
-            result = method.call_inline(request.params, self.context)
-            if request.is_notification:
+            result = method.call_inline(params, context)
+            if call_id is NO_ID:
                 reply = None
             else:
-                reply = codec.encode_result(request.id, result)
+                reply = codec.encode_result(call_id, result)
                 if len(reply) > self.reply_room():
-                    self._calls_error.inc()
+                    self._calls_error.value += 1
                     reply = codec.encode_error(
-                        request.id,
+                        call_id,
                         REPLY_TOO_LARGE,
                         "reply too large for the connection's outbound budget",
                         {"bytes": len(reply), "limit": "limits.max_outbound_bytes"},
@@ -378,36 +397,37 @@ class JsonRpcHandler(SubprotocolHandler):
                     self._send(reply)
                     return True
         except (Exception, EncodeError) as exc:
-            reply = self._error_reply(request, exc)
+            reply = self._error_reply(call_id, name, exc)
         else:
-            self._charge(reply)
-            self._calls_ok.inc()
-            self._latency.observe(time.perf_counter() - started)
+            if reply is not None and len(reply) > REPLY_BYTES_PER_TOKEN:
+                self._charge(reply)
+            self._calls_ok.value += 1
+            self._latency.observe(perf_counter() - started)
         if reply is not None:
             self._send(reply)
         return True
 
-    def _error_reply(self, request: Request, exc: BaseException) -> bytes | None:
-        """The error a request's failure answers (None for a notification), counted."""
+    def _error_reply(self, call_id: Any, name: str, exc: BaseException) -> bytes | None:
+        """The error a call's failure answers (None for a notification), counted."""
         if isinstance(exc, RpcError):
             self._calls_error.inc()
-            if request.is_notification:
+            if call_id is NO_ID:
                 return None
-            return codec.encode_error(request.id, exc.code, exc.message, exc.data)
+            return codec.encode_error(call_id, exc.code, exc.message, exc.data)
         if isinstance(exc, ChannelError):
             self._calls_error.inc()
-            if request.is_notification:
+            if call_id is NO_ID:
                 return None
             code = CHANNEL_ERROR_CODES.get(type(exc), PERMISSION_DENIED)
-            return codec.encode_error(request.id, code, exc.message)
+            return codec.encode_error(call_id, code, exc.message)
         self._calls_failed.inc()
         # The traceback stays in the server log; the client learns only that
         # something failed, and where to look (the session id).
-        logger.error("session %s: method %r failed", self.session.id, request.method, exc_info=exc)
-        if request.is_notification:
+        logger.error("session %s: method %r failed", self.session.id, name, exc_info=exc)
+        if call_id is NO_ID:
             return None
         return codec.encode_error(
-            request.id, INTERNAL_ERROR, "Internal error", {"session": self.session.id}
+            call_id, INTERNAL_ERROR, "Internal error", {"session": self.session.id}
         )
 
     async def dispatch(self, name: str, params: Any) -> Any:

@@ -387,3 +387,54 @@ def test_encoded_requests_decode_to_themselves(request_id: Any, method: str, par
     except EncodeError:
         return  # lone surrogates cannot be written as UTF-8 JSON
     assert codec.decode(encoded).messages == [Request(method, params, request_id)]
+
+
+@settings(database=None, deadline=None, max_examples=300)
+@given(rpc_like | json_values, st.sampled_from([2, 3, 64]))
+def test_plain_call_agrees_with_classify(value: Any, max_depth: int) -> None:
+    """Whatever ``plain_call`` reads as a call, ``classify`` reads as the same request."""
+    try:
+        payload = orjson.dumps(value).decode()
+    except TypeError:
+        return  # integers past 64 bits
+    parsed = codec.parse(payload)
+    call = codec.plain_call(payload, parsed, max_depth)
+    if call is None:
+        return
+    call_id, method, params = call
+    incoming = codec.classify(payload, parsed, max_depth=max_depth)
+    assert incoming == Incoming([Request(method, params, call_id)], is_batch=False)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '{"jsonrpc":"2.0","id":1,"method":"m","params":[1]}',
+        '{"jsonrpc":"2.0","id":"a","method":"m","params":{"x":1}}',
+        '{"jsonrpc":"2.0","method":"m"}',
+    ],
+)
+def test_plain_call_reads_the_common_calls(payload: str) -> None:
+    value = codec.parse(payload)
+    call = codec.plain_call(payload, value, 64)
+    assert call is not None
+    (message,) = codec.classify(payload, value).messages
+    assert isinstance(message, Request)
+    assert call == (message.id, message.method, message.params)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '{"jsonrpc":"2.0","id":null,"method":"m"}',
+        '{"jsonrpc":"2.0","id":1.5,"method":"m"}',
+        '{"jsonrpc":"2.0","id":true,"method":"m"}',
+        '{"jsonrpc":"2.0","id":1,"method":"m","params":null}',
+        '{"jsonrpc":"2.0","id":1,"method":"m","params":[[[[1]]]]}',
+        '{"jsonrpc":"1.0","id":1,"method":"m"}',
+        '[{"jsonrpc":"2.0","id":1,"method":"m"}]',
+    ],
+)
+def test_plain_call_leaves_the_rest_to_classify(payload: str) -> None:
+    """Null and float ids, null params, deep nesting, wrong versions, batches."""
+    assert codec.plain_call(payload, codec.parse(payload), 3) is None
