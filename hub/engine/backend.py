@@ -35,8 +35,8 @@ class Backend(Protocol):
         """The store of retained publications (MQTT's retain flag).
 
         At most ``max_channels`` of them and ``max_bytes`` of payload, each kept
-        ``expiry`` seconds (unset: until replaced). A backend whose server bounds
-        its own memory (Redis: maxmemory) may keep only the count.
+        ``expiry`` seconds (unset: until replaced; the Redis engine keeps them
+        until replaced whatever ``expiry`` says).
         """
 
     def shared_sessions(self, *, expiry: float | None, max_queued: int) -> SharedSessions | None:

@@ -55,10 +55,9 @@ class RedisBackend:
         presence.on_departed = departed
 
     def retained(
-        self, max_channels: int, *, max_bytes: int = 0, expiry: float | None = None
+        self, max_channels: int, *, max_bytes: int = 64 * 1024 * 1024, expiry: float | None = None
     ) -> RetainedStore:
-        # Bytes are Redis's to bound (maxmemory); docs/security.md.
-        return RedisRetainedStore(self.link, max_channels)
+        return RedisRetainedStore(self.link, max_channels, max_bytes=max_bytes)
 
     def shared_sessions(self, *, expiry: float | None, max_queued: int) -> SharedSessions | None:
         return RedisSessions(

@@ -95,8 +95,9 @@ class Keys:
         return self.pubsub_prefix + channel
 
     def retained(self) -> list[str]:
-        """Hash channel -> retained publication, and a sorted set of those channels."""
-        return [f"{self.prefix}{{retained}}", f"{self.prefix}{{retained}}:index"]
+        """Hash channel -> retained publication, a sorted set of those channels, their bytes."""
+        base = f"{self.prefix}{{retained}}"
+        return [base, f"{base}:index", f"{base}:bytes"]
 
     def idempotency(self, key: str) -> str:
         """String: a server API idempotency key's pending marker, then its result."""

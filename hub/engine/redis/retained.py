@@ -6,6 +6,9 @@ names, all with score 0, so they sort by name. A pattern reads only the names
 under its literal prefix (``sensors/kitchen/`` for ``sensors/kitchen/+``),
 filters them with the MQTT rules, then fetches the publications. Retained
 messages have no TTL: they stay until replaced or cleared, as in any broker.
+The store is bounded in channels and in bytes (the stored bodies' total, kept
+in a counter key), checked in the script that stores: a new retained message
+that would pass either is refused, as on the memory engine.
 """
 
 from __future__ import annotations
@@ -43,10 +46,13 @@ def literal_prefix(pattern: str) -> str:
 
 
 class RedisRetainedStore:
-    def __init__(self, link: RedisLink, max_channels: int = 100_000) -> None:
+    def __init__(
+        self, link: RedisLink, max_channels: int = 100_000, *, max_bytes: int = 64 * 1024 * 1024
+    ) -> None:
         self._link = link
         self._keys = link.keys.retained()
         self._max_channels = max_channels
+        self._max_bytes = max_bytes
         client = link.client
         self._set: AsyncScript = client.register_script(RETAINED_SET)
         self._delete: AsyncScript = client.register_script(RETAINED_DELETE)
@@ -55,12 +61,16 @@ class RedisRetainedStore:
         body = frame(publication.offset, publication.epoch, encode_body(publication, b""))
         stored = await self._link.run(
             "retain",
-            self._set(keys=self._keys, args=[publication.channel, body, self._max_channels]),
+            self._set(
+                keys=self._keys,
+                args=[publication.channel, body, self._max_channels, self._max_bytes],
+            ),
         )
         if not stored:
             logger.warning(
-                "retained store full (%d channels): not retaining %r",
+                "retained store full (%d channels, %d bytes): not retaining %r",
                 self._max_channels,
+                self._max_bytes,
                 publication.channel,
             )
         return bool(stored)

@@ -364,22 +364,59 @@ return 0
 """
 )
 
-RETAINED_SET = """
--- KEYS: publications hash, name index (sorted set). ARGV: channel, body, max channels.
--- 0 when the channel is new and the store is full.
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
-  if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
-    return 0
+_RETAINED = """
+-- KEYS: publications hash, name index (sorted set), bytes (the hash's values'
+-- total length). A missing total (a store from before it was kept) is counted once.
+local function stored_bytes(hash, total)
+  local bytes = redis.call('GET', total)
+  if bytes then
+    return tonumber(bytes)
   end
+  local sum = 0
+  for _, name in ipairs(redis.call('HKEYS', hash)) do
+    sum = sum + redis.call('HSTRLEN', hash, name)
+  end
+  redis.call('SET', total, sum)
+  return sum
+end
+"""
+
+RETAINED_SET = (
+    _RETAINED
+    + """
+-- ARGV: channel, body, max channels, max bytes. 0 (nothing stored) when the
+-- store would pass either bound.
+local held = redis.call('HSTRLEN', KEYS[1], ARGV[1])
+local new = redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0
+if new and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
+  return 0
+end
+local grow = string.len(ARGV[2]) - held
+if stored_bytes(KEYS[1], KEYS[3]) + grow > tonumber(ARGV[4]) then
+  return 0
+end
+if new then
   redis.call('ZADD', KEYS[2], 0, ARGV[1])
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if grow ~= 0 then
+  redis.call('INCRBY', KEYS[3], grow)
+end
 return 1
 """
+)
 
-RETAINED_DELETE = """
--- KEYS: publications hash, name index. ARGV: channel.
+RETAINED_DELETE = (
+    _RETAINED
+    + """
+-- ARGV: channel.
+local held = redis.call('HSTRLEN', KEYS[1], ARGV[1])
+stored_bytes(KEYS[1], KEYS[3])
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+if held > 0 then
+  redis.call('DECRBY', KEYS[3], held)
+end
 return 1
 """
+)

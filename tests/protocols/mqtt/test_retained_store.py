@@ -24,17 +24,17 @@ StoreFactory = Callable[..., RetainedStore]
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.service)])
 async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
-    """``make_store(max_channels=...)``: an empty store of the parametrized kind."""
+    """``make_store(max_channels=..., max_bytes=...)``: an empty store of the parametrized kind."""
     links: list[RedisLink] = []
 
-    def make(max_channels: int = 100_000) -> RetainedStore:
+    def make(max_channels: int = 100_000, max_bytes: int = 64 * 1024 * 1024) -> RetainedStore:
         if request.param == "memory":
-            return MemoryRetainedStore(max_channels)
+            return MemoryRetainedStore(max_channels, max_bytes=max_bytes)
         # A prefix of its own: the shared server needs no flushing between tests.
         options = RedisOptions(url=shared_redis_server().url, prefix=f"t{secrets.token_hex(4)}:")
         link = RedisLink(options)
         links.append(link)
-        return RedisRetainedStore(link, max_channels)
+        return RedisRetainedStore(link, max_channels, max_bytes=max_bytes)
 
     yield make
     for link in links:
@@ -113,6 +113,29 @@ async def test_full_store_refuses_new_channels_but_replaces_known_ones(
     assert not await store.set(Publication("c", 3))
     assert await store.set(Publication("a", 10))
     assert await store.get("c") is None
+
+
+async def test_the_store_is_bounded_in_bytes_too(make_store: StoreFactory) -> None:
+    """10 x 60 KB under 200 KiB: 3 kept, the rest refused; replacing or clearing makes room.
+
+    On Redis the bound counts the stored bodies in a counter kept by the
+    scripts (issue 13: it used to bound only the count there).
+    """
+    store = make_store(max_bytes=200 * 1024)
+    kept = [await store.set(Publication(f"big/{i}", bytes([i]) * 60_000)) for i in range(10)]
+    assert kept == [True] * 3 + [False] * 7
+    assert await store.count() == 3
+    # Smaller in place of a kept one: room for one more.
+    assert await store.set(Publication("big/0", b"x"))
+    assert await store.set(Publication("big/3", bytes([3]) * 60_000))
+    assert not await store.set(Publication("big/4", bytes([4]) * 60_000))
+    await store.delete("big/1")
+    assert await store.set(Publication("big/4", bytes([4]) * 60_000))
+    # Growing a kept one past the bound is refused, and it stays as it was.
+    assert not await store.set(Publication("big/0", b"y" * 100_000))
+    found = await store.get("big/0")
+    assert found is not None
+    assert found.data == b"x"
 
 
 async def test_values_of_every_kind_come_back_as_they_went_in(make_store: StoreFactory) -> None:
