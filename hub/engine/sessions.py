@@ -22,8 +22,8 @@ class Queued:
     publication: Publication
     qos: int
     retain: bool
-    # MQTT 5: the identifiers of the subscriptions it matched (3.3.4); kept in
-    # memory only, a queue moved through another store loses them.
+    # MQTT 5: the identifiers of the subscriptions it matched (3.3.4); a durable
+    # journal keeps them, a queue moved through a shared store loses them.
     subscription_ids: tuple[int, ...] = ()
     # Its place in the session's journal (0: not journaled).
     seq: int = 0
@@ -94,15 +94,28 @@ class JournaledMessage:
     awaiting: str | None = None
 
 
+# A subscription's MQTT 5.0 options: (no local, retain as published, identifier).
+Options = tuple[bool, bool, int | None]
+
+
 @dataclass(slots=True)
 class JournaledSession:
     client_id: str
     user: str | None
     subscriptions: dict[str, int]
     messages: list[JournaledMessage]  # oldest first
-    # The MQTT protocol level of the in-flight frames (4: 3.1.1, 5: 5.0).
     awaiting_pubrel: list[int]
+    # The MQTT protocol level of the in-flight frames (4: 3.1.1, 5: 5.0).
     version: int = 4
+    # Shared subscriptions ($share/<group>/<filter>) -> granted QoS.
+    shared: dict[str, int] = field(default_factory=dict)
+    # Filter (own or shared) -> its 5.0 options, for filters subscribed with any.
+    options: dict[str, Options] = field(default_factory=dict)
+    # The session's own expiry in seconds (5.0; math.inf: never), None for the default.
+    expiry: float | None = None
+    # How long it had been offline when the backend started (a session connected
+    # when the process died: since the last sign of life the backend kept).
+    offline_for: float = 0.0
 
 
 class SessionJournal(Protocol):
@@ -116,9 +129,21 @@ class SessionJournal(Protocol):
         """The sessions as stored when the backend started."""
 
     def save(
-        self, client_id: str, user: str | None, subscriptions: dict[str, int], version: int
+        self,
+        client_id: str,
+        user: str | None,
+        subscriptions: dict[str, int],
+        version: int,
+        *,
+        shared: dict[str, int] | None = None,
+        options: dict[str, Options] | None = None,
+        expiry: float | None = None,
     ) -> None:
-        """The session's owner, filters and the protocol level of its in-flight frames."""
+        """The session's owner, filters, their 5.0 options, its expiry and the protocol
+        level of its in-flight frames."""
+
+    def offline(self, client_id: str, offline: bool) -> None:
+        """The session lost (or regained) its connection now: its expiry counts from here."""
 
     def drop(self, client_id: str) -> None:
         """Forget the session and everything of it."""

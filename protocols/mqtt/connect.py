@@ -108,6 +108,7 @@ async def on_connect(conn: MqttConnection, packet: Connect) -> None:
     keepalive = packet.keepalive
     if conn.version == 5:
         keepalive, properties = _accept5(conn, packet, opened.state, assigned)
+        conn.store.settings_changed(opened.state)
         conn.send_packet(Connack(opened.present, ConnackCode.ACCEPTED, properties))
     else:
         conn.send_packet(Connack(opened.present, ConnackCode.ACCEPTED))

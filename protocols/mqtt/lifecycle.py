@@ -22,6 +22,7 @@ async def on_disconnect(conn: MqttConnection, packet: Disconnect) -> None:
             )
         conn.state.expiry, _ = granted_expiry(expiry, conn.config.session_expiry)
         conn.state.clean = expiry == 0
+        conn.store.settings_changed(conn.state)
     # MQTT-3.14.4-3: a clean DISCONNECT discards the will, unless 5.0's 0x04
     # "Disconnect with Will Message" asks for it.
     if packet.reason_code != ReasonCode.DISCONNECT_WITH_WILL:

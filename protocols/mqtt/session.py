@@ -418,6 +418,8 @@ class SessionState:
         """A connection took the session (after its CONNACK): resend, then drain."""
         self.link = link
         self.offline_since = None
+        if self.journal is not None:
+            self.journal.offline(self.client_id, False)
         if link.version != self.version:
             self._convert_inflight(link.version)
         for packet_id, entry in self.inflight.items():
@@ -442,9 +444,21 @@ class SessionState:
         self.save()
 
     def save(self) -> None:
-        """Journal the session itself: owner, filters, frame version (not 5.0 options)."""
+        """Journal the session itself: owner, filters (own and shared) with their 5.0
+        options, its expiry and the frame version."""
         if self.journal is not None:
-            self.journal.save(self.client_id, self.user, dict(self.subscriptions), self.version)
+            self.journal.save(
+                self.client_id,
+                self.user,
+                dict(self.subscriptions),
+                self.version,
+                shared=dict(self.shared),
+                options={
+                    f: (o.no_local, o.retain_as_published, o.identifier)
+                    for f, o in self.options.items()
+                },
+                expiry=self.expiry,
+            )
 
     def expired(self, default: float | None, now: float) -> bool:
         """Whether the session, offline, outlived its expiry (``default`` if it has none)."""
@@ -458,6 +472,8 @@ class SessionState:
     def detach(self) -> None:
         self.link = None
         self.offline_since = time.monotonic()
+        if self.journal is not None:
+            self.journal.offline(self.client_id, True)
 
     def reset(self) -> None:
         """Forget everything (the caller unsubscribes from the engine)."""

@@ -36,6 +36,8 @@ from hub.engine.sessions import Queued, SharedSessions, StoredSession
 from hub.errors import EngineUnavailable
 from protocols.mqtt.durable_store import DurableSessionStore
 from protocols.mqtt.session import Awaiting, Inflight, SessionState
+from protocols.mqtt.shared import SERVICE_NAME as SHARED
+from protocols.mqtt.shared import SharedSubscriptions
 from protocols.mqtt.store import ANONYMOUS, Claimant, ClientIdTaken, Opened, Owner, SessionStore
 
 if TYPE_CHECKING:
@@ -55,7 +57,9 @@ def session_store(hub: Hub) -> SessionStore:
     if shared is None:
         journal = hub.backend.session_journal()
         if journal is not None:
-            return DurableSessionStore(hub.channels, config, journal)
+            return DurableSessionStore(
+                hub.channels, config, journal, lambda: hub.services.get(SHARED, SharedSubscriptions)
+            )
         return SessionStore(hub.channels, config)
     return SharedSessionStore(hub.channels, config, shared, hub.engine.bus)
 

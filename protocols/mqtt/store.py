@@ -161,6 +161,12 @@ class SessionStore:
     async def save_subscriptions(self, state: SessionState) -> None:
         """Keep the session's subscriptions where other nodes find them (memory: nothing to do)."""
 
+    def settings_changed(self, state: SessionState) -> None:
+        """The session's own settings are set (CONNECT) or changed (5.0 DISCONNECT's expiry).
+
+        A store that outlives the process keeps them; memory: nothing to do.
+        """
+
     async def discard(self, state: SessionState) -> None:
         """Unsubscribe a session that is no longer anyone's from the engine."""
         if self._sessions.get(state.client_id) is state:

@@ -125,6 +125,7 @@ async def unsubscribe(conn: MqttConnection, state: SessionState, filters: Iterab
         if state.shared.pop(topic_filter, None) is not None:
             state.options.pop(topic_filter, None)
             await conn.shared().leave(state, topic_filter)
+            changed = True
         elif state.subscriptions.pop(topic_filter, None) is not None:
             state.options.pop(topic_filter, None)
             changed = True

@@ -122,6 +122,63 @@ async def test_session_journal_reads_back_what_was_written(tmp_path: Path) -> No
         await _stopped(second)
 
 
+async def test_session_settings_read_back_and_a_version_1_file_is_upgraded(
+    tmp_path: Path,
+) -> None:
+    """A file written before sessions kept their 5.0 settings opens; the settings then persist."""
+    import math
+    import sqlite3
+
+    path = tmp_path / "engine.sqlite3"
+    with sqlite3.connect(path) as connection:  # the version 1 layout, with one session
+        connection.executescript(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "INSERT INTO meta VALUES ('schema', '1');"
+            "CREATE TABLE mqtt_sessions (client_id TEXT PRIMARY KEY, user TEXT,"
+            " subscriptions TEXT NOT NULL, version INTEGER NOT NULL);"
+            "CREATE TABLE mqtt_messages (client_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+            " qos INTEGER, retain INTEGER, channel TEXT, offset INTEGER, epoch TEXT, body BLOB,"
+            " packet_id INTEGER, frame BLOB, awaiting TEXT,"
+            " PRIMARY KEY (client_id, seq)) WITHOUT ROWID;"
+            "INSERT INTO mqtt_sessions VALUES ('old', NULL, '{\"x\": 1}', 4);"
+        )
+    first = await _started(path)
+    (old,) = first.journal.sessions()
+    assert (old.client_id, old.subscriptions, old.shared, old.expiry) == ("old", {"x": 1}, {}, None)
+    first.journal.save(
+        "dev",
+        None,
+        {"a/#": 1},
+        5,
+        shared={"$share/g/b": 2},
+        options={"a/#": (True, False, 9)},
+        expiry=math.inf,
+    )
+    first.journal.queue("dev", Queued(Publication("a/q", b"q"), 1, False, (9, 3), seq=1))
+    first.journal.offline("dev", True)
+    await first.writer.stored()
+    await _stopped(first)
+
+    second = await _started(path)
+    try:
+        dev = next(s for s in second.journal.sessions() if s.client_id == "dev")
+        assert (dev.shared, dev.options, dev.expiry) == (
+            {"$share/g/b": 2},
+            {"a/#": (True, False, 9)},
+            math.inf,
+        )
+        assert 0 <= dev.offline_for < 30
+        (message,) = dev.messages
+        assert message.queued is not None
+        assert message.queued.subscription_ids == (9, 3)
+    finally:
+        await _stopped(second)
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (
+            "2",
+        )
+
+
 async def test_publish_returns_once_stored(tmp_path: Path) -> None:
     """engine.publish returns after the commit: a reader of the file sees the publication."""
     import sqlite3

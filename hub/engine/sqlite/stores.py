@@ -18,10 +18,10 @@ from hub.engine.base import Publication, StreamPosition
 from hub.engine.memory.stores import MemoryHistory, StreamState, _Stream
 from hub.engine.redis.codec import decode_body, encode_body
 from hub.engine.retained import MemoryRetainedStore
-from hub.engine.sessions import JournaledMessage, JournaledSession, Queued
+from hub.engine.sessions import JournaledMessage, JournaledSession, Options, Queued
 from hub.engine.sqlite.writer import Writer
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -34,11 +34,11 @@ CREATE TABLE IF NOT EXISTS retained (
   channel TEXT PRIMARY KEY, offset INTEGER NOT NULL, epoch TEXT NOT NULL, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS mqtt_sessions (
   client_id TEXT PRIMARY KEY, user TEXT, subscriptions TEXT NOT NULL,
-  version INTEGER NOT NULL);
+  version INTEGER NOT NULL, settings TEXT, offline_at REAL);
 CREATE TABLE IF NOT EXISTS mqtt_messages (
   client_id TEXT NOT NULL, seq INTEGER NOT NULL,
   qos INTEGER, retain INTEGER, channel TEXT, offset INTEGER, epoch TEXT, body BLOB,
-  packet_id INTEGER, frame BLOB, awaiting TEXT,
+  packet_id INTEGER, frame BLOB, awaiting TEXT, subscription_ids TEXT,
   PRIMARY KEY (client_id, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mqtt_pubrel (
   client_id TEXT NOT NULL, packet_id INTEGER NOT NULL,
@@ -46,16 +46,49 @@ CREATE TABLE IF NOT EXISTS mqtt_pubrel (
 """
 
 
+# Version 1 -> 2: MQTT sessions keep their 5.0 settings and when they went offline,
+# queued messages their subscription identifiers.
+MIGRATIONS = {
+    1: (
+        "ALTER TABLE mqtt_sessions ADD COLUMN settings TEXT",
+        "ALTER TABLE mqtt_sessions ADD COLUMN offline_at REAL",
+        "ALTER TABLE mqtt_messages ADD COLUMN subscription_ids TEXT",
+    ),
+}
+
+
 def create_schema(connection: sqlite3.Connection) -> None:
-    """Create the tables of a new file; refuse a file of another schema version."""
-    connection.executescript(f"BEGIN; {SCHEMA} COMMIT;")
-    row = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-    if row is None:
+    """Create the tables of a new file, bring an older file up to date; refuse a newer one."""
+    tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master")}
+    row = None
+    if "meta" in tables:
+        row = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    # No version: a new file, or a version 1 file whose first start stopped before it.
+    unversioned = 1 if "mqtt_sessions" in tables else SCHEMA_VERSION
+    version = int(row[0]) if row is not None else unversioned
+    if version > SCHEMA_VERSION:
+        raise ValueError(f"schema version {version}, this hub reads {SCHEMA_VERSION}")
+    connection.execute("BEGIN")
+    try:
+        for old in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[old]:
+                connection.execute(statement)
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                connection.execute(statement)
         connection.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
         )
-    elif row[0] != str(SCHEMA_VERSION):
-        raise ValueError(f"schema version {row[0]}, this hub reads {SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+
+
+def last_alive(connection: sqlite3.Connection) -> float | None:
+    """The wall-clock time of the last commit (or idle beat) of the process before this one."""
+    row = connection.execute("SELECT value FROM meta WHERE key = 'alive'").fetchone()
+    return None if row is None else float(row[0])
 
 
 class SqliteHistory(MemoryHistory):
@@ -217,12 +250,30 @@ class SqliteJournal:
         return self._loaded
 
     def save(
-        self, client_id: str, user: str | None, subscriptions: dict[str, int], version: int
+        self,
+        client_id: str,
+        user: str | None,
+        subscriptions: dict[str, int],
+        version: int,
+        *,
+        shared: dict[str, int] | None = None,
+        options: dict[str, Options] | None = None,
+        expiry: float | None = None,
     ) -> None:
+        # JSON keeps math.inf (never expires) as Infinity, which json.loads reads back.
+        settings = json.dumps({"shared": shared or {}, "options": options or {}, "expiry": expiry})
         self._writer.submit(
-            "INSERT OR REPLACE INTO mqtt_sessions (client_id, user, subscriptions, version)"
-            " VALUES (?, ?, ?, ?)",
-            (client_id, user, json.dumps(subscriptions), version),
+            "INSERT INTO mqtt_sessions (client_id, user, subscriptions, version, settings)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (client_id) DO UPDATE SET"
+            " user = excluded.user, subscriptions = excluded.subscriptions,"
+            " version = excluded.version, settings = excluded.settings",
+            (client_id, user, json.dumps(subscriptions), version, settings),
+        )
+
+    def offline(self, client_id: str, offline: bool) -> None:
+        self._writer.submit(
+            "UPDATE mqtt_sessions SET offline_at = ? WHERE client_id = ?",
+            (time.time() if offline else None, client_id),
         )
 
     def drop(self, client_id: str) -> None:
@@ -235,8 +286,8 @@ class SqliteJournal:
         publication = message.publication
         self._writer.submit(
             "INSERT OR REPLACE INTO mqtt_messages"
-            " (client_id, seq, qos, retain, channel, offset, epoch, body)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " (client_id, seq, qos, retain, channel, offset, epoch, body, subscription_ids)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 client_id,
                 message.seq,
@@ -246,6 +297,7 @@ class SqliteJournal:
                 publication.offset,
                 publication.epoch,
                 encode_body(publication, b""),
+                ",".join(map(str, message.subscription_ids)) or None,
             ),
         )
 
@@ -278,14 +330,34 @@ class SqliteJournal:
 
     def load(self, connection: sqlite3.Connection) -> int:
         sessions: dict[str, JournaledSession] = {}
-        for client_id, user, subscriptions, version in connection.execute(
-            "SELECT client_id, user, subscriptions, version FROM mqtt_sessions"
+        now = time.time()
+        # A session still connected when the process died went offline then, at
+        # the latest: its expiry counts from the last sign of life.
+        alive = last_alive(connection) or now
+        for client_id, user, subscriptions, version, settings, offline_at in connection.execute(
+            "SELECT client_id, user, subscriptions, version, settings, offline_at"
+            " FROM mqtt_sessions"
         ):
-            filters = json.loads(subscriptions)
-            sessions[client_id] = JournaledSession(client_id, user, filters, [], [], version)
+            kept = json.loads(settings) if settings else {}
+            options: dict[str, Options] = {
+                f: (bool(no_local), bool(as_published), identifier)
+                for f, (no_local, as_published, identifier) in kept.get("options", {}).items()
+            }
+            sessions[client_id] = JournaledSession(
+                client_id,
+                user,
+                json.loads(subscriptions),
+                [],
+                [],
+                version,
+                shared=kept.get("shared", {}),
+                options=options,
+                expiry=kept.get("expiry"),
+                offline_for=max(0.0, now - (alive if offline_at is None else offline_at)),
+            )
         rows = connection.execute(
             "SELECT client_id, seq, qos, retain, channel, offset, epoch, body, packet_id, frame,"
-            " awaiting FROM mqtt_messages ORDER BY client_id, seq"
+            " awaiting, subscription_ids FROM mqtt_messages ORDER BY client_id, seq"
         )
         for row in rows:
             (
@@ -300,6 +372,7 @@ class SqliteJournal:
                 packet_id,
                 frame,
                 awaiting,
+                subscription_ids,
             ) = row
             session = sessions.get(client_id)
             if session is None:
@@ -308,7 +381,8 @@ class SqliteJournal:
                 session.messages.append(JournaledMessage(seq, None, packet_id, frame, awaiting))
             else:
                 publication = decode_body(channel, body, offset, epoch)
-                queued = Queued(publication, qos, bool(retain), seq=seq)
+                ids = tuple(int(i) for i in subscription_ids.split(",")) if subscription_ids else ()
+                queued = Queued(publication, qos, bool(retain), ids, seq=seq)
                 session.messages.append(JournaledMessage(seq, queued))
         for client_id, packet_id in connection.execute(
             "SELECT client_id, packet_id FROM mqtt_pubrel ORDER BY client_id, packet_id"

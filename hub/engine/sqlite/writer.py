@@ -22,6 +22,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,11 @@ class _Unit:
 
 
 _STOP = object()
+
+# An idle writer still commits its sign of life this often (seconds): after a
+# crash, a session that was connected counts as offline since the last one.
+BEAT = 5.0
+ALIVE = "INSERT OR REPLACE INTO meta (key, value) VALUES ('alive', ?)"
 
 
 def open_database(path: Path) -> sqlite3.Connection:
@@ -191,7 +197,11 @@ class Writer:
         stop = False
         while not stop:
             batches: list[tuple[list[Write], asyncio.Future[None]]] = []
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=BEAT)
+            except queue.Empty:
+                self._commit([])  # the beat alone
+                continue
             # Group commit: everything handed over while the last commit ran goes in one.
             while True:
                 if item is _STOP:
@@ -214,6 +224,7 @@ class Writer:
             for writes, _ in batches:
                 for sql, params in writes:
                     connection.execute(sql, params)
+            connection.execute(ALIVE, (repr(time.time()),))
             connection.execute("COMMIT")
             self.commits += 1
             self.writes += sum(len(writes) for writes, _ in batches)
