@@ -60,8 +60,8 @@ class Client5:
         with self._lock:
             self.subacks += 1
 
-    async def connect(self) -> bool:
-        """Connect with clean start off; whether the hub had the session."""
+    async def connect(self, *, clean_start: bool = False) -> bool:
+        """Connect (clean start off unless asked); whether the hub had the session."""
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = self.expiry
         await asyncio.to_thread(
@@ -69,7 +69,7 @@ class Client5:
             "127.0.0.1",
             self.port,
             30,
-            clean_start=False,
+            clean_start=clean_start,
             properties=properties,
         )
         self.client.loop_start()
@@ -142,6 +142,10 @@ async def test_mqtt5_session_settings_and_expiry_survive_sigkill(tmp_path: Path)
         held = Client5("short-held", hub.port, expiry=2)
         await held.connect()
         await held.subscribe("plain/t", SubscribeOptions(qos=1))
+        # Clean start, then kept for an hour: persistent from this CONNECT on.
+        fresh = Client5("fresh", hub.port, expiry=3600)
+        await fresh.connect(clean_start=True)
+        await fresh.subscribe("plain/t", SubscribeOptions(qos=1))
         await device.disconnect()
 
         # Queued for the offline device before the crash: it keeps its identifier.
@@ -150,6 +154,7 @@ async def test_mqtt5_session_settings_and_expiry_survive_sigkill(tmp_path: Path)
         await hub.stop()
         publisher.drop()
         held.drop()
+        fresh.drop()
         await asyncio.sleep(3)  # longer than the short sessions' expiry
 
         await hub.start()
@@ -158,6 +163,9 @@ async def test_mqtt5_session_settings_and_expiry_survive_sigkill(tmp_path: Path)
         await until(lambda: len(device.received("own/queued")) == 1)
         (queued,) = device.received("own/queued")
         assert identifiers(queued) == [7]
+        fresh = Client5("fresh", hub.port, expiry=3600)
+        assert await fresh.connect() is True
+        fresh.drop()
         for gone in ("short-away", "short-held"):
             client = Client5(gone, hub.port, expiry=60)
             assert await client.connect() is False, f"{gone} outlived its expiry"
