@@ -39,7 +39,9 @@ class Backend(Protocol):
         until replaced whatever ``expiry`` says).
         """
 
-    def shared_sessions(self, *, expiry: float | None, max_queued: int) -> SharedSessions | None:
+    def shared_sessions(
+        self, *, expiry: float | None, max_queued: int, max_queued_bytes: int = ...
+    ) -> SharedSessions | None:
         """MQTT sessions shared by the nodes; None: sessions live in this process."""
 
     def session_journal(self) -> SessionJournal | None:

@@ -52,7 +52,9 @@ def session_store(hub: Hub) -> SessionStore:
     """The store the hub's backend supports: shared by the nodes, or in this process."""
     config = hub.config.mqtt
     shared = hub.backend.shared_sessions(
-        expiry=config.session_expiry, max_queued=config.max_queued_messages
+        expiry=config.session_expiry,
+        max_queued=config.max_queued_messages,
+        max_queued_bytes=config.max_queued_bytes,
     )
     if shared is None:
         journal = hub.backend.session_journal()
@@ -151,6 +153,7 @@ class SharedSessionStore(SessionStore):
             state.user = claimant.user
             self._sessions[client_id] = state
             self._owners[client_id] = owner
+            self._offline_ids.pop(client_id, None)
             return Opened(state, present, stale)
 
     async def _take(
@@ -224,7 +227,27 @@ class SharedSessionStore(SessionStore):
                     await self._stored.disown(client_id)
             else:
                 await self._offline(state)
+                self._offline_ids[client_id] = None
         self._forget_lock(client_id)
+        await self._drop_over_offline_cap()
+
+    async def _drop_over_offline_cap(self) -> None:
+        """Past ``mqtt.max_offline_sessions`` (this node's): drop the longest offline, keys too."""
+        while len(self._offline_ids) > self._max_offline:
+            oldest = next(iter(self._offline_ids))
+            async with self._lock(oldest):
+                self._offline_ids.pop(oldest, None)
+                state = self._sessions.get(oldest)
+                if state is None or oldest in self._owners:
+                    continue  # taken back (here or by another node) meanwhile
+                logger.info("MQTT session %r dropped: over mqtt.max_offline_sessions", oldest)
+                state.spill = None
+                await self.discard(state)
+                # Redis away: the keys expire with mqtt.session_expiry instead.
+                with contextlib.suppress(EngineUnavailable):
+                    await self._stored.delete(oldest)
+                    await self._stored.disown(oldest)
+            self._forget_lock(oldest)
 
     async def _offline(self, state: SessionState) -> None:
         """The client left: its state to Redis, and what arrives from now on after it."""
@@ -258,6 +281,7 @@ class SharedSessionStore(SessionStore):
             if connection is not None:
                 connection.take_over()
             state = self._sessions.pop(client_id, None)
+            self._offline_ids.pop(client_id, None)
             if state is not None:
                 if not state.clean:
                     state.detach()

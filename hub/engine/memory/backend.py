@@ -64,7 +64,9 @@ class MemoryBackend:
     ) -> RetainedStore:
         return MemoryRetainedStore(max_channels, max_bytes=max_bytes, expiry=expiry)
 
-    def shared_sessions(self, *, expiry: float | None, max_queued: int) -> SharedSessions | None:
+    def shared_sessions(
+        self, *, expiry: float | None, max_queued: int, max_queued_bytes: int = 1024 * 1024
+    ) -> SharedSessions | None:
         return None
 
     def session_journal(self) -> SessionJournal | None:

@@ -59,9 +59,15 @@ class RedisBackend:
     ) -> RetainedStore:
         return RedisRetainedStore(self.link, max_channels, max_bytes=max_bytes)
 
-    def shared_sessions(self, *, expiry: float | None, max_queued: int) -> SharedSessions | None:
+    def shared_sessions(
+        self, *, expiry: float | None, max_queued: int, max_queued_bytes: int = 1024 * 1024
+    ) -> SharedSessions | None:
         return RedisSessions(
-            self.link, self.engine.bus.node_id, expiry=expiry, max_queued=max_queued
+            self.link,
+            self.engine.bus.node_id,
+            expiry=expiry,
+            max_queued=max_queued,
+            max_queued_bytes=max_queued_bytes,
         )
 
     def session_journal(self) -> SessionJournal | None:

@@ -6,6 +6,7 @@ Per client id (the id is the hash tag, so a session's keys share a slot):
 ``<prefix>mqtt:{<id>}``       hash    ``subs`` (filter -> QoS), ``inflight``, ``pubrel``,
                                       ``last_id``: what must survive a move
 ``<prefix>mqtt:{<id>}:queue`` list    QoS 1/2 messages waiting for the client, oldest first
+``<prefix>mqtt:{<id>}:qbytes`` string the queue's bytes (its items' total length)
 ``<prefix>mqtt:{<id>}:owner`` string  the node holding the session (its id)
 ``<prefix>mqtt:{<id>}:user``  string  whose session it is: ``u:<user id>``, ``-`` anonymous
 ============================  ======  ==============================================
@@ -54,22 +55,41 @@ return 1
 
 _ANONYMOUS = b"-"
 
-# KEYS: session, queue. ARGV: max queued, items... Append, keep the newest, and
-# give a new queue the session's remaining lifetime.
+# KEYS: session, queue, queue bytes. ARGV: max queued, max bytes, items...
+# Append, drop the oldest past either bound (the newest is kept, however
+# large), and give the queue the session's remaining lifetime. Nothing is
+# queued for a session that is not stored (ended, expired or dropped).
 _PUSH = """
-redis.call('RPUSH', KEYS[2], unpack(ARGV, 2))
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[1]), -1)
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+local added = 0
+for i = 3, #ARGV do
+  added = added + string.len(ARGV[i])
+end
+local count = redis.call('RPUSH', KEYS[2], unpack(ARGV, 3))
+local bytes = redis.call('INCRBY', KEYS[3], added)
+local max_count, max_bytes = tonumber(ARGV[1]), tonumber(ARGV[2])
+local dropped = 0
+while count > 1 and (count > max_count or bytes - dropped > max_bytes) do
+  dropped = dropped + string.len(redis.call('LPOP', KEYS[2]))
+  count = count - 1
+end
+if dropped > 0 then
+  redis.call('DECRBY', KEYS[3], dropped)
+end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[3], ttl)
 end
 return 1
 """
 
-# KEYS: queue. Everything queued, and the queue emptied, in one step.
+# KEYS: queue, queue bytes. Everything queued, and the queue emptied, in one step.
 _TAKE = """
 local items = redis.call('LRANGE', KEYS[1], 0, -1)
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[2])
 return items
 """
 
@@ -104,13 +124,20 @@ class RedisSessions:
     """One node's access to the sessions in Redis."""
 
     def __init__(
-        self, link: RedisLink, node_id: str, *, expiry: float | None, max_queued: int
+        self,
+        link: RedisLink,
+        node_id: str,
+        *,
+        expiry: float | None,
+        max_queued: int,
+        max_queued_bytes: int = 1024 * 1024,
     ) -> None:
         self._link = link
         self._prefix = link.keys.prefix + "mqtt:"
         self.node_id = node_id
         self._expiry_ms = None if expiry is None else max(1, round(expiry * 1000))
         self._max_queued = max_queued
+        self._max_queued_bytes = max_queued_bytes
         client = link.client
         self._disown: AsyncScript = client.register_script(_DISOWN)
         self._push: AsyncScript = client.register_script(_PUSH)
@@ -127,6 +154,9 @@ class RedisSessions:
 
     def _queue(self, client_id: str) -> str:
         return f"{self._prefix}{{{client_id}}}:queue"
+
+    def _queue_bytes(self, client_id: str) -> str:
+        return f"{self._prefix}{{{client_id}}}:qbytes"
 
     def _owner(self, client_id: str) -> str:
         return f"{self._prefix}{{{client_id}}}:owner"
@@ -209,7 +239,13 @@ class RedisSessions:
                 "last_id": stored.last_packet_id,
             },
         )
-        keys = (key, self._queue(client_id), self._owner(client_id), self._user(client_id))
+        keys = (
+            key,
+            self._queue(client_id),
+            self._queue_bytes(client_id),
+            self._owner(client_id),
+            self._user(client_id),
+        )
         for name in keys:
             if offline and self._expiry_ms is not None:
                 pipe.pexpire(name, self._expiry_ms)
@@ -225,12 +261,16 @@ class RedisSessions:
     async def delete(self, client_id: str) -> None:
         client = self._link.client
         await self._link.run(
-            "session delete", client.delete(self._session(client_id), self._queue(client_id))
+            "session delete",
+            client.delete(
+                self._session(client_id), self._queue(client_id), self._queue_bytes(client_id)
+            ),
         )
 
     async def take_queue(self, client_id: str) -> list[Queued]:
         """Everything queued for the client, oldest first; the stored queue is emptied."""
-        items = await self._link.run("session queue", self._take(keys=[self._queue(client_id)]))
+        keys = [self._queue(client_id), self._queue_bytes(client_id)]
+        items = await self._link.run("session queue", self._take(keys=keys))
         out = []
         for item in items:
             try:
@@ -286,7 +326,8 @@ class RedisSessions:
     async def _push_batch(self, by_client: dict[str, list[bytes]]) -> None:
         pipe = self._link.client.pipeline(transaction=False)
         for client_id, items in by_client.items():
-            keys = [self._session(client_id), self._queue(client_id)]
+            keys = [self._session(client_id), self._queue(client_id), self._queue_bytes(client_id)]
+            args: list[int | bytes] = [self._max_queued, self._max_queued_bytes, *items]
             # Queued on the pipeline (an async pipeline is awaitable: it returns itself).
-            await self._push(keys=keys, args=[self._max_queued, *items], client=pipe)
+            await self._push(keys=keys, args=args, client=pipe)
         await self._link.run("session queue", pipe.execute())

@@ -97,7 +97,9 @@ class SqliteBackend:
         self._retained.append(store)
         return store
 
-    def shared_sessions(self, *, expiry: float | None, max_queued: int) -> SharedSessions | None:
+    def shared_sessions(
+        self, *, expiry: float | None, max_queued: int, max_queued_bytes: int = 1024 * 1024
+    ) -> SharedSessions | None:
         return None
 
     def session_journal(self) -> SessionJournal | None:

@@ -217,6 +217,40 @@ async def test_offline_queue_is_bounded_and_keeps_the_newest(
     assert [m.payload for m in publishes(await received(back, 3))] == [b"3", b"4", b"5"]
 
 
+async def test_offline_queue_is_bounded_in_bytes(node: NodeFactory, pair: PairFactory) -> None:
+    """mqtt.max_queued_bytes bounds the queue too (Redis: in the push script); the newest stay."""
+    hub = await node(max_queued_bytes=25_000)
+    device = await pair(hub)
+    await device.connect(client_id="dev", clean_session=False)
+    await device.subscribe(("t", 1))
+    await device.drop()
+    for n in range(6):
+        await hub.publish("t", f"{n}" * 10_000)
+    back = await pair(hub)
+    await back.connect(client_id="dev", clean_session=False)
+    got = [m.payload for m in publishes(await received(back, 2))]
+    await asyncio.sleep(0.1)
+    got += [m.payload for m in publishes(back.received())]
+    assert got == [b'"' + b"4" * 10_000 + b'"', b'"' + b"5" * 10_000 + b'"']
+
+
+async def test_offline_sessions_are_bounded_in_number(node: NodeFactory, pair: PairFactory) -> None:
+    """Past mqtt.max_offline_sessions the session offline the longest is dropped, on Redis too."""
+    hub = await node(max_offline_sessions=2)
+    for name in ("first", "second", "third"):
+        device = await pair(hub)
+        await device.connect(client_id=name, clean_session=False)
+        await device.subscribe(("t", 1))
+        await device.drop()
+    await asyncio.sleep(0.1)
+    present = {}
+    for name in ("first", "second", "third"):
+        # Kept connected: a session going offline again would drop another.
+        back = await pair(hub)
+        present[name] = (await back.connect(client_id=name, clean_session=False)).session_present
+    assert present == {"first": False, "second": True, "third": True}
+
+
 async def test_retained_message_reaches_a_later_subscriber(
     node: NodeFactory, pair: PairFactory
 ) -> None:
