@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from hub.engine.api_stores import SharedIdempotency, SharedRevocations
     from hub.engine.core import ChannelEngine
     from hub.engine.directory import RegistrationDirectory
+    from hub.engine.groups import SharedGroups
     from hub.engine.retained import RetainedStore
     from hub.engine.sessions import SessionJournal, SharedSessions
     from hub.services import Service
@@ -57,6 +58,9 @@ class Backend(Protocol):
 
     def directory(self) -> RegistrationDirectory | None:
         """The WAMP registration directory of a cluster; None on one node."""
+
+    def shared_groups(self) -> SharedGroups:
+        """Which node delivers each message of a shared subscription group (MQTT ``$share``)."""
 
     def idempotency(self, *, window: float) -> SharedIdempotency | None:
         """The server API's idempotency keys, kept ``window`` seconds; None: per node."""

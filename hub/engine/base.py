@@ -108,6 +108,9 @@ class Publication:
     # Set by the node that accepted the publication, to avoid bridge loops.
     origin: str = ""
     encoded: Encodings = field(default_factory=Encodings, repr=False)
+    # The same on every node that receives it (Redis engine; empty on one node):
+    # what a shared group's nodes agree on to deliver it once (hub.engine.groups).
+    message_id: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True, slots=True)

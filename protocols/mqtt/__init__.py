@@ -38,7 +38,8 @@ def setup(hub: Hub) -> None:
     config = hub.config.mqtt
     hub.services.add(SERVICE_NAME, session_store(hub))
     hub.services.add(WILLS_SERVICE_NAME, DelayedWills())
-    hub.services.add(SHARED_SERVICE_NAME, SharedSubscriptions(hub.channels))
+    shared = SharedSubscriptions(hub.channels, hub.backend.shared_groups())
+    hub.services.add(SHARED_SERVICE_NAME, shared)
     hub.services.add(SYS_SERVICE_NAME, SysTopics(hub, config.sys_interval))
     if config.bridge is not None:
         from protocols.mqtt.bridge import MqttBridge

@@ -9,9 +9,11 @@ subscriptions. A member whose session forgot the subscription (discarded,
 expired, unsubscribed) is dropped from the group when next met, and the last
 member out unsubscribes the group from the engine.
 
-The groups are per node: with several hub nodes, each node's group gets its
-own copy (docs/mqtt.md). Shared subscriptions are not kept when a session moves
-between nodes, and no retained messages are sent for them (4.8.2).
+With several hub nodes each node with members of a group receives its
+messages, and the backend's SharedGroups (``hub.engine.groups``) lets one node
+of them deliver each, in turn by member count: one member in the cluster gets
+it. Shared subscriptions are not kept when a session moves between nodes, and
+no retained messages are sent for them (4.8.2).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from hub.engine import Kind, Publication
 
 if TYPE_CHECKING:
     from hub.channels import ChannelService
+    from hub.engine.groups import SharedGroups
     from protocols.mqtt.session import SessionState
 
 logger = logging.getLogger(__name__)
@@ -68,6 +71,10 @@ class SharedGroup:
     def deliver(self, publication: Publication, subscription: str) -> None:
         if publication.kind is not Kind.MESSAGE:
             return
+        # Every node with members has this copy: the backend lets one hand it out.
+        self._owner.groups.offer(self.full_filter, publication, self._hand_out)
+
+    def _hand_out(self, publication: Publication) -> None:
         member = self._pick()
         if member is not None:
             member.deliver_shared(publication, self.full_filter)
@@ -95,6 +102,7 @@ class SharedGroup:
 
     def _remove(self, member: SessionState) -> None:
         self.members.remove(member)
+        self._owner.groups.members(self.full_filter, len(self.members))
         if not self.members:
             self._owner.emptied(self)
 
@@ -102,8 +110,9 @@ class SharedGroup:
 class SharedSubscriptions:
     """Every shared group of this node, by ``$share/<group>/<filter>``."""
 
-    def __init__(self, channels: ChannelService) -> None:
+    def __init__(self, channels: ChannelService, groups: SharedGroups) -> None:
         self._channels = channels
+        self.groups = groups
         self._groups: dict[str, SharedGroup] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -121,11 +130,14 @@ class SharedSubscriptions:
             await self._channels.subscribe(group, topic_filter)
         if state not in group.members:
             group.members.append(state)
+            # After the engine subscription: this node is picked once it receives.
+            self.groups.members(full_filter, len(group.members))
 
     async def leave(self, state: SessionState, full_filter: str) -> None:
         group = self._groups.get(full_filter)
         if group is not None and state in group.members:
             group.members.remove(state)
+            self.groups.members(full_filter, len(group.members))
             if not group.members:
                 await self._drop(group)
 
@@ -151,3 +163,4 @@ class SharedSubscriptions:
     async def stop(self) -> None:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.groups.close()

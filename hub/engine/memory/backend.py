@@ -10,6 +10,7 @@ from pathlib import Path
 from hub.engine.api_stores import SharedIdempotency, SharedRevocations
 from hub.engine.core import ChannelEngine
 from hub.engine.directory import RegistrationDirectory
+from hub.engine.groups import LocalGroups, SharedGroups
 from hub.engine.memory.stores import MemoryBroker, MemoryHistory, MemoryPresence
 from hub.engine.retained import MemoryRetainedStore, RetainedStore
 from hub.engine.sessions import SessionJournal, SharedSessions
@@ -77,6 +78,10 @@ class MemoryBackend:
 
     def directory(self) -> RegistrationDirectory | None:
         return None
+
+    def shared_groups(self) -> SharedGroups:
+        # One node: it delivers every message of its groups.
+        return LocalGroups()
 
     def idempotency(self, *, window: float) -> SharedIdempotency | None:
         # One node: the API's own bounded store is the whole truth.

@@ -12,10 +12,12 @@ from hub.engine.api_stores import SharedIdempotency, SharedRevocations
 from hub.engine.base import ClientInfo
 from hub.engine.core import ChannelEngine
 from hub.engine.directory import RegistrationDirectory
+from hub.engine.groups import SharedGroups
 from hub.engine.redis.api_stores import RedisIdempotency, RedisRevocations
 from hub.engine.redis.broker import RedisBroker
 from hub.engine.redis.bus import RedisBus
 from hub.engine.redis.directory import RedisDirectory
+from hub.engine.redis.groups import RedisGroups
 from hub.engine.redis.link import RedisLink, RedisOptions
 from hub.engine.redis.mqtt_sessions import RedisSessions
 from hub.engine.redis.retained import RedisRetainedStore
@@ -78,6 +80,9 @@ class RedisBackend:
 
     def directory(self) -> RegistrationDirectory | None:
         return RedisDirectory(self.link, self.engine.bus.node_id)
+
+    def shared_groups(self) -> SharedGroups:
+        return RedisGroups(self.link, self.engine.bus.node_id)
 
     def idempotency(self, *, window: float) -> SharedIdempotency | None:
         return RedisIdempotency(self.link, window=window)

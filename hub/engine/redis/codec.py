@@ -195,7 +195,7 @@ def decode_body(channel: str, body: bytes, offset: int, epoch: str) -> Publicati
     """The publication a body holds; ValueError when it is not one of ours."""
     try:
         fields = msgpack.unpackb(body, raw=False, strict_map_key=False)
-        version, _message_id, kind, data, publisher, extras, origin = fields
+        version, sent_id, kind, data, publisher, extras, origin = fields
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise ValueError(f"undecodable publication on {channel!r}: {exc}") from None
     if version != FORMAT:
@@ -209,6 +209,7 @@ def decode_body(channel: str, body: bytes, offset: int, epoch: str) -> Publicati
         publisher=None if publisher is None else ClientInfo(*publisher),
         extras=extras,
         origin=origin,
+        message_id=sent_id if isinstance(sent_id, bytes) else b"",
     )
 
 

@@ -19,6 +19,7 @@ from hub.engine.api_stores import SharedIdempotency, SharedRevocations
 from hub.engine.base import HistoryOptions, HistoryStore, Publication, StreamPosition
 from hub.engine.core import ChannelEngine
 from hub.engine.directory import RegistrationDirectory
+from hub.engine.groups import LocalGroups, SharedGroups
 from hub.engine.memory.stores import MemoryBroker, MemoryPresence
 from hub.engine.retained import RetainedStore
 from hub.engine.sessions import SessionJournal, SharedSessions
@@ -107,6 +108,10 @@ class SqliteBackend:
 
     def directory(self) -> RegistrationDirectory | None:
         return None
+
+    def shared_groups(self) -> SharedGroups:
+        # One node: it delivers every message of its groups.
+        return LocalGroups()
 
     def idempotency(self, *, window: float) -> SharedIdempotency | None:
         # One node: the API's own bounded store is the whole truth.

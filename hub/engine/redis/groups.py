@@ -1,0 +1,188 @@
+"""Shared subscription groups across nodes: each message claimed in Redis for one node.
+
+Per group, ``<prefix>share:{<group>}:nodes`` maps each node holding members to
+their count, and ``...:next`` counts the messages handed out. Every node with
+members receives each message of the group's filter and offers it; one script
+call per batch of offers decides: the first node to offer a message picks its
+owner, the next live node in turn weighted by member count, and stores the
+choice under ``...:m:<message id>`` for :data:`CLAIM_TTL_MS`, where the other
+nodes' offers find it. Only the owner delivers.
+
+A node counts while its heartbeat key lives (:mod:`hub.engine.redis.bus`): a
+node killed with SIGKILL is skipped, and forgotten, within a few health
+intervals; the messages claimed for it meanwhile are lost with it. With no
+live node announced (Redis lost its data, or announcements still on their
+way), the first node to offer a message delivers it: still once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any, Final
+
+from redis.commands.core import AsyncScript
+
+from hub.engine.base import Publication
+from hub.engine.groups import Deliver
+from hub.engine.redis.link import RedisLink
+from hub.errors import EngineUnavailable
+
+logger = logging.getLogger("hub.engine.redis")
+
+# Long enough for every node's copy of a message to arrive and be offered.
+CLAIM_TTL_MS: Final = 30_000
+# Offers decided by one script call.
+BATCH: Final = 256
+# Offers waiting for a decision; beyond this, new ones are dropped (Redis too slow).
+MAX_PENDING: Final = 100_000
+
+# KEYS: per offer, the group's nodes hash, its counter, the message's claim key.
+# ARGV: this node, alive key prefix, alive key suffix, claim TTL (ms).
+# Per offer, 1 when this node delivers the message, else 0.
+_OFFER = """
+local me, prefix, suffix, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local alive = {}
+local function pick(nodes, counter)
+  local entries = redis.call('HGETALL', nodes)
+  local live, total = {}, 0
+  for j = 1, #entries, 2 do
+    local node, weight = entries[j], tonumber(entries[j + 1])
+    if alive[node] == nil then
+      alive[node] = node == me or redis.call('EXISTS', prefix .. node .. suffix) == 1
+    end
+    if alive[node] and weight and weight > 0 then
+      live[#live + 1] = {node, weight}
+      total = total + weight
+    else
+      redis.call('HDEL', nodes, node)
+    end
+  end
+  if total == 0 then
+    return me
+  end
+  table.sort(live, function(a, b) return a[1] < b[1] end)
+  local turn = redis.call('INCR', counter)
+  redis.call('PEXPIRE', counter, 86400000)
+  turn = turn % total
+  for _, entry in ipairs(live) do
+    if turn < entry[2] then
+      return entry[1]
+    end
+    turn = turn - entry[2]
+  end
+  return me
+end
+local out = {}
+for i = 1, #KEYS, 3 do
+  local owner = redis.call('GET', KEYS[i + 2])
+  if not owner then
+    owner = pick(KEYS[i], KEYS[i + 1])
+    redis.call('SET', KEYS[i + 2], owner, 'PX', ttl)
+  end
+  out[#out + 1] = owner == me and 1 or 0
+end
+return out
+"""
+
+
+class RedisGroups:
+    """This node's side of every shared group: its member counts, and its offers, in order."""
+
+    def __init__(self, link: RedisLink, node_id: str) -> None:
+        self._link = link
+        self._prefix = link.keys.prefix
+        self.node_id = node_id
+        self._offer: AsyncScript = link.client.register_script(_OFFER)
+        # What Redis should hold for this node, written by one task in order.
+        self._counts: dict[str, int] = {}
+        self._dirty: dict[str, int] = {}
+        self._pending: deque[tuple[str, Publication, Deliver]] = deque()
+        self._wake = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+
+    def _key(self, group: str, part: str) -> str:
+        return f"{self._prefix}share:{{{group}}}:{part}"
+
+    def members(self, group: str, count: int) -> None:
+        if self._counts.get(group, 0) == count:
+            return
+        if count:
+            self._counts[group] = count
+        else:
+            self._counts.pop(group, None)
+        self._dirty[group] = count
+        self._kick()
+
+    def offer(self, group: str, publication: Publication, deliver: Deliver) -> None:
+        if not publication.message_id:
+            deliver(publication)  # not from the pub/sub (no id): only this node has it
+            return
+        if len(self._pending) >= MAX_PENDING:
+            logger.warning("shared group %r: too many offers waiting, message dropped", group)
+            return
+        self._pending.append((group, publication, deliver))
+        self._kick()
+
+    def _kick(self) -> None:
+        self._wake.set()
+        if self._worker is None or self._worker.done():
+            self._worker = self._link.spawn(self._work(), "wshub-redis-groups")
+
+    async def _work(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._announce()
+            while self._pending:
+                await self._decide()
+
+    async def _announce(self) -> None:
+        dirty, self._dirty = self._dirty, {}
+        for group, count in dirty.items():
+            key = self._key(group, "nodes")
+            if count:
+                command = self._link.client.hset(key, self.node_id, count)
+            else:
+                command = self._link.client.hdel(key, self.node_id)
+            try:
+                await self._link.run("shared group members", command)
+            except EngineUnavailable:
+                # Told again with the next change; meanwhile other nodes may
+                # not pick this one, and no message is delivered twice for it.
+                logger.warning("shared group %r: member count not stored", group)
+
+    async def _decide(self) -> None:
+        batch = [self._pending.popleft() for _ in range(min(BATCH, len(self._pending)))]
+        keys: list[str] = []
+        for group, publication, _ in batch:
+            keys += [
+                self._key(group, "nodes"),
+                self._key(group, "next"),
+                self._key(group, "m:" + publication.message_id.hex()),
+            ]
+        args: list[str | int] = [self.node_id, f"{self._prefix}node:", ":alive", CLAIM_TTL_MS]
+        try:
+            owned: Any = await self._link.run("shared group offer", self._offer(keys, args))
+        except EngineUnavailable:
+            # No node can claim them: dropped rather than delivered twice.
+            logger.warning("shared groups: %d message(s) dropped, Redis unavailable", len(batch))
+            return
+        for (_, publication, deliver), mine in zip(batch, owned, strict=True):
+            if mine:
+                try:
+                    deliver(publication)
+                except Exception:
+                    logger.exception("shared group delivery failed")
+
+    async def close(self) -> None:
+        """Leave every group: other nodes stop picking this one at once."""
+        for group in list(self._counts):
+            self.members(group, 0)
+        if self._worker is not None and not self._worker.done():
+            self._worker.cancel()
+        try:
+            await self._announce()
+        except Exception:
+            logger.warning("shared groups: could not leave the groups", exc_info=True)
