@@ -55,6 +55,17 @@ class SharedSessions(Protocol):
 
     async def disown(self, client_id: str) -> None: ...
 
+    async def owner(self, client_id: str) -> str | None:
+        """The node named as the client id's holder, if any."""
+
+    async def forget_orphan(self, client_id: str, dead_node: str | None) -> bool:
+        """The holder ``dead_node`` (None: none named) is gone: whether the id is free now.
+
+        A clean session's record is deleted (True); a stored session stays its
+        user's and its expiry starts (False). Nothing changes if another node
+        claimed the id meanwhile.
+        """
+
     async def user(self, client_id: str) -> tuple[bool, str | None]:
         """(whether the session has a user on record, its user id or None for anonymous)."""
 

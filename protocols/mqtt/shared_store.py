@@ -129,7 +129,7 @@ class SharedSessionStore(SessionStore):
             local = self._sessions.get(client_id)
             if not recorded and local is not None:
                 recorded, holder = True, local.user
-            if recorded and not claimant.may_take(holder):
+            if recorded and not claimant.may_take(holder) and not await self._orphaned(client_id):
                 raise ClientIdTaken(client_id)
             previous_node = await self._stored.claim(client_id)
             connection = self._owners.pop(client_id, None)
@@ -155,6 +155,27 @@ class SharedSessionStore(SessionStore):
             self._owners[client_id] = owner
             self._offline_ids.pop(client_id, None)
             return Opened(state, present, stale)
+
+    async def _orphaned(self, client_id: str) -> bool:
+        """Whether the user on record for ``client_id`` holds nothing any more.
+
+        A node that dies (SIGKILL) leaves its connected clients' records in
+        Redis: a clean session's would lock its client id to that user for
+        good. When the node named as holder is gone, the record of a session
+        with nothing stored is deleted; a stored one stays its user's until it
+        expires.
+        """
+        node = await self._stored.owner(client_id)
+        if node is not None:
+            if node == self._stored.node_id:
+                if client_id in self._sessions:
+                    return False
+            elif await self._bus.alive(node):
+                return False
+        freed = await self._stored.forget_orphan(client_id, node)
+        if freed:
+            logger.info("MQTT client id %r: freed the record left by node %s", client_id, node)
+        return freed
 
     async def _take(
         self, state: SessionState, kept_here: bool, previous_node: str | None, clean: bool

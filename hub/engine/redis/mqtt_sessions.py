@@ -55,6 +55,31 @@ return 1
 
 _ANONYMOUS = b"-"
 
+# KEYS: session, queue, queue bytes, owner, user. ARGV: the dead owner ('' when
+# the owner key is gone), expiry ms (0: none). Nothing changes if another node
+# claimed the id meanwhile. A clean session leaves no stored session: its record
+# is deleted (1). A persistent one stays its user's, and starts the expiry its
+# node died before starting (0).
+_FORGET_ORPHAN = """
+local owner = redis.call('GET', KEYS[4])
+if (owner or '') ~= ARGV[1] then
+  return 0
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+  return 1
+end
+local expiry = tonumber(ARGV[2])
+if expiry > 0 then
+  for i = 1, #KEYS do
+    if redis.call('PTTL', KEYS[i]) == -1 then
+      redis.call('PEXPIRE', KEYS[i], expiry)
+    end
+  end
+end
+return 0
+"""
+
 # KEYS: session, queue, queue bytes. ARGV: max queued, max bytes, items...
 # Append, drop the oldest past either bound (the newest is kept, however
 # large), and give the queue the session's remaining lifetime. Nothing is
@@ -142,6 +167,7 @@ class RedisSessions:
         self._disown: AsyncScript = client.register_script(_DISOWN)
         self._push: AsyncScript = client.register_script(_PUSH)
         self._take: AsyncScript = client.register_script(_TAKE)
+        self._forget_orphan: AsyncScript = client.register_script(_FORGET_ORPHAN)
         # The ordered writer of spilled messages.
         self._pending: deque[tuple[str, bytes]] = deque()
         self._wake = asyncio.Event()
@@ -178,6 +204,26 @@ class RedisSessions:
         """Forget this node as the holder, unless another node took the id since."""
         keys = [self._owner(client_id), self._user(client_id)]
         await self._link.run("session disown", self._disown(keys=keys, args=[self.node_id]))
+
+    async def owner(self, client_id: str) -> str | None:
+        """The node named as the client id's holder, if any."""
+        client = self._link.client
+        key = self._owner(client_id)
+        found: Any = await self._link.run_idempotent("session read", partial(client.get, key))
+        return None if found is None else bytes(found).decode()
+
+    async def forget_orphan(self, client_id: str, dead_node: str | None) -> bool:
+        """The holder ``dead_node`` is gone: whether the id is free now (see _FORGET_ORPHAN)."""
+        keys = [
+            self._session(client_id),
+            self._queue(client_id),
+            self._queue_bytes(client_id),
+            self._owner(client_id),
+            self._user(client_id),
+        ]
+        args: list[str | int] = [dead_node or "", self._expiry_ms or 0]
+        freed = await self._link.run("session orphan", self._forget_orphan(keys=keys, args=args))
+        return bool(freed)
 
     async def user(self, client_id: str) -> tuple[bool, str | None]:
         """(whether the session has a user on record, its user id or None for anonymous)."""
