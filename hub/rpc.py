@@ -261,10 +261,23 @@ def _trivial_fields(fields: dict[str, tuple[Any, Any]]) -> tuple[TrivialField, .
 def _bind_trivial(fields: tuple[TrivialField, ...], params: Any) -> dict[str, Any] | None:
     """Keyword arguments for well-formed params; None for pydantic to judge (and word)."""
     if type(params) is list:
-        if len(params) > len(fields):
+        # By position, without building a dict of names first (the usual call).
+        count = len(params)
+        if count > len(fields):
             return None
-        given = dict(zip((field[0] for field in fields), params, strict=False))
-    elif type(params) is dict:
+        bound: dict[str, Any] = {}
+        for index, (name, exact, default) in enumerate(fields):
+            if index < count:
+                value = params[index]
+                if exact is not None and type(value) is not exact:
+                    return None
+                bound[name] = value
+            elif default is ...:
+                return None
+            else:
+                bound[name] = default
+        return bound
+    if type(params) is dict:
         if len(params) > len(fields):
             return None
         given = params

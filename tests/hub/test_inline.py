@@ -79,6 +79,9 @@ async def typed(a: int, b: str = "x", c: Any = None) -> Any:
         {"a": "1"},  # pydantic converts it; the shortcut leaves it to pydantic
         {"a": True},
         [1.0],
+        [],
+        [1, 2],
+        [1, "y"],
         {"a": 1, "z": 2},
         [1, 2, 3, 4],
         {},
