@@ -6,9 +6,9 @@ import asyncio
 import functools
 import logging
 import secrets
-import threading
 import weakref
 from collections.abc import Callable, Mapping
+from threading import get_ident
 from types import MappingProxyType
 
 from websockets.asyncio.server import ServerConnection, broadcast
@@ -18,6 +18,8 @@ from hub.handler import Identity
 from hub.shared_frames import shared_frames
 
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+# Read once: an enum member looked up on its class costs a descriptor call.
+_OPEN = State.OPEN
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +151,7 @@ class WebSocketSession:
         # Sync RPC methods run in worker threads and may notify: their sends are
         # handed to the loop, the only thread allowed to touch the transport.
         self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
+        self._loop_thread = get_ident()
         # Frames of this loop iteration, not yet written, and their size
         # (bounded with the transport's buffer by max_outbound_bytes).
         self._frames: list[bytes] | None = None
@@ -180,7 +182,7 @@ class WebSocketSession:
 
     @property
     def is_open(self) -> bool:
-        return self._connection.protocol.state is State.OPEN
+        return self._connection.protocol.state is _OPEN
 
     @property
     def request_path(self) -> str:
@@ -192,12 +194,12 @@ class WebSocketSession:
         # and the connection still looks open to a burst of sends.
         if self._close_task is not None:
             return
-        if threading.get_ident() != self._loop_thread:
+        if get_ident() != self._loop_thread:
             self._loop.call_soon_threadsafe(functools.partial(self.send, message, text=text))
             return
         connection = self._connection
         protocol = connection.protocol
-        if protocol.state is not State.OPEN:
+        if protocol.state is not _OPEN:
             return
         transport = connection.transport
         waiting = transport.get_write_buffer_size() + self._framed_bytes
@@ -249,7 +251,7 @@ class WebSocketSession:
         self._frames = None
         self._framed_bytes = 0
         connection = self._connection
-        if self._close_task is not None or connection.protocol.state is not State.OPEN:
+        if self._close_task is not None or connection.protocol.state is not _OPEN:
             return
         transport = connection.transport
         transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
