@@ -14,15 +14,13 @@ from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFact
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from hub.auth import ExpiryWatch, HandshakeRefused, handshake_request
+from hub.auth import HandshakeRefused, handshake_request
 from hub.config_coherence import coherence_warnings
-from hub.errors import PermissionDenied
 from hub.handler import Identity, ProtocolSpec
 from hub.hosts import HostPolicy
 from hub.http import HttpRoutes, text_response
 from hub.limits import (
     ConnectionSlots,
-    MessageRateLimiter,
     RatePenalties,
     SlotRefused,
     address_key,
@@ -30,7 +28,7 @@ from hub.limits import (
 from hub.origins import OriginPolicy
 from hub.proxies import TrustedProxies
 from hub.registry import NegotiationRefused, ProtocolRegistry
-from hub.rpc import CallContext
+from hub.serving import serve_session
 from hub.session import WebSocketSession
 from hub.tls import ServerTls
 
@@ -39,10 +37,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-INTERNAL_ERROR_CODE = 1011
-POLICY_VIOLATION = 1008
-MESSAGE_TOO_BIG = 1009
-RATE_CLOSE_REASON = "message rate exceeded"
 # Seconds an address closed for its message rate gets empty buckets for new connections.
 RATE_PENALTY = 10.0
 # Seconds a client refused for a connection limit is asked to wait.
@@ -254,6 +248,11 @@ class HubServer:
     @property
     def registry(self) -> ProtocolRegistry:
         return self._registry
+
+    @property
+    def penalties(self) -> RatePenalties:
+        """Addresses just closed for their message rate, on every transport."""
+        return self._penalties
 
     @property
     def slots(self) -> ConnectionSlots:
@@ -528,72 +527,18 @@ class HubServer:
         if connection.forwarded_headers:
             session.forwarded_headers = connection.forwarded_headers
         connection.forget_handshake_headers()
-        handler = spec.factory(session, hub)
-        received = metrics.messages_received.labels(spec.name)
-        active = metrics.connections_active.labels(spec.name)
-        metrics.connections_opened.labels(spec.name).inc()
-        active.inc()
-        context = CallContext(hub, session.id, spec.name, session.identity)
-        # Attached before the connect hooks, so they can find the session
-        # (the backend's connect proxy reads its forwarded headers).
-        hub.attach(session, handler)
-        try:
-            await hub.hooks.run_connect(context)
-        except PermissionDenied as exc:
-            hub.detach(session.id)
-            active.dec()
-            await connection.close(POLICY_VIOLATION, exc.message[:120])
-            return
-        # Closes the session with 3000 when its identity expires, unless refreshed.
-        expiry = ExpiryWatch.attach(session, handler, hub.refresher)
-        limits = hub.config.limits
-        address = address_key(connection.forwarded_for or connection.peer_host)
-        limiter = MessageRateLimiter(
-            limits.message_rate, limits.message_burst, full=not self._penalties.active(address)
-        )
-        handler.work = limiter
-        allow = limiter.allow
-        rate_limited = metrics.messages_rate_limited.labels(spec.name)
-        try:
-            await handler.on_open()
-            async for message in connection:
-                received.inc()
-                if allow():
-                    await handler.on_message(message)
-                    continue
-                rate_limited.inc()
-                if limiter.flooding:
-                    # Refused message_burst times and still sending: not a burst.
-                    metrics.rate_limit_closes.labels(spec.name).inc()
-                    logger.info(
-                        "session %s (%s): closed for its message rate", session.id, spec.name
-                    )
-                    await session.close(POLICY_VIOLATION, RATE_CLOSE_REASON)
-                    break
-                await handler.on_rate_limited(message)
-        except ConnectionClosed:
-            pass
-        except Exception:
-            # One handler's bug closes its own connection only.
-            metrics.handler_errors.labels(spec.name).inc()
-            logger.exception("session %s (%s): handler failed", session.id, spec.name)
-            await session.close(INTERNAL_ERROR_CODE, "internal error")
-        finally:
-            # Closed for flooding (here or by the handler, per unit): the
-            # address's next connections start without a burst.
-            if limiter.flooding:
-                self._penalties.punish(address)
-            expiry.close()
-            active.dec()
-            hub.detach(session.id)
+
+        def close_codes() -> tuple[int | None, int | None]:
             sent = connection.protocol.close_sent
-            if sent is not None and sent.code == MESSAGE_TOO_BIG:
-                metrics.oversize_closes.labels(spec.name).inc()
-            code = connection.close_code
-            try:
-                await handler.on_close(code)
-                # Protocol logins (MQTT CONNECT, WAMP auth) set the identity late.
-                context.identity = session.identity
-                await hub.hooks.run_disconnect(context)
-            except Exception:
-                logger.exception("session %s (%s): on_close failed", session.id, spec.name)
+            return (sent.code if sent is not None else None), connection.close_code
+
+        await serve_session(
+            hub,
+            spec,
+            session,
+            connection,
+            address=address_key(connection.forwarded_for or connection.peer_host),
+            penalties=self._penalties,
+            closed=(ConnectionClosed,),
+            close_codes=close_codes,
+        )

@@ -1,4 +1,10 @@
-"""A WebSocket connection seen as a :class:`hub.handler.Session`."""
+"""A WebSocket connection seen as a :class:`hub.handler.Session`.
+
+:class:`BoundedSession` is what a session is on every transport (the
+fallback's HTTP streams too): an id, the identity, sends handed to the loop
+from worker threads, and the outbound budget (``limits.max_outbound_bytes``)
+with its two ways to close, slow consumer and oversize message.
+"""
 
 from __future__ import annotations
 
@@ -92,7 +98,135 @@ def _coalescer(loop: asyncio.AbstractEventLoop) -> _Coalescer:
     return found
 
 
-class WebSocketSession:
+class BoundedSession:
+    """The transport-neutral part of a session; a subclass holds the outbound queue.
+
+    A subclass's ``send`` calls :meth:`_hand_to_loop` off the loop's thread, and
+    :meth:`_over_budget` when a message does not fit what waits; it supplies
+    :meth:`outbound_buffer_size` and :meth:`_give_up` (close with a code and
+    reason, dropping what waits).
+    """
+
+    __slots__ = (
+        "_identity",
+        "_loop",
+        "_loop_thread",
+        "_max_outbound_bytes",
+        "_on_slow_consumer",
+        "id",
+        "on_identity_change",
+        "subprotocol",
+        "wire_name",
+    )
+
+    def __init__(
+        self,
+        subprotocol: str,
+        *,
+        identity: Identity | None,
+        max_outbound_bytes: int,
+        on_slow_consumer: Callable[[], None] | None,
+        wire_name: str | None,
+    ) -> None:
+        self.id = new_session_id()
+        self.subprotocol = subprotocol
+        self.wire_name = wire_name or subprotocol
+        self._identity = identity
+        self._max_outbound_bytes = max_outbound_bytes
+        self._on_slow_consumer = on_slow_consumer
+        # Told of every new identity (the server re-arms the expiry timer).
+        self.on_identity_change: Callable[[Identity | None], None] | None = None
+        # Sync RPC methods run in worker threads and may notify: their sends are
+        # handed to the loop, the only thread allowed to touch the transport.
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = get_ident()
+
+    @property
+    def identity(self) -> Identity | None:
+        return self._identity
+
+    @identity.setter
+    def identity(self, identity: Identity | None) -> None:
+        # Protocol-level logins (MQTT CONNECT, WAMP HELLO) establish identity late.
+        self._identity = identity
+        if self.on_identity_change is not None:
+            self.on_identity_change(identity)
+
+    @property
+    def remote_address(self) -> str:
+        raise NotImplementedError
+
+    def send(self, message: str | bytes, *, text: bool | None = None) -> None:
+        raise NotImplementedError
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        raise NotImplementedError
+
+    def outbound_buffer_size(self) -> int:
+        """Bytes waiting to reach the client."""
+        raise NotImplementedError
+
+    def outbound_room(self) -> int:
+        """Bytes that may still be sent before the session counts as a slow consumer."""
+        return self._max_outbound_bytes - self.outbound_buffer_size()
+
+    def _hand_to_loop(self, message: str | bytes, text: bool | None) -> None:
+        """A send from another thread (``get_ident() != self._loop_thread``), made on
+        the loop's."""
+        self._loop.call_soon_threadsafe(functools.partial(self.send, message, text=text))
+
+    def _over_budget(self, size: int) -> None:
+        """A ``size``-byte message does not fit with what waits: close the session."""
+        if size > self._max_outbound_bytes:
+            # It would not fit an empty queue either: the client is not slow,
+            # the message is too big for the budget; say so.
+            self._close_oversize(size)
+        else:
+            self._close_slow_consumer()
+
+    def _given_up(self) -> bool:
+        """Whether the session is already closing for its budget (or otherwise)."""
+        raise NotImplementedError
+
+    def _close_slow_consumer(self) -> None:
+        if self._given_up():
+            return
+        logger.warning(
+            "session %s (%s): closing slow consumer, %d bytes waiting",
+            self.id,
+            self.remote_address,
+            self.outbound_buffer_size(),
+        )
+        if self._on_slow_consumer is not None:
+            self._on_slow_consumer()
+        self._give_up(SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON)
+
+    def _close_oversize(self, size: int) -> None:
+        if self._given_up():
+            return
+        # What was sent before fitted: it goes before the close.
+        self._flush_before_close()
+        if self._given_up():
+            return
+        logger.warning(
+            "session %s (%s): closing, a message of %d bytes exceeds "
+            "limits.max_outbound_bytes (%d)",
+            self.id,
+            self.remote_address,
+            size,
+            self._max_outbound_bytes,
+        )
+        self._give_up(OVERSIZE_CODE, OVERSIZE_REASON)
+
+    def _flush_before_close(self) -> None:
+        """Hand over what waits, where the transport can before a close."""
+
+    def _give_up(self, code: int, reason: str) -> None:
+        """Close with ``code`` and ``reason``, dropping what still waits."""
+        raise NotImplementedError
+
+
+class WebSocketSession(BoundedSession):
     """Writes go to the transport's buffer, which is the bounded queue.
 
     ``send`` never awaits: a publication fanned out to thousands of sessions costs
@@ -109,18 +243,9 @@ class WebSocketSession:
         "_connection",
         "_framed_bytes",
         "_frames",
-        "_identity",
-        "_loop",
-        "_loop_thread",
-        "_max_outbound_bytes",
-        "_on_slow_consumer",
         "_remote_address",
         "_wrote_in",
         "forwarded_headers",
-        "id",
-        "on_identity_change",
-        "subprotocol",
-        "wire_name",
     )
 
     def __init__(
@@ -134,24 +259,19 @@ class WebSocketSession:
         wire_name: str | None = None,
         remote_address: str | None = None,
     ) -> None:
-        self.id = new_session_id()
-        self.subprotocol = subprotocol
-        self.wire_name = wire_name or subprotocol
+        super().__init__(
+            subprotocol,
+            identity=identity,
+            max_outbound_bytes=max_outbound_bytes,
+            on_slow_consumer=on_slow_consumer,
+            wire_name=wire_name,
+        )
         self._connection = connection
-        self._identity = identity
-        self._max_outbound_bytes = max_outbound_bytes
-        self._on_slow_consumer = on_slow_consumer
         # Given by the server when a trusted proxy named the client (hub.proxies).
         self._remote_address = remote_address
         self._close_task: asyncio.Task[None] | None = None
         # The handshake headers [proxy.*] pass on to the backend (hub.api.proxy).
         self.forwarded_headers: Mapping[str, str] = _NO_HEADERS
-        # Told of every new identity (the server re-arms the expiry timer).
-        self.on_identity_change: Callable[[Identity | None], None] | None = None
-        # Sync RPC methods run in worker threads and may notify: their sends are
-        # handed to the loop, the only thread allowed to touch the transport.
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = get_ident()
         # Frames of this loop iteration, not yet written, and their size
         # (bounded with the transport's buffer by max_outbound_bytes).
         self._frames: list[bytes] | None = None
@@ -159,17 +279,6 @@ class WebSocketSession:
         self._coalescer = _coalescer(self._loop)
         # The coalescer's iteration in which this session last wrote directly.
         self._wrote_in = -1
-
-    @property
-    def identity(self) -> Identity | None:
-        return self._identity
-
-    @identity.setter
-    def identity(self, identity: Identity | None) -> None:
-        # Protocol-level logins (MQTT CONNECT, WAMP HELLO) establish identity late.
-        self._identity = identity
-        if self.on_identity_change is not None:
-            self.on_identity_change(identity)
 
     @property
     def remote_address(self) -> str:
@@ -195,7 +304,7 @@ class WebSocketSession:
         if self._close_task is not None:
             return
         if get_ident() != self._loop_thread:
-            self._loop.call_soon_threadsafe(functools.partial(self.send, message, text=text))
+            self._hand_to_loop(message, text)
             return
         connection = self._connection
         protocol = connection.protocol
@@ -206,12 +315,7 @@ class WebSocketSession:
         # Checked before writing: a message that cannot fit is never buffered
         # (compressed, it might: the bound is on what the hub was asked to send).
         if waiting + len(message) > self._max_outbound_bytes:
-            if len(message) > self._max_outbound_bytes:
-                # It would not fit an empty buffer either: the client is not
-                # slow, the message is too big for the budget; say so.
-                self._close_oversize(len(message))
-            else:
-                self._close_slow_consumer()
+            self._over_budget(len(message))
             return
         if protocol.extensions or protocol.debug or connection.send_in_progress is not None:
             # websockets writes these itself: what waits goes first, in order.
@@ -261,51 +365,22 @@ class WebSocketSession:
     def outbound_buffer_size(self) -> int:
         return self._connection.transport.get_write_buffer_size() + self._framed_bytes
 
-    def outbound_room(self) -> int:
-        """Bytes that may still be sent before the connection counts as a slow consumer."""
-        return self._max_outbound_bytes - self.outbound_buffer_size()
-
     async def close(self, code: int = 1000, reason: str = "") -> None:
         # What was sent before closing is written before the close frame.
         self.flush()
         await self._connection.close(code, reason)
 
-    def _close_slow_consumer(self) -> None:
-        if self._close_task is not None:
-            return
-        logger.warning(
-            "session %s (%s): closing slow consumer, %d bytes waiting",
-            self.id,
-            self.remote_address,
-            self.outbound_buffer_size(),
-        )
-        if self._on_slow_consumer is not None:
-            self._on_slow_consumer()
+    def _given_up(self) -> bool:
+        return self._close_task is not None
+
+    def _flush_before_close(self) -> None:
+        self.flush()
+
+    def _give_up(self, code: int, reason: str) -> None:
         # Never written: the connection is being dropped.
         self._frames = None
         self._framed_bytes = 0
-        self._close_task = asyncio.get_running_loop().create_task(
-            self._close_stalled(SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON)
-        )
-
-    def _close_oversize(self, size: int) -> None:
-        if self._close_task is not None:
-            return
-        # What was sent before fitted: it goes before the close frame.
-        self.flush()
-        if self._close_task is not None:
-            return
-        logger.warning(
-            "session %s (%s): closing, a message of %d bytes exceeds "
-            "limits.max_outbound_bytes (%d)",
-            self.id,
-            self.remote_address,
-            size,
-            self._max_outbound_bytes,
-        )
-        self._close_task = asyncio.get_running_loop().create_task(
-            self._close_stalled(OVERSIZE_CODE, OVERSIZE_REASON)
-        )
+        self._close_task = asyncio.get_running_loop().create_task(self._close_stalled(code, reason))
 
     async def _close_stalled(self, code: int, reason: str) -> None:
         connection = self._connection

@@ -309,7 +309,9 @@ class FallbackServer:
                 "ping_interval": self._config.ping_interval,
             }
             await response.write(sse_event(orjson.dumps(hello), event="session"))
-            driver = asyncio.get_running_loop().create_task(drive(self._hub, spec, session))
+            driver = asyncio.get_running_loop().create_task(
+                drive(self._hub, spec, session, self._client_host(request))
+            )
             await self._pump(session, response, lambda m: sse_event(m), SSE_PING, idle=True)
             return response
         finally:
@@ -500,7 +502,9 @@ class FallbackServer:
         session = self._new_session("ndjson" if ndjson else "events", identity, request)
         subscriptions = Subscriptions(channels, since, ndjson=ndjson)
         session.receive(subscriptions.requests())
-        driver = asyncio.get_running_loop().create_task(drive(self._hub, spec, session))
+        driver = asyncio.get_running_loop().create_task(
+            drive(self._hub, spec, session, self._client_host(request))
+        )
         try:
             try:
                 first = await subscriptions.start(session)

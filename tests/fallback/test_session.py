@@ -6,12 +6,15 @@ import asyncio
 import json
 
 import aiohttp
+import pytest
+from websockets.exceptions import ConnectionClosed
 
 from hub import Hub
 from hub.errors import PermissionDenied
 from hub.rpc import CallContext
 from tests.api.conftest import KEY, result
 from tests.auth_helpers import SECRET, basic, fast_hash, hs_auth, mint
+from tests.conftest import PeerFactory
 from tests.fallback.conftest import (
     FallbackHubFactory,
     PeerOpener,
@@ -338,3 +341,53 @@ async def test_a_trusted_proxy_names_the_client(
     )
     assert status == 503
     assert "max_connections_per_ip" in body
+
+
+async def test_flooding_closes_and_penalizes_the_address_on_every_transport(
+    fallback_hub: FallbackHubFactory, fallback_peer: PeerOpener, jsonrpc: PeerFactory
+) -> None:
+    """A session that floods is closed with 1008, and its address's next sessions start
+    without a burst: the next fallback session's and WebSocket's first request is refused."""
+    hub = await fallback_hub(limits={"message_rate": 0.001, "message_burst": 3})
+
+    @hub.rpc("echo")
+    async def echo(x: int) -> int:
+        return x
+
+    base = fallback_url(hub)
+    peer = await fallback_peer(base)
+    for n in range(3):
+        assert await peer.call("echo", {"x": n}) == n
+    flood = [
+        {"jsonrpc": "2.0", "id": 10 + n, "method": "echo", "params": {"x": n}} for n in range(4)
+    ]
+    assert await peer.post(*flood) == 202
+    refused = []
+    while True:
+        event = await peer.stream.next()
+        if event.event == "close":
+            assert event.json() == {"code": 1008, "reason": "message rate exceeded"}
+            break
+        refused.append(event.json()["error"]["code"])
+    assert refused == [-32029] * 3
+    closes = hub.metrics.registry.get_sample_value(
+        "wshub_rate_limit_closes_total", {"subprotocol": "channels.v1"}
+    )
+    assert closes == 1
+    # The penalty: the address's next sessions start with an empty bucket and no
+    # refusal to spare, on either transport: the first request closes them.
+    again = await fallback_peer(base)
+    assert (
+        await again.post({"jsonrpc": "2.0", "id": 1, "method": "echo", "params": {"x": 5}}) == 202
+    )
+    event = await again.stream.next()
+    assert (event.event, event.json()) == (
+        "close",
+        {"code": 1008, "reason": "message rate exceeded"},
+    )
+    websocket = await jsonrpc(hub)
+    await websocket.send({"jsonrpc": "2.0", "id": 1, "method": "echo", "params": {"x": 6}})
+    with pytest.raises(ConnectionClosed):
+        async with asyncio.timeout(5):
+            await websocket.recv()
+    assert (websocket.ws.close_code, websocket.ws.close_reason) == (1008, "message rate exceeded")

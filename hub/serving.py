@@ -1,0 +1,119 @@
+"""Serving one session: the steps every transport runs around a protocol handler.
+
+A WebSocket connection (hub.server) and a fallback HTTP stream
+(hub.fallback) are served alike: the handler is made, the session joins the
+hub's table (so the server API reaches it) before the connect hooks run, its
+identity's expiry is watched, each message is counted and held to the message
+rate, a session that floods is closed and its address starts its next
+sessions with an empty bucket (``RatePenalties``), a handler's failure closes
+its own session only, and the disconnect hooks run last.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, Callable
+from typing import TYPE_CHECKING, cast
+
+from hub.auth import ExpiryWatch
+from hub.errors import PermissionDenied
+from hub.handler import ProtocolSpec
+from hub.limits import MessageRateLimiter, RatePenalties
+from hub.rpc import CallContext
+from hub.session import OVERSIZE_CODE, BoundedSession
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+    from hub.session import WebSocketSession
+
+logger = logging.getLogger(__name__)
+
+INTERNAL_ERROR_CODE = 1011
+POLICY_VIOLATION = 1008
+RATE_CLOSE_REASON = "message rate exceeded"
+
+
+async def serve_session(
+    hub: Hub,
+    spec: ProtocolSpec,
+    session: BoundedSession,
+    messages: AsyncIterable[str | bytes],
+    *,
+    address: str,
+    penalties: RatePenalties,
+    closed: tuple[type[BaseException], ...],
+    close_codes: Callable[[], tuple[int | None, int | None]],
+) -> None:
+    """Serve ``session`` until ``messages`` ends (or raises one of ``closed``).
+
+    ``address`` is the client's key for the rate penalty; ``close_codes``
+    gives, once it ended, the code the hub sent (None: none) and the code the
+    handler is told.
+    """
+    metrics = hub.metrics
+    handler = spec.factory(session, hub)
+    received = metrics.messages_received.labels(spec.name)
+    active = metrics.connections_active.labels(spec.name)
+    metrics.connections_opened.labels(spec.name).inc()
+    active.inc()
+    context = CallContext(hub, session.id, spec.name, session.identity)
+    # Attached before the connect hooks, so they can find the session
+    # (the backend's connect proxy reads its forwarded headers).
+    hub.attach(session, handler)
+    try:
+        await hub.hooks.run_connect(context)
+    except PermissionDenied as exc:
+        hub.detach(session.id)
+        active.dec()
+        await session.close(POLICY_VIOLATION, exc.message[:120])
+        return
+    # Closes the session with 3000 when its identity expires, unless refreshed
+    # (it needs on_identity_change and close(), which every BoundedSession has).
+    expiry = ExpiryWatch.attach(cast("WebSocketSession", session), handler, hub.refresher)
+    limits = hub.config.limits
+    limiter = MessageRateLimiter(
+        limits.message_rate, limits.message_burst, full=not penalties.active(address)
+    )
+    handler.work = limiter
+    allow = limiter.allow
+    rate_limited = metrics.messages_rate_limited.labels(spec.name)
+    try:
+        await handler.on_open()
+        async for message in messages:
+            received.inc()
+            if allow():
+                await handler.on_message(message)
+                continue
+            rate_limited.inc()
+            if limiter.flooding:
+                # Refused message_burst times and still sending: not a burst.
+                metrics.rate_limit_closes.labels(spec.name).inc()
+                logger.info("session %s (%s): closed for its message rate", session.id, spec.name)
+                await session.close(POLICY_VIOLATION, RATE_CLOSE_REASON)
+                break
+            await handler.on_rate_limited(message)
+    except closed:
+        pass
+    except Exception:
+        # One handler's bug closes its own session only.
+        metrics.handler_errors.labels(spec.name).inc()
+        logger.exception("session %s (%s): handler failed", session.id, spec.name)
+        await session.close(INTERNAL_ERROR_CODE, "internal error")
+    finally:
+        # Closed for flooding (here or by the handler, per unit): the
+        # address's next sessions start without a burst.
+        if limiter.flooding:
+            penalties.punish(address)
+        expiry.close()
+        active.dec()
+        hub.detach(session.id)
+        sent, code = close_codes()
+        if sent == OVERSIZE_CODE:
+            metrics.oversize_closes.labels(spec.name).inc()
+        try:
+            await handler.on_close(code)
+            # Protocol logins (MQTT CONNECT, WAMP auth) set the identity late.
+            context.identity = session.identity
+            await hub.hooks.run_disconnect(context)
+        except Exception:
+            logger.exception("session %s (%s): on_close failed", session.id, spec.name)
