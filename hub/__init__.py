@@ -15,7 +15,7 @@ from hub.rpc import CallContext, RpcError, rpc
 if TYPE_CHECKING:
     from hub.app import Hub, SessionNotFound
     from hub.config import ConfigError, HubConfig, load_config
-    from hub.errors import PermissionDenied
+    from hub.errors import HubError, PermissionDenied
     from hub.handler import Identity, ProtocolSpec, Session, SubprotocolHandler
 
 # Exported name -> the module defining it.
@@ -23,6 +23,7 @@ _EXPORTS = {
     "ConfigError": "hub.config",
     "Hub": "hub.app",
     "HubConfig": "hub.config",
+    "HubError": "hub.errors",
     "Identity": "hub.handler",
     "PermissionDenied": "hub.errors",
     "ProtocolSpec": "hub.handler",
@@ -47,6 +48,7 @@ __all__ = [
     "ConfigError",
     "Hub",
     "HubConfig",
+    "HubError",
     "Identity",
     "PermissionDenied",
     "ProtocolSpec",

@@ -18,7 +18,7 @@ from hub.config_errors import module_load_error
 from hub.engine import HistoryResult, Publication
 from hub.engine.retained import RetainedStore
 from hub.engine.select import open_backend
-from hub.errors import PermissionDenied
+from hub.errors import HubError, PermissionDenied
 from hub.handler import Session, SubprotocolHandler
 from hub.hooks import CallHook, ConnectHook, Hooks, PresenceHook, PublishHook, SubscribeHook
 from hub.metrics import HubMetrics
@@ -53,7 +53,7 @@ def new_node_id() -> str:
     return secrets.token_hex(6)
 
 
-class SessionNotFound(LookupError):
+class SessionNotFound(HubError, LookupError):
     """No open session has that id."""
 
 

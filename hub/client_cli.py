@@ -38,13 +38,14 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.typing import Subprotocol
 
 from hub.config import ConfigError, load_config
+from hub.errors import HubError
 
 DEFAULT_URL = "ws://127.0.0.1:8765/"
 DEFAULT_API_URL = "http://127.0.0.1:8766"
 API_VERBS = ("publish", "presence")
 
 
-class CommandFailed(Exception):
+class CommandFailed(HubError):
     """What went wrong, for stderr; the command exits 1."""
 
 

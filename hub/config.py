@@ -25,6 +25,7 @@ from pydantic import (
 
 from hub.config_errors import describe
 from hub.engine.topics import InvalidChannel, validate_pattern
+from hub.errors import HubError
 from hub.hosts import valid_entry
 from hub.proxies import parse_network
 
@@ -814,7 +815,7 @@ class HubConfig(_Section):
     logging: LoggingConfig = LoggingConfig()
 
 
-class ConfigError(Exception):
+class ConfigError(HubError):
     """A configuration file that cannot be used; the message says why, for humans."""
 
 

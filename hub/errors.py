@@ -1,9 +1,34 @@
-"""Errors of the channel layer, each protocol maps them to its own wire error."""
+"""wshub's exceptions share one root, ``HubError``: ``except HubError`` catches them all.
+
+Where a family lives (each keeps a builtin second base where callers catch that,
+e.g. ``TlsError`` is also a ``ValueError``)::
+
+    HubError
+    ├── ChannelError            here: a client's channel operation failed; each
+    │   ├── InvalidChannelName  protocol maps these to its own wire error
+    │   ├── PermissionDenied, NotSubscribed, AlreadySubscribed, FeatureDisabled
+    │   └── PayloadTooLarge, LimitExceeded, EngineUnavailable
+    ├── StorageError            here: the engine's storage cannot be used at start
+    ├── ConfigError             hub.config: a config file or value is wrong
+    ├── RpcError                hub.rpc: an RPC call failed with a code
+    ├── ApiError                hub.api.errors: the server API's HTTP errors
+    ├── ClientError             hub.client.errors: the Python client's failures
+    ├── AuthenticationFailed    hub.auth.hooks (InvalidToken in hub.auth.tokens)
+    ├── ...                     start-up file errors (TlsError, KeyFileError, ...)
+    └── protocol errors         protocols/*: wire decode errors, WAMP errors, ...
+
+tests/hub/test_errors.py checks that every exception class in hub/ and
+protocols/ derives from ``HubError``.
+"""
 
 from __future__ import annotations
 
 
-class ChannelError(Exception):
+class HubError(Exception):
+    """Root of every exception wshub defines."""
+
+
+class ChannelError(HubError):
     """Base of the errors a client's channel operation can meet."""
 
     reason = "channel error"
@@ -55,7 +80,7 @@ class EngineUnavailable(ChannelError):
     reason = "temporarily unavailable"
 
 
-class StorageError(Exception):
+class StorageError(HubError):
     """The engine's storage cannot be used at start (SQLite file corrupted, locked, unreadable).
 
     Raised when the hub starts, with a message that names the file and what to

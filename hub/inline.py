@@ -15,6 +15,8 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from hub.errors import HubError
+
 # Opcodes through which a coroutine gives way (3.11 to 3.13).
 _SUSPENDING = frozenset(
     {
@@ -38,7 +40,7 @@ def never_suspends(func: Callable[..., Any]) -> bool:
     return all(op.opname not in _SUSPENDING for op in dis.get_instructions(func.__code__))
 
 
-class Suspended(RuntimeError):
+class Suspended(HubError, RuntimeError):
     """A coroutine judged unable to suspend did (a bug in :func:`never_suspends`)."""
 
 

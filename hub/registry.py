@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from importlib.metadata import entry_points
 
+from hub.errors import HubError
 from hub.handler import ProtocolSpec
 
 logger = logging.getLogger(__name__)
@@ -13,7 +14,7 @@ logger = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "wshub.protocols"
 
 
-class NegotiationRefused(Exception):
+class NegotiationRefused(HubError):
     """The client offered only subprotocols this server does not speak."""
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 
+from hub.errors import HubError
 from hub.handler import Identity
 from hub.inline import never_suspends, run_to_end
 
@@ -41,7 +42,7 @@ RESERVED_PREFIXES = ("rpc.", "wamp.")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class RpcError(Exception):
+class RpcError(HubError):
     """An application error with a JSON-RPC code, message and optional data."""
 
     def __init__(self, code: int, message: str, data: Any = None) -> None:

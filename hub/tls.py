@@ -14,11 +14,12 @@ import ssl
 from pathlib import Path
 
 from hub.config import TlsConfig
+from hub.errors import HubError
 
 MIN_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
 
-class TlsError(ValueError):
+class TlsError(HubError, ValueError):
     """The certificate or key cannot be used; the message names the files and why."""
 
 

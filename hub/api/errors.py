@@ -14,6 +14,7 @@ from hub.errors import (
     ChannelError,
     EngineUnavailable,
     FeatureDisabled,
+    HubError,
     InvalidChannelName,
     LimitExceeded,
     NotSubscribed,
@@ -49,7 +50,7 @@ RPC_STATUS = {
 }
 
 
-class ApiError(Exception):
+class ApiError(HubError):
     """A request the API refuses: its HTTP status and the body's error object."""
 
     def __init__(self, status: HTTPStatus, code: int, message: str, data: Any = None) -> None:

@@ -6,11 +6,12 @@ import hmac
 from pathlib import Path
 
 from hub.config import ApiConfig
+from hub.errors import HubError
 
 MIN_KEY_LENGTH = 16
 
 
-class KeysFileError(ValueError):
+class KeysFileError(HubError, ValueError):
     """The keys file cannot be used; the message names the file and the line."""
 
 

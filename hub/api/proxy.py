@@ -33,7 +33,7 @@ import orjson
 from hub.access import glob_matches
 from hub.config import ProxyConfig, ProxyEndpoint, RpcProxyEndpoint
 from hub.engine import Publication
-from hub.errors import EngineUnavailable, PermissionDenied
+from hub.errors import EngineUnavailable, HubError, PermissionDenied
 from hub.handler import Identity
 from hub.payloads import to_json_value
 from hub.rpc import INTERNAL_ERROR, CallContext, RpcError, RpcMethod
@@ -57,7 +57,7 @@ BACKEND_UNAVAILABLE = -32017
 BackendUnavailable = EngineUnavailable
 
 
-class Refused(Exception):
+class Refused(HubError):
     """The backend answered with an error object."""
 
     def __init__(self, code: int, message: str, data: Any = None) -> None:

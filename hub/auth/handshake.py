@@ -22,6 +22,7 @@ from websockets.http11 import Request, Response
 
 from hub.auth.hooks import AuthenticationFailed, HandshakeRequest
 from hub.config import AuthConfig
+from hub.errors import HubError
 
 BEARER = "bearer"
 BASIC = "basic"
@@ -38,7 +39,7 @@ class Presented:
     source: str
 
 
-class HandshakeRefused(Exception):
+class HandshakeRefused(HubError):
     """Refuse the upgrade with an HTTP status, a short text body and challenges."""
 
     def __init__(

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from hub.errors import HubError
 from hub.handler import Identity
 
 
@@ -36,7 +37,7 @@ class Credentials:
     client_id: str = ""
 
 
-class AuthenticationFailed(Exception):
+class AuthenticationFailed(HubError):
     """Bad or missing credentials: HTTP 401, MQTT CONNACK 4, WAMP authentication_failed."""
 
 

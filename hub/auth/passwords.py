@@ -20,6 +20,7 @@ from argon2 import Parameters, PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from hub.config import BasicAuthConfig
+from hub.errors import HubError
 
 # argon2-cffi's defaults: argon2id, RFC 9106's low-memory profile.
 _HASHER = PasswordHasher()
@@ -61,7 +62,7 @@ def dummy_hash(hashes: Iterable[str]) -> str:
     return PasswordHasher.from_parameters(params).hash(secrets.token_urlsafe(16))
 
 
-class UsersFileError(ValueError):
+class UsersFileError(HubError, ValueError):
     """A users file that cannot be used (at start, or on reload)."""
 
 

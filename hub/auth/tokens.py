@@ -23,6 +23,7 @@ from jwt.types import Options
 
 from hub.auth.hooks import AuthenticationFailed
 from hub.config import JwtConfig
+from hub.errors import HubError
 from hub.handler import Identity
 
 # Three base64url parts: what a compact JWS looks like, before any decoding.
@@ -36,7 +37,7 @@ class InvalidToken(AuthenticationFailed):
     """A token that does not verify; the message says why, for the client."""
 
 
-class KeyFileError(ValueError):
+class KeyFileError(HubError, ValueError):
     """A configured key file that cannot be used (at start, or on reload)."""
 
 

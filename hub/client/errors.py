@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from hub.errors import HubError
 
-class ClientError(Exception):
+
+class ClientError(HubError):
     """Root of the clients' errors."""
 
 

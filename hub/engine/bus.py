@@ -21,6 +21,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from hub.errors import HubError
+
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[str, Any], None]
@@ -32,7 +34,7 @@ RequestHandler = Callable[[str, Any], Awaitable[Any]]
 _REPLY = "bus.reply"
 
 
-class NodeGone(Exception):
+class NodeGone(HubError):
     """The node addressed cannot be reached, or did not answer in time."""
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
+from hub.errors import HubError
+
 T = TypeVar("T")
 
 SEPARATOR = "/"
@@ -12,7 +14,7 @@ SINGLE = "+"
 MULTI = "#"
 
 
-class InvalidChannel(ValueError):
+class InvalidChannel(HubError, ValueError):
     """A channel name or pattern that breaks the naming rules."""
 
 

@@ -17,6 +17,7 @@ import orjson
 
 from hub.engine import StreamPosition
 from hub.engine.topics import is_pattern
+from hub.errors import HubError
 from hub.fallback.session import StreamSession
 from hub.fallback.wire import encode_positions, ndjson_line, sse_event
 
@@ -30,7 +31,7 @@ _STATUS = {
 }
 
 
-class UnidirectionalRefused(Exception):
+class UnidirectionalRefused(HubError):
     def __init__(self, status: HTTPStatus, message: str) -> None:
         super().__init__(message)
         self.status = status

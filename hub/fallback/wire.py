@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from hub.engine import StreamPosition
+from hub.errors import HubError
 
 SSE_CONTENT_TYPE = "text/event-stream"
 NDJSON_CONTENT_TYPE = "application/x-ndjson"
@@ -39,7 +40,7 @@ def close_body(code: int, reason: str) -> dict[str, Any]:
 # -- stream positions (Last-Event-ID, ?since=) ----------------------------------
 
 
-class BadPosition(ValueError):
+class BadPosition(HubError, ValueError):
     """A Last-Event-ID or ``since`` that is not ``{"channel": [offset, epoch], ...}``."""
 
 

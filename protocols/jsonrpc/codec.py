@@ -17,6 +17,7 @@ from typing import Any, Final
 import orjson
 from pydantic import BaseModel
 
+from hub.errors import HubError
 from hub.payloads import deeper_than, raw_deeper_than
 
 PARSE_ERROR: Final = -32700
@@ -31,7 +32,7 @@ NO_ID: Final[Any] = object()
 RequestId = str | int | float | None
 
 
-class JsonRpcDecodeError(Exception):
+class JsonRpcDecodeError(HubError):
     """The whole message is unusable; answer with one error whose id is null."""
 
     def __init__(self, code: int, message: str, data: Any = None) -> None:
@@ -287,7 +288,7 @@ def _invalid(reply_id: RequestId, reason: str) -> Invalid:
 # -- encoding -------------------------------------------------------------
 
 
-class EncodeError(TypeError):
+class EncodeError(HubError, TypeError):
     """A value that cannot be written as JSON."""
 
 

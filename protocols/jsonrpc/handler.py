@@ -16,6 +16,7 @@ from hub.errors import (
     ChannelError,
     EngineUnavailable,
     FeatureDisabled,
+    HubError,
     InvalidChannelName,
     LimitExceeded,
     NotSubscribed,
@@ -147,7 +148,7 @@ class _BatchReply:
             then()
 
 
-class ClientCallError(Exception):
+class ClientCallError(HubError):
     """The client answered our call with a JSON-RPC error."""
 
     def __init__(self, error: ErrorObject) -> None:

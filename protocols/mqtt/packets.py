@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final, TypeAlias
 
+from hub.errors import HubError
+
 
 class PacketType(IntEnum):
     """Control packet type: the high nibble of the first fixed-header byte."""
@@ -55,7 +57,7 @@ PROTOCOL_ERROR: Final = 0x82
 PACKET_TOO_LARGE: Final = 0x95
 
 
-class MqttProtocolError(Exception):
+class MqttProtocolError(HubError):
     """Malformed or forbidden input: the connection must be closed.
 
     ``connack_code`` is set when the spec asks the server to answer a CONNECT

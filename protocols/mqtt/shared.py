@@ -23,6 +23,7 @@ import logging
 from typing import TYPE_CHECKING, Final
 
 from hub.engine import Kind, Publication
+from hub.errors import HubError
 
 if TYPE_CHECKING:
     from hub.channels import ChannelService
@@ -35,7 +36,7 @@ SERVICE_NAME: Final = "mqtt.shared"
 PREFIX: Final = "$share/"
 
 
-class InvalidSharedFilter(ValueError):
+class InvalidSharedFilter(HubError, ValueError):
     """``$share/...`` without a group name or a filter, or with wildcards in the group."""
 
 

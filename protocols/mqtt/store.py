@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
 from hub.config import MqttConfig
+from hub.errors import HubError
 from protocols.mqtt.session import Limits, SessionState
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class Owner(Protocol):
         """Another connection took the client id: let go of the session and close."""
 
 
-class ClientIdTaken(Exception):
+class ClientIdTaken(HubError):
     """The client id's session belongs to another user: the CONNECT is refused."""
 
 

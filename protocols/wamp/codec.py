@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
 
+from hub.errors import HubError
 from protocols.wamp.messages import (
     MAX_ID,
     Abort,
@@ -49,7 +50,7 @@ from protocols.wamp.messages import (
 __all__ = ["WampProtocolError", "message_from_list", "message_to_list"]
 
 
-class WampProtocolError(Exception):
+class WampProtocolError(HubError):
     """A frame or message that is not valid WAMP, or a payload a serializer cannot carry."""
 
 

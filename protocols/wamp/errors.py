@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from hub.errors import HubError
+
 # Session close reasons.
 GOODBYE_AND_OUT: Final = "wamp.close.goodbye_and_out"
 CLOSE_NORMAL: Final = "wamp.close.normal"
@@ -42,7 +44,7 @@ NETWORK_FAILURE: Final = "wamp.error.network_failure"
 HUB_ERROR_PREFIX: Final = "wshub.error."
 
 
-class WampError(Exception):
+class WampError(HubError):
     """A request the router refuses: sent back as ``ERROR`` with this URI and payload."""
 
     def __init__(
@@ -61,7 +63,7 @@ class WampError(Exception):
         self.payload_kwargs = payload_kwargs
 
 
-class WampAbort(Exception):
+class WampAbort(HubError):
     """The session cannot go on: ``ABORT`` with this reason, then the transport closes."""
 
     def __init__(self, reason: str, message: str) -> None:

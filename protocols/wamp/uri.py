@@ -26,6 +26,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from hub.errors import HubError
+
 __all__ = [
     "MATCH_POLICIES",
     "InvalidUriError",
@@ -52,7 +54,7 @@ _CHANNEL_SPECIAL: Final = re.compile(r"[/+#\x00]")
 MATCH_POLICIES: Final = ("exact", "prefix", "wildcard")
 
 
-class InvalidUriError(ValueError):
+class InvalidUriError(HubError, ValueError):
     """A URI the router must refuse with ``wamp.error.invalid_uri``."""
 
 

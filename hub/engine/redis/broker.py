@@ -31,7 +31,7 @@ from hub.engine.redis.codec import decode_body, encode_body, frame, message_id, 
 from hub.engine.redis.link import RedisLink, cancel_requested, full_jitter
 from hub.engine.redis.stores import RedisHistory, RedisPresence
 from hub.engine.topics import PatternIndex, is_pattern
-from hub.errors import EngineUnavailable
+from hub.errors import EngineUnavailable, HubError
 
 logger = logging.getLogger("hub.engine.redis")
 
@@ -44,7 +44,7 @@ _CATCH_UP_CONCURRENCY = 16
 _MAX_PATTERN_CHANNELS = 10_000
 
 
-class _Lost(Exception):
+class _Lost(HubError):
     """The pub/sub connection is no longer trusted."""
 
 
