@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hub.engine import Kind, Publication
+from hub.meta import META_KEY, InvalidMeta, parse_meta, publication_meta
 from hub.payloads import to_json_value
 from hub.rpc import INVALID_PARAMS, RpcError, validation_detail
 from protocols.jsonrpc.codec import dumps
@@ -48,6 +49,8 @@ class ChannelParams(Params):
 class PublishParams(Params):
     channel: str
     data: Any = None
+    # Content type, user properties, payload format (hub.meta); checked there.
+    meta: Any = None
 
 
 class HistoryParams(Params):
@@ -77,6 +80,17 @@ def parse_params(model: type[P], params: Any) -> P:
         raise RpcError(INVALID_PARAMS, "Invalid params", validation_detail(exc)) from None
 
 
+def publish_extras(request: PublishParams) -> dict[str, Any] | None:
+    """``Publication.extras`` for a publish with ``meta``; RpcError -32602 when it is invalid."""
+    if request.meta is None:
+        return None
+    try:
+        meta = parse_meta(request.meta, request.data)
+    except InvalidMeta as exc:
+        raise RpcError(INVALID_PARAMS, "Invalid params", str(exc)) from None
+    return {META_KEY: meta} if meta else None
+
+
 def publication_dict(publication: Publication) -> dict[str, Any]:
     out: dict[str, Any] = {
         "channel": publication.channel,
@@ -86,6 +100,9 @@ def publication_dict(publication: Publication) -> dict[str, Any]:
     }
     if publication.publisher is not None:
         out["info"] = publication.publisher.as_dict()
+    meta = publication_meta(publication.extras)
+    if meta is not None:
+        out["meta"] = meta
     return out
 
 

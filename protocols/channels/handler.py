@@ -19,6 +19,7 @@ from protocols.channels.codec import (
     encode_publication,
     fit_publications,
     publication_dict,
+    publish_extras,
 )
 from protocols.channels.codec import parse_params as _parse
 from protocols.jsonrpc.handler import AfterReply, JsonRpcHandler
@@ -204,7 +205,7 @@ class ChannelsHandler(JsonRpcHandler):
     async def _publish(self, params: Any) -> dict[str, Any]:
         request = _parse(PublishParams, params)
         publication = await self.service.publish_from_client(
-            self.context, request.channel, request.data
+            self.context, request.channel, request.data, extras=publish_extras(request)
         )
         return {"offset": publication.offset, "epoch": publication.epoch}
 

@@ -13,6 +13,11 @@ data, user properties), ``expires`` (wall-clock time the message
 expiry interval ends) and ``client`` (the publisher's client id, for no
 local). They are cached per (QoS, retain, subscription identifier, seconds
 left), so subscribers without identifiers still share one encoding.
+
+Content type, user properties and payload format also travel, bounded, in
+``extras["meta"]`` (:mod:`hub.meta`), where channels.v1 and WAMP clients see
+them; a message from those protocols gives its 5.0 subscribers the properties
+its publisher set there.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import time
 from typing import Any, Final
 
 from hub.engine import Publication
+from hub.meta import META_KEY, bounded_meta, publication_meta
 from hub.payloads import to_bytes
 from protocols.mqtt.codec import Publish, encode, with_packet_id
 from protocols.mqtt.packets import NO_PROPERTIES, Properties
@@ -49,8 +55,16 @@ def mqtt5_extras(
 ) -> dict[str, Any]:
     """``Publication.extras`` for a 5.0 PUBLISH: QoS and retain, and what 5.0 subscribers get."""
     details: dict[str, Any] = {"qos": packet.qos, "retain": packet.retain, "client": client_id}
+    extras: dict[str, Any] = {WIRE: details}
     properties = packet.properties
     if properties:
+        meta = bounded_meta(
+            properties.content_type,
+            properties.user_properties,
+            properties.payload_format_indicator,
+        )
+        if meta:
+            extras[META_KEY] = meta
         carried: dict[str, Any] = {}
         for name in MESSAGE_PROPERTIES:
             value = getattr(properties, name)
@@ -63,7 +77,7 @@ def mqtt5_extras(
         if properties.message_expiry_interval is not None:
             start = time.time() if now is None else now
             details["expires"] = start + properties.message_expiry_interval
-    return {WIRE: details}
+    return extras
 
 
 def _details(publication: Publication) -> dict[str, Any]:
@@ -109,11 +123,29 @@ def message_properties(
         pairs = carried.get("user_properties")
         if pairs:
             values["user_properties"] = tuple((str(k), str(v)) for k, v in pairs)
+    else:
+        values.update(_from_meta(publication))
     if subscription_ids:
         values["subscription_identifiers"] = subscription_ids
     if expiry is not None:
         values["message_expiry_interval"] = expiry
     return Properties(**values) if values else NO_PROPERTIES
+
+
+def _from_meta(publication: Publication) -> dict[str, Any]:
+    """The 5.0 properties a channels.v1 or WAMP publisher set in ``extras["meta"]``."""
+    meta = publication_meta(publication.extras)
+    if meta is None:
+        return {}
+    values: dict[str, Any] = {}
+    if isinstance(meta.get("content_type"), str):
+        values["content_type"] = meta["content_type"]
+    if meta.get("payload_format") in (0, 1):
+        values["payload_format_indicator"] = meta["payload_format"]
+    pairs = meta.get("user_properties")
+    if isinstance(pairs, list) and pairs:
+        values["user_properties"] = tuple((str(k), str(v)) for k, v in pairs)
+    return values
 
 
 def publish_frame5(

@@ -20,6 +20,7 @@ from hub.channels import ChannelService
 from hub.engine import Kind, Publication
 from hub.engine.topics import matches
 from hub.errors import ChannelError, LimitExceeded
+from hub.meta import META_KEY, InvalidMeta, parse_meta
 from protocols.wamp.errors import (
     INVALID_ARGUMENT,
     INVALID_PAYLOAD,
@@ -27,7 +28,13 @@ from protocols.wamp.errors import (
     NO_SUCH_SUBSCRIPTION,
     WampError,
 )
-from protocols.wamp.events import Receivers, event_frame, publish_extras, wamp_info
+from protocols.wamp.events import (
+    META_OPTION,
+    Receivers,
+    event_frame,
+    publish_extras,
+    wamp_info,
+)
 from protocols.wamp.messages import Publish, Subscribe, Unsubscribe
 from protocols.wamp.payload import to_data
 from protocols.wamp.peer import Peer, random_id
@@ -202,6 +209,14 @@ class Broker:
             options,
             disclose=options.get("disclose_me") is True or self._disclose,
         )
+        if options.get(META_OPTION) is not None:
+            # Content type, user properties, payload format (hub.meta), for every protocol.
+            try:
+                meta = parse_meta(options[META_OPTION], data)
+            except InvalidMeta as exc:
+                raise WampError(INVALID_ARGUMENT, f"PUBLISH.Options.{META_OPTION}: {exc}") from None
+            if meta:
+                extras[META_KEY] = meta
         try:
             await self._channels.publish_from_client(peer.context, channel, data, extras=extras)
         except ChannelError as exc:

@@ -2,7 +2,9 @@
 
 What a WAMP publisher asked for travels in ``Publication.extras["wamp"]``
 (:func:`publish_extras`): the untouched payload, the publication id, the
-exclusion/eligibility lists and the disclosed publisher. A frame is encoded once
+exclusion/eligibility lists and the disclosed publisher. Message metadata
+(content type, user properties, payload format: :mod:`hub.meta`) is
+``Options._meta`` on PUBLISH and ``Details._meta`` on EVENT. A frame is encoded once
 per (serializer, subscription, disclosure) and cached in ``publication.encoded``,
 so every subscriber of one subscription on one serializer gets the same bytes.
 """
@@ -15,6 +17,7 @@ from typing import Any, Final
 
 from hub.engine import Publication
 from hub.engine.base import Memo
+from hub.meta import publication_meta
 from protocols.wamp.codec import WampProtocolError
 from protocols.wamp.messages import Event
 from protocols.wamp.payload import from_data, to_data
@@ -24,6 +27,9 @@ from protocols.wamp.serializers import Serializer
 logger = logging.getLogger(__name__)
 
 EXTRAS_KEY: Final = "wamp"
+# PUBLISH.Options and EVENT.Details key of the message metadata (hub.meta): a
+# custom attribute, as WAMP names them (``_`` then at least three characters).
+META_OPTION: Final = "_meta"
 _ID: Final = Memo[int]("wamp.publication_id")
 _UNCHANGED: Final = Memo[bool]("wamp.unchanged")
 # Cached in place of a frame when a payload cannot be encoded for a serializer.
@@ -158,6 +164,9 @@ def _event(
         details["topic"] = topic
     if disclose and info is not None and isinstance(info.get("publisher"), Mapping):
         details.update(info["publisher"])
+    meta = publication_meta(publication.extras)
+    if meta is not None:
+        details[META_OPTION] = dict(meta)
     args, kwargs = payload(publication, info)
     event = Event(subscription_id, publication_id(publication, info), details, args, kwargs)
     try:
