@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from hub.errors import HubError
 from hub.payloads import to_bytes
 
 META_KEY: Final = "meta"
@@ -29,7 +30,7 @@ MAX_META_BYTES: Final = 4096
 _KEYS: Final = frozenset({"content_type", "user_properties", "payload_format"})
 
 
-class InvalidMeta(ValueError):
+class InvalidMeta(HubError, ValueError):
     """A client's metadata object is malformed or over the bounds."""
 
 
