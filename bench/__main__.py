@@ -24,7 +24,7 @@ from bench.engines import engines_workload
 from bench.fanout import burst_workload, fanout_workload
 from bench.hostile import hostile_workload
 from bench.interpreter import python_version, venv_python
-from bench.mqtt import mqtt_workload
+from bench.mqtt import mqtt5_tcp_workload, mqtt_workload
 from bench.report import Row, load_average, print_table, write_json
 from bench.rpc import rpc_workload
 from bench.socketio import socketio_workload
@@ -64,6 +64,8 @@ WORKLOADS: dict[str, Callable[[Scale], list[Row]]] = {
     # Two hubs on one Redis next to one hub (docs/scaling.md).
     "twonode": lambda scale: twonode_workload(1000, scale.seconds),
     "mqtt": lambda scale: mqtt_workload(1000, scale.seconds, scale.rounds),
+    # MQTT 5 clients on the hub's TCP listener and on Mosquitto's.
+    "mqtt-tcp": lambda scale: mqtt5_tcp_workload(1000, scale.seconds, scale.rounds),
     # The durable SQLite engine next to the memory engine (docs/engines.md).
     "engines": lambda scale: engines_workload(1000, scale.seconds, scale.rounds),
     "wamp": run_wamp,

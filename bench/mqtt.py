@@ -1,7 +1,9 @@
-"""MQTT fan-out over WebSocket: the hub's ``mqtt`` subprotocol against Mosquitto.
+"""MQTT fan-out: the hub against Mosquitto, over WebSocket (3.1.1) and over TCP (5.0).
 
 The same MQTT.js clients and the same load on both: N subscribers of one topic
-at QoS 0, one publisher at QoS 1 waiting for each PUBACK.
+at QoS 0, one publisher at QoS 1 waiting for each PUBACK. Over TCP the clients
+speak MQTT 5.0 to the hub's ``[[mqtt.listeners]]`` port and Mosquitto's
+loopback listener, in the same run.
 """
 
 from __future__ import annotations
@@ -28,4 +30,24 @@ def mqtt_workload(subscribers: int, seconds: float, rounds: int, size: int = 100
         broker,
         "Mosquitto 2.0 websockets",
         (">= 0.50x", within_2x),
+    )
+
+
+def mqtt5_tcp_workload(subscribers: int, seconds: float, rounds: int, size: int = 100) -> list[Row]:
+    with hub_server(mqtt_tcp=True) as hub_at, mosquitto() as broker_at:
+        hub, broker = best_fanout(
+            rounds,
+            (dataclasses.replace(hub_at, url=hub_at.mqtt_url), "mqtt5"),
+            (dataclasses.replace(broker_at, url=broker_at.mqtt_url), "mqtt5"),
+            subscribers,
+            seconds,
+            size,
+        )
+    met = hub.deliveries_per_s >= 0.67 * broker.deliveries_per_s
+    return fanout_rows(
+        f"MQTT 5 fan-out over TCP, {subscribers} subscribers",
+        hub,
+        broker,
+        "Mosquitto 2.0 TCP",
+        (">= 0.67x", met),
     )

@@ -1,5 +1,5 @@
 """Real peers the hub is compared with, each a private instance on a free port:
-Mosquitto with its websockets listener, and Crossbar.io (bench/crossbar.py).
+Mosquitto with its websockets and TCP listeners, and Crossbar.io (bench/crossbar.py).
 """
 
 from __future__ import annotations
@@ -47,14 +47,20 @@ def mosquitto() -> Iterator[Server]:
     interface, eclipse-mosquitto/mosquitto#3045); the bench connects on loopback.
     """
     ws_port = free_port()
+    tcp_port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "mosquitto.conf"
         config.write_text(
             MOSQUITTO_CONFIG.format(
-                tcp_port=free_port(), ws_port=ws_port, user=getpass.getuser(), directory=tmp
+                tcp_port=tcp_port, ws_port=ws_port, user=getpass.getuser(), directory=tmp
             )
         )
         args = [mosquitto_binary(), "-c", str(config)]
         with running(args, "mosquitto", stderr=subprocess.DEVNULL) as process:
             wait_for_port(ws_port, process, "mosquitto")
-            yield Server(f"ws://127.0.0.1:{ws_port}/mqtt", process.pid)
+            wait_for_port(tcp_port, process, "mosquitto")
+            yield Server(
+                f"ws://127.0.0.1:{ws_port}/mqtt",
+                process.pid,
+                mqtt_url=f"mqtt://127.0.0.1:{tcp_port}",
+            )

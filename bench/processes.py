@@ -86,6 +86,8 @@ class Server:
     pid: int
     # The hub's server API (hub_server(api=True)): its http:// URL.
     api_url: str = ""
+    # An MQTT TCP listener (hub_server(mqtt_tcp=True), Mosquitto): mqtt://host:port.
+    mqtt_url: str = ""
 
 
 def wait_for_port(
@@ -140,15 +142,17 @@ level = "warning"
 
 @contextlib.contextmanager
 def hub_server(
-    compression: bool = True, api: bool = False, engine: str = "memory"
+    compression: bool = True, api: bool = False, engine: str = "memory", mqtt_tcp: bool = False
 ) -> Iterator[Server]:
     """``python -m hub`` with the bench's RPC method and limits sized for a benchmark.
 
     ``api``: with the server API on a free port, key :data:`API_KEY`.
+    ``mqtt_tcp``: with an MQTT TCP listener on a free loopback port.
     ``engine``: the backend; ``"sqlite"`` keeps its file in the run's temporary directory.
     """
     port = free_port()
     api_port = free_port()
+    mqtt_port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "hub.toml"
         text = HUB_CONFIG.format(tmp=tmp, root=ROOT, compression=str(compression).lower())
@@ -156,6 +160,8 @@ def hub_server(
             text += f'[api]\nkeys = ["{API_KEY}"]\nport = {api_port}\n'
         if engine == "sqlite":
             text += f'[engine]\nbackend = "sqlite"\npath = "{Path(tmp) / "engine.sqlite3"}"\n'
+        if mqtt_tcp:
+            text += f'[[mqtt.listeners]]\nhost = "127.0.0.1"\nport = {mqtt_port}\n'
         config.write_text(text)
         args = [PYTHON, "-m", "hub", "--config", str(config), "--port", str(port)]
         with running(args, "hub", cwd=ROOT) as process:
@@ -169,7 +175,10 @@ def hub_server(
                         raise RuntimeError("hub did not start") from None
                     time.sleep(0.1)
             api_url = f"http://127.0.0.1:{api_port}" if api else ""
-            yield Server(f"ws://127.0.0.1:{port}/", process.pid, api_url)
+            mqtt_url = f"mqtt://127.0.0.1:{mqtt_port}" if mqtt_tcp else ""
+            if mqtt_tcp:
+                wait_for_port(mqtt_port, process, "hub mqtt listener")
+            yield Server(f"ws://127.0.0.1:{port}/", process.pid, api_url, mqtt_url)
 
 
 @contextlib.contextmanager

@@ -13,7 +13,8 @@
 //   idle       {url, protocol, connections, deflate}  opens idle connections,
 //              prints how long that took, holds them until stdin closes
 //
-// protocol: jsonrpc | channels | plain, broadcast (the baselines) | mqtt | wamp |
+// protocol: jsonrpc | channels | plain, broadcast (the baselines) | mqtt | mqtt5
+// (MQTT 5.0; url mqtt://host:port for TCP) | wamp |
 // socketio (python-socketio, bench/socketio_server.py, with socket.io-client),
 // and api (publish only: POST /api/publish to the hub's server API; url is the
 // API's http:// URL, options.key its key).
@@ -164,9 +165,9 @@ function withPath(url, path) {
   return u.toString();
 }
 
-function mqttConnect(url) {
+function mqttConnect(url, protocolVersion = 4) {
   return mqtt.connectAsync(url, {
-    protocolVersion: 4,
+    protocolVersion,
     clean: true,
     keepalive: 0,
     reconnectPeriod: 0,
@@ -302,6 +303,20 @@ const adapters = {
     },
     async publisher(url) {
       const client = await mqttConnect(url);
+      return (body) => client.publishAsync(TOPIC, body, { qos: 1 });
+    },
+  },
+
+  // The same with MQTT 5.0 (over TCP when the url is mqtt://): no properties.
+  mqtt5: {
+    async subscriber(url, onDelivery, onClosed) {
+      const client = await mqttConnect(url, 5);
+      await client.subscribeAsync(TOPIC, { qos: 0 });
+      client.on("message", (topic, data) => onDelivery(stampOf(data)));
+      client.on("close", onClosed);
+    },
+    async publisher(url) {
+      const client = await mqttConnect(url, 5);
       return (body) => client.publishAsync(TOPIC, body, { qos: 1 });
     },
   },
