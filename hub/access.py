@@ -162,9 +162,11 @@ class RpcPermissions:
         self._globs: tuple[_Entry, ...] = tuple(globs)
         # Method names are few and called often: remember each one's rule.
         self._cache: dict[str, tuple[str | None, Rule]] = {}
+        # Any key at all: without one every method is open, nothing to look up.
+        self.guarded = bool(self._exact or self._globs)
 
     def __bool__(self) -> bool:
-        return bool(self._exact or self._globs)
+        return self.guarded
 
     def lookup(self, name: str) -> tuple[str | None, Rule]:
         """The key that governs ``name`` (None: no key) and its rule."""

@@ -333,6 +333,9 @@ class MethodTable:
 
     def __init__(self, reserved: Iterable[str] = ()) -> None:
         self._methods: dict[str, RpcMethod] = {}
+        # The methods of _methods that run to their end in one step (hub.inline):
+        # what a protocol may answer without a task, found in one lookup.
+        self.inline: dict[str, RpcMethod] = {}
         self._remote: dict[str, RemoteMethod] = {}
         self._reserved = set(reserved)
         self._fallback: Fallback | None = None
@@ -356,6 +359,8 @@ class MethodTable:
             raise ValueError(f"method {name!r} is already registered")
         method = RpcMethod(name, func, run_in_thread=run_in_thread, description=description)
         self._methods[name] = method
+        if method.inline:
+            self.inline[name] = method
         return method
 
     def add_remote(self, name: str, forward: Forward) -> RemoteMethod:
@@ -374,6 +379,7 @@ class MethodTable:
 
     def remove(self, name: str) -> None:
         self._methods.pop(name, None)
+        self.inline.pop(name, None)
 
     def get(self, name: str) -> RpcMethod | RemoteMethod | None:
         method = self._methods.get(name)

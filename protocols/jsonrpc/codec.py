@@ -309,7 +309,13 @@ def dumps(value: Any) -> bytes:
 
 
 def encode_result(request_id: RequestId, result: Any) -> bytes:
-    return dumps({"jsonrpc": "2.0", "id": request_id, "result": result})
+    # dumps() inlined: this runs for every reply.
+    try:
+        return orjson.dumps(
+            {"jsonrpc": "2.0", "id": request_id, "result": result}, default=_default
+        )
+    except TypeError as exc:
+        raise EncodeError(str(exc)) from None
 
 
 def encode_error(request_id: RequestId, code: int, message: str, data: Any = None) -> bytes:

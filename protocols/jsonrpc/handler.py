@@ -24,7 +24,7 @@ from hub.errors import (
     PermissionDenied,
 )
 from hub.handler import Session, SubprotocolHandler
-from hub.rpc import PERMISSION_DENIED, CallContext, RpcError, RpcMethod
+from hub.rpc import PERMISSION_DENIED, CallContext, RpcError
 from hub.tasks import start_task
 from protocols.jsonrpc import codec
 from protocols.jsonrpc.codec import (
@@ -372,13 +372,17 @@ class JsonRpcHandler(SubprotocolHandler):
         ``call_id`` is NO_ID for a notification.
         """
         hub = self.hub
-        if name in self.builtins or hub.hooks.call or self._running >= self._max_running:
-            return False
-        method = hub.methods.get(name)
-        if type(method) is not RpcMethod or not method.inline:
+        method = hub.methods.inline.get(name)
+        if (
+            method is None
+            or name in self.builtins
+            or hub.hooks.call
+            or self._running >= self._max_running
+        ):
             return False
         context = self.context
-        if not hub.rpc_permissions.admits(name, context.identity):
+        permissions = hub.rpc_permissions
+        if permissions.guarded and not permissions.admits(name, context.identity):
             return False
         started = perf_counter()
         try:

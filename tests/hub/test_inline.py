@@ -148,3 +148,18 @@ async def test_inline_methods_still_answer_to_permissions(make_hub, jsonrpc) -> 
     peer = await jsonrpc(hub)
     refused = await peer.error("secret.value")
     assert refused["code"] == -32011
+
+
+async def test_a_removed_inline_method_is_gone(hub: Hub, jsonrpc) -> None:
+    """The table of inline methods follows registrations: removed, a method is not found."""
+
+    @hub.rpc("brief")
+    async def brief() -> str:
+        return "here"
+
+    assert hub.methods.inline["brief"].name == "brief"
+    peer = await jsonrpc(hub)
+    assert await peer.call("brief") == "here"
+    hub.methods.remove("brief")
+    assert "brief" not in hub.methods.inline
+    assert (await peer.error("brief"))["code"] == -32601
