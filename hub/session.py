@@ -13,11 +13,12 @@ import functools
 import logging
 import secrets
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from threading import get_ident
 from types import MappingProxyType
 
 from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
 from hub.handler import Identity
@@ -42,6 +43,15 @@ OVERSIZE_REASON = "message larger than the outbound budget (limits.max_outbound_
 # Frames held in one loop iteration are written together up to this many
 # bytes; a session sent more writes them at once (one syscall per 64 KiB).
 FLUSH_BYTES = 65536
+
+# On a compressed connection a message this large goes out in fragments of
+# FRAGMENT_BYTES, one per loop iteration: deflating a 4 MiB batch reply in one
+# call held the loop ~20 ms (issue 13). Messages sent meanwhile wait behind it.
+FRAGMENTED_FROM = 256 * 1024
+FRAGMENT_BYTES = 64 * 1024
+# Fragments of one message at most (fewer than the 4,096 websockets readers
+# accept by default): a larger budget makes larger fragments.
+MAX_FRAGMENTS = 1024
 
 
 def new_session_id() -> str:
@@ -238,11 +248,14 @@ class WebSocketSession(BoundedSession):
     """
 
     __slots__ = (
+        "_behind",
         "_close_task",
         "_coalescer",
         "_connection",
+        "_fragmenting",
         "_framed_bytes",
         "_frames",
+        "_held_bytes",
         "_remote_address",
         "_wrote_in",
         "forwarded_headers",
@@ -279,6 +292,11 @@ class WebSocketSession(BoundedSession):
         self._coalescer = _coalescer(self._loop)
         # The coalescer's iteration in which this session last wrote directly.
         self._wrote_in = -1
+        # While a large message goes out in fragments: the messages sent since,
+        # in order (None otherwise); with what is left of it, their bytes.
+        self._behind: list[tuple[str | bytes, bool | None]] | None = None
+        self._held_bytes = 0
+        self._fragmenting: asyncio.Task[None] | None = None
 
     @property
     def remote_address(self) -> str:
@@ -311,15 +329,22 @@ class WebSocketSession(BoundedSession):
         if protocol.state is not _OPEN:
             return
         transport = connection.transport
-        waiting = transport.get_write_buffer_size() + self._framed_bytes
+        waiting = transport.get_write_buffer_size() + self._framed_bytes + self._held_bytes
         # Checked before writing: a message that cannot fit is never buffered
         # (compressed, it might: the bound is on what the hub was asked to send).
         if waiting + len(message) > self._max_outbound_bytes:
             self._over_budget(len(message))
             return
+        if self._behind is not None:
+            self._behind.append((message, text))
+            self._held_bytes += len(message)
+            return
         if protocol.extensions or protocol.debug or connection.send_in_progress is not None:
             # websockets writes these itself: what waits goes first, in order.
             self.flush()
+            if protocol.extensions and len(message) >= FRAGMENTED_FROM:
+                self._send_fragmented(message, text)
+                return
             broadcast((connection,), message, text=text)
             if transport.get_write_buffer_size() > self._max_outbound_bytes:
                 self._close_slow_consumer()
@@ -347,6 +372,34 @@ class WebSocketSession(BoundedSession):
             # Enough for one write: to the kernel now, as without coalescing.
             self.flush()
 
+    def _send_fragmented(self, message: str | bytes, text: bool | None) -> None:
+        """Send ``message`` a fragment per loop iteration; later sends wait behind it."""
+        data = message.encode() if isinstance(message, str) else message
+        as_text = isinstance(message, str) if text is None else text
+        self._behind = []
+        self._held_bytes = len(data)
+        self._fragmenting = self._loop.create_task(self._fragments(data, as_text))
+
+    async def _fragments(self, data: bytes, text: bool) -> None:
+        size = max(FRAGMENT_BYTES, -(-len(data) // MAX_FRAGMENTS))
+
+        async def parts() -> AsyncIterator[bytes]:
+            for start in range(0, len(data), size):
+                if start:
+                    await asyncio.sleep(0)  # the loop serves others between fragments
+                self._held_bytes -= min(size, len(data) - start)
+                yield data[start : start + size]
+
+        try:
+            await self._connection.send(parts(), text=text)
+        except ConnectionClosed:
+            pass  # closing: what waits behind is not sent either
+        finally:
+            behind, self._behind = self._behind or [], None
+            self._held_bytes = 0
+        for message, message_text in behind:
+            self.send(message, text=message_text)
+
     def flush(self) -> None:
         """Write the frames waiting for this loop iteration to end, in one write."""
         frames = self._frames
@@ -363,7 +416,8 @@ class WebSocketSession(BoundedSession):
             self._close_slow_consumer()
 
     def outbound_buffer_size(self) -> int:
-        return self._connection.transport.get_write_buffer_size() + self._framed_bytes
+        transport = self._connection.transport
+        return transport.get_write_buffer_size() + self._framed_bytes + self._held_bytes
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         # What was sent before closing is written before the close frame.

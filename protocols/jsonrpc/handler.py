@@ -72,8 +72,11 @@ CHANNEL_ERROR_CODES: dict[type[ChannelError], int] = {
 # A reply that would not fit the connection's outbound budget (docs/jsonrpc.md).
 REPLY_TOO_LARGE = -32016
 
-# Batch elements started between two yields to the event loop.
+# Batch elements started between two yields to the event loop, at most; and
+# reply bytes built between two yields (a history element builds up to 1 MiB:
+# 16 of them in one step held the loop ~14 ms).
 YIELD_EVERY = 16
+YIELD_BYTES = 256 * 1024
 
 # Reply bytes that cost one more token of the message rate, past the first
 # KiB: a request that makes the hub build and send a megabyte costs a
@@ -241,6 +244,7 @@ class JsonRpcHandler(SubprotocolHandler):
         request of its own. Replies come back as one array (JSON-RPC 2.0, 6).
         """
         batch = _BatchReply(self)
+        yielded_at = 0  # batch.bytes at the last yield
         for index, item in enumerate(messages):
             if index and not self.work.take():
                 if self.work.flooding:
@@ -261,8 +265,9 @@ class JsonRpcHandler(SubprotocolHandler):
             batch.started()
             self._spawn(self._run_element(item, batch))
             # Starting an element runs it up to its first await: let the others in.
-            if index % YIELD_EVERY == YIELD_EVERY - 1:
+            if index % YIELD_EVERY == YIELD_EVERY - 1 or batch.bytes - yielded_at > YIELD_BYTES:
                 await asyncio.sleep(0)
+                yielded_at = batch.bytes
         batch.seal()
 
     async def _run_element(self, message: codec.Message, batch: _BatchReply) -> None:

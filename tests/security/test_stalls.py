@@ -11,9 +11,13 @@ shared, loaded machine); it catches a multi-second stall, not a slow hub.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import sys
 from pathlib import Path
 
+from hub import Hub
+from tests.conftest import Connector
 from tests.security.hub_process import HubProcess, RoundTrips, open_ws, wshub
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,3 +69,54 @@ async def test_a_batch_of_25k_notifications_does_not_stall_others(tmp_path: Path
     async with wshub(tmp_path, UNLIMITED) as hub:
         times = await timed_while(hub, "notification-batches")
         assert max(times) < STALL_BOUND, f"max round trip {max(times):.3f}s"
+
+
+async def test_a_large_reply_on_a_compressed_connection_goes_out_in_fragments(
+    hub: Hub, connect: Connector
+) -> None:
+    """A ~900 KB history reply leaves in 64 KiB fragments, intact, and in order.
+
+    Each fragment is one deflate step, and the loop serves others between
+    them (deflating a 4 MiB reply at once held it ~20 ms); a reply sent
+    meanwhile waits behind the large one.
+    """
+    frames: list[str] = []
+
+    class Frames(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            frames.append(record.getMessage())
+
+    logger = logging.getLogger("tests.security.frames")
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    logger.addHandler(Frames())
+    ws = await connect(hub, "channels.v1", compression="deflate", logger=logger)
+    assert ws.protocol.extensions, "permessage-deflate was not negotiated"
+    for i in range(15):
+        data = {"n": i, "text": "x" * 60_000}
+        await ws.send(
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": i,
+                    "method": "publish",
+                    "params": {"channel": "big", "data": data},
+                }
+            )
+        )
+        await ws.recv()
+    frames.clear()
+    await ws.send(
+        json.dumps({"jsonrpc": "2.0", "id": "h", "method": "history", "params": {"channel": "big"}})
+    )
+    await ws.send(
+        json.dumps(
+            {"jsonrpc": "2.0", "id": "p", "method": "presence_stats", "params": {"channel": "big"}}
+        )
+    )
+    async with asyncio.timeout(10):
+        first, second = json.loads(await ws.recv()), json.loads(await ws.recv())
+    assert (first["id"], second["id"]) == ("h", "p")
+    assert [p["data"]["n"] for p in first["result"]["publications"]] == list(range(15))
+    continued = [line for line in frames if line.startswith("< CONT")]
+    assert len(continued) >= 900_000 // (64 * 1024), frames[:5]
