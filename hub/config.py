@@ -12,11 +12,9 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -24,6 +22,9 @@ from pydantic import (
 )
 
 from hub.config_errors import describe
+from hub.config_section import FilePath, Section
+from hub.engine.memory.config import MemoryEngineConfig
+from hub.engine.select import EngineConfig
 from hub.engine.topics import InvalidChannel, validate_pattern
 from hub.errors import HubError
 from hub.hosts import valid_entry
@@ -34,21 +35,13 @@ from hub.proxies import parse_network
 _WAMP_URI = re.compile(r"([^\s.#]+\.)*[^\s.#]+")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-# A file path: a string in the file (strict mode would want a Path object).
-FilePath = Annotated[Path, Field(strict=False)]
-
-
-_SectionT = TypeVar("_SectionT", bound=_Section)
+_SectionT = TypeVar("_SectionT", bound=Section)
 
 
 ClaimValue = str | int | float | bool
 
 
-class AccessRule(_Section):
+class AccessRule(Section):
     """Who may do one thing. The empty rule admits everyone, anonymous included.
 
     All conditions given must hold.
@@ -64,7 +57,7 @@ class AccessRule(_Section):
     claims: dict[str, ClaimValue | list[ClaimValue]] = {}
 
 
-class TlsConfig(_Section):
+class TlsConfig(Section):
     """wss:// on the hub's port. SIGHUP reloads both files without a restart."""
 
     # PEM files; the certificate file may hold the chain after the leaf.
@@ -73,7 +66,7 @@ class TlsConfig(_Section):
     min_version: Literal["1.2", "1.3"] = "1.2"
 
 
-class ServerConfig(_Section):
+class ServerConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8765, ge=0, le=65535)
     default_subprotocol: str = "jsonrpc.2.0"
@@ -138,7 +131,7 @@ class ServerConfig(_Section):
         return paths
 
 
-class WebSocketConfig(_Section):
+class WebSocketConfig(Section):
     # permessage-deflate; window bits and memory level trade ratio for RAM per
     # connection (see websockets' memory guide). 10 and 1 keep an idle
     # connection under 32 KiB (websockets' 12 and 5: ~46 KiB) and compress
@@ -153,7 +146,7 @@ class WebSocketConfig(_Section):
     max_message_size: int = Field(1024 * 1024, gt=0)
 
 
-class LimitsConfig(_Section):
+class LimitsConfig(Section):
     # Bytes a connection may have waiting in its outbound buffer before it is
     # closed as a slow consumer.
     max_outbound_bytes: int = Field(4 * 1024 * 1024, gt=0)
@@ -194,7 +187,7 @@ class LimitsConfig(_Section):
         return sizes
 
 
-class JwtConfig(_Section):
+class JwtConfig(Section):
     """Bearer tokens (JWT), checked with PyJWT."""
 
     algorithms: list[
@@ -250,7 +243,7 @@ class JwtConfig(_Section):
         return self
 
 
-class BasicAuthConfig(_Section):
+class BasicAuthConfig(Section):
     """HTTP Basic at the handshake (and MQTT / WAMP ticket passwords) against a user table."""
 
     # user -> password hash, made with `wshub hash-password` (argon2id).
@@ -276,7 +269,7 @@ class BasicAuthConfig(_Section):
         return users
 
 
-class AuthConfig(_Section):
+class AuthConfig(Section):
     # Sessions without credentials. False: a handshake without them is refused
     # with 401, except on protocols that log in after it (MQTT CONNECT, WAMP
     # HELLO), where an anonymous login is refused instead (CONNACK 5, ABORT
@@ -287,7 +280,7 @@ class AuthConfig(_Section):
     basic: BasicAuthConfig | None = None
 
 
-class RpcConfig(_Section):
+class RpcConfig(Section):
     # Modules imported at start; their @rpc functions are served.
     modules: list[str] = []
     # Extra import roots for those modules (relative paths are relative to the
@@ -304,7 +297,7 @@ class RpcConfig(_Section):
     register_access: AccessRule = AccessRule()
 
 
-class NamespaceConfig(_Section):
+class NamespaceConfig(Section):
     """Channel options for every channel under one prefix."""
 
     # Whether clients may subscribe / publish (server-side hub.publish always may).
@@ -332,7 +325,7 @@ class NamespaceConfig(_Section):
     history_access: AccessRule | None = None
 
 
-class ChannelsConfig(_Section):
+class ChannelsConfig(Section):
     default: NamespaceConfig = NamespaceConfig()
     # Key: a channel prefix on a level boundary ("chat" covers "chat" and
     # "chat/room1"); the longest matching prefix wins.
@@ -348,60 +341,7 @@ class ChannelsConfig(_Section):
     max_presence_info_bytes: int = Field(4096, ge=0)
 
 
-class EngineConfig(_Section):
-    # "memory": one process, nothing kept across a restart. "sqlite": one node,
-    # durable: what is acknowledged is stored in ``path`` and survives a crash.
-    # "redis": several hubs share channels, presence and history (docs/engines.md).
-    backend: Literal["memory", "sqlite", "redis"] = "memory"
-    # SQLite engine: the database file (created if missing; one hub per file).
-    path: FilePath = Path("wshub.sqlite3")
-    # Memory engine: history (offsets, epochs, retained publications) is saved
-    # here on graceful stop and loaded at start, so clients recover across a
-    # restart. Unset: history lives and dies with the process.
-    state_file: FilePath | None = None
-    # Redis engine: redis:// (or rediss://, unix://) URL of the server; with
-    # Sentinel, only its database, password and TLS settings count.
-    url: str = "redis://127.0.0.1:6379/0"
-    # Prefix of every key and pub/sub channel (hubs of different apps may share
-    # one Redis with different prefixes).
-    prefix: str = "wshub:"
-    # Seconds a presence entry outlives its node: a node that dies (kill -9)
-    # leaves no members behind after this long. Live nodes refresh every third.
-    presence_ttl: float = Field(30.0, gt=0)
-    # Memory engine: channels with a history stream, and bytes of payload kept
-    # in all of them. Past either, the least recently used stream is dropped
-    # (a client recovering from it gets "recovered" false). A stream with
-    # nothing kept is forgotten after history_idle_ttl seconds untouched.
-    history_max_channels: int = Field(10_000, gt=0)
-    history_max_bytes: int = Field(64 * 1024 * 1024, gt=0)
-    history_idle_ttl: float = Field(600.0, gt=0)
-    # Sentinel: the master's name and the sentinels as "host:port".
-    sentinel_master: str | None = None
-    sentinels: list[str] = []
-    # Reconnect backoff (full jitter) of the pub/sub connection, in seconds.
-    reconnect_min_delay: float = Field(0.1, gt=0)
-    reconnect_max_delay: float = Field(5.0, gt=0)
-
-    @field_validator("url")
-    @classmethod
-    def _redis_url(cls, url: str) -> str:
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(
-                f"engine url must start with redis://, rediss:// or unix://, got {url!r}"
-            )
-        return url
-
-    @field_validator("sentinels")
-    @classmethod
-    def _host_ports(cls, sentinels: list[str]) -> list[str]:
-        for sentinel in sentinels:
-            host, _, port = sentinel.rpartition(":")
-            if not host or not port.isdigit():
-                raise ValueError(f"a sentinel is 'host:port', got {sentinel!r}")
-        return sentinels
-
-
-class MqttBridgeTopic(_Section):
+class MqttBridgeTopic(Section):
     """One topic rule of the bridge, as in Mosquitto's ``topic`` line.
 
     The hub side sees ``local_prefix + filter``, the broker ``remote_prefix +
@@ -431,7 +371,7 @@ class MqttBridgeTopic(_Section):
         return value
 
 
-class MqttBridgeConfig(_Section):
+class MqttBridgeConfig(Section):
     # mqtt://[user:password@]host[:1883] or mqtts://...[:8883]
     url: str
     # Empty: "wshub-bridge-<node id>".
@@ -461,7 +401,7 @@ class MqttBridgeConfig(_Section):
         return url
 
 
-class MqttListenerConfig(_Section):
+class MqttListenerConfig(Section):
     """A TCP listener for MQTT devices (mqtt://, or mqtts:// with certificate files).
 
     The same handler, sessions, limits, authentication and access rules as
@@ -487,7 +427,7 @@ class MqttListenerConfig(_Section):
         return self
 
 
-class MqttConfig(_Section):
+class MqttConfig(Section):
     # CONNECT without a username (and no identity from the handshake); unset
     # follows auth.allow_anonymous. A username and password are checked against
     # [auth.basic], then as a JWT ([auth.jwt]), then by @hub.on_authenticate.
@@ -537,7 +477,7 @@ class MqttConfig(_Section):
     listeners: list[MqttListenerConfig] = []
 
 
-class WampRealmConfig(_Section):
+class WampRealmConfig(Section):
     """One WAMP realm: a routing domain of its own sessions and registrations."""
 
     name: str
@@ -565,7 +505,7 @@ class WampRealmConfig(_Section):
         return prefix
 
 
-class WampCraUser(_Section):
+class WampCraUser(Section):
     """A WAMP-CRA user: the shared secret (or PBKDF2-derived key, with its salt)."""
 
     secret: str
@@ -576,7 +516,7 @@ class WampCraUser(_Section):
     keylen: int = Field(32, ge=1)
 
 
-class WampConfig(_Section):
+class WampConfig(Section):
     # Realms clients may join: names, or tables {name, channel_prefix}.
     realms: list[WampRealmConfig] = [WampRealmConfig(name="realm1")]
     # Methods accepted, tried in the client's order: "anonymous" admits clients
@@ -619,7 +559,7 @@ class WampConfig(_Section):
         return realms
 
 
-class ApiConfig(_Section):
+class ApiConfig(Section):
     """The server API: HTTP JSON for backends (docs/api.md), on a listener of its own.
 
     Off unless a key is configured: the API is never open without one.
@@ -662,7 +602,7 @@ class ApiConfig(_Section):
         return bool(self.keys) or self.keys_file is not None
 
 
-class ProxyEndpoint(_Section):
+class ProxyEndpoint(Section):
     """An HTTP endpoint of the user's backend that decides one kind of event (docs/proxy.md)."""
 
     # http:// or https:// URL the hub POSTs the event to, as JSON.
@@ -686,7 +626,7 @@ class RpcProxyEndpoint(ProxyEndpoint):
     methods: list[str] = Field(min_length=1)
 
 
-class ProxyConfig(_Section):
+class ProxyConfig(Section):
     """Events the hub asks the backend about (docs/proxy.md)."""
 
     connect: ProxyEndpoint | None = None
@@ -709,7 +649,7 @@ WebhookEvent = Literal[
 ]
 
 
-class WebhooksConfig(_Section):
+class WebhooksConfig(Section):
     """Events POSTed to the backend, signed, in order per channel (docs/webhooks.md)."""
 
     # Every URL gets every event; none: webhooks off.
@@ -744,7 +684,7 @@ class WebhooksConfig(_Section):
         return self
 
 
-class FallbackConfig(_Section):
+class FallbackConfig(Section):
     """HTTP fallback transports (docs/fallback.md): SSE + POST sessions for browsers
     whose network breaks WebSocket, and SSE / NDJSON streams for clients without an SDK.
 
@@ -793,18 +733,18 @@ class AdminConfig(BasicAuthConfig):
         return self
 
 
-class LoggingConfig(_Section):
+class LoggingConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
-class HubConfig(_Section):
+class HubConfig(Section):
     server: ServerConfig = ServerConfig()
     websocket: WebSocketConfig = WebSocketConfig()
     limits: LimitsConfig = LimitsConfig()
     auth: AuthConfig = AuthConfig()
     rpc: RpcConfig = RpcConfig()
     channels: ChannelsConfig = ChannelsConfig()
-    engine: EngineConfig = EngineConfig()
+    engine: EngineConfig = MemoryEngineConfig()
     mqtt: MqttConfig = MqttConfig()
     wamp: WampConfig = WampConfig()
     api: ApiConfig = ApiConfig()
@@ -883,7 +823,10 @@ def _resolve_relative_paths(config: HubConfig, base: Path) -> HubConfig:
     if auth.basic is not None:
         auth = auth.model_copy(update={"basic": resolve_files(auth.basic, "users_file")})
     rpc = config.rpc.model_copy(update={"paths": [resolve(p) for p in config.rpc.paths]})
-    engine = resolve_files(config.engine, "state_file", "path")
+    engine = config.engine
+    engine = resolve_files(
+        engine, *(k for k in ("state_file", "path") if k in type(engine).model_fields)
+    )
     mqtt = config.mqtt
     bridge = mqtt.bridge
     if bridge is not None:

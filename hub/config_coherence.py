@@ -39,11 +39,4 @@ def coherence_warnings(config: HubConfig) -> list[str]:
         for key, size in payloads.items()
         if size > budget
     ]
-    # SQLite imports it into an empty database file (docs/engines.md); Redis ignores it.
-    if config.engine.state_file is not None and config.engine.backend == "redis":
-        warnings.append(
-            f"engine.state_file is set but engine.backend is {config.engine.backend!r}: only "
-            f"the memory engine uses it (and SQLite imports it; Redis keeps history itself);"
-            f" the file is ignored"
-        )
     return warnings

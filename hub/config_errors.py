@@ -14,7 +14,8 @@ import os
 import re
 import sys
 import types
-from typing import Any, Union, get_args, get_origin
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -40,11 +41,13 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 def describe(source: str, exc: ValidationError, root: type[BaseModel]) -> str:
     """One line for the file, then one per key path with its problem."""
     problems: dict[str, _Problem] = {}
-    for error in exc.errors():
-        path, model, union_member = _walk(root, error["loc"])
-        shown = _render_path(path)
-        problem = problems.setdefault(shown, _Problem(shown, hidden=_is_secret(path)))
-        problem.add(error, model, union_member)
+    for error in map(_tag_on_its_key, exc.errors()):
+        where = _walk(root, error["loc"])
+        if "tag_key" in error:
+            where.path.append(error["tag_key"])
+        shown = _render_path(where.path)
+        problem = problems.setdefault(shown, _Problem(shown, hidden=_is_secret(where.path)))
+        problem.add(error, where)
     lines = [f"{source}: {len(problems)} problem(s) in the configuration:"]
     lines.extend(f"  {problem.render()}" for problem in problems.values())
     return "\n".join(lines)
@@ -61,10 +64,10 @@ class _Problem:
         self.got: Any = None
         self.has_input = False
 
-    def add(self, error: Any, model: type[BaseModel] | None, union_member: bool) -> None:
+    def add(self, error: Any, where: _Where) -> None:
         kind = error["type"]
         if kind == "extra_forbidden":
-            self.messages.append(_unknown_key(str(error["loc"][-1]), model))
+            self.messages.append(_unknown_key(str(error["loc"][-1]), where))
             return
         if kind == "missing":
             self.messages.append("required key is missing")
@@ -73,7 +76,7 @@ class _Problem:
         if expected is not None:
             if expected not in self.expected:
                 self.expected.append(expected)
-        elif not union_member or _reword(error["msg"]) not in self.messages:
+        elif not where.union_member or _reword(error["msg"]) not in self.messages:
             self.messages.append(_reword(error["msg"]))
         if "input" in error and not self.has_input:
             self.got, self.has_input = error["input"], True
@@ -92,35 +95,81 @@ class _Problem:
         return f"{self.path}: " + "; ".join(parts)
 
 
-def _walk(root: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[list[int | str], Any, bool]:
-    """The key path as written in the file, the model holding its last key, and
-    whether a union member's tag was dropped from ``loc``."""
+def _tag_on_its_key(error: Any) -> Any:
+    """A wrong tag of a tagged union (``[engine] backend = "mongo"``) as an error
+    of the tag's key, in the words of a Literal's error."""
+    if error["type"] != "union_tag_invalid":
+        return error
+    key = error["ctx"]["discriminator"].strip("'")
+    tags = [tag.strip() for tag in error["ctx"]["expected_tags"].split(",")]
+    given = error["input"].get(key) if isinstance(error["input"], dict) else error["input"]
+    return {
+        **error,
+        "type": "literal_error",
+        "tag_key": key,
+        "msg": f"Input should be {_one_of(tags)}",
+        "input": given,
+    }
+
+
+@dataclass
+class _Where:
+    """Where an error's ``loc`` leads in the models."""
+
+    # The key path as written in the file.
+    path: list[int | str] = field(default_factory=list)
+    # The model holding the last key.
+    model: type[BaseModel] | None = None
+    # A union member's tag was dropped from ``loc``.
+    union_member: bool = False
+    # In a tagged union's member: the tag's key and value, and the other members.
+    tag: tuple[str, str] | None = None
+    others: dict[str, type[BaseModel]] = field(default_factory=dict)
+
+
+def _walk(root: type[BaseModel], loc: tuple[int | str, ...]) -> _Where:
+    """Follow ``loc`` through the models: the path as written and the model at its end."""
+    where = _Where()
     annotation: Any = root
-    parent: type[BaseModel] | None = None
-    path: list[int | str] = []
-    union_member = False
     for part in loc:
         annotation = _strip_optional(annotation)
         origin = get_origin(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            parent = annotation
-            field = annotation.model_fields.get(str(part))
-            annotation = field.annotation if field is not None else None
-            path.append(part)
+            where.model = annotation
+            field_info = annotation.model_fields.get(str(part))
+            annotation = field_info.annotation if field_info is not None else None
+            where.path.append(part)
         elif origin is list:
             annotation = get_args(annotation)[0]
-            path.append(part)
+            where.path.append(part)
         elif origin is dict:
             annotation = get_args(annotation)[1]
-            path.append(part)
+            where.path.append(part)
         elif origin in (Union, types.UnionType):
-            # pydantic tags each member's error with the member's name: not a key.
-            union_member = True
-            annotation = None
+            # pydantic tags each member's error with the member's name, or its
+            # tag's value in a tagged union: not a key, but it names the member.
+            where.union_member = True
+            annotation = _tagged_member(get_args(annotation), str(part), where)
         else:
             annotation = None
-            path.append(part)
-    return path, parent, union_member
+            where.path.append(part)
+    return where
+
+
+def _tagged_member(members: tuple[Any, ...], tag: str, where: _Where) -> Any:
+    """The member of a tagged union whose Literal key holds ``tag`` (None if none does)."""
+    models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+    for model in models:
+        for key, info in model.model_fields.items():
+            if get_origin(info.annotation) is Literal and get_args(info.annotation) == (tag,):
+                where.tag = (key, tag)
+                where.others = {
+                    get_args(other.model_fields[key].annotation)[0]: other
+                    for other in models
+                    if other is not model and key in other.model_fields
+                }
+                return model
+    return None
 
 
 def _strip_optional(annotation: Any) -> Any:
@@ -154,7 +203,14 @@ def _is_secret(path: list[int | str]) -> bool:
     )
 
 
-def _unknown_key(key: str, model: type[BaseModel] | None) -> str:
+def _unknown_key(key: str, where: _Where) -> str:
+    # A key of another member of a tagged union: say which choice it belongs to.
+    owners = [tag for tag, other in where.others.items() if key in other.model_fields]
+    if where.tag is not None and owners:
+        name, tag = where.tag
+        choices = " or ".join(json.dumps(owner) for owner in owners)
+        return f"not a setting when {name} = {json.dumps(tag)} (only when {name} = {choices})"
+    model = where.model
     valid = list(model.model_fields) if model is not None else []
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
     if close:

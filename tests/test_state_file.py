@@ -91,10 +91,13 @@ async def test_damaged_state_file_is_ignored(tmp_path: Path) -> None:
         await hub.stop()
 
 
-async def test_check_warns_about_an_unused_state_file(tmp_path: Path) -> None:
-    """``engine.state_file`` with the Redis engine: ``--check`` says the file is not used."""
+async def test_check_refuses_a_state_file_on_redis(tmp_path: Path) -> None:
+    """``engine.state_file`` with the Redis engine: ``--check`` names the backends that use it."""
     config = tmp_path / "hub.toml"
     config.write_text('[engine]\nbackend = "redis"\nstate_file = "state.json"\n')
     code, _, err = await wshub_command("--config", str(config), "--check")
-    assert code == 0
-    assert "warning: engine.state_file is set but engine.backend is 'redis'" in err
+    assert code != 0
+    assert (
+        'engine.state_file: not a setting when backend = "redis" '
+        '(only when backend = "memory" or "sqlite")'
+    ) in err

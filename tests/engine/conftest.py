@@ -30,7 +30,7 @@ from hub.engine import (
     PresenceStore,
     Publication,
 )
-from hub.engine.redis import RedisBroker, redis_engine
+from hub.engine.redis import RedisBroker, RedisEngineConfig, redis_engine
 from hub.engine.sqlite import SqliteBackend
 from hub.engine.topics import is_pattern
 from tests.multinode.redis_server import shared_redis_server
@@ -95,7 +95,7 @@ async def redis_backend() -> AsyncIterator[Backend]:
     """The Redis engine on a private redis-server shared by the run, flushed per test."""
     server = shared_redis_server()
     await server.flush()
-    engine = redis_engine(server.url, "node-1")
+    engine = redis_engine(RedisEngineConfig(url=server.url), "node-1")
     broker = engine.broker
     assert isinstance(broker, RedisBroker)
     await broker.start()

@@ -15,7 +15,7 @@ import pytest
 
 from hub.app import Hub
 from hub.engine import ChannelEngine, ClientInfo, Kind
-from hub.engine.redis import RedisBroker, redis_engine
+from hub.engine.redis import RedisBroker, RedisEngineConfig, redis_engine
 from tests.conftest import HubFactory
 from tests.engine.conftest import Recorder
 from tests.multinode.redis_server import RedisServer
@@ -41,7 +41,9 @@ async def node(redis_server: RedisServer) -> AsyncIterator[NodeFactory]:
     engines: list[ChannelEngine] = []
 
     async def start(name: str) -> ChannelEngine:
-        engine = redis_engine(redis_server.url, name, presence_ttl=TTL, health_interval=0.2)
+        engine = redis_engine(
+            RedisEngineConfig(url=redis_server.url, presence_ttl=TTL, health_interval=0.2), name
+        )
         engines.append(engine)
         assert isinstance(engine.broker, RedisBroker)
         await engine.broker.start()
@@ -159,7 +161,7 @@ async def test_the_cleanup_node_runs_leave_hooks_and_honours_join_leave(
     seen_loud, seen_quiet = Recorder("loud"), Recorder("quiet")
     await hub.engine.subscribe(seen_loud, "loud/room")
     await hub.engine.subscribe(seen_quiet, "quiet/room")
-    doomed = redis_engine(redis_server.url, "doomed", presence_ttl=TTL)
+    doomed = redis_engine(RedisEngineConfig(url=redis_server.url, presence_ttl=TTL), "doomed")
     try:
         await doomed.join("loud/room", ClientInfo("c1", "ada"), announce=False)
         await doomed.join("quiet/room", ClientInfo("c2", "ada"), announce=False)

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from hub.engine import ChannelEngine, ClientInfo, Kind, Publication, StreamPosition
-from hub.engine.redis import EngineUnavailable, RedisBroker, redis_engine
+from hub.engine.redis import EngineUnavailable, RedisBroker, RedisEngineConfig, redis_engine
 from tests.engine.conftest import Recorder
 from tests.multinode.redis_server import RedisServer
 
@@ -40,11 +40,18 @@ async def node(redis_server: RedisServer) -> AsyncIterator[NodeFactory]:
     """``await node("a", **options)``: a started Redis engine on the test's Redis."""
     engines: list[ChannelEngine] = []
 
-    async def start(name: str, *, url: str | None = None, **options: Any) -> ChannelEngine:
+    async def start(
+        name: str,
+        *,
+        url: str | None = None,
+        registry: CollectorRegistry | None = None,
+        **options: Any,
+    ) -> ChannelEngine:
         options.setdefault("connect_timeout", 1.0)
         options.setdefault("command_timeout", 2.0)
         options.setdefault("reconnect_max_delay", 0.3)
-        engine = redis_engine(url or redis_server.url, name, **options)
+        config = RedisEngineConfig(url=url or redis_server.url, **options)
+        engine = redis_engine(config, name, registry=registry)
         engines.append(engine)
         await broker(engine).start()
         return engine

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hub.engine import ChannelEngine, Publication, StreamPosition
-from hub.engine.redis import RedisBroker, redis_engine
+from hub.engine.redis import RedisBroker, RedisEngineConfig, redis_engine
 from tests.multinode.redis_server import RedisServer
 
 pytestmark = pytest.mark.service
@@ -33,7 +33,9 @@ async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
 
 @pytest.fixture
 async def engine(redis_server: RedisServer) -> AsyncIterator[ChannelEngine]:
-    engine = redis_engine(redis_server.url, "a", connect_timeout=1.0, command_timeout=5.0)
+    engine = redis_engine(
+        RedisEngineConfig(url=redis_server.url, connect_timeout=1.0, command_timeout=5.0), "a"
+    )
     assert isinstance(engine.broker, RedisBroker)
     await engine.broker.start()
     yield engine

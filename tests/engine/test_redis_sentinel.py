@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hub.engine import ClientInfo, Publication
-from hub.engine.redis import RedisBroker, redis_engine
+from hub.engine.redis import RedisBroker, RedisEngineConfig, redis_engine
 from tests.engine.conftest import Recorder
 from tests.multinode.redis_server import RedisServer, SentinelServer
 
@@ -29,9 +29,11 @@ async def sentinel(tmp_path: Path) -> AsyncIterator[SentinelServer]:
 
 async def test_nodes_share_channels_through_sentinel(sentinel: SentinelServer) -> None:
     """Two nodes configured with Sentinel only: pub/sub, history and presence work."""
-    options = {"sentinel_master": "mymaster", "sentinels": (("127.0.0.1", sentinel.port),)}
-    a = redis_engine("redis:///0", "a", **options)
-    b = redis_engine("redis:///0", "b", **options)
+    config = RedisEngineConfig(
+        url="redis:///0", sentinel_master="mymaster", sentinels=[f"127.0.0.1:{sentinel.port}"]
+    )
+    a = redis_engine(config, "a")
+    b = redis_engine(config, "b")
     try:
         for engine in (a, b):
             assert isinstance(engine.broker, RedisBroker)

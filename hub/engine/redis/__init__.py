@@ -2,7 +2,7 @@
 
 ::
 
-    engine = redis_engine("redis://127.0.0.1:6379/0", node_id="node-a")
+    engine = redis_engine(RedisEngineConfig(url="redis://127.0.0.1:6379/0"), node_id="node-a")
 
 - :class:`RedisBroker` (``hub/engine/redis/broker.py``): one pub/sub connection
   per node; reconnects, resubscribes and replays missed publications from history.
@@ -11,53 +11,75 @@
 - :class:`RedisPresence`: members, their expiry and per-user counts per channel,
   refreshed by each node for its own connections; live nodes announce the
   leaves of a dead node's members once their entries expire.
+- :class:`RedisEngineConfig` (``hub/engine/redis/config.py``): every setting,
+  the ``[engine]`` table's model when ``backend = "redis"``.
 
-See docs/scaling.md for the design, the configuration and failure behaviour.
+The names load on first use, so the config reads ``hub.engine.redis.config``
+without importing the Redis client library. See docs/scaling.md for the design,
+the configuration and failure behaviour.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry
-
-from hub.engine.core import ChannelEngine
-from hub.engine.redis.backend import RedisBackend
-from hub.engine.redis.broker import RedisBroker
-from hub.engine.redis.bus import RedisBus
-from hub.engine.redis.link import RedisLink, RedisOptions
-from hub.engine.redis.stores import RedisHistory, RedisPresence
+from hub.engine.redis.config import RedisEngineConfig
 from hub.errors import EngineUnavailable
 
-DEFAULT_URL = "redis://127.0.0.1:6379/0"
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from hub.engine.core import ChannelEngine
+    from hub.engine.redis.backend import RedisBackend
+    from hub.engine.redis.broker import RedisBroker
+    from hub.engine.redis.bus import RedisBus
+    from hub.engine.redis.link import RedisLink
+    from hub.engine.redis.stores import RedisHistory, RedisPresence
+
+_EXPORTS = {
+    "RedisBackend": "hub.engine.redis.backend",
+    "RedisBroker": "hub.engine.redis.broker",
+    "RedisBus": "hub.engine.redis.bus",
+    "RedisHistory": "hub.engine.redis.stores",
+    "RedisLink": "hub.engine.redis.link",
+    "RedisPresence": "hub.engine.redis.stores",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def redis_engine(
-    url: str = DEFAULT_URL,
+    config: RedisEngineConfig | None = None,
     node_id: str = "",
     *,
     registry: CollectorRegistry | None = None,
-    **options: Any,
 ) -> ChannelEngine:
-    """A channel engine on Redis; ``options`` are :class:`RedisOptions` fields.
+    """A channel engine on Redis (the defaults of :class:`RedisEngineConfig` unless given).
 
     The engine connects lazily (or when its broker is started as a hub
     service) and is closed with :meth:`ChannelEngine.close`.
     """
-    if node_id:
-        options.setdefault("client_name", f"wshub-{node_id}")
-    return RedisBackend(RedisOptions(url=url, **options), node_id, registry=registry).engine
+    from hub.engine.redis.backend import RedisBackend
+
+    return RedisBackend(config or RedisEngineConfig(), node_id, registry=registry).engine
 
 
 __all__ = [
-    "DEFAULT_URL",
     "EngineUnavailable",
     "RedisBackend",
     "RedisBroker",
     "RedisBus",
+    "RedisEngineConfig",
     "RedisHistory",
     "RedisLink",
-    "RedisOptions",
     "RedisPresence",
     "redis_engine",
 ]

@@ -16,9 +16,10 @@ from hub.engine.groups import SharedGroups
 from hub.engine.redis.api_stores import RedisIdempotency, RedisRevocations
 from hub.engine.redis.broker import RedisBroker
 from hub.engine.redis.bus import RedisBus
+from hub.engine.redis.config import RedisEngineConfig
 from hub.engine.redis.directory import RedisDirectory
 from hub.engine.redis.groups import RedisGroups
-from hub.engine.redis.link import RedisLink, RedisOptions
+from hub.engine.redis.link import RedisLink
 from hub.engine.redis.mqtt_sessions import RedisSessions
 from hub.engine.redis.retained import RedisRetainedStore
 from hub.engine.redis.stores import RedisHistory, RedisPresence
@@ -34,14 +35,14 @@ class RedisBackend:
 
     def __init__(
         self,
-        options: RedisOptions,
+        config: RedisEngineConfig,
         node_id: str = "",
         *,
         registry: CollectorRegistry | None = None,
     ) -> None:
         # The node bus needs a name for this node.
         node_id = node_id or secrets.token_hex(6)
-        self.link = RedisLink(options, registry=registry)
+        self.link = RedisLink(config, client_name=f"wshub-{node_id}", registry=registry)
         history = RedisHistory(self.link, broadcast=True)
         presence = RedisPresence(self.link, node_id)
         self.broker = RedisBroker(self.link, history, presence)

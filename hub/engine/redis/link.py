@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hub.engine.redis.codec import Keys
+from hub.engine.redis.config import RedisEngineConfig
 from hub.errors import EngineUnavailable
 
 logger = logging.getLogger("hub.engine.redis")
@@ -56,38 +57,6 @@ def redact(url: str) -> str:
         host = f"{host}:{parts.port}"
     user = f"{parts.username}:***@" if parts.username else ":***@"
     return urlunsplit(parts._replace(netloc=user + host))
-
-
-@dataclass(frozen=True, slots=True)
-class RedisOptions:
-    """How one node reaches Redis and names its keys."""
-
-    url: str = "redis://127.0.0.1:6379/0"
-    # Prepended to every key and pub/sub channel: several hubs (or apps) may
-    # share one Redis with different prefixes.
-    prefix: str = "wshub:"
-    # Seconds a presence entry lives without its node refreshing it; a node
-    # refreshes its own entries every third of that, so a dead node's members
-    # disappear after at most this long.
-    presence_ttl: float = 30.0
-    # Sentinel: the master's service name and the sentinels' host:port; the
-    # url then only gives the database, password and TLS settings.
-    sentinel_master: str | None = None
-    sentinels: tuple[tuple[str, int], ...] = ()
-    # A stream's epoch outlives its last retained publication by this long (the
-    # memory engine forgets an idle stream after the same hour).
-    stream_idle_ttl: float = 3600.0
-    # CLIENT SETNAME of this node's connections ("<name>-pubsub" for pub/sub),
-    # so CLIENT LIST tells the nodes apart.
-    client_name: str = "wshub"
-    connect_timeout: float = 2.0
-    command_timeout: float = 5.0
-    reconnect_min_delay: float = 0.1
-    reconnect_max_delay: float = 5.0
-    # Seconds between health pings (and at most between presence refreshes).
-    health_interval: float = 1.0
-    # Seconds without a pong before the pub/sub connection counts as dead.
-    pubsub_ping_timeout: float = 10.0
 
 
 class EngineMetrics:
@@ -131,8 +100,16 @@ class LinkState:
 
 
 class RedisLink:
-    def __init__(self, options: RedisOptions, *, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        options: RedisEngineConfig,
+        *,
+        client_name: str = "wshub",
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self.options = options
+        # CLIENT SETNAME of this node's connections: the configured name, else the caller's.
+        self.client_name = options.client_name or client_name
         self.keys = Keys(options.prefix)
         self.metrics = EngineMetrics(registry)
         self.state = LinkState()
@@ -147,13 +124,13 @@ class RedisLink:
             "retry": Retry(NoBackoff(), 0),
             "socket_connect_timeout": options.connect_timeout,
             "socket_timeout": options.command_timeout,
-            "client_name": options.client_name or None,
+            "client_name": self.client_name,
         }
         if options.sentinel_master is not None:
             parts = urlsplit(options.url)
             database = int(parts.path.lstrip("/") or 0)
             sentinel = self._sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
-                list(options.sentinels),
+                options.sentinel_addresses,
                 sentinel_kwargs={"socket_connect_timeout": options.connect_timeout},
                 **common,
             )
@@ -173,8 +150,7 @@ class RedisLink:
         # redis-py's own health check would PING and read the reply itself,
         # which a subscribed connection cannot do: the reader pings instead.
         connection.health_check_interval = 0
-        if self.options.client_name:
-            connection.client_name = f"{self.options.client_name}-pubsub"
+        connection.client_name = f"{self.client_name}-pubsub"
         return connection
 
     @property
@@ -182,7 +158,7 @@ class RedisLink:
         """Where this node's Redis is, without secrets (for logs and /healthz)."""
         options = self.options
         if options.sentinel_master is not None:
-            sentinels = ",".join(f"{host}:{port}" for host, port in options.sentinels)
+            sentinels = ",".join(options.sentinels)
             return f"sentinel://{sentinels}/{options.sentinel_master}"
         return redact(options.url)
 

@@ -1,6 +1,34 @@
-"""The durable single-node backend: SQLite in WAL mode, written by one thread (group commit)."""
+"""The durable single-node backend: SQLite in WAL mode, written by one thread (group commit).
 
-from hub.engine.sqlite.backend import SqliteBackend
-from hub.engine.sqlite.writer import Writer, open_database
+The names load on first use, so the config reads ``hub.engine.sqlite.config``
+without opening the backend's modules.
+"""
 
-__all__ = ["SqliteBackend", "Writer", "open_database"]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hub.engine.sqlite.backend import SqliteBackend
+    from hub.engine.sqlite.config import SqliteEngineConfig
+    from hub.engine.sqlite.writer import Writer, open_database
+
+_EXPORTS = {
+    "SqliteBackend": "hub.engine.sqlite.backend",
+    "SqliteEngineConfig": "hub.engine.sqlite.config",
+    "Writer": "hub.engine.sqlite.writer",
+    "open_database": "hub.engine.sqlite.writer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = ["SqliteBackend", "SqliteEngineConfig", "Writer", "open_database"]

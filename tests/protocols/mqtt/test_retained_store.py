@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from hub.engine import Publication
-from hub.engine.redis.link import RedisLink, RedisOptions
+from hub.engine.redis.config import RedisEngineConfig
+from hub.engine.redis.link import RedisLink
 from hub.engine.redis.retained import RedisRetainedStore, literal_prefix
 from hub.engine.retained import MemoryRetainedStore, RetainedStore
 from tests.multinode.redis_server import shared_redis_server
@@ -31,7 +32,9 @@ async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFacto
         if request.param == "memory":
             return MemoryRetainedStore(max_channels, max_bytes=max_bytes)
         # A prefix of its own: the shared server needs no flushing between tests.
-        options = RedisOptions(url=shared_redis_server().url, prefix=f"t{secrets.token_hex(4)}:")
+        options = RedisEngineConfig(
+            url=shared_redis_server().url, prefix=f"t{secrets.token_hex(4)}:"
+        )
         link = RedisLink(options)
         links.append(link)
         return RedisRetainedStore(link, max_channels, max_bytes=max_bytes)
