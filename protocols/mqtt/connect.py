@@ -135,6 +135,7 @@ def _accept5(
     conn.max_packet_size = requested.maximum_packet_size
     conn.aliases = TopicAliases(conn.config.topic_alias_maximum)
     conn.out_aliases = OutboundAliases(requested.topic_alias_maximum)
+    conn.aliasing = bool(conn.out_aliases)
     keepalive, announced_keepalive = granted_keepalive(packet.keepalive, conn.config.max_keepalive)
     return keepalive, connack_properties(
         conn.config,

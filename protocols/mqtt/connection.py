@@ -79,6 +79,8 @@ class MqttConnection(SubprotocolHandler):
         self.requested = Requested()
         self.aliases = TopicAliases(0)
         self.out_aliases = OutboundAliases(0)
+        # Whether out_aliases sets any up: read per PUBLISH sent, a plain attribute.
+        self.aliasing = False
         self.reader = PacketReader(self.config.max_packet_size)
         self.stats = hub.services.get(SYS_SERVICE, SysTopics).stats
         self.loop = asyncio.get_running_loop()
@@ -97,7 +99,7 @@ class MqttConnection(SubprotocolHandler):
     def send(self, frame: bytes) -> None:
         if frame[0] >> 4 == PUBLISH_TYPE:
             self.stats.sent += 1
-            if self.out_aliases:
+            if self.aliasing:
                 frame = self.out_aliases.apply(frame, self.max_packet_size)
         self.session.send(frame)
 

@@ -102,18 +102,21 @@ class TcpSession:
         self.remote_address = remote_address
         self.forwarded_headers: dict[str, str] = {}
         self._writer = writer
+        # Written to directly: a fan-out calls send once per subscriber, and the
+        # StreamWriter's methods only forward to it.
+        self._transport = writer.transport
         self._max_outbound_bytes = max_outbound_bytes
         self.close_code: int | None = None
 
     def send(self, message: str | bytes, *, text: bool | None = None) -> None:
-        if self.close_code is not None or self._writer.is_closing():
+        transport = self._transport
+        if self.close_code is not None or transport.is_closing():
             return
-        data = message.encode() if isinstance(message, str) else message
-        self._writer.write(data)
-        if self._writer.transport.get_write_buffer_size() > self._max_outbound_bytes:
+        transport.write(message.encode() if isinstance(message, str) else message)
+        if transport.get_write_buffer_size() > self._max_outbound_bytes:
             logger.warning("MQTT/TCP session %s: slow consumer dropped", self.id)
             self.close_code = 1008
-            self._writer.transport.abort()
+            transport.abort()
 
     def outbound_room(self) -> int:
         return max(0, self._max_outbound_bytes - self._writer.transport.get_write_buffer_size())

@@ -228,9 +228,10 @@ class SessionState:
         """Send now if the window allows, else queue (QoS 0 is never queued)."""
         link = self.link
         if qos == 0:
-            # Offline QoS 0 messages are dropped, as the spec allows.
+            # Offline QoS 0 messages are dropped, as the spec allows; sent at
+            # once, so no Queued record is made (a fan-out's commonest path).
             if link is not None:
-                frame = self._frame(link, Queued(publication, 0, retain, subscription_ids), None)
+                frame = self._publish_frame(link, publication, 0, retain, subscription_ids, None)
                 if frame is not None:
                     link.send(frame)
             return
@@ -279,22 +280,38 @@ class SessionState:
         return limit if self.receive_maximum is None else min(limit, self.receive_maximum)
 
     def _frame(self, link: Link, message: Queued, packet_id: int | None) -> bytes | None:
+        """The PUBLISH of a kept message for the link's version (:meth:`_publish_frame`)."""
+        return self._publish_frame(
+            link,
+            message.publication,
+            message.qos,
+            message.retain,
+            message.subscription_ids,
+            packet_id,
+        )
+
+    def _publish_frame(
+        self,
+        link: Link,
+        publication: Publication,
+        qos: int,
+        retain: bool,
+        subscription_ids: tuple[int, ...],
+        packet_id: int | None,
+    ) -> bytes | None:
         """The PUBLISH for the link's version; None if expired or over the client's size."""
-        publication = message.publication
         if link.version == 5:
             frame = publish_frame5(
                 publication,
-                message.qos,
-                retain=message.retain,
+                qos,
+                retain=retain,
                 packet_id=packet_id,
-                subscription_ids=message.subscription_ids,
+                subscription_ids=subscription_ids,
             )
         elif expired(publication):
             frame = None
         else:
-            frame = publish_frame(
-                publication, message.qos, retain=message.retain, packet_id=packet_id
-            )
+            frame = publish_frame(publication, qos, retain=retain, packet_id=packet_id)
         if frame is None:
             logger.debug("MQTT session %r: expired message dropped", self.client_id)
             return None
