@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from hub.close_codes import CloseCode
 from hub.limits import UNMETERED, WorkMeter
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class Session(Protocol):
         would close the connection as a slow consumer.
         """
 
-    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None: ...
 
 
 class SubprotocolHandler(ABC):

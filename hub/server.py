@@ -15,6 +15,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from hub.auth import HandshakeRefused, handshake_request
+from hub.close_codes import CloseCode
 from hub.config_coherence import coherence_warnings
 from hub.handler import Identity, ProtocolSpec
 from hub.hosts import HostPolicy
@@ -318,7 +319,9 @@ class HubServer:
     def sockets(self) -> list[Any]:
         return list(self._server.sockets) if self._server is not None else []
 
-    async def stop(self, code: int = 1001, reason: str = "server shutting down") -> None:
+    async def stop(
+        self, code: int = CloseCode.GOING_AWAY, reason: str = "server shutting down"
+    ) -> None:
         """Stop accepting, close every client with ``code`` and wait for handlers."""
         if self._server is None:
             return
@@ -511,7 +514,7 @@ class HubServer:
         assert isinstance(connection, HubConnection)
         spec = connection.negotiated
         if spec is None:  # pragma: no cover - negotiation always sets it
-            await connection.close(1011, "no protocol negotiated")
+            await connection.close(CloseCode.INTERNAL_ERROR, "no protocol negotiated")
             return
         hub = self._hub
         metrics = hub.metrics

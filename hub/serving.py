@@ -16,11 +16,12 @@ from collections.abc import AsyncIterable, Callable
 from typing import TYPE_CHECKING, cast
 
 from hub.auth import ExpiryWatch
+from hub.close_codes import CloseCode
 from hub.errors import PermissionDenied
 from hub.handler import ProtocolSpec
 from hub.limits import MessageRateLimiter, RatePenalties
 from hub.rpc import CallContext
-from hub.session import OVERSIZE_CODE, BoundedSession
+from hub.session import BoundedSession
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-INTERNAL_ERROR_CODE = 1011
-POLICY_VIOLATION = 1008
 RATE_CLOSE_REASON = "message rate exceeded"
 
 
@@ -65,7 +64,7 @@ async def serve_session(
     except PermissionDenied as exc:
         hub.detach(session.id)
         active.dec()
-        await session.close(POLICY_VIOLATION, exc.message[:120])
+        await session.close(CloseCode.POLICY_VIOLATION, exc.message[:120])
         return
     # Closes the session with 3000 when its identity expires, unless refreshed
     # (it needs on_identity_change and close(), which every BoundedSession has).
@@ -89,7 +88,7 @@ async def serve_session(
                 # Refused message_burst times and still sending: not a burst.
                 metrics.rate_limit_closes.labels(spec.name).inc()
                 logger.info("session %s (%s): closed for its message rate", session.id, spec.name)
-                await session.close(POLICY_VIOLATION, RATE_CLOSE_REASON)
+                await session.close(CloseCode.POLICY_VIOLATION, RATE_CLOSE_REASON)
                 break
             await handler.on_rate_limited(message)
     except closed:
@@ -98,7 +97,7 @@ async def serve_session(
         # One handler's bug closes its own session only.
         metrics.handler_errors.labels(spec.name).inc()
         logger.exception("session %s (%s): handler failed", session.id, spec.name)
-        await session.close(INTERNAL_ERROR_CODE, "internal error")
+        await session.close(CloseCode.INTERNAL_ERROR, "internal error")
     finally:
         # Closed for flooding (here or by the handler, per unit): the
         # address's next sessions start without a burst.
@@ -108,7 +107,7 @@ async def serve_session(
         active.dec()
         hub.detach(session.id)
         sent, code = close_codes()
-        if sent == OVERSIZE_CODE:
+        if sent == CloseCode.MESSAGE_TOO_BIG:
             metrics.oversize_closes.labels(spec.name).inc()
         try:
             await handler.on_close(code)

@@ -21,6 +21,7 @@ from websockets.asyncio.server import ServerConnection, broadcast
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
+from hub.close_codes import CloseCode
 from hub.handler import Identity
 from hub.shared_frames import shared_frames
 
@@ -30,13 +31,11 @@ _OPEN = State.OPEN
 
 logger = logging.getLogger(__name__)
 
-# Close code and reason for a consumer that cannot keep up. 1008 (policy
-# violation) is understood by every client; the reason says which policy.
-SLOW_CONSUMER_CODE = 1008
+# The reason for a consumer that cannot keep up, closed with 1008 (policy
+# violation, understood by every client); the reason says which policy.
 SLOW_CONSUMER_REASON = "slow consumer: outbound buffer full"
 # A message that would not fit the outbound budget even with nothing waiting:
 # 1009 (message too big), whichever direction; the reason names the setting.
-OVERSIZE_CODE = 1009
 OVERSIZE_REASON = "message larger than the outbound budget (limits.max_outbound_bytes)"
 
 
@@ -169,7 +168,7 @@ class BoundedSession:
     def send(self, message: str | bytes, *, text: bool | None = None) -> None:
         raise NotImplementedError
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         raise NotImplementedError
 
     def outbound_buffer_size(self) -> int:
@@ -209,7 +208,7 @@ class BoundedSession:
         )
         if self._on_slow_consumer is not None:
             self._on_slow_consumer()
-        self._give_up(SLOW_CONSUMER_CODE, SLOW_CONSUMER_REASON)
+        self._give_up(CloseCode.POLICY_VIOLATION, SLOW_CONSUMER_REASON)
 
     def _close_oversize(self, size: int) -> None:
         if self._given_up():
@@ -226,7 +225,7 @@ class BoundedSession:
             size,
             self._max_outbound_bytes,
         )
-        self._give_up(OVERSIZE_CODE, OVERSIZE_REASON)
+        self._give_up(CloseCode.MESSAGE_TOO_BIG, OVERSIZE_REASON)
 
     def _flush_before_close(self) -> None:
         """Hand over what waits, where the transport can before a close."""
@@ -419,7 +418,7 @@ class WebSocketSession(BoundedSession):
         transport = self._connection.transport
         return transport.get_write_buffer_size() + self._framed_bytes + self._held_bytes
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         # What was sent before closing is written before the close frame.
         self.flush()
         await self._connection.close(code, reason)

@@ -26,6 +26,7 @@ from hub.api.errors import (
     from_rpc_error,
 )
 from hub.api.idempotency import IdempotencyStore
+from hub.close_codes import CloseCode
 from hub.engine import StreamPosition
 from hub.engine.topics import InvalidChannel, matches, validate_pattern
 from hub.errors import ChannelError, FeatureDisabled
@@ -39,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 # The session id and protocol a hub RPC method sees when the API calls it.
 API_SESSION = "api"
-REVOKED_CODE = 3003
 REVOKED_REASON = "token revoked"
 
 Handler = Callable[[Any], Awaitable[Any]]
@@ -341,7 +341,7 @@ class ApiMethods:
         for session, _ in self._hub.user_sessions(user):
             identity = session.identity
             if identity is not None and self._hub.auth.revocations.revoked(identity):
-                await session.close(REVOKED_CODE, REVOKED_REASON)
+                await session.close(CloseCode.TOKEN_REVOKED, REVOKED_REASON)
 
     # -- the cluster's figures ---------------------------------------------------
 

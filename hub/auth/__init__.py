@@ -14,7 +14,7 @@ describes the behaviour and the configuration.
 """
 
 from hub.auth.authenticator import Authenticator
-from hub.auth.expiry import TOKEN_EXPIRED_CODE, TOKEN_EXPIRED_REASON, ExpiryWatch
+from hub.auth.expiry import TOKEN_EXPIRED_REASON, ExpiryWatch
 from hub.auth.handshake import HandshakeRefused, handshake_request
 from hub.auth.hooks import (
     AuthenticateHook,
@@ -27,7 +27,6 @@ from hub.auth.passwords import hash_password
 from hub.auth.tokens import InvalidToken
 
 __all__ = [
-    "TOKEN_EXPIRED_CODE",
     "TOKEN_EXPIRED_REASON",
     "AuthenticateHook",
     "AuthenticationFailed",

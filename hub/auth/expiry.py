@@ -15,12 +15,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+from hub.close_codes import CloseCode
 from hub.handler import Identity, SubprotocolHandler
 from hub.session import WebSocketSession
 
 logger = logging.getLogger(__name__)
 
-TOKEN_EXPIRED_CODE: Final = 3000
 TOKEN_EXPIRED_REASON: Final = "token expired"
 
 # Asked when an identity expires (the backend's [proxy.refresh]): a new identity
@@ -92,7 +92,7 @@ class ExpiryWatch:
             await self._handler.on_identity_expired()
         except Exception:
             logger.exception("session %s: goodbye before expiry failed", self._session.id)
-        await self._session.close(TOKEN_EXPIRED_CODE, TOKEN_EXPIRED_REASON)
+        await self._session.close(CloseCode.TOKEN_EXPIRED, TOKEN_EXPIRED_REASON)
 
     async def _refreshed(self) -> bool:
         """Whether the refresher extended the session (the timer then re-arms)."""

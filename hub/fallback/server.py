@@ -36,11 +36,12 @@ from websockets.datastructures import Headers
 
 from hub.auth import HandshakeRefused, HandshakeRequest
 from hub.auth.handshake import parse_cookies
+from hub.close_codes import CloseCode
 from hub.engine import StreamPosition
 from hub.engine.bus import NodeGone
 from hub.errors import EngineUnavailable
 from hub.fallback.driver import drive
-from hub.fallback.session import ABNORMAL_CLOSURE, GOING_AWAY, IDLE_CODE, IDLE_REASON, StreamSession
+from hub.fallback.session import IDLE_REASON, StreamSession
 from hub.fallback.unidirectional import Subscriptions, UnidirectionalRefused
 from hub.fallback.wire import (
     NDJSON_CONTENT_TYPE,
@@ -138,7 +139,7 @@ class FallbackServer:
 
     async def stop(self) -> None:
         for session in list(self._sessions.values()):
-            await session.close(GOING_AWAY, "server shutting down")
+            await session.close(CloseCode.GOING_AWAY, "server shutting down")
         if self._runner is not None:
             # Streams see their sessions closing and end; cleanup waits for them.
             await self._runner.shutdown()
@@ -348,7 +349,7 @@ class FallbackServer:
                     await response.write_eof()
                 return
             if idle and session.idle_for() > config.idle_timeout:
-                await session.close(IDLE_CODE, IDLE_REASON)
+                await session.close(CloseCode.GOING_AWAY, IDLE_REASON)
 
     async def _end(
         self,
@@ -367,7 +368,8 @@ class FallbackServer:
         driver: asyncio.Task[None] | None,
         release: Callable[[], None],
     ) -> None:
-        await session.close(ABNORMAL_CLOSURE, "stream ended")
+        # A stream that broke without a close, as WebSocket's 1006.
+        await session.close(CloseCode.ABNORMAL_CLOSURE, "stream ended")
         try:
             if driver is not None:
                 await driver
@@ -447,7 +449,7 @@ class FallbackServer:
         if session is None or session.transport != "sse" or not session.owns(token.secret):
             return "unknown"
         if close:
-            await session.close(1000, "closed by the client")
+            await session.close(CloseCode.NORMAL_CLOSURE, "closed by the client")
             return "ok"
         return "ok" if session.receive(messages) else "full"
 

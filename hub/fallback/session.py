@@ -20,13 +20,10 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
+from hub.close_codes import CloseCode
 from hub.handler import Identity
 from hub.session import BoundedSession
 
-# Close code of a stream that broke without a close (as WebSocket's 1006).
-ABNORMAL_CLOSURE = 1006
-GOING_AWAY = 1001
-IDLE_CODE = 1001
 IDLE_REASON = "idle: no request within fallback.idle_timeout"
 
 
@@ -108,7 +105,7 @@ class StreamSession(BoundedSession):
         self._wakeup.set()
         self._inbound_ready.set()
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         if self.closing is None:
             self.closing = (code, reason)
         self._wakeup.set()

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from hub.close_codes import CloseCode
 from hub.engine import StreamPosition
 from hub.engine.topics import is_pattern
 from hub.errors import HubError
@@ -74,7 +75,7 @@ class Subscriptions:
                         code, reason = session.closing
                         raise UnidirectionalRefused(
                             HTTPStatus.FORBIDDEN
-                            if code == 1008
+                            if code == CloseCode.POLICY_VIOLATION
                             else HTTPStatus.SERVICE_UNAVAILABLE,
                             reason or f"closed ({code})",
                         )

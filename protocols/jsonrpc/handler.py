@@ -11,6 +11,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from hub.auth import AuthenticationFailed
+from hub.close_codes import CloseCode
 from hub.errors import (
     AlreadySubscribed,
     ChannelError,
@@ -248,7 +249,7 @@ class JsonRpcHandler(SubprotocolHandler):
         for index, item in enumerate(messages):
             if index and not self.work.take():
                 if self.work.flooding:
-                    await self.session.close(1008, "message rate exceeded")
+                    await self.session.close(CloseCode.POLICY_VIOLATION, "message rate exceeded")
                     return
                 if isinstance(item, Response):
                     self._resolve_call(item)

@@ -8,15 +8,10 @@ from typing import Final
 
 from hub.access import Rule
 from hub.auth import AuthenticationFailed, Credentials
+from hub.close_codes import CloseCode
 from hub.errors import ChannelError, EngineUnavailable, PermissionDenied
 from protocols.mqtt.codec import Auth, Connack, ConnackCode, Connect, MqttProtocolError, Will
-from protocols.mqtt.connection import (
-    POLICY_VIOLATION,
-    TRY_AGAIN_LATER,
-    MqttConnection,
-    Phase,
-    logger,
-)
+from protocols.mqtt.connection import MqttConnection, Phase, logger
 from protocols.mqtt.packets import PROTOCOL_ERROR as PROTOCOL_ERROR_REASON
 from protocols.mqtt.packets import Properties
 from protocols.mqtt.reasons import ReasonCode, reason_name
@@ -81,12 +76,14 @@ async def on_connect(conn: MqttConnection, packet: Connect) -> None:
             client_id,
         )
         conn.send_packet(Connack(False, connack_code(conn, ConnackCode.IDENTIFIER_REJECTED)))
-        await conn.close(POLICY_VIOLATION, "connection refused: client id in use by another user")
+        await conn.close(
+            CloseCode.POLICY_VIOLATION, "connection refused: client id in use by another user"
+        )
         return
     except EngineUnavailable:
         # Sessions live in Redis and Redis is away: MQTT's own "try later".
         conn.send_packet(Connack(False, connack_code(conn, ConnackCode.SERVER_UNAVAILABLE)))
-        await conn.close(TRY_AGAIN_LATER, "connection refused: SERVER_UNAVAILABLE")
+        await conn.close(CloseCode.TRY_AGAIN_LATER, "connection refused: SERVER_UNAVAILABLE")
         return
     if conn.closed:  # the connect timer fired while the session was fetched
         await conn.store.close(client_id, conn)
@@ -167,7 +164,7 @@ async def refuse_connect(conn: MqttConnection, code: int, detail: str) -> None:
         conn.send_packet(Connack(False, code, Properties(reason_string=detail or None)))
     else:
         conn.send_packet(Connack(False, code))
-    await conn.close(POLICY_VIOLATION, reason)
+    await conn.close(CloseCode.POLICY_VIOLATION, reason)
 
 
 async def _login(conn: MqttConnection, packet: Connect, client_id: str) -> int:

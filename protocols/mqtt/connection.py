@@ -12,6 +12,7 @@ import logging
 from enum import Enum
 from typing import TYPE_CHECKING, Final
 
+from hub.close_codes import CloseCode
 from hub.handler import Identity, Session, SubprotocolHandler
 from hub.rpc import CallContext
 from protocols.mqtt.codec import Disconnect, Packet, PacketReader, Will, encode
@@ -33,14 +34,6 @@ if TYPE_CHECKING:
 # One logger for all the connection's modules: operators' logging settings
 # (and docs) name protocols.mqtt.handler, as before the handler was split.
 logger = logging.getLogger("protocols.mqtt.handler")
-
-# WebSocket close codes (docs/mqtt.md).
-NORMAL_CLOSURE: Final = 1000
-GOING_AWAY: Final = 1001
-PROTOCOL_ERROR: Final = 1002
-UNSUPPORTED_DATA: Final = 1003
-POLICY_VIOLATION: Final = 1008
-TRY_AGAIN_LATER: Final = 1013
 
 PUBLISH_TYPE: Final = 3
 
@@ -113,7 +106,7 @@ class MqttConnection(SubprotocolHandler):
         self.will = None
         if not self.closed:
             self.disconnect(ReasonCode.SESSION_TAKEN_OVER, "session taken over")
-        self.close_soon(POLICY_VIOLATION, "session taken over by another connection")
+        self.close_soon(CloseCode.POLICY_VIOLATION, "session taken over by another connection")
 
     def disconnect(self, code: int, text: str) -> None:
         """5.0: the server's DISCONNECT with a reason code, before it closes (3.14)."""
@@ -160,7 +153,7 @@ class MqttConnection(SubprotocolHandler):
         if idle >= self._timeout:
             if self.phase is Phase.CONNECTED:
                 self.disconnect(ReasonCode.KEEP_ALIVE_TIMEOUT, self._timeout_reason)
-            self.close_soon(POLICY_VIOLATION, self._timeout_reason)
+            self.close_soon(CloseCode.POLICY_VIOLATION, self._timeout_reason)
         else:
             self._timer = self.loop.call_later(self._timeout - idle, self._check_timeout)
 

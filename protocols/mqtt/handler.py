@@ -24,6 +24,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+from hub.close_codes import CloseCode
 from protocols.mqtt import connect, egress, ingress, lifecycle, subscribe
 from protocols.mqtt.codec import (
     Auth,
@@ -43,14 +44,7 @@ from protocols.mqtt.codec import (
     Subscribe,
     Unsubscribe,
 )
-from protocols.mqtt.connection import (
-    POLICY_VIOLATION,
-    PROTOCOL_ERROR,
-    UNSUPPORTED_DATA,
-    MqttConnection,
-    Phase,
-    logger,
-)
+from protocols.mqtt.connection import MqttConnection, Phase, logger
 from protocols.mqtt.packets import PROTOCOL_ERROR as PROTOCOL_ERROR_REASON
 from protocols.mqtt.packets import Properties
 from protocols.mqtt.v5 import CONNACK_REASON
@@ -87,7 +81,9 @@ class MqttHandler(MqttConnection):
             return
         if isinstance(message, str):
             logger.info("MQTT session %s closed: protocol error: a text frame", self.session.id)
-            await self.close(UNSUPPORTED_DATA, "MQTT over WebSocket takes binary frames only")
+            await self.close(
+                CloseCode.UNSUPPORTED_DATA, "MQTT over WebSocket takes binary frames only"
+            )
             return
         try:
             # Every packet is a unit of work: the server took the message's
@@ -111,7 +107,9 @@ class MqttHandler(MqttConnection):
                                 return
                         if not self.work.take():
                             if self.work.flooding:
-                                await self.close(POLICY_VIOLATION, "message rate exceeded")
+                                await self.close(
+                                    CloseCode.POLICY_VIOLATION, "message rate exceeded"
+                                )
                                 return
                             table = _RATE_LIMITED_ROUTES
                     self.last_seen = self.loop.time()
@@ -132,7 +130,7 @@ class MqttHandler(MqttConnection):
                 await connect.refuse_connect(self, exc.connack_code, str(exc))
                 return
             logger.info("MQTT session %s closed: protocol error: %s", self.session.id, exc)
-            await self.close(PROTOCOL_ERROR, f"MQTT protocol error: {exc}")
+            await self.close(CloseCode.PROTOCOL_ERROR, f"MQTT protocol error: {exc}")
 
     async def _protocol_error5(self, exc: MqttProtocolError) -> None:
         """4.13: CONNACK (during CONNECT) or DISCONNECT with the reason code, then close."""
@@ -145,11 +143,11 @@ class MqttHandler(MqttConnection):
                 code = CONNACK_REASON.get(ConnackCode(exc.connack_code), code)
             self.send_packet(Connack(False, code, Properties(reason_string=str(exc)[:200])))
             if exc.connack_code is not None:
-                await self.close(POLICY_VIOLATION, f"connection refused: {exc}")
+                await self.close(CloseCode.POLICY_VIOLATION, f"connection refused: {exc}")
                 return
         elif self.phase is Phase.CONNECTED:
             self.disconnect(code, str(exc))
-        await self.close(PROTOCOL_ERROR, reason)
+        await self.close(CloseCode.PROTOCOL_ERROR, reason)
 
     async def on_close(self, code: int | None) -> None:
         await lifecycle.connection_lost(self)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from hub.close_codes import CloseCode
 from hub.errors import EngineUnavailable
 from protocols.mqtt.codec import Disconnect, MqttProtocolError, Will
-from protocols.mqtt.connection import GOING_AWAY, NORMAL_CLOSURE, MqttConnection, Phase, logger
+from protocols.mqtt.connection import MqttConnection, Phase, logger
 from protocols.mqtt.ingress import publish
 from protocols.mqtt.packets import PROTOCOL_ERROR as PROTOCOL_ERROR_REASON
 from protocols.mqtt.reasons import ReasonCode
@@ -27,7 +28,7 @@ async def on_disconnect(conn: MqttConnection, packet: Disconnect) -> None:
     # "Disconnect with Will Message" asks for it.
     if packet.reason_code != ReasonCode.DISCONNECT_WITH_WILL:
         conn.will = None
-    await conn.close(NORMAL_CLOSURE, "DISCONNECT")
+    await conn.close(CloseCode.NORMAL_CLOSURE, "DISCONNECT")
 
 
 async def connection_lost(conn: MqttConnection) -> None:
@@ -67,4 +68,4 @@ async def shutdown(conn: MqttConnection) -> None:
     if conn.phase is Phase.CONNECTED:
         conn.disconnect(ReasonCode.SERVER_SHUTTING_DOWN, "server shutting down")
     if not conn.closed:
-        await conn.close(GOING_AWAY, "server shutting down")
+        await conn.close(CloseCode.GOING_AWAY, "server shutting down")

@@ -25,6 +25,7 @@ import secrets
 import ssl
 from typing import TYPE_CHECKING, Any, Final
 
+from hub.close_codes import CloseCode
 from hub.errors import PermissionDenied
 from hub.handler import Identity
 from hub.limits import ConnectionSlots, MessageRateLimiter, address_key
@@ -115,13 +116,13 @@ class TcpSession:
         transport.write(message.encode() if isinstance(message, str) else message)
         if transport.get_write_buffer_size() > self._max_outbound_bytes:
             logger.warning("MQTT/TCP session %s: slow consumer dropped", self.id)
-            self.close_code = 1008
+            self.close_code = CloseCode.POLICY_VIOLATION
             transport.abort()
 
     def outbound_room(self) -> int:
         return max(0, self._max_outbound_bytes - self._writer.transport.get_write_buffer_size())
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close after what is written has gone (TCP has no close code: it is only logged).
 
         Plain TCP half-closes first: the client reads the last packets (a
@@ -228,7 +229,7 @@ class MqttListeners:
         limiter = MessageRateLimiter(limits.message_rate, limits.message_burst)
         handler.work = limiter
         self._handlers.add(handler)
-        code = 1006
+        code: int = CloseCode.ABNORMAL_CLOSURE
         try:
             await handler.on_open()
             while True:
@@ -242,10 +243,10 @@ class MqttListeners:
                     await handler.on_message(data)
                 elif limiter.flooding:
                     metrics.rate_limit_closes.labels(PROTOCOL).inc()
-                    await session.close(1008, "message rate exceeded")
+                    await session.close(CloseCode.POLICY_VIOLATION, "message rate exceeded")
                 else:
                     await handler.on_rate_limited(data)
-            code = session.close_code or 1006
+            code = session.close_code or CloseCode.ABNORMAL_CLOSURE
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
             pass
         except Exception:

@@ -19,6 +19,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
 
 from hub.auth import TOKEN_EXPIRED_REASON
+from hub.close_codes import CloseCode
 from hub.handler import Session, SubprotocolHandler
 from hub.rpc import CallContext
 from protocols.wamp.auth import TOKEN_EXPIRED, Pending, Welcomed
@@ -63,9 +64,6 @@ if TYPE_CHECKING:
     from hub.app import Hub
 
 # WebSocket close codes after an ABORT.
-NORMAL_CLOSURE: Final = 1000
-PROTOCOL_ERROR: Final = 1002
-POLICY_VIOLATION: Final = 1008
 
 # What the router implements, announced in WELCOME (docs/wamp.md).
 ROUTER_ROLES: Final = {
@@ -338,7 +336,7 @@ class WampHandler(SubprotocolHandler):
 
     async def _on_abort(self, message: Abort) -> None:
         # ABORT is never answered: the session ends and so does the transport.
-        await self._close(NORMAL_CLOSURE, "ABORT received")
+        await self._close(CloseCode.NORMAL_CLOSURE, "ABORT received")
 
     async def _end_session(self) -> None:
         realm, self.realm = self.realm, None
@@ -352,7 +350,9 @@ class WampHandler(SubprotocolHandler):
 
     async def _abort(self, reason: str, message: str) -> None:
         self.send(Abort({"message": message}, reason))
-        code = PROTOCOL_ERROR if reason == PROTOCOL_VIOLATION else NORMAL_CLOSURE
+        code = (
+            CloseCode.PROTOCOL_ERROR if reason == PROTOCOL_VIOLATION else CloseCode.NORMAL_CLOSURE
+        )
         await self._close(code, message)
 
     async def _close(self, code: int, reason: str) -> None:
@@ -369,7 +369,7 @@ class WampHandler(SubprotocolHandler):
         self._timer = None
         if self.phase in (Phase.HELLO, Phase.AUTHENTICATING):
             self.phase = Phase.CLOSED
-            coro = self.session.close(POLICY_VIOLATION, reason)
+            coro = self.session.close(CloseCode.POLICY_VIOLATION, reason)
             self._closing = self._loop.create_task(coro)
 
     def _cancel_timer(self) -> None:
