@@ -15,7 +15,9 @@ from collections.abc import Callable
 
 import pytest
 
+from hub.engine.redis.groups import ANNOUNCE_EVERY
 from tests.multinode.conftest import ClusterFactory, HubProcess
+from tests.multinode.redis_server import RedisServer
 from tests.protocols.mqtt.conftest import PahoPeer
 
 pytestmark = pytest.mark.service
@@ -124,7 +126,7 @@ async def test_a_node_that_dies_takes_no_later_message_with_it(
     cluster: ClusterFactory, paho_peer: Paho
 ) -> None:
     """SIGKILL on a node with members: once its heartbeat lapses, the other node gets everything."""
-    a, b = await cluster(2)
+    a, b = await cluster(2, health_interval=0.2)
     survivor, victim = await members(paho_peer, [a, b], "worker")
     publisher = paho_peer("publisher")
     await publisher.connect("127.0.0.1", a.port)
@@ -134,6 +136,33 @@ async def test_a_node_that_dies_takes_no_later_message_with_it(
     assert received[1], "node B took no part"
 
     b.kill()
-    await asyncio.sleep(3.5)  # its heartbeat key (3 health intervals of 1 s) lapses
+    await asyncio.sleep(1.5)  # its heartbeat key lapses (at least 1 s)
     later = await publish(publisher, 10, 20)
     once_each(await collect([survivor], len(later)), later)
+
+
+async def test_a_group_spans_the_nodes_again_after_redis_lost_its_data(
+    cluster: ClusterFactory, redis_server: RedisServer, paho_peer: Paho
+) -> None:
+    """FLUSHALL: messages still go once each; the nodes' next announcements spread them again."""
+    a, b = await cluster(2)
+    group = await members(paho_peer, [a, b], "worker")
+    publisher = paho_peer("publisher")
+    await publisher.connect("127.0.0.1", a.port)
+    await redis_server.flush()
+
+    unannounced = await publish(publisher, 0, 10)
+    once_each(await collect(group, len(unannounced)), unannounced)
+
+    await asyncio.sleep(ANNOUNCE_EVERY + 1)
+    client = redis_server.client()
+    try:
+        [key] = [k async for k in client.scan_iter(match="*share:*:nodes")]
+        assert len(await client.hgetall(key)) == 2, "both nodes announced again"
+    finally:
+        await client.aclose()
+    later = await publish(publisher, 10, 20)
+    received = await collect(group, len(later))
+    once_each(received, later)
+    assert received[0], "node A took no part"
+    assert received[1], "node B took no part"

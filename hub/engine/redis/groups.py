@@ -12,12 +12,15 @@ A node counts while its heartbeat key lives (:mod:`hub.engine.redis.bus`): a
 node killed with SIGKILL is skipped, and forgotten, within a few health
 intervals; the messages claimed for it meanwhile are lost with it. With no
 live node announced (Redis lost its data, or announcements still on their
-way), the first node to offer a message delivers it: still once.
+way), the first node to offer a message delivers it: still once. Each node
+announces its counts again every :data:`ANNOUNCE_EVERY` seconds, so they come
+back if Redis lost them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from typing import Any, Final
@@ -37,6 +40,8 @@ CLAIM_TTL_MS: Final = 30_000
 BATCH: Final = 256
 # Offers waiting for a decision; beyond this, new ones are dropped (Redis too slow).
 MAX_PENDING: Final = 100_000
+# Seconds between announcements of this node's member counts (Redis may lose them).
+ANNOUNCE_EVERY: Final = 5.0
 
 # KEYS: per offer, the group's nodes hash, its counter, the message's claim key.
 # ARGV: this node, alive key prefix, alive key suffix, claim TTL (ms).
@@ -132,7 +137,12 @@ class RedisGroups:
 
     async def _work(self) -> None:
         while True:
-            await self._wake.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ANNOUNCE_EVERY):
+                    await self._wake.wait()
+            if not self._wake.is_set():
+                # Quiet for a while: the counts again, in case Redis lost them.
+                self._dirty = {**self._counts, **self._dirty}
             self._wake.clear()
             await self._announce()
             while self._pending:
