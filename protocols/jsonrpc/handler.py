@@ -26,7 +26,7 @@ from hub.errors import (
 )
 from hub.handler import Session, SubprotocolHandler
 from hub.rpc import PERMISSION_DENIED, CallContext, RpcError
-from hub.tasks import start_task
+from hub.tasks import EAGER, start_task
 from protocols.jsonrpc import codec
 from protocols.jsonrpc.codec import (
     INTERNAL_ERROR,
@@ -73,11 +73,13 @@ CHANNEL_ERROR_CODES: dict[type[ChannelError], int] = {
 # A reply that would not fit the connection's outbound budget (docs/jsonrpc.md).
 REPLY_TOO_LARGE = -32016
 
-# Batch elements started between two yields to the event loop, at most; and
-# reply bytes built between two yields (a history element builds up to 1 MiB:
-# 16 of them in one step held the loop ~14 ms).
-YIELD_EVERY = 16
-YIELD_BYTES = 256 * 1024
+# A batch yields to the event loop once its elements have run this long since
+# the last yield: counting elements (16 a step) made steps of 2 to 14 ms when
+# each built a large reply or created a history stream. Without eager tasks
+# (Python 3.11) an element runs after it is started, so the batch yields after
+# each: otherwise every element would run in one loop iteration, before any
+# other connection is read.
+BATCH_SLICE = 0.001 if EAGER else 0.0
 
 # Reply bytes that cost one more token of the message rate, past the first
 # KiB: a request that makes the hub build and send a megabyte costs a
@@ -245,7 +247,8 @@ class JsonRpcHandler(SubprotocolHandler):
         request of its own. Replies come back as one array (JSON-RPC 2.0, 6).
         """
         batch = _BatchReply(self)
-        yielded_at = 0  # batch.bytes at the last yield
+        clock = perf_counter
+        slice_ends = clock() + BATCH_SLICE
         for index, item in enumerate(messages):
             if index and not self.work.take():
                 if self.work.flooding:
@@ -266,9 +269,9 @@ class JsonRpcHandler(SubprotocolHandler):
             batch.started()
             self._spawn(self._run_element(item, batch))
             # Starting an element runs it up to its first await: let the others in.
-            if index % YIELD_EVERY == YIELD_EVERY - 1 or batch.bytes - yielded_at > YIELD_BYTES:
+            if clock() >= slice_ends:
                 await asyncio.sleep(0)
-                yielded_at = batch.bytes
+                slice_ends = clock() + BATCH_SLICE
         batch.seal()
 
     async def _run_element(self, message: codec.Message, batch: _BatchReply) -> None:
