@@ -143,6 +143,21 @@ export type Publication = {
      * the publisher, when the namespace enables publisher info
      */
     info?: ClientInfo;
+    /**
+     * content type, user properties, payload format, when set
+     */
+    meta?: MessageMeta;
+};
+export type MessageMeta = {
+    content_type?: string;
+    /**
+     * name/value pairs, in order
+     */
+    user_properties?: Array<[string, string]>;
+    /**
+     * 1: the payload is UTF-8 text
+     */
+    payload_format?: 0 | 1;
 };
 export type Member = {
     user: string;
@@ -440,9 +455,13 @@ export declare class WsHub extends Emitter<HubEvents> {
      * Publish to a channel.
      * @param {string} channel
      * @param {unknown} data any JSON value
+     * @param {{meta?: MessageMeta}} [options] `meta`: the message's content type,
+     *   user properties and payload format (MQTT 5 subscribers get them as properties)
      * @returns {Promise<StreamPosition>} the publication's offset and epoch
      */
-    publish(channel: string, data: unknown): Promise<StreamPosition>;
+    publish(channel: string, data: unknown, options?: {
+        meta?: MessageMeta;
+    }): Promise<StreamPosition>;
     /**
      * Subscribe to a channel or an MQTT-style pattern (`sensors/+/temp`, `chat/#`).
      * Sent now when connected, otherwise once connected.

@@ -138,6 +138,15 @@
  * @property {string} epoch
  * @property {string} [subscription] the pattern, when delivered through a pattern subscription
  * @property {ClientInfo} [info] the publisher, when the namespace enables publisher info
+ * @property {MessageMeta} [meta] content type, user properties, payload format, when set
+ */
+
+/**
+ * What MQTT 5 calls a message's properties, for every protocol (docs/mqtt.md).
+ * @typedef {object} MessageMeta
+ * @property {string} [content_type]
+ * @property {Array<[string, string]>} [user_properties] name/value pairs, in order
+ * @property {0 | 1} [payload_format] 1: the payload is UTF-8 text
  */
 
 /**
@@ -843,10 +852,13 @@ export class WsHub extends Emitter {
    * Publish to a channel.
    * @param {string} channel
    * @param {unknown} data any JSON value
+   * @param {{meta?: MessageMeta}} [options] `meta`: the message's content type,
+   *   user properties and payload format (MQTT 5 subscribers get them as properties)
    * @returns {Promise<StreamPosition>} the publication's offset and epoch
    */
-  publish(channel, data) {
-    return this.call("publish", { channel, data });
+  publish(channel, data, options = {}) {
+    const { meta } = options;
+    return this.call("publish", meta === undefined ? { channel, data } : { channel, data, meta });
   }
 
   /**

@@ -157,6 +157,16 @@ test("publish sends channel and data and resolves with offset and epoch", async 
   hub.disconnect();
 });
 
+test("publish with meta sends it along", async () => {
+  const { hub, ws } = await connected();
+  const meta = { content_type: "text/plain", user_properties: [["unit", "C"]], payload_format: 1 };
+  const published = hub.publish("sensors/hall", "21", { meta });
+  assert.deepEqual(ws.request("publish").params, { channel: "sensors/hall", data: "21", meta });
+  ws.reply("publish", { offset: 1, epoch: EPOCH });
+  await published;
+  hub.disconnect();
+});
+
 test("a refused subscribe emits error and unsubscribed, and the channel can be subscribed again", async () => {
   const { hub, ws } = await connected();
   const sub = hub.subscribe("admin/secrets");
