@@ -209,3 +209,23 @@ async def test_redis_stopped_and_restarted_under_running_nodes(
         assert result["recovered"] is False
         assert result["publications"] == []
         assert after["epoch"] != before["epoch"]
+
+
+async def test_message_metadata_crosses_nodes_live_and_in_history(
+    cluster: ClusterFactory, peer: PeerFactory
+) -> None:
+    """A publish's ``meta`` on node A reaches a subscriber on node B, and B's history, intact."""
+    a, b = await cluster(2)
+    reader = await peer(b)
+    await reader.subscribe("sensors/hall")
+    meta = {
+        "content_type": "text/plain",
+        "user_properties": [["unit", "C"], ["unit", "again"]],
+        "payload_format": 1,
+    }
+    writer = await peer(a)
+    await writer.call("publish", {"channel": "sensors/hall", "data": "21", "meta": meta})
+    [message] = await reader.messages(1)
+    assert message["meta"] == meta
+    history = await reader.call("history", {"channel": "sensors/hall"})
+    assert history["publications"][0]["meta"] == meta
