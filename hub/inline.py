@@ -1,9 +1,9 @@
 """Can a function run to completion without ever giving the event loop a turn?
 
 A coroutine function whose own bytecode has no ``await``, ``async with`` or
-``async for`` cannot suspend: calling it and stepping the coroutine once
-always finishes it. Such RPC methods are answered inline, in the
-connection's reader, with no task per request (protocols/jsonrpc/handler.py).
+``async for`` cannot suspend: awaiting it finishes it in the awaiting
+coroutine's step. Such RPC methods are answered inline, in the connection's
+reader, with no task per request (protocols/jsonrpc/handler.py).
 The test is on the function's own code only: a decorator's wrapper that
 awaits, a callable object or a partial is "may suspend".
 """
@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import dis
 import inspect
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
-
-from hub.errors import HubError
 
 # Opcodes through which a coroutine gives way (3.11 to 3.13).
 _SUSPENDING = frozenset(
@@ -38,17 +36,3 @@ def never_suspends(func: Callable[..., Any]) -> bool:
     if not inspect.iscoroutinefunction(func) or not inspect.isfunction(func):
         return False
     return all(op.opname not in _SUSPENDING for op in dis.get_instructions(func.__code__))
-
-
-class Suspended(HubError, RuntimeError):
-    """A coroutine judged unable to suspend did (a bug in :func:`never_suspends`)."""
-
-
-def run_to_end(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    """Step a coroutine that cannot suspend once and return its result."""
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        return done.value
-    coroutine.close()
-    raise Suspended("a coroutine judged unable to suspend yielded to the loop")

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create
 
 from hub.errors import HubError
 from hub.handler import Identity
-from hub.inline import never_suspends, run_to_end
+from hub.inline import never_suspends
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -199,15 +199,6 @@ class RpcMethod:
             return await self.func(**kwargs)
         if self.run_in_thread:
             return await asyncio.to_thread(functools.partial(self.func, **kwargs))
-        return self.func(**kwargs)
-
-    def call_inline(self, params: Any, context: CallContext) -> Any:
-        """:meth:`invoke` for an ``inline`` method, without awaiting anything."""
-        kwargs = self.bind(params)
-        if self.context_param is not None:
-            kwargs[self.context_param] = context
-        if self.is_async:
-            return run_to_end(self.func(**kwargs))
         return self.func(**kwargs)
 
     def openrpc(self, defs: dict[str, Any]) -> dict[str, Any]:

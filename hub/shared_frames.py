@@ -42,7 +42,11 @@ class FrameCache:
         else:
             opcode = Opcode.TEXT if text is True else Opcode.BINARY
             data = message
-        frame = unmasked_frame(opcode, data)
+        if len(data) < 126:
+            # unmasked_frame's first case, without the call (every RPC reply).
+            frame = _SHORT_HEADERS[opcode][len(data)] + data
+        else:
+            frame = unmasked_frame(opcode, data)
         self._last = (message, text, frame)
         return frame
 

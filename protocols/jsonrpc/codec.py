@@ -109,7 +109,7 @@ def decode(
 def parse(payload: str | bytes, *, max_batch: int = MAX_BATCH) -> Any:
     """The JSON value of a message (:func:`decode`'s first half): a batch over
     ``max_batch`` is refused before it is parsed whole."""
-    if _batch_over(payload, max_batch):
+    if len(payload) >= SCAN_FROM and _batch_over(payload, max_batch):
         raise JsonRpcDecodeError(
             INVALID_REQUEST,
             "Invalid Request",
@@ -168,8 +168,9 @@ def plain_call(payload: str, value: Any, max_depth: int) -> tuple[Any, str, Any]
         params = None
     elif type(params) is not list and type(params) is not dict:
         return None
-    # No more opening brackets than the limit: it cannot nest deeper.
-    if payload.count("[") + payload.count("{") > max_depth:
+    # Nesting deeper than max_depth takes max_depth + 1 brackets opened and
+    # closed: a shorter text cannot, nor one with fewer opening brackets.
+    if len(payload) > 2 * max_depth + 1 and payload.count("[") + payload.count("{") > max_depth:
         return None
     return call_id, method, params
 

@@ -182,6 +182,9 @@ class JsonRpcHandler(SubprotocolHandler):
         # Tasks holding a slot, counted here: Semaphore.locked() costs a
         # generator per call, and the inline path asks on every request.
         self._max_running = hub.config.limits.max_concurrent_requests
+        # Read once: an attribute of a pydantic model costs a __getattr__ hook.
+        self._max_batch = hub.config.limits.max_batch_size
+        self._max_depth = hub.config.limits.max_json_depth
         self._running = 0
         self._call_ids = itertools.count(1)
         self._pending: dict[Any, asyncio.Future[Any]] = {}
@@ -204,17 +207,16 @@ class JsonRpcHandler(SubprotocolHandler):
                 )
             )
             return
-        limits = self.hub.config.limits
+        max_batch = self._max_batch
+        max_depth = self._max_depth
         try:
-            value = codec.parse(message, max_batch=limits.max_batch_size)
+            value = codec.parse(message, max_batch=max_batch)
             # The common case, a plain call of a method that cannot suspend,
             # is answered before any message object is built.
-            call = codec.plain_call(message, value, limits.max_json_depth)
-            if call is not None and self._answer_inline(*call):
+            call = codec.plain_call(message, value, max_depth)
+            if call is not None and await self._answer_inline(*call):
                 return
-            incoming = codec.classify(
-                message, value, max_batch=limits.max_batch_size, max_depth=limits.max_json_depth
-            )
+            incoming = codec.classify(message, value, max_batch=max_batch, max_depth=max_depth)
         except JsonRpcDecodeError as exc:
             self._send(codec.encode_error(None, exc.code, exc.message, exc.data))
             return
@@ -229,7 +231,7 @@ class JsonRpcHandler(SubprotocolHandler):
             if (
                 call is None
                 and isinstance(item, Request)
-                and self._answer_inline(item.id, item.method, item.params)
+                and await self._answer_inline(item.id, item.method, item.params)
             ):
                 return
             # Reading waits for a free slot: a client flooding requests is slowed
@@ -371,11 +373,13 @@ class JsonRpcHandler(SubprotocolHandler):
         if reply is not None and len(reply) > REPLY_BYTES_PER_TOKEN:
             self.work.charge(len(reply) / REPLY_BYTES_PER_TOKEN - 1)
 
-    def _answer_inline(self, call_id: Any, name: str, params: Any) -> bool:
+    async def _answer_inline(self, call_id: Any, name: str, params: Any) -> bool:
         """Answer a call to a method that cannot suspend, with no task; False: not one.
 
         Such a method (hub.inline) runs start to end in this step, so a task
-        would only add a trip through the event loop. Anything that might wait
+        would only add a trip through the event loop. It is awaited, never
+        suspending: stepping its coroutine by hand would raise and catch a
+        StopIteration per call. Anything that might wait
         takes the usual path: built-ins, ``on_call`` hooks, a refusal (its
         error is worded there), no free slot (the reader must wait for one).
         ``call_id`` is NO_ID for a notification.
@@ -395,7 +399,7 @@ class JsonRpcHandler(SubprotocolHandler):
             return False
         started = perf_counter()
         try:
-            result = method.call_inline(params, context)
+            result = await method.invoke(params, context)
             if call_id is NO_ID:
                 reply = None
             else:
@@ -418,7 +422,7 @@ class JsonRpcHandler(SubprotocolHandler):
             self._calls_ok.value += 1
             self._latency.observe(perf_counter() - started)
         if reply is not None:
-            self._send(reply)
+            self.session.send(reply, text=True)
         return True
 
     def _error_reply(self, call_id: Any, name: str, exc: BaseException) -> bytes | None:

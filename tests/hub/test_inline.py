@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from hub import CallContext, Hub, RpcError
-from hub.inline import Suspended, never_suspends, run_to_end
+from hub.inline import never_suspends
 from hub.rpc import RpcMethod
 
 
@@ -56,13 +56,6 @@ def sync() -> int:
 def test_never_suspends_reads_the_functions_own_code(func: Any, expected: bool) -> None:
     """await, async with and async for make a function 'may suspend'; an inner def does not."""
     assert never_suspends(func) is expected
-
-
-def test_run_to_end_refuses_a_coroutine_that_suspends() -> None:
-    """Stepping a coroutine that yields raises Suspended (and closes it) instead of losing it."""
-    assert run_to_end(plain(7)) == 7
-    with pytest.raises(Suspended):
-        run_to_end(awaits())
 
 
 async def typed(a: int, b: str = "x", c: Any = None) -> Any:
