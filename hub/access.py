@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from hub.config import AccessRule
+from hub.config_section import AccessRule
 from hub.handler import Identity
 
 _MISSING: Final = object()

@@ -36,18 +36,6 @@ logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Method names the channels protocol answers itself; an RPC method may not take them.
-BUILTIN_METHOD_NAMES = (
-    "subscribe",
-    "unsubscribe",
-    "publish",
-    "presence",
-    "presence_stats",
-    "history",
-    # Token refresh (jsonrpc.2.0 answers it as rpc.refresh, a reserved name).
-    "refresh",
-)
-
 
 def new_node_id() -> str:
     return secrets.token_hex(6)
@@ -76,13 +64,14 @@ class Hub:
     ) -> None:
         self.config = config or HubConfig()
         self.metrics = HubMetrics()
-        self.methods = MethodTable(reserved=BUILTIN_METHOD_NAMES)
-        # Who may call what, and who may provide methods (docs/security.md).
-        self.rpc_permissions = RpcPermissions(self.config.rpc.permissions)
-        self.register_access = Rule(self.config.rpc.register_access)
         registry = registry or default_registry(self.config.server.subprotocols)
         if self.config.server.subprotocols:
             registry = registry.restrict(self.config.server.subprotocols)
+        # Names the served protocols answer themselves (channels.v1's subscribe...).
+        self.methods = MethodTable(reserved=registry.reserved_methods)
+        # Who may call what, and who may provide methods (docs/security.md).
+        self.rpc_permissions = RpcPermissions(self.config.rpc.permissions)
+        self.register_access = Rule(self.config.rpc.register_access)
         self._server = HubServer(self, registry)
         self._sessions: dict[str, tuple[Session, SubprotocolHandler]] = {}
         self._stopped = asyncio.Event()
@@ -96,12 +85,8 @@ class Hub:
         self.engine.on_delivered = self.metrics.deliveries.inc
         self.engine.on_published = self.metrics.publications.inc
         self.channels = ChannelService(self.engine, self.config.channels, self.hooks)
-        # Retained publications (MQTT retain flag), owned here to outlive connections,
-        # kept where the backend keeps its stores (every node sees them with Redis).
-        mqtt = self.config.mqtt
-        self.retained: RetainedStore = self.backend.retained(
-            mqtt.max_retained, max_bytes=mqtt.max_retained_bytes, expiry=mqtt.retained_expiry
-        )
+        # Retained publications, opened by the protocol that keeps them (MQTT's setup).
+        self._retained: RetainedStore | None = None
         auth_failures = self.metrics.auth_failures
         self.auth = Authenticator(
             self.config.auth, on_failure=lambda method: auth_failures.labels(method).inc()
@@ -129,6 +114,27 @@ class Hub:
 
             self.fallback = FallbackServer(self)
             self.services.add("fallback", self.fallback)
+
+    def open_retained(
+        self, max_channels: int, *, max_bytes: int, expiry: float | None
+    ) -> RetainedStore:
+        """The hub's retained publications, opened once by the protocol that sizes them.
+
+        Owned by the hub so they outlive connections, and kept where the backend
+        keeps its stores (every node sees them with Redis). A second call gets
+        the store the first one opened.
+        """
+        if self._retained is None:
+            self._retained = self.backend.retained(max_channels, max_bytes=max_bytes, expiry=expiry)
+        return self._retained
+
+    @property
+    def retained(self) -> RetainedStore:
+        """The store :meth:`open_retained` opened; a hub serving no protocol that keeps
+        retained publications has none."""
+        if self._retained is None:
+            raise LookupError("no protocol of this hub keeps retained publications")
+        return self._retained
 
     def _setup_api(self) -> None:
         """Commands between nodes (always: any node may hold the user an API call names),

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub.access import NOBODY, OPEN, Rule
-from hub.config import AccessRule, ChannelsConfig, NamespaceConfig
+from hub.config import ChannelsConfig, NamespaceConfig
+from hub.config_section import AccessRule
 from hub.engine import ChannelEngine, ClientInfo, HistoryResult, Publication, StreamPosition
 from hub.engine.core import Subscriber
 from hub.engine.topics import (

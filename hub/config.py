@@ -5,56 +5,41 @@ carry their type: ``port = "8800"`` or ``compression = "no"`` is a mistake, not
 something to coerce; an integer is accepted where a number is expected), so a
 typo in ``hub.toml`` fails at start with the file, the key path and what was
 expected (hub.config_errors), never with a traceback.
+
+The core's sections are here; a protocol's (``[mqtt]``, ``[wamp]``, a
+plug-in's) is the model its ``ProtocolSpec`` carries, added to :data:`HubConfig`
+from the registered specs, so the core knows no protocol's settings.
 """
 
 from __future__ import annotations
 
-import re
+import functools
 import tomllib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 
 from hub.config_errors import describe
-from hub.config_section import FilePath, Section
+from hub.config_section import AccessRule, FilePath, Section
 from hub.engine.memory.config import MemoryEngineConfig
 from hub.engine.select import EngineConfig
-from hub.engine.topics import InvalidChannel, validate_pattern
 from hub.errors import HubError
 from hub.hosts import valid_entry
 from hub.proxies import parse_network
+from hub.registry import builtin_protocols, entry_point_protocols
 
-# WAMP's loose URI rule (no whitespace, "." or "#" in a component); the hub
-# does not import protocols/, so the pattern is repeated here.
-_WAMP_URI = re.compile(r"([^\s.#]+\.)*[^\s.#]+")
-
+if TYPE_CHECKING:
+    from hub.handler import ProtocolSpec
 
 _SectionT = TypeVar("_SectionT", bound=Section)
-
-
-ClaimValue = str | int | float | bool
-
-
-class AccessRule(Section):
-    """Who may do one thing. The empty rule admits everyone, anonymous included.
-
-    All conditions given must hold.
-    """
-
-    # Only sessions with an identity (handshake or protocol login).
-    authenticated: bool = False
-    # Only these user ids.
-    users: list[str] = []
-    # Every claim named must match: a scalar must equal the claim; a list names
-    # the accepted values. A claim that is itself a list (roles = ["a", "b"])
-    # matches when it holds any accepted value.
-    claims: dict[str, ClaimValue | list[ClaimValue]] = {}
 
 
 class TlsConfig(Section):
@@ -341,224 +326,6 @@ class ChannelsConfig(Section):
     max_presence_info_bytes: int = Field(4096, ge=0)
 
 
-class MqttBridgeTopic(Section):
-    """One topic rule of the bridge, as in Mosquitto's ``topic`` line.
-
-    The hub side sees ``local_prefix + filter``, the broker ``remote_prefix +
-    filter``; a topic keeps its part after the prefix when it crosses over.
-    """
-
-    filter: str
-    direction: Literal["in", "out", "both"] = "both"
-    local_prefix: str = ""
-    remote_prefix: str = ""
-    qos: int = Field(1, ge=0, le=2)
-
-    @field_validator("filter")
-    @classmethod
-    def _valid_filter(cls, value: str) -> str:
-        try:
-            validate_pattern(value, max_length=65535)
-        except InvalidChannel as exc:
-            raise ValueError(str(exc)) from None
-        return value
-
-    @field_validator("local_prefix", "remote_prefix")
-    @classmethod
-    def _plain_prefix(cls, value: str) -> str:
-        if "+" in value or "#" in value:
-            raise ValueError(f"a prefix cannot hold wildcards, got {value!r}")
-        return value
-
-
-class MqttBridgeConfig(Section):
-    # mqtt://[user:password@]host[:1883] or mqtts://...[:8883]
-    url: str
-    # Empty: "wshub-bridge-<node id>".
-    client_id: str = ""
-    clean_session: bool = True
-    keepalive: int = Field(60, ge=1, le=65535)
-    # "3.1.1", or "5" where the broker speaks it: echoes are then avoided with
-    # the no-local subscription option instead of remembering what was sent.
-    protocol: Literal["3.1.1", "5"] = "3.1.1"
-    topics: list[MqttBridgeTopic] = []
-    # QoS 1/2 messages bound for the broker kept while it is unreachable; the
-    # oldest is dropped when full.
-    queue_size: int = Field(1000, ge=1)
-    reconnect_min_delay: float = Field(0.5, gt=0)
-    reconnect_max_delay: float = Field(30.0, gt=0)
-    # mqtts: CA bundle (default: the system's), client certificate and key.
-    ca_file: FilePath | None = None
-    cert_file: FilePath | None = None
-    key_file: FilePath | None = None
-    tls_insecure: bool = False
-
-    @field_validator("url")
-    @classmethod
-    def _url_scheme(cls, url: str) -> str:
-        if not url.startswith(("mqtt://", "mqtts://")):
-            raise ValueError(f"bridge url must start with mqtt:// or mqtts://, got {url!r}")
-        return url
-
-
-class MqttListenerConfig(Section):
-    """A TCP listener for MQTT devices (mqtt://, or mqtts:// with certificate files).
-
-    The same handler, sessions, limits, authentication and access rules as
-    MQTT over WebSocket: a transport, not a second broker.
-    """
-
-    host: str = "127.0.0.1"
-    port: int = Field(1883, ge=0, le=65535)
-    # Both set: TLS (mqtts, usually port 8883); PEM files, the chain after the leaf.
-    cert_file: FilePath | None = None
-    key_file: FilePath | None = None
-    # Set (with TLS): clients must present a certificate this CA signed (mutual
-    # TLS); its common name is the client's identity, as a handshake login.
-    ca_file: FilePath | None = None
-    min_version: Literal["1.2", "1.3"] = "1.2"
-
-    @model_validator(mode="after")
-    def _tls_files(self) -> MqttListenerConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together (TLS)")
-        if self.ca_file is not None and self.cert_file is None:
-            raise ValueError("ca_file (client certificates) needs cert_file and key_file")
-        return self
-
-
-class MqttConfig(Section):
-    # CONNECT without a username (and no identity from the handshake); unset
-    # follows auth.allow_anonymous. A username and password are checked against
-    # [auth.basic], then as a JWT ([auth.jwt]), then by @hub.on_authenticate.
-    allow_anonymous: bool | None = None
-    # Seconds a client has to send CONNECT after the WebSocket opens.
-    connect_timeout: float = Field(10.0, gt=0)
-    # Largest MQTT packet (remaining length), which may span WebSocket frames.
-    max_packet_size: int = Field(1024 * 1024, gt=0, le=268_435_455)
-    # Highest QoS granted to a subscription.
-    max_qos: int = Field(2, ge=0, le=2)
-    # QoS of publications that carry none (channels.v1, WAMP, hub.publish).
-    default_qos: int = Field(1, ge=0, le=2)
-    # QoS 1/2 messages sent to a client and not yet acknowledged, per session.
-    max_inflight: int = Field(20, ge=1, le=65535)
-    # QoS 1/2 messages waiting for a session (offline, or inflight window full);
-    # the oldest is dropped when full.
-    max_queued_messages: int = Field(1000, ge=1)
-    # Bytes of payload in that queue, per session; the oldest is dropped past it.
-    max_queued_bytes: int = Field(1024 * 1024, ge=1)
-    # Seconds an offline clean_session=0 session is kept (one day, as EMQX's
-    # and HiveMQ's order of magnitude); unset keeps it forever. Also the cap on
-    # an MQTT 5 client's Session Expiry Interval.
-    session_expiry: float | None = Field(86_400.0, gt=0)
-    # Offline persistent sessions kept at most; past it the one offline the
-    # longest is dropped.
-    max_offline_sessions: int = Field(1000, ge=1)
-    # MQTT 5: topic aliases a client may set up towards the hub (CONNACK Topic
-    # Alias Maximum); 0 refuses aliases.
-    topic_alias_maximum: int = Field(10, ge=0, le=65535)
-    # MQTT 5: the longest keepalive the hub accepts, in seconds; a client asking
-    # more (or 0) gets this one in CONNACK (Server Keep Alive). Unset: any.
-    max_keepalive: int | None = Field(None, ge=1, le=65535)
-    # Channels holding a retained message, at most, and their payload bytes in
-    # all; past either a new retained message is refused (not stored).
-    max_retained: int = Field(100_000, ge=0)
-    max_retained_bytes: int = Field(64 * 1024 * 1024, ge=0)
-    # Seconds a retained message is kept; unset keeps it until replaced.
-    retained_expiry: float | None = Field(None, gt=0)
-    # Who may CONNECT with a client id whose session (connected or kept) is
-    # another user's, and so take it over. Unset: nobody; only the session's
-    # own user (anonymous sessions: anonymous clients) may, others get CONNACK 2.
-    takeover_access: AccessRule | None = None
-    bridge: MqttBridgeConfig | None = None
-    # Seconds between $SYS/broker/... statistics (retained); 0 publishes none.
-    sys_interval: float = Field(10.0, ge=0)
-    # TCP/TLS listeners for devices ([[mqtt.listeners]] tables); none by default.
-    listeners: list[MqttListenerConfig] = []
-
-
-class WampRealmConfig(Section):
-    """One WAMP realm: a routing domain of its own sessions and registrations."""
-
-    name: str
-    # Engine channel prefix of the realm's topics: "" shares the hub's channels
-    # (and its RPC table) with every protocol; "iot" maps topic a.b to iot/a/b.
-    channel_prefix: str = ""
-
-    @field_validator("name")
-    @classmethod
-    def _realm_uri(cls, name: str) -> str:
-        if not _WAMP_URI.fullmatch(name) or name == "wamp" or name.startswith("wamp."):
-            raise ValueError(f"realm must be a WAMP URI outside wamp.*, got {name!r}")
-        return name
-
-    @field_validator("channel_prefix")
-    @classmethod
-    def _plain_prefix(cls, prefix: str) -> str:
-        if prefix:
-            try:
-                validate_pattern(prefix, max_length=255)
-            except InvalidChannel as exc:
-                raise ValueError(str(exc)) from None
-            if "+" in prefix or "#" in prefix:
-                raise ValueError(f"a prefix cannot hold wildcards, got {prefix!r}")
-        return prefix
-
-
-class WampCraUser(Section):
-    """A WAMP-CRA user: the shared secret (or PBKDF2-derived key, with its salt)."""
-
-    secret: str
-    role: str = "user"
-    # Set when ``secret`` is a key derived from the password (sent in the CHALLENGE).
-    salt: str | None = None
-    iterations: int = Field(1000, ge=1)
-    keylen: int = Field(32, ge=1)
-
-
-class WampConfig(Section):
-    # Realms clients may join: names, or tables {name, channel_prefix}.
-    realms: list[WampRealmConfig] = [WampRealmConfig(name="realm1")]
-    # Methods accepted, tried in the client's order: "anonymous" admits clients
-    # without credentials (when auth.allow_anonymous) and those the handshake
-    # identified; "ticket" is checked like an MQTT password ([auth.basic], a
-    # JWT, @hub.on_authenticate); "wampcra" by wampcra_users or a registered
-    # lookup (docs/wamp.md).
-    auth_methods: list[Literal["anonymous", "ticket", "wampcra"]] = [
-        "anonymous",
-        "ticket",
-        "wampcra",
-    ]
-    wampcra_users: dict[str, WampCraUser] = {}
-    # Disclose every publisher to subscribers / every caller to callees, as if
-    # each had asked (disclose_me); Autobahn|Python clients can no longer ask.
-    disclose_publisher: bool = False
-    disclose_caller: bool = False
-    # Who sees other sessions' authid, authmethod, authprovider and transport
-    # (peer address) in the session meta API (wamp.session.on_join/on_leave,
-    # wamp.session.get). Unset: nobody; others' sessions show their id and
-    # authrole only. A session always sees all of its own details.
-    session_details_access: AccessRule | None = None
-    # Seconds a client has to send HELLO after the WebSocket opens, and to
-    # answer a CHALLENGE.
-    hello_timeout: float = Field(10.0, gt=0)
-
-    @field_validator("realms", mode="before")
-    @classmethod
-    def _realm_names(cls, realms: Any) -> Any:
-        if isinstance(realms, list):
-            return [{"name": realm} if isinstance(realm, str) else realm for realm in realms]
-        return realms
-
-    @field_validator("realms")
-    @classmethod
-    def _unique_realms(cls, realms: list[WampRealmConfig]) -> list[WampRealmConfig]:
-        names = [realm.name for realm in realms]
-        if len(set(names)) != len(names):
-            raise ValueError("realm names must be unique")
-        return realms
-
-
 class ApiConfig(Section):
     """The server API: HTTP JSON for backends (docs/api.md), on a listener of its own.
 
@@ -737,7 +504,9 @@ class LoggingConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
-class HubConfig(Section):
+class CoreConfig(Section):
+    """The core's sections. :data:`HubConfig` adds one per protocol with a config model."""
+
     server: ServerConfig = ServerConfig()
     websocket: WebSocketConfig = WebSocketConfig()
     limits: LimitsConfig = LimitsConfig()
@@ -745,8 +514,6 @@ class HubConfig(Section):
     rpc: RpcConfig = RpcConfig()
     channels: ChannelsConfig = ChannelsConfig()
     engine: EngineConfig = MemoryEngineConfig()
-    mqtt: MqttConfig = MqttConfig()
-    wamp: WampConfig = WampConfig()
     api: ApiConfig = ApiConfig()
     proxy: ProxyConfig = ProxyConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
@@ -754,12 +521,70 @@ class HubConfig(Section):
     admin: AdminConfig = AdminConfig()
     logging: LoggingConfig = LoggingConfig()
 
+    # The protocols' sections this class holds: model -> table name.
+    protocol_sections: ClassVar[Mapping[type[Section], str]] = {}
+
+    def section(self, model: type[_SectionT]) -> _SectionT:
+        """A protocol's section (``hub.config.section(MqttConfig)``): as configured, or the
+        model's defaults when this config was validated without it (a plug-in handed to
+        ``Hub(registry=...)`` only)."""
+        name = self.protocol_sections.get(model)
+        value = getattr(self, name) if name is not None else None
+        return value if isinstance(value, model) else model()
+
+    @classmethod
+    def with_protocols(cls, specs: Iterable[ProtocolSpec]) -> type[CoreConfig]:
+        """This config class plus the sections of ``specs`` that have a config model."""
+        sections = dict(cls.protocol_sections)
+        for spec in specs:
+            if spec.config is None or spec.config_section is None or spec.config in sections:
+                continue
+            name = spec.config_section
+            if name in cls.model_fields or name in sections.values():
+                raise ValueError(f"protocol {spec.name}: the config already has a [{name}] table")
+            sections[spec.config] = name
+        if len(sections) == len(cls.protocol_sections):
+            return cls
+        return _config_class(cls, tuple(sections.items()))
+
+
+@functools.cache
+def _config_class(
+    base: type[CoreConfig], sections: tuple[tuple[type[Section], str], ...]
+) -> type[CoreConfig]:
+    fields: dict[str, Any] = {
+        name: (model, Field(default_factory=model)) if _has_defaults(model) else (model, ...)
+        for model, name in sections
+        if name not in base.model_fields
+    }
+    model = create_model("HubConfig", __base__=base, __module__=__name__, **fields)
+    model.__doc__ = "The config file: the core's sections and the protocols' tables."
+    model.protocol_sections = dict(sections)
+    return model
+
+
+def _has_defaults(model: type[Section]) -> bool:
+    # A section with a required key is required itself: "[echo]: required key is missing".
+    return all(not field.is_required() for field in model.model_fields.values())
+
+
+_BUILTINS = builtin_protocols()
+_BUILTIN_NAMES = frozenset(wire for spec in _BUILTINS for wire in spec.wire_names)
+
+# The core's sections and the built-in protocols' ([mqtt], [wamp]): what
+# HubConfig() and HubConfig.model_validate() accept. A plug-in's section joins
+# when the plug-in is named in server.subprotocols (parse_config).
+if TYPE_CHECKING:
+    HubConfig = CoreConfig
+else:
+    HubConfig = CoreConfig.with_protocols(_BUILTINS)
+
 
 class ConfigError(HubError):
     """A configuration file that cannot be used; the message says why, for humans."""
 
 
-def load_config(path: str | Path) -> HubConfig:
+def load_config(path: str | Path, *, protocols: Iterable[ProtocolSpec] = ()) -> HubConfig:
     """Read a TOML (or YAML) file into a :class:`HubConfig`."""
     path = Path(path)
     try:
@@ -767,18 +592,41 @@ def load_config(path: str | Path) -> HubConfig:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
     data = _parse(path, raw)
-    config = parse_config(data, source=str(path))
+    config = parse_config(data, source=str(path), protocols=protocols)
     return _resolve_relative_paths(config, path.parent)
 
 
-def parse_config(data: Any, source: str = "<config>") -> HubConfig:
-    """Validate already-parsed config data, raising :class:`ConfigError` on problems."""
+def parse_config(
+    data: Any, source: str = "<config>", *, protocols: Iterable[ProtocolSpec] = ()
+) -> HubConfig:
+    """Validate already-parsed config data, raising :class:`ConfigError` on problems.
+
+    The sections checked are the core's, the built-in protocols', those of the
+    plug-ins ``server.subprotocols`` names and those of ``protocols`` (specs
+    handed to ``Hub(registry=...)``).
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a table of sections")
+    model = HubConfig.with_protocols([*_named_plugins(data, source), *protocols])
     try:
-        return HubConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(describe(source, exc, HubConfig)) from None
+        raise ConfigError(describe(source, exc, model)) from None
+
+
+def _named_plugins(data: dict[str, Any], source: str) -> list[ProtocolSpec]:
+    """The plug-ins server.subprotocols names (loaded: their sections are validated here)."""
+    server = data.get("server")
+    names = server.get("subprotocols") if isinstance(server, dict) else None
+    if not isinstance(names, list):
+        return []  # absent, or wrong: the core's validation says so
+    wanted = [n for n in names if isinstance(n, str) and n not in _BUILTIN_NAMES]
+    if not wanted:
+        return []
+    try:
+        return entry_point_protocols(wanted)
+    except (ImportError, AttributeError, TypeError) as exc:
+        raise ConfigError(f"{source}: server.subprotocols: {exc}") from None
 
 
 def _parse(path: Path, raw: bytes) -> Any:
@@ -823,15 +671,14 @@ def _resolve_relative_paths(config: HubConfig, base: Path) -> HubConfig:
     if auth.basic is not None:
         auth = auth.model_copy(update={"basic": resolve_files(auth.basic, "users_file")})
     rpc = config.rpc.model_copy(update={"paths": [resolve(p) for p in config.rpc.paths]})
-    engine = config.engine
-    engine = resolve_files(
-        engine, *(k for k in ("state_file", "path") if k in type(engine).model_fields)
-    )
-    mqtt = config.mqtt
-    bridge = mqtt.bridge
-    if bridge is not None:
-        bridge = resolve_files(bridge, "ca_file", "cert_file", "key_file")
-        mqtt = mqtt.model_copy(update={"bridge": bridge})
+    # Each backend has its own file keys (memory: state_file; sqlite: path too).
+    engine_files = [k for k in ("state_file", "path") if k in type(config.engine).model_fields]
+    engine = resolve_files(config.engine, *engine_files)
+    # Each protocol's section resolves its own paths.
+    protocols = {
+        name: getattr(config, name).with_base_dir(base)
+        for name in type(config).protocol_sections.values()
+    }
     api = resolve_files(config.api, "keys_file")
     webhooks = resolve_files(config.webhooks, "secret_file")
     admin = resolve_files(config.admin, "users_file")
@@ -841,7 +688,7 @@ def _resolve_relative_paths(config: HubConfig, base: Path) -> HubConfig:
             "auth": auth,
             "rpc": rpc,
             "engine": engine,
-            "mqtt": mqtt,
+            **protocols,
             "api": api,
             "webhooks": webhooks,
             "admin": admin,

@@ -18,6 +18,7 @@ from hub.limits import UNMETERED, WorkMeter
 
 if TYPE_CHECKING:
     from hub.app import Hub
+    from hub.config_section import Section
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +146,19 @@ class ProtocolSpec:
     # Called once by every Hub serving the protocol, to register its services
     # (hub.services) such as MQTT's session store and broker bridge.
     setup: Callable[[Hub], None] | None = None
+    # The model of the protocol's own table of the config file, and the table's
+    # name ([mqtt]): the hub validates it like its own sections (unknown keys,
+    # types, file and key path in the error); the handler reads it with
+    # hub.config.section(model).
+    config: type[Section] | None = None
+    config_section: str | None = None
+    # RPC method names the protocol answers itself (channels.v1's subscribe...):
+    # on a hub serving it, no RPC method may take them.
+    reserved_methods: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.config is None) != (self.config_section is None):
+            raise ValueError(f"{self.name}: config and config_section go together")
 
     @property
     def wire_names(self) -> tuple[str, ...]:

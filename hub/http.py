@@ -16,7 +16,7 @@ from websockets.http11 import Request, Response
 
 from hub.access import Rule
 from hub.assets import CLIENT_FILES, client_dir, demo_dir
-from hub.config import AccessRule
+from hub.config_section import AccessRule
 from hub.handler import Identity
 
 if TYPE_CHECKING:

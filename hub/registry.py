@@ -58,6 +58,11 @@ class ProtocolRegistry:
     def wire_names(self) -> list[str]:
         return list(self._by_wire_name)
 
+    @property
+    def reserved_methods(self) -> set[str]:
+        """RPC method names the protocols answer themselves."""
+        return {name for spec in self._specs.values() for name in spec.reserved_methods}
+
     def get(self, wire_name: str) -> ProtocolSpec | None:
         return self._by_wire_name.get(wire_name)
 

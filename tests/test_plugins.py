@@ -52,7 +52,8 @@ async def test_installed_plugin_is_negotiated(installed: Path, tmp_path: Path) -
         assert "echo.v1" in hub.log[-2]  # "wshub listening on ..., subprotocols: ..."
         async with asyncio.timeout(10), connect(hub.url, subprotocols=["echo.v1"]) as ws:
             assert ws.subprotocol == "echo.v1"
-            assert (await ws.recv()).startswith("hello ")
+            # The greeting of the page's [echo] table.
+            assert (await ws.recv()).startswith("welcome ")
             await ws.send("hi")
             assert await ws.recv() == "hi"
             await ws.send(b"\x00\xff")
@@ -77,6 +78,14 @@ async def test_check_lists_installed_plugins_for_an_unknown_name(
     """Naming a protocol nobody provides fails ``--check``, listing the installed plug-ins."""
     config = tmp_path / "hub.toml"
     config.write_text('[server]\nsubprotocols = ["jsonrpc.2.0", "echo.v2"]\n')
+    code, message = await check(installed, config)
+    assert code == 2
+    assert "unknown subprotocol(s) echo.v2" in message
+    assert "installed plug-ins (wshub.protocols entry points): echo.v1" in message
+
+
+async def check(installed: Path, config: Path) -> tuple[int | None, str]:
+    """``wshub --config <config> --check`` with the page's package installed."""
     process = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "wshub"),
         "--config",
@@ -87,7 +96,21 @@ async def test_check_lists_installed_plugins_for_an_unknown_name(
     )
     async with asyncio.timeout(30):
         _, stderr = await process.communicate()
-    assert process.returncode == 2
-    message = stderr.decode()
-    assert "unknown subprotocol(s) echo.v2" in message
-    assert "installed plug-ins (wshub.protocols entry points): echo.v1" in message
+    return process.returncode, stderr.decode()
+
+
+async def test_check_validates_the_plugins_table(installed: Path, tmp_path: Path) -> None:
+    """The page's [echo] with a typo fails ``--check`` with the key path and the closest key."""
+    config = tmp_path / "hub.toml"
+    page = page_files()["hub.toml"]
+    config.write_text(page.replace("greeting =", "greting ="), encoding="utf-8")
+    code, message = await check(installed, config)
+    assert code == 2
+    assert "echo.greting: unknown key; did you mean `greeting`?" in message
+    # The same table on a hub that does not serve the plug-in is an unknown table.
+    config.write_text('[echo]\ngreeting = "hi"\n', encoding="utf-8")
+    code, message = await check(installed, config)
+    assert code == 2
+    assert "echo: unknown key" in message
+    config.write_text(page, encoding="utf-8")
+    assert (await check(installed, config))[0] == 0

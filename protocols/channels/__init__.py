@@ -21,7 +21,20 @@ def _handler(session: Session, hub: Hub) -> SubprotocolHandler:
     return ChannelsHandler(session, hub)
 
 
-PROTOCOL = ProtocolSpec(name="channels.v1", factory=_handler)
+# The methods channels.v1 answers itself (ChannelsHandler's built-ins): on a hub
+# serving it, no RPC method may take these names. "refresh" is rpc.refresh
+# under channels.v1's plain names.
+METHODS = (
+    "subscribe",
+    "unsubscribe",
+    "publish",
+    "presence",
+    "presence_stats",
+    "history",
+    "refresh",
+)
+
+PROTOCOL = ProtocolSpec(name="channels.v1", factory=_handler, reserved_methods=METHODS)
 
 
 def __getattr__(name: str) -> Any:

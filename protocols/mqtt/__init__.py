@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from hub.handler import ProtocolSpec
+from protocols.mqtt.config import SECTION, MqttConfig
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -35,7 +36,11 @@ def setup(hub: Hub) -> None:
     from protocols.mqtt.wills import SERVICE_NAME as WILLS_SERVICE_NAME
     from protocols.mqtt.wills import DelayedWills
 
-    config = hub.config.mqtt
+    config = hub.config.section(MqttConfig)
+    # Retained messages are MQTT's: it sizes the hub's store, kept where the backend keeps its.
+    hub.open_retained(
+        config.max_retained, max_bytes=config.max_retained_bytes, expiry=config.retained_expiry
+    )
     hub.services.add(SERVICE_NAME, session_store(hub))
     hub.services.add(WILLS_SERVICE_NAME, DelayedWills())
     shared = SharedSubscriptions(hub.channels, hub.backend.shared_groups())
@@ -65,6 +70,8 @@ PROTOCOL = ProtocolSpec(
     websocket_pings=False,
     logs_in=True,
     setup=setup,
+    config=MqttConfig,
+    config_section=SECTION,
 )
 
 

@@ -34,9 +34,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from hub.config import MqttBridgeConfig
 from hub.engine import Kind, Publication
 from protocols.mqtt.bridge_topics import Routes
+from protocols.mqtt.config import MqttBridgeConfig
 from protocols.mqtt.frames import mqtt_extras, payload
 from protocols.mqtt.retain import keep_retained
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from hub.config import MqttBridgeTopic
+from protocols.mqtt.config import MqttBridgeTopic
 from protocols.mqtt.topics import matches
 
 

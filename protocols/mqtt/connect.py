@@ -209,7 +209,7 @@ async def _login(conn: MqttConnection, packet: Connect, client_id: str) -> int:
 
 def _claimant(conn: MqttConnection) -> Claimant:
     identity = conn.session.identity
-    rule = conn.hub.config.mqtt.takeover_access
+    rule = conn.config.takeover_access
     return Claimant(
         None if identity is None else identity.user_id,
         any_session=rule is not None and Rule(rule).admits(identity),

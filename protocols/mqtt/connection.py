@@ -16,6 +16,7 @@ from hub.close_codes import CloseCode
 from hub.handler import Identity, Session, SubprotocolHandler
 from hub.rpc import CallContext
 from protocols.mqtt.codec import Disconnect, Packet, PacketReader, Will, encode
+from protocols.mqtt.config import MqttConfig
 from protocols.mqtt.packets import Properties
 from protocols.mqtt.reasons import ReasonCode
 from protocols.mqtt.session import SessionState
@@ -55,7 +56,7 @@ class MqttConnection(SubprotocolHandler):
     def __init__(self, session: Session, hub: Hub) -> None:
         self.session = session
         self.hub = hub
-        self.config = hub.config.mqtt
+        self.config = hub.config.section(MqttConfig)
         self.channels = hub.channels
         self.store = hub.services.get(SERVICE_NAME, SessionStore)
         self.context = CallContext(hub, session.id, session.subprotocol, session.identity)

@@ -20,8 +20,8 @@ from collections import deque
 from collections.abc import Callable
 
 from hub.channels import ChannelService
-from hub.config import MqttConfig
 from hub.engine.sessions import JournaledSession, Queued, SessionJournal
+from protocols.mqtt.config import MqttConfig
 from protocols.mqtt.session import Awaiting, Inflight, SessionState, SubscriptionOptions
 from protocols.mqtt.shared import SharedSubscriptions, parse_shared
 from protocols.mqtt.store import ANONYMOUS, Claimant, Opened, Owner, SessionStore

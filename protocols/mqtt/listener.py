@@ -35,7 +35,7 @@ from protocols.mqtt.handler import MqttHandler
 
 if TYPE_CHECKING:
     from hub.app import Hub
-    from hub.config import MqttListenerConfig
+    from protocols.mqtt.config import MqttListenerConfig
 
 logger = logging.getLogger(__name__)
 

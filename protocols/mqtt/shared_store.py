@@ -30,10 +30,10 @@ from collections import deque
 from typing import TYPE_CHECKING, Final
 
 from hub.channels import ChannelService
-from hub.config import MqttConfig
 from hub.engine.bus import NodeBus, NodeGone
 from hub.engine.sessions import Queued, SharedSessions, StoredSession
 from hub.errors import EngineUnavailable
+from protocols.mqtt.config import MqttConfig
 from protocols.mqtt.durable_store import DurableSessionStore
 from protocols.mqtt.session import Awaiting, Inflight, SessionState
 from protocols.mqtt.shared import SERVICE_NAME as SHARED
@@ -50,7 +50,7 @@ RELEASE: Final = "mqtt.release"
 
 def session_store(hub: Hub) -> SessionStore:
     """The store the hub's backend supports: shared by the nodes, or in this process."""
-    config = hub.config.mqtt
+    config = hub.config.section(MqttConfig)
     shared = hub.backend.shared_sessions(
         expiry=config.session_expiry,
         max_queued=config.max_queued_messages,

@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
-from hub.config import MqttConfig
 from hub.errors import HubError
+from protocols.mqtt.config import MqttConfig
 from protocols.mqtt.session import Limits, SessionState
 
 if TYPE_CHECKING:

@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
-from hub.config import MqttConfig
 from hub.errors import ChannelError, LimitExceeded, PayloadTooLarge, PermissionDenied
 from protocols.mqtt.codec5 import publish_topic, with_topic_alias
+from protocols.mqtt.config import MqttConfig
 from protocols.mqtt.packets import (
     PROTOCOL_ERROR,
     ConnackCode,

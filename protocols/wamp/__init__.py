@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from hub.handler import ProtocolSpec
 from protocols.wamp.codec import WampProtocolError, message_from_list, message_to_list
+from protocols.wamp.config import SECTION, WampConfig, WampCraUser
 from protocols.wamp.messages import (
     MAX_ID,
     Abort,
@@ -71,14 +72,12 @@ from protocols.wamp.uri import (
 
 if TYPE_CHECKING:
     from hub.app import Hub
-    from hub.config import WampCraUser
     from hub.handler import Session, SubprotocolHandler
     from protocols.wamp.handler import WampHandler
     from protocols.wamp.router import WampRouter, wamp_router
 
 # The router side loads with the first hub, so the codec imports alone.
 _LAZY = {
-    "WampCraUser": "hub.config",
     "WampHandler": "protocols.wamp.handler",
     "WampRouter": "protocols.wamp.router",
     "wamp_router": "protocols.wamp.router",
@@ -112,6 +111,8 @@ PROTOCOL = ProtocolSpec(
     factory=_handler,
     logs_in=True,
     setup=setup,
+    config=WampConfig,
+    config_section=SECTION,
 )
 
 __all__ = [

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from hub.auth import AuthenticationFailed, Credentials
 from hub.awaitables import maybe_await
-from hub.config import WampConfig, WampCraUser
 from hub.errors import PermissionDenied
 from hub.handler import Identity, Session
+from protocols.wamp.config import WampConfig, WampCraUser
 from protocols.wamp.errors import (
     AUTHENTICATION_FAILED,
     NO_AUTH_METHOD,

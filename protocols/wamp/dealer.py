@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from hub.errors import PermissionDenied
 from hub.payloads import to_json_value
 from hub.rpc import METHOD_NOT_FOUND, CallContext, RpcError
+from protocols.wamp.config import WampConfig
 from protocols.wamp.errors import (
     CANCELED,
     INVALID_ARGUMENT,
@@ -94,7 +95,7 @@ class Dealer:
         self._by_invocation: dict[tuple[Peer, int], PendingCall] = {}
         self._by_call: dict[tuple[Peer, int], PendingCall] = {}
         self._hub_calls = HubCalls(hub.config.limits.max_concurrent_requests)
-        self._disclose = hub.config.wamp.disclose_caller
+        self._disclose = hub.config.section(WampConfig).disclose_caller
         # Callees on other nodes (the Redis engine): set by the router, else None.
         self.cluster: WampCluster | None = None
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from hub.access import Rule
-from hub.config import WampRealmConfig
 from protocols.wamp.broker import Broker
+from protocols.wamp.config import WampConfig, WampRealmConfig
 from protocols.wamp.dealer import Dealer
 from protocols.wamp.errors import INVALID_ARGUMENT, NO_SUCH_PROCEDURE, NO_SUCH_SESSION, WampError
 from protocols.wamp.peer import Peer
@@ -34,10 +34,10 @@ class Realm:
             self,
             hub.channels,
             max_subscriptions=hub.config.channels.max_subscriptions,
-            disclose=hub.config.wamp.disclose_publisher,
+            disclose=hub.config.section(WampConfig).disclose_publisher,
         )
         self.dealer = Dealer(self, hub)
-        rule = hub.config.wamp.session_details_access
+        rule = hub.config.section(WampConfig).session_details_access
         self._details_rule = Rule(rule) if rule is not None else None
 
     # -- names -----------------------------------------------------------------

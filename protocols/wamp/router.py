@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 from protocols.wamp.auth import CraLookup, WampAuthenticator
 from protocols.wamp.cluster import wamp_cluster
+from protocols.wamp.config import WampConfig
 from protocols.wamp.peer import random_id
 from protocols.wamp.realm import Realm
 
@@ -27,7 +28,7 @@ L = TypeVar("L", bound=CraLookup)
 
 class WampRouter:
     def __init__(self, hub: Hub) -> None:
-        config = hub.config.wamp
+        config = hub.config.section(WampConfig)
         self.config = config
         self.realms = {realm.name: Realm(realm, hub) for realm in config.realms}
         # With the Redis engine: calls reach callees connected to other nodes.

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from hub.config import HubConfig, MqttBridgeTopic
+from hub.config import HubConfig
 from protocols.mqtt.bridge import BrokerAddress, EchoFilter
 from protocols.mqtt.bridge_topics import Routes
+from protocols.mqtt.config import MqttBridgeTopic
 
 
 def routes(*topics: dict[str, object]) -> Routes:

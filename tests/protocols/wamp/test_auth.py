@@ -10,10 +10,10 @@ from autobahn.wamp.types import PublishOptions
 
 from hub import CallContext, Hub, Identity
 from hub.auth import AuthenticationFailed, Credentials
-from hub.config import WampCraUser
 from hub.engine import Publication
 from hub.errors import PermissionDenied
 from protocols.wamp import wamp_router
+from protocols.wamp.config import WampCraUser
 from tests.auth_helpers import bearer, fast_hash, hs_auth, mint
 from tests.conftest import Connector, HubFactory
 from tests.protocols.wamp.conftest import RawFactory, RawWamp, WampFactory, wait_for
