@@ -2,8 +2,9 @@
 
 RFC 6455 section 7.4.1 and the IANA registry for the protocol codes; the
 application's own codes are in the registered 3000-3999 range, with the
-registry's meaning. Every transport uses them: a fallback stream or an MQTT/TCP
-connection reports the code a WebSocket would have been closed with.
+registry's meaning, and in the private 4000-4999 range. Every transport uses
+them: a fallback stream or an MQTT/TCP connection reports the code a
+WebSocket would have been closed with.
 """
 
 from __future__ import annotations
@@ -30,3 +31,5 @@ class CloseCode(IntEnum):
     TOKEN_EXPIRED = 3000
     # IANA "Forbidden": the server API revoked the session's token.
     TOKEN_REVOKED = 3003
+    # Private range: the server API's disconnect, unless the request names a code.
+    DISCONNECTED = 4000

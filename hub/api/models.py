@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from hub.close_codes import CloseCode
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -62,7 +64,9 @@ class UserChannelRequest(_Model):
 
 class DisconnectRequest(_Model):
     user: str = Field(min_length=1, max_length=256)
-    code: int = Field(4000, ge=3000, le=4999, description="WebSocket close code, 3000-4999.")
+    code: int = Field(
+        CloseCode.DISCONNECTED, ge=3000, le=4999, description="WebSocket close code, 3000-4999."
+    )
     reason: str = Field("disconnected by the server", max_length=120)
 
 
