@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
@@ -12,6 +13,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, NegotiationError
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from hub.auth import HandshakeRefused, handshake_request
@@ -102,6 +104,24 @@ class HubConnection(ServerConnection):
         # forget_handshake_headers().
         self.forwarded_headers: dict[str, str] | None = None
         super().__init__(*args, **kwargs)
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Close with ``code``, even in the middle of a fragmented message.
+
+        websockets fails a connection closed while a message goes out in
+        fragments (hub/session.py sends large compressed ones so) with 1011,
+        losing the code asked (1008 slow consumer, 1009, 1001 shutdown). A
+        Close frame may come between the fragments of a message (RFC 6455,
+        5.4): it is sent there, and the rest of the message is abandoned (the
+        sender's next fragment finds the connection closing).
+        """
+        if self.send_in_progress is None or self.protocol.state is not State.OPEN:
+            await super().close(code, reason)
+            return
+        # As websockets' close() does it, without its fragmented-message check.
+        with contextlib.suppress(ConnectionClosed):
+            async with self.send_context():
+                self.protocol.send_close(code, reason)
 
     @property
     def peer_host(self) -> str:
