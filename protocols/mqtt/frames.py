@@ -181,6 +181,28 @@ def publish_frame5(
     return with_packet_id(template, packet_id)
 
 
+# Keys of plain_frame's cache, one per protocol level (3, 4, 5).
+_PLAIN_KEYS: Final = {version: (WIRE, "plain", version) for version in (3, 4, 5)}
+
+
+def plain_frame(publication: Publication, version: int) -> bytes | None:
+    """The QoS 0 PUBLISH with RETAIN clear and no subscription identifier for a
+    link of ``version`` (a fan-out's commonest copy); None once expired.
+
+    Kept on the publication, so each subscriber after the first costs a
+    lookup: unless the message expires, whose frame carries the time left.
+    """
+    key = _PLAIN_KEYS[version]
+    made = publication.encoded.cached_frame(key)
+    if made is not None:
+        return made
+    frame = publish_frame5(publication, 0) if version == 5 else publish_frame(publication, 0)
+    if _details(publication).get("expires") is not None:
+        return None if frame is None or expired(publication) else frame
+    assert frame is not None  # None only when expired
+    return publication.encoded.frame(key, lambda: frame)
+
+
 def published_qos(publication: Publication, default: int) -> int:
     """The QoS the publisher asked for; ``default`` for protocols without QoS."""
     details = publication.extras.get(WIRE)

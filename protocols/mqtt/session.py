@@ -29,6 +29,7 @@ from hub.engine.sessions import Queued, SessionJournal
 from protocols.mqtt.codec import MAX_REMAINING_LENGTH, PacketReader, Pubrel, encode, with_packet_id
 from protocols.mqtt.frames import (
     expired,
+    plain_frame,
     publish_frame,
     publish_frame5,
     published_client,
@@ -179,6 +180,17 @@ class SessionState:
             self._deliver_one(publication, subscription, granted)
 
     def _deliver_one(self, publication: Publication, subscription: str, granted: int) -> None:
+        link = self.link
+        if granted == 0 and link is not None and subscription not in self.options:
+            # A fan-out's commonest copy, QoS 0 to a live link without 5.0
+            # options: one frame for every such subscriber (frames.plain_frame).
+            frame = plain_frame(publication, link.version)
+            if frame is not None and (
+                link.max_packet_size is None or len(frame) <= link.max_packet_size
+            ):
+                link.send(frame)
+                return
+            # Expired or too large: the general path drops it, and says so.
         qos = min(granted, published_qos(publication, self.limits.default_qos))
         options = self.options.get(subscription)
         if options is None:
