@@ -359,7 +359,12 @@ class WebSocketSession(BoundedSession):
                 self._wrote_in = coalescer.iteration
                 coalescer.wrote()
                 transport.write(frame)
-                if transport.get_write_buffer_size() > self._max_outbound_bytes:
+                # The buffer grew by at most the frame: only near the budget
+                # is it worth asking (one call less per delivery).
+                if (
+                    waiting + len(frame) > self._max_outbound_bytes
+                    and transport.get_write_buffer_size() > self._max_outbound_bytes
+                ):
                     self._close_slow_consumer()
                 return
             self._frames = [frame]
