@@ -122,9 +122,18 @@ def parse(payload: str | bytes, *, max_batch: int = MAX_BATCH) -> Any:
 
 
 def classify(
-    payload: str | bytes, value: Any, *, max_batch: int = MAX_BATCH, max_depth: int = MAX_DEPTH
+    payload: str | bytes,
+    value: Any,
+    *,
+    max_batch: int = MAX_BATCH,
+    max_depth: int = MAX_DEPTH,
+    shallow: bool = False,
 ) -> Incoming:
-    """The messages of ``value``, parsed from ``payload`` (:func:`decode`'s second half)."""
+    """The messages of ``value``, parsed from ``payload`` (:func:`decode`'s second half).
+
+    ``shallow``: the caller knows ``value`` nests no deeper than ``max_depth``
+    (:func:`plain_call` accepted it), so its brackets are not counted again.
+    """
     if isinstance(value, list):
         if not value:
             raise JsonRpcDecodeError(INVALID_REQUEST, "Invalid Request", "empty batch")
@@ -135,7 +144,7 @@ def classify(
                 f"batch of {len(value)} requests, over the limit of {max_batch}",
             )
     # After the batch cap: a refused batch is not walked.
-    too_deep = raw_deeper_than(payload, value, max_depth)
+    too_deep = not shallow and raw_deeper_than(payload, value, max_depth)
     if isinstance(value, list):
         return Incoming(
             [_decode_bounded(item, too_deep, max_depth) for item in value], is_batch=True
@@ -195,11 +204,11 @@ def _batch_over(payload: str | bytes, max_batch: int) -> bool:
     if len(payload) < SCAN_FROM:
         return False
     text = payload if isinstance(payload, str) else payload.decode("utf-8", "replace")
-    # An array of n elements has n - 1 commas at least.
-    if text.count(",") < max_batch:
-        return False
     index = _SPACE.match(text).end()  # type: ignore[union-attr]  # matches the empty string
     if text[index : index + 1] != "[":
+        return False  # not a batch: its commas are not counted
+    # An array of n elements has n - 1 commas at least.
+    if text.count(",") < max_batch:
         return False
     for _ in range(max_batch):
         # Past the "[" or the "," before this element.

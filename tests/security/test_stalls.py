@@ -16,8 +16,12 @@ import logging
 import sys
 from pathlib import Path
 
+import pytest
+
 from hub import Hub
+from protocols.channels.handler import ChannelsHandler
 from tests.conftest import Connector
+from tests.protocols.mqtt.conftest import FakeSession
 from tests.security.hub_process import HubProcess, RoundTrips, open_ws, wshub
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,3 +124,47 @@ async def test_a_large_reply_on_a_compressed_connection_goes_out_in_fragments(
     assert [p["data"]["n"] for p in first["result"]["publications"]] == list(range(15))
     continued = [line for line in frames if line.startswith("< CONT")]
     assert len(continued) >= 900_000 // (64 * 1024), frames[:5]
+
+
+class Replies(FakeSession):
+    """A channels.v1 session without a socket that tells when two replies came."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(session_id)
+        self.subprotocol = "channels.v1"
+        self.two = asyncio.Event()
+
+    def send(self, message: str | bytes, *, text: bool | None = None) -> None:
+        super().send(message, text=text)
+        if len(self.frames) >= 2:
+            self.two.set()
+
+
+def subscribe_with_info(size: int) -> str:
+    """The store-growth attack's presence ``subscribe``: an info of ``size`` bytes."""
+    params = {"channel": "room/1", "presence": True, "info": {"bio": "x" * size}}
+    return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "subscribe", "params": params})
+
+
+async def test_a_900_kb_request_is_parsed_in_one_step_and_handled_in_the_next(hub: Hub) -> None:
+    """The 900 KB presence ``subscribe`` of the store-growth attack is not one loop step.
+
+    Its parse and what follows (nesting count, dispatch, the handler's
+    checks) were one 2 to 8 ms step under load; a message of 128 KiB or more
+    now yields to the loop once parsed. Driven by hand here: the handler's
+    coroutine suspends after the parse, before anything is dispatched; a
+    small request is answered without suspending.
+    """
+    session = Replies("s1")
+    handler = ChannelsHandler(session, hub)  # type: ignore[arg-type]
+    small = handler.on_message(subscribe_with_info(100_000))
+    with pytest.raises(StopIteration):
+        small.send(None)  # parsed and dispatched in one go (its reply comes from a task)
+    large = handler.on_message(subscribe_with_info(900_000))
+    assert large.send(None) is None, "a bare yield to the loop"
+    with pytest.raises(StopIteration):
+        large.send(None)  # the next step: dispatched
+    async with asyncio.timeout(5):
+        await session.two.wait()
+    # Both refused by the presence info bound, once the handler's checks ran.
+    assert [json.loads(frame)["error"]["code"] for frame in session.frames] == [-32015] * 2
