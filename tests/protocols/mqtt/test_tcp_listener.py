@@ -15,6 +15,7 @@ from paho.mqtt.enums import MQTTProtocolVersion
 from pydantic import ValidationError
 
 from hub import Hub, HubConfig
+from hub.errors import PermissionDenied
 from protocols.mqtt.codec import Connack, Connect, Disconnect, PacketReader, Publish, Pubrel, encode
 from protocols.mqtt.listener import SERVICE_NAME, MqttListeners
 from protocols.mqtt.reasons import ReasonCode
@@ -113,6 +114,32 @@ async def test_paho_mqtt5_over_tcp(make_hub: HubFactory, paho_peer: Any) -> None
     assert await client.subscribe("kept", 2) == [2]
     got = await client.message()
     assert (got.payload, got.retain) == (b"r", True)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "refused"),
+    [(MQTTProtocolVersion.MQTTv311, 0x80), (MQTTProtocolVersion.MQTTv5, 0x87)],
+)
+async def test_hook_refuses_one_filter_over_tcp(
+    make_hub: HubFactory, paho_peer: Any, protocol: MQTTProtocolVersion, refused: int
+) -> None:
+    """3.9.3: a hook's refusal is 0x80 to 3.1.1 and 0x87 to 5.0; wildcards over it still pass.
+
+    The interoperability suites' subscribe-failure setup: one filter refused,
+    while ``#`` and ``+/+`` (which the hook also sees) are granted.
+    """
+    hub = await make_hub(PLAIN)
+
+    @hub.on_subscribe("test/nosubscribe")
+    def refuse(ctx: Any, channel: str) -> None:
+        if channel == "test/nosubscribe":
+            raise PermissionDenied("no subscriptions here")
+
+    device: PahoPeer = paho_peer("refused", websockets=False, protocol=protocol)
+    await device.connect(*listener(hub))
+    assert await device.subscribe("test/nosubscribe", 2) == [refused]
+    assert await device.subscribe("#", 1) == [1]
+    assert await device.subscribe("+/+", 2) == [2]
 
 
 async def test_same_authentication_as_websocket(make_hub: HubFactory, paho_peer: Any) -> None:
