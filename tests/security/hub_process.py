@@ -53,6 +53,19 @@ class HubProcess:
         """Start VmHWM again from the current RSS (Linux: write 5 to clear_refs)."""
         Path(f"/proc/{self.pid}/clear_refs").write_text("5")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the hub's threads have run so far, in seconds (ns resolution).
+
+        Unlike wall-clock time, it does not grow while the hub waits for a CPU
+        another process holds: what the hub did is measured, not the machine's load.
+        """
+        total = 0
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            # A thread that ended meanwhile has no schedstat any more.
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                total += int((task / "schedstat").read_text().split()[0])
+        return total / 1e9
+
 
 def toml(config: dict[str, Any]) -> str:
     """Sections of scalars and lists as TOML (all the tests need)."""
@@ -110,15 +123,26 @@ async def open_ws(hub: HubProcess, subprotocol: str, **kwargs: Any) -> ClientCon
 
 
 class RoundTrips:
-    """A well-behaved JSON-RPC client timing ``rpc.discover``-free pings: ``presence_stats``."""
+    """A well-behaved JSON-RPC client timing ``rpc.discover``-free pings: ``presence_stats``.
 
-    def __init__(self, ws: ClientConnection) -> None:
+    Each round trip is timed twice: ``times`` in wall-clock seconds, and, given
+    the hub process, ``hub_cpu``: the CPU time the hub ran between the request
+    and its reply. On a loaded machine the wall-clock time also counts the
+    hub waiting for a CPU; the hub's CPU time counts only the work it did
+    before it answered, which a loop step that does not yield makes long.
+    """
+
+    def __init__(self, ws: ClientConnection, hub: HubProcess | None = None) -> None:
         self.ws = ws
+        self.hub = hub
         self.times: list[float] = []
+        self.hub_cpu: list[float] = []
         self._next = 0
 
     async def once(self) -> float:
         self._next += 1
+        hub = self.hub
+        cpu_started = hub.cpu_seconds() if hub is not None else 0.0
         started = time.perf_counter()
         await self.ws.send(
             json.dumps(
@@ -136,6 +160,8 @@ class RoundTrips:
                 if reply.get("id") == self._next:
                     break
         elapsed = time.perf_counter() - started
+        if hub is not None:
+            self.hub_cpu.append(hub.cpu_seconds() - cpu_started)
         self.times.append(elapsed)
         return elapsed
 

@@ -4,8 +4,11 @@ Issue 13: one 1 MiB WebSocket message of 131k tiny MQTT PUBLISH packets held
 the loop ~1.1 s, 1 MiB of PINGREQ 8 s, a batch of 25k notifications 3.5 s.
 Here the attacker's rate is set out of reach, so every packet is handled (the
 default rate would close it long before): what is bounded is how long a
-well-behaved client waits meanwhile. The bound is generous on purpose (a
-shared, loaded machine); it catches a multi-second stall, not a slow hub.
+well-behaved client waits meanwhile, in the hub's CPU time (the work the hub
+did between the client's request and its reply), so that the bound holds on
+a machine loaded by other jobs, where wall-clock round trips also count the
+hub waiting for a CPU. It catches a loop step of one whole message, not a
+slow hub.
 """
 
 from __future__ import annotations
@@ -25,18 +28,21 @@ from tests.protocols.mqtt.conftest import FakeSession
 from tests.security.hub_process import HubProcess, RoundTrips, open_ws, wshub
 
 ROOT = Path(__file__).resolve().parents[2]
-# A well-behaved round trip while an attack runs, at most. Measured: 0.07 to
-# 0.16 s at most on a loaded 2-core machine; the rest is room for one shared
-# with other test runs. Before the fix these attacks stalled everyone 1 to 8 s.
-STALL_BOUND = 0.5
+# The hub's CPU time during a well-behaved round trip while an attack runs, at
+# most. Measured: 0.010 to 0.021 s at most, on a 2-core machine at load 7
+# (wall-clock round trips meanwhile up to 0.64 s). Without the yields between
+# MQTT packets a round trip took 0.94 to 1.1 s of the hub's CPU; before issue
+# 13's fix these attacks stalled everyone 1 to 8 s.
+STALL_CPU_BOUND = 0.25
 # The attacker's rate, out of reach: the packets are all handled.
 UNLIMITED = {"limits": {"message_rate": 1e9, "message_burst": 1_000_000_000}}
 
 
 async def timed_while(hub: HubProcess, attack: str) -> list[float]:
-    """Round trips of a channels.v1 client until the attacker process is done."""
+    """The hub's CPU time in each round trip of a channels.v1 client, until the
+    attacker process is done."""
     ws = await open_ws(hub, "channels.v1")
-    probe = RoundTrips(ws)
+    probe = RoundTrips(ws, hub)
     await probe.once()  # warm
     probe.times.clear()
     attacker = await asyncio.create_subprocess_exec(
@@ -48,8 +54,11 @@ async def timed_while(hub: HubProcess, attack: str) -> list[float]:
     await probe.run_until(done)
     assert await waiting == 0, f"the {attack} attack did not complete"
     await ws.close()
-    print(f"{attack}: {len(probe.times)} round trips, max {max(probe.times):.3f}s")
-    return probe.times
+    print(
+        f"{attack}: {len(probe.times)} round trips, max {max(probe.times):.3f}s, "
+        f"hub CPU max {max(probe.hub_cpu):.3f}s"
+    )
+    return probe.hub_cpu
 
 
 async def test_a_message_of_131k_publish_packets_does_not_stall_others(tmp_path: Path) -> None:
@@ -57,7 +66,7 @@ async def test_a_message_of_131k_publish_packets_does_not_stall_others(tmp_path:
     async with wshub(tmp_path, UNLIMITED) as hub:
         times = await timed_while(hub, "publish-pack")
         assert len(times) >= 5
-        assert max(times) < STALL_BOUND, f"max round trip {max(times):.3f}s"
+        assert max(times) < STALL_CPU_BOUND, f"a round trip took {max(times):.3f}s of hub CPU"
 
 
 async def test_a_message_of_524k_pingreq_does_not_stall_others(tmp_path: Path) -> None:
@@ -65,14 +74,14 @@ async def test_a_message_of_524k_pingreq_does_not_stall_others(tmp_path: Path) -
     async with wshub(tmp_path, UNLIMITED) as hub:
         times = await timed_while(hub, "pingreq-pack")
         assert len(times) >= 5
-        assert max(times) < STALL_BOUND, f"max round trip {max(times):.3f}s"
+        assert max(times) < STALL_CPU_BOUND, f"a round trip took {max(times):.3f}s of hub CPU"
 
 
 async def test_a_batch_of_25k_notifications_does_not_stall_others(tmp_path: Path) -> None:
     """A 25k-notification batch is refused by its size (-32600); 100-element ones yield."""
     async with wshub(tmp_path, UNLIMITED) as hub:
         times = await timed_while(hub, "notification-batches")
-        assert max(times) < STALL_BOUND, f"max round trip {max(times):.3f}s"
+        assert max(times) < STALL_CPU_BOUND, f"a round trip took {max(times):.3f}s of hub CPU"
 
 
 async def test_a_large_reply_on_a_compressed_connection_goes_out_in_fragments(
