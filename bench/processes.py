@@ -59,6 +59,17 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def runqueue_seconds(pid: int) -> float:
+    """Time the process was runnable but waiting for a CPU (/proc/<pid>/schedstat).
+
+    Latency on a busy machine is mostly this: a process that waits on the run
+    queue half of each second delivers late whatever its own speed.
+    """
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    return 0.0
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and its live descendants (Crossbar forks)."""
     total = 0.0
