@@ -16,13 +16,18 @@ from bench.processes import hub_server
 from bench.report import Row
 
 
-def engines_workload(subscribers: int, seconds: float, rounds: int, size: int = 100) -> list[Row]:
+def engines_workload(
+    subscribers: int, seconds: float, rounds: int, size: int = 100, commit_interval: float = 0.0
+) -> list[Row]:
     rows: list[Row] = []
     for protocol, name, path in (
         ("channels", "Fan-out on SQLite", ""),
         ("mqtt", "MQTT QoS 1 fan-out on SQLite", "mqtt"),
     ):
-        with hub_server(engine="sqlite") as durable_at, hub_server() as memory_at:
+        with (
+            hub_server(engine="sqlite", commit_interval=commit_interval) as durable_at,
+            hub_server() as memory_at,
+        ):
             durable_at = dataclasses.replace(durable_at, url=durable_at.url + path)
             memory_at = dataclasses.replace(memory_at, url=memory_at.url + path)
             durable, memory = best_fanout(

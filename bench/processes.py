@@ -153,7 +153,11 @@ level = "warning"
 
 @contextlib.contextmanager
 def hub_server(
-    compression: bool = True, api: bool = False, engine: str = "memory", mqtt_tcp: bool = False
+    compression: bool = True,
+    api: bool = False,
+    engine: str = "memory",
+    mqtt_tcp: bool = False,
+    commit_interval: float = 0.0,
 ) -> Iterator[Server]:
     """``python -m hub`` with the bench's RPC method and limits sized for a benchmark.
 
@@ -171,6 +175,7 @@ def hub_server(
             text += f'[api]\nkeys = ["{API_KEY}"]\nport = {api_port}\n'
         if engine == "sqlite":
             text += f'[engine]\nbackend = "sqlite"\npath = "{Path(tmp) / "engine.sqlite3"}"\n'
+            text += f"commit_interval = {commit_interval}\n"
         if mqtt_tcp:
             text += f'[[mqtt.listeners]]\nhost = "127.0.0.1"\nport = {mqtt_port}\n'
         config.write_text(text)

@@ -48,8 +48,12 @@ class Backend(Protocol):
     def session_journal(self) -> SessionJournal | None:
         """Where each change of an MQTT persistent session is written; None: not kept."""
 
-    def unit(self, *, wait: bool = True) -> AbstractAsyncContextManager[None]:
+    def unit(self, *, wait: bool = True, atomic: bool = True) -> AbstractAsyncContextManager[None]:
         """Writes inside are stored together (and, with ``wait``, before the block ends).
+
+        Not ``atomic``: each write may be stored on its own, as soon as it is
+        made (an MQTT QoS 1 publication: a crash between two writes makes the
+        client send it again, which QoS 1 allows); ``wait`` still holds.
 
         An acknowledgement sent after the block is true: what it acknowledges is
         stored. A no-op where nothing is written (memory) or writes are not

@@ -55,6 +55,7 @@ def open_backend(
             history_max_bytes=config.history_max_bytes,
             history_idle_ttl=config.history_idle_ttl,
             import_from=config.state_file,
+            commit_interval=config.commit_interval,
         )
     return MemoryBackend(
         node_id,

@@ -36,9 +36,9 @@ async def on_publish(conn: MqttConnection, packet: Publish) -> None:
         conn.send_packet(Pubrec(packet_id))
         return
     try:
-        # One write unit: the publication, its copies queued for persistent
-        # sessions and the QoS 2 id are stored together, and before the ack.
-        async with conn.hub.backend.unit(wait=packet_id is not None):
+        # Stored before the ack; QoS 2: the publication, its copies queued for
+        # persistent sessions and the packet id together (one write unit).
+        async with conn.hub.backend.unit(wait=packet_id is not None, atomic=packet.qos == 2):
             await publish(conn, packet.topic, packet.payload, packet.qos, packet.retain)
             _hold(conn, packet)
     except EngineUnavailable:
@@ -82,7 +82,7 @@ async def _on_publish5(conn: MqttConnection, packet: Publish) -> None:
         acknowledge(conn, packet, ReasonCode.PAYLOAD_FORMAT_INVALID, "payload is not UTF-8")
         return
     try:
-        async with conn.hub.backend.unit(wait=packet_id is not None):
+        async with conn.hub.backend.unit(wait=packet_id is not None, atomic=packet.qos == 2):
             await publish(
                 conn, topic, packet.payload, packet.qos, packet.retain, packet.properties, packet
             )

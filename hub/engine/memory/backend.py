@@ -73,7 +73,7 @@ class MemoryBackend:
     def session_journal(self) -> SessionJournal | None:
         return None
 
-    def unit(self, *, wait: bool = True) -> AbstractAsyncContextManager[None]:
+    def unit(self, *, wait: bool = True, atomic: bool = True) -> AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()
 
     def directory(self) -> RegistrationDirectory | None:

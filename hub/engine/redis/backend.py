@@ -76,7 +76,7 @@ class RedisBackend:
     def session_journal(self) -> SessionJournal | None:
         return None
 
-    def unit(self, *, wait: bool = True) -> AbstractAsyncContextManager[None]:
+    def unit(self, *, wait: bool = True, atomic: bool = True) -> AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()
 
     def directory(self) -> RegistrationDirectory | None:

@@ -52,9 +52,15 @@ class SqliteBroker(MemoryBroker):
     async def publish(
         self, publication: Publication, history: HistoryOptions | None = None
     ) -> StreamPosition | None:
-        position = await super().publish(publication, history)
-        if history is not None:
-            await self._writer.stored()
+        if history is None:
+            return await super().publish(publication, history)
+        position = await self._history.add(publication, size=history.size, ttl=history.ttl)
+        # The commit starts now, in the writer thread, while the loop fans out.
+        self._writer.push()
+        if self._handler is not None:
+            self._handler(publication)
+        # Waits for the history entry and what the fan-out queued for persistent sessions.
+        await self._writer.stored()
         return position
 
 
@@ -71,11 +77,12 @@ class SqliteBackend:
         history_max_bytes: int = 64 * 1024 * 1024,
         history_idle_ttl: float = 600.0,
         import_from: Path | None = None,
+        commit_interval: float = 0.0,
     ) -> None:
         self.path = path
         # A memory engine's state file, imported into an empty file at start.
         self.import_from = import_from
-        self.writer = Writer()
+        self.writer = Writer(commit_interval)
         # The memory engine's bounds: the file mirrors what memory keeps.
         self.history = SqliteHistory(
             self.writer,
@@ -120,8 +127,8 @@ class SqliteBackend:
     def revocations(self, *, ttl: float) -> SharedRevocations | None:
         return None
 
-    def unit(self, *, wait: bool = True) -> AbstractAsyncContextManager[None]:
-        return self.writer.unit(wait=wait)
+    def unit(self, *, wait: bool = True, atomic: bool = True) -> AbstractAsyncContextManager[None]:
+        return self.writer.unit(wait=wait, atomic=atomic)
 
     # -- the hub service ------------------------------------------------------------
 

@@ -96,7 +96,10 @@ def open_database(path: Path) -> sqlite3.Connection:
 class Writer:
     """The loop side submits; a thread applies and commits, in submission order."""
 
-    def __init__(self) -> None:
+    def __init__(self, commit_interval: float = 0.0) -> None:
+        # Group commit: after the first write is handed over, wait this long
+        # (seconds) for more before committing; 0: commit at once.
+        self.commit_interval = commit_interval
         self._connection: sqlite3.Connection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[Write] = []
@@ -154,16 +157,35 @@ class Writer:
         self._last = done
         self._queue.put((writes, done))
 
+    def push(self) -> None:
+        """Hand what is pending to the thread now, not when the loop is next free.
+
+        Its commit (the fsync) then runs while the loop goes on, e.g. fanning
+        the publication out. Inside a unit nothing is pending yet: no-op.
+        """
+        if self._pending:
+            self._hand_over()
+
     @property
     def in_unit(self) -> bool:
         unit = _UNIT.get()
         return unit is not None and unit.open
 
     @contextlib.asynccontextmanager
-    async def unit(self, *, wait: bool = True) -> AsyncIterator[None]:
-        """Writes submitted inside are committed together; with ``wait``, stored on exit."""
+    async def unit(self, *, wait: bool = True, atomic: bool = True) -> AsyncIterator[None]:
+        """Writes submitted inside are committed together; with ``wait``, stored on exit.
+
+        Not ``atomic``: the writes go as they come (their commits may start
+        before the block ends, and a crash may keep some of them); ``wait``
+        still returns only once all are stored.
+        """
         if self.in_unit:
             yield
+            return
+        if not atomic:
+            yield
+            if wait:
+                await self.stored()
             return
         unit = _Unit()
         token = _UNIT.set(unit)
@@ -202,6 +224,8 @@ class Writer:
             except queue.Empty:
                 self._commit([])  # the beat alone
                 continue
+            if self.commit_interval > 0 and item is not _STOP:
+                time.sleep(self.commit_interval)  # let more gather
             # Group commit: everything handed over while the last commit ran goes in one.
             while True:
                 if item is _STOP:
