@@ -7,7 +7,7 @@ import importlib
 import logging
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hub.access import RpcPermissions, Rule
@@ -21,6 +21,7 @@ from hub.engine.select import open_backend
 from hub.errors import HubError, PermissionDenied
 from hub.handler import Session, SubprotocolHandler
 from hub.hooks import CallHook, ConnectHook, Hooks, PresenceHook, PublishHook, SubscribeHook
+from hub.meta import meta_extras
 from hub.metrics import HubMetrics
 from hub.registry import ProtocolRegistry, default_registry
 from hub.rpc import CallContext, MethodTable, RpcMethod, collect_marked
@@ -244,9 +245,16 @@ class Hub:
 
     # -- channels --------------------------------------------------------
 
-    async def publish(self, channel: str, data: Any) -> Publication:
-        """Publish from Python to every subscriber of every protocol."""
-        return await self.channels.publish(channel, data)
+    async def publish(
+        self, channel: str, data: Any, *, meta: Mapping[str, Any] | None = None
+    ) -> Publication:
+        """Publish from Python to every subscriber of every protocol.
+
+        ``meta`` describes the message as MQTT 5 does (content type, user
+        properties, payload format; :mod:`hub.meta`): MQTT 5 subscribers get
+        it as PUBLISH properties. Invalid or over its bounds: InvalidMeta.
+        """
+        return await self.channels.publish(channel, data, extras=meta_extras(meta, data))
 
     async def presence(self, channel: str) -> dict[str, dict[str, Any]]:
         """Who is in a channel, merged by user (server-side: no access rule applies)."""

@@ -71,6 +71,11 @@ def build_parser(verb: str) -> argparse.ArgumentParser:
         parser.add_argument(
             "--idempotency-key", help="with the API: a repeat of this key publishes once"
         )
+        parser.add_argument(
+            "--meta",
+            type=_json_arg,
+            help='MQTT 5 properties as JSON, e.g. \'{"content_type": "application/json"}\'',
+        )
     if verb == "subscribe":
         parser.add_argument(
             "--count", "-n", type=_positive, help="exit after this many messages (default: never)"
@@ -129,7 +134,10 @@ async def _run(verb: str, args: argparse.Namespace, url: str) -> int:
             if verb == "call":
                 _print(await peer.request(args.method, args.params))
             elif verb == "publish":
-                _print(await peer.request("publish", {"channel": args.channel, "data": args.data}))
+                params = {"channel": args.channel, "data": args.data}
+                if args.meta is not None:
+                    params["meta"] = args.meta
+                _print(await peer.request("publish", params))
             elif verb == "presence":
                 _print((await peer.request("presence", {"channel": args.channel}))["members"])
             else:
@@ -236,7 +244,14 @@ def _run_api(verb: str, args: argparse.Namespace, url: str, key: str) -> int:
     api = SyncApiClient(url, key, timeout=args.timeout)
     try:
         if verb == "publish":
-            _print(api.publish(args.channel, args.data, idempotency_key=args.idempotency_key))
+            _print(
+                api.publish(
+                    args.channel,
+                    args.data,
+                    meta=args.meta,
+                    idempotency_key=args.idempotency_key,
+                )
+            )
         else:
             _print(api.presence(args.channel)["members"])
     except ApiRequestError as exc:

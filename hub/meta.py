@@ -92,6 +92,18 @@ def parse_meta(value: Any, data: Any) -> dict[str, Any]:
     return meta
 
 
+def meta_extras(value: Any, data: Any) -> dict[str, Any] | None:
+    """``Publication.extras`` for a publication of ``data`` with ``meta`` (None: none).
+
+    The one check every publisher's metadata passes (channels.v1, WAMP, the
+    server API, ``hub.publish``); raise InvalidMeta as :func:`parse_meta` does.
+    """
+    if value is None:
+        return None
+    meta = parse_meta(value, data)
+    return {META_KEY: meta} if meta else None
+
+
 def bounded_meta(
     content_type: str | None,
     user_properties: Iterable[tuple[str, str]],

@@ -30,6 +30,7 @@ from hub.close_codes import CloseCode
 from hub.engine import StreamPosition
 from hub.engine.topics import InvalidChannel, matches, validate_pattern
 from hub.errors import ChannelError, FeatureDisabled
+from hub.meta import InvalidMeta, meta_extras, publication_meta
 from hub.payloads import to_json_value
 from hub.rpc import CallContext, RpcError, validation_detail
 
@@ -213,9 +214,10 @@ class ApiMethods:
 
     async def publish(self, request: m.PublishRequest) -> m.PublishResult:
         key = request.idempotency_key
+        extras = _extras(request.meta, request.data)
 
         async def publish() -> m.PublishResult:
-            publication = await self._channels.publish(request.channel, request.data)
+            publication = await self._channels.publish(request.channel, request.data, extras=extras)
             return m.PublishResult(offset=publication.offset, epoch=publication.epoch)
 
         if key is None:
@@ -233,10 +235,11 @@ class ApiMethods:
         return result
 
     async def broadcast(self, request: m.BroadcastRequest) -> m.BroadcastResult:
+        extras = _extras(request.meta, request.data)
         responses = []
         for channel in request.channels:
             try:
-                publication = await self._channels.publish(channel, request.data)
+                publication = await self._channels.publish(channel, request.data, extras=extras)
             except ChannelError as exc:
                 error = from_channel_error(exc)
                 body = m.ErrorBody(code=error.code, message=error.message)
@@ -276,6 +279,9 @@ class ApiMethods:
             item.update(offset=p.offset, epoch=p.epoch)
             if p.publisher is not None:
                 item["info"] = p.publisher.as_dict()
+            meta = publication_meta(p.extras)
+            if meta is not None:
+                item["meta"] = meta
             items.append(m.HistoryPublication.model_validate(item))
         out: dict[str, Any] = {
             "publications": items,
@@ -418,3 +424,11 @@ class ApiMethods:
             else:
                 replies.append({"result": result})
         return {"replies": replies}
+
+
+def _extras(meta: Any, data: Any) -> dict[str, Any] | None:
+    """A publish's ``extras`` for its ``meta``; HTTP 400 saying what is wrong with it."""
+    try:
+        return meta_extras(meta, data)
+    except InvalidMeta as exc:
+        raise ApiError(HTTPStatus.BAD_REQUEST, BAD_REQUEST, str(exc)) from None

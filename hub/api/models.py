@@ -28,9 +28,28 @@ class ChannelRequest(_Model):
     channel: str = Field(description="A channel name (no wildcards).")
 
 
+# Checked by hub.meta.parse_meta, so its errors are the channels.v1 and WAMP ones.
+META_DESCRIPTION = (
+    "The message described as MQTT 5 does: {content_type?: string, "
+    "user_properties?: [[name, value], ...], payload_format?: 0 | 1}. MQTT 5 "
+    "subscribers get PUBLISH properties, channels.v1 `meta`, WAMP `Details._meta`. "
+    "At most 32 user properties and 4096 bytes of strings (docs/mqtt.md)."
+)
+META_EXAMPLE = {
+    "content_type": "application/json",
+    "user_properties": [["unit", "celsius"]],
+    "payload_format": 1,
+}
+
+
+def _meta_field() -> Any:
+    return Field(None, description=META_DESCRIPTION, examples=[META_EXAMPLE])
+
+
 class PublishRequest(_Model):
     channel: str = Field(description="The channel to publish to.")
     data: JsonValue = Field(description="Any JSON value; subscribers of every protocol get it.")
+    meta: JsonValue = _meta_field()
     idempotency_key: str | None = Field(
         None,
         min_length=1,
@@ -43,6 +62,7 @@ class PublishRequest(_Model):
 class BroadcastRequest(_Model):
     channels: list[str] = Field(min_length=1, max_length=1000)
     data: JsonValue
+    meta: JsonValue = _meta_field()
 
 
 class Position(_Model):
@@ -145,6 +165,7 @@ class HistoryPublication(_Model):
     offset: int
     epoch: str
     info: Publisher | None = None
+    meta: dict[str, JsonValue] | None = Field(None, description="As the publisher set it.")
 
 
 class HistoryResult(_Model):

@@ -44,14 +44,28 @@ class _Methods:
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         raise NotImplementedError
 
-    def publish(self, channel: str, data: Any, *, idempotency_key: str | None = None) -> Any:
-        """``{offset, epoch}`` of the publication."""
+    def publish(
+        self,
+        channel: str,
+        data: Any,
+        *,
+        meta: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """``{offset, epoch}`` of the publication.
+
+        ``meta``: ``{content_type?, user_properties?, payload_format?}``, which
+        MQTT 5 subscribers get as PUBLISH properties (docs/api.md).
+        """
         return self.call(
-            "publish", _params(channel=channel, data=data, idempotency_key=idempotency_key)
+            "publish",
+            _params(channel=channel, data=data, meta=meta, idempotency_key=idempotency_key),
         )
 
-    def broadcast(self, channels: list[str], data: Any) -> Any:
-        return self.call("broadcast", {"channels": channels, "data": data})
+    def broadcast(
+        self, channels: list[str], data: Any, *, meta: dict[str, Any] | None = None
+    ) -> Any:
+        return self.call("broadcast", _params(channels=channels, data=data, meta=meta))
 
     def presence(self, channel: str) -> Any:
         return self.call("presence", {"channel": channel})

@@ -289,9 +289,14 @@ class ChannelsClient:
         finally:
             self._pending.pop(request_id, None)
 
-    async def publish(self, channel: str, data: Any) -> dict[str, Any]:
-        """``{offset, epoch}`` of the publication."""
-        return dict(await self.call("publish", {"channel": channel, "data": data}))
+    async def publish(
+        self, channel: str, data: Any, *, meta: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """``{offset, epoch}`` of the publication; ``meta`` as in docs/channels.md."""
+        params: dict[str, Any] = {"channel": channel, "data": data}
+        if meta is not None:
+            params["meta"] = meta
+        return dict(await self.call("publish", params))
 
     async def presence(self, channel: str) -> dict[str, Any]:
         """Members by user: ``{user: {user, info, clients}}``."""

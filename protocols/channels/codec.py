@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hub.engine import Kind, Publication
-from hub.meta import META_KEY, InvalidMeta, parse_meta, publication_meta
+from hub.meta import InvalidMeta, meta_extras, publication_meta
 from hub.payloads import to_json_value
 from hub.rpc import INVALID_PARAMS, RpcError, validation_detail
 from protocols.jsonrpc.codec import dumps
@@ -82,13 +82,10 @@ def parse_params(model: type[P], params: Any) -> P:
 
 def publish_extras(request: PublishParams) -> dict[str, Any] | None:
     """``Publication.extras`` for a publish with ``meta``; RpcError -32602 when it is invalid."""
-    if request.meta is None:
-        return None
     try:
-        meta = parse_meta(request.meta, request.data)
+        return meta_extras(request.meta, request.data)
     except InvalidMeta as exc:
         raise RpcError(INVALID_PARAMS, "Invalid params", str(exc)) from None
-    return {META_KEY: meta} if meta else None
 
 
 def publication_dict(publication: Publication) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import KEY
+from tests.api.conftest import KEY, result
 from tests.multinode.redis_server import free_port
 from tests.test_client_cli import wshub_command
 from tests.wshub_process import WshubProcess, running_wshub
@@ -36,6 +36,20 @@ async def test_publish_through_the_api(api_wshub: tuple[WshubProcess, Path, str]
     assert json.loads(out) == first
     code, out, _ = await wshub_command(*args, env={"WSHUB_API_KEY": KEY})
     assert json.loads(out)["offset"] == 2
+
+
+async def test_publish_meta_through_the_api(api_wshub: tuple[WshubProcess, Path, str]) -> None:
+    """--meta reaches the publication (history shows it); an invalid one exits 1 saying why."""
+    _, _, api = api_wshub
+    meta = {"content_type": "application/json", "user_properties": [["unit", "C"]]}
+    args = ("publish", "temp", "21", "--api", api, "--api-key", KEY)
+    code, _, err = await wshub_command(*args, "--meta", json.dumps(meta))
+    assert code == 0, err
+    history = await result(api, "history", {"channel": "temp"})
+    assert history["publications"][0]["meta"] == meta
+    code, out, err = await wshub_command(*args, "--meta", '{"payload_format": 9}')
+    assert (code, out) == (1, "")
+    assert "meta.payload_format must be 0 or 1" in err
 
 
 async def test_config_names_the_api(api_wshub: tuple[WshubProcess, Path, str]) -> None:

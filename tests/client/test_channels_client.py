@@ -27,6 +27,18 @@ async def test_subscribe_publish_presence(hub: Hub) -> None:
         assert [p["data"] for p in history["publications"]] == [{"job": 1}]
 
 
+async def test_publish_with_meta(hub: Hub) -> None:
+    """publish(meta=...) carries MQTT 5 metadata; an invalid one raises CallError -32602."""
+    meta = {"content_type": "text/plain", "user_properties": [["k", "v"]]}
+    async with ChannelsClient(hub.url) as client:
+        sub = await client.subscribe("tagged")
+        await client.publish("tagged", "hello", meta=meta)
+        assert (await sub.get(timeout=5))["meta"] == meta
+        with pytest.raises(CallError) as refused:
+            await client.publish("tagged", "x", meta={"payload_format": 3})
+        assert refused.value.code == -32602
+
+
 async def test_rpc_and_errors(hub: Hub) -> None:
     """call runs a hub method; an error reply raises CallError with its code."""
 
