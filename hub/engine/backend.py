@@ -36,8 +36,7 @@ class Backend(Protocol):
         """The store of retained publications (MQTT's retain flag).
 
         At most ``max_channels`` of them and ``max_bytes`` of payload, each kept
-        ``expiry`` seconds (unset: until replaced; the Redis engine keeps them
-        until replaced whatever ``expiry`` says).
+        ``expiry`` seconds (unset: until replaced), on every engine.
         """
 
     def shared_sessions(

@@ -60,7 +60,7 @@ class RedisBackend:
     def retained(
         self, max_channels: int, *, max_bytes: int = 64 * 1024 * 1024, expiry: float | None = None
     ) -> RetainedStore:
-        return RedisRetainedStore(self.link, max_channels, max_bytes=max_bytes)
+        return RedisRetainedStore(self.link, max_channels, max_bytes=max_bytes, expiry=expiry)
 
     def shared_sessions(
         self, *, expiry: float | None, max_queued: int, max_queued_bytes: int = 1024 * 1024

@@ -95,9 +95,10 @@ class Keys:
         return self.pubsub_prefix + channel
 
     def retained(self) -> list[str]:
-        """Hash channel -> retained publication, a sorted set of those channels, their bytes."""
+        """Hash channel -> retained publication, a sorted set of those channels, their
+        bytes, and a sorted set of the channels that expire by their deadline (ms)."""
         base = f"{self.prefix}{{retained}}"
-        return [base, f"{base}:index", f"{base}:bytes"]
+        return [base, f"{base}:index", f"{base}:bytes", f"{base}:deadlines"]
 
     def idempotency(self, key: str) -> str:
         """String: a server API idempotency key's pending marker, then its result."""

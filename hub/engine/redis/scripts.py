@@ -366,7 +366,8 @@ return 0
 
 _RETAINED = """
 -- KEYS: publications hash, name index (sorted set), bytes (the hash's values'
--- total length). A missing total (a store from before it was kept) is counted once.
+-- total length), deadlines (sorted set: channel by the time, in ms, it expires).
+-- A missing total (a store from before it was kept) is counted once.
 local function stored_bytes(hash, total)
   local bytes = redis.call('GET', total)
   if bytes then
@@ -379,28 +380,64 @@ local function stored_bytes(hash, total)
   redis.call('SET', total, sum)
   return sum
 end
+
+local function forget(name)
+  local held = redis.call('HSTRLEN', KEYS[1], name)
+  redis.call('HDEL', KEYS[1], name)
+  redis.call('ZREM', KEYS[2], name)
+  redis.call('ZREM', KEYS[4], name)
+  if held > 0 then
+    redis.call('DECRBY', KEYS[3], held)
+  end
+end
 """
+
+# Expired retained messages deleted per sweep, at most (a sweep runs in the
+# script that found the store full, so it stays short).
+RETAINED_SWEEP = 1000
 
 RETAINED_SET = (
     _RETAINED
     + """
--- ARGV: channel, body, max channels, max bytes. 0 (nothing stored) when the
--- store would pass either bound.
+-- ARGV: channel, body, max channels, max bytes, now (ms), deadline (ms; 0: none).
+-- 0 (nothing stored) when the store would pass either bound, even once the
+-- expired messages are swept.
+local function fits()
+  local held = redis.call('HSTRLEN', KEYS[1], ARGV[1])
+  local new = redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0
+  if new and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
+    return false
+  end
+  local grow = string.len(ARGV[2]) - held
+  return stored_bytes(KEYS[1], KEYS[3]) + grow <= tonumber(ARGV[4])
+end
+if not fits() then
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[5], 'LIMIT', 0, """
+    + str(RETAINED_SWEEP)
+    + """)
+  if #expired == 0 then
+    return 0
+  end
+  for _, name in ipairs(expired) do
+    forget(name)
+  end
+  if not fits() then
+    return 0
+  end
+end
 local held = redis.call('HSTRLEN', KEYS[1], ARGV[1])
-local new = redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0
-if new and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
-  return 0
-end
-local grow = string.len(ARGV[2]) - held
-if stored_bytes(KEYS[1], KEYS[3]) + grow > tonumber(ARGV[4]) then
-  return 0
-end
-if new then
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
   redis.call('ZADD', KEYS[2], 0, ARGV[1])
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local grow = string.len(ARGV[2]) - held
 if grow ~= 0 then
   redis.call('INCRBY', KEYS[3], grow)
+end
+if ARGV[6] ~= '0' then
+  redis.call('ZADD', KEYS[4], ARGV[6], ARGV[1])
+else
+  redis.call('ZREM', KEYS[4], ARGV[1])
 end
 return 1
 """
@@ -410,13 +447,23 @@ RETAINED_DELETE = (
     _RETAINED
     + """
 -- ARGV: channel.
-local held = redis.call('HSTRLEN', KEYS[1], ARGV[1])
 stored_bytes(KEYS[1], KEYS[3])
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-if held > 0 then
-  redis.call('DECRBY', KEYS[3], held)
-end
+forget(ARGV[1])
 return 1
 """
 )
+
+RETAINED_READ = """
+-- KEYS: publications hash, deadlines. ARGV: now (ms), channels. The bodies of
+-- the channels, nil for one missing or expired (left for a sweep to delete).
+local out = {}
+for i = 2, #ARGV do
+  local deadline = redis.call('ZSCORE', KEYS[2], ARGV[i])
+  if deadline and tonumber(deadline) <= tonumber(ARGV[1]) then
+    out[i - 1] = false
+  else
+    out[i - 1] = redis.call('HGET', KEYS[1], ARGV[i])
+  end
+end
+return out
+"""

@@ -210,8 +210,9 @@ class SqliteRetainedStore(MemoryRetainedStore):
         *,
         max_bytes: int = 64 * 1024 * 1024,
         expiry: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(max_channels, max_bytes=max_bytes, expiry=expiry)
+        super().__init__(max_channels, max_bytes=max_bytes, expiry=expiry, clock=clock)
         self._writer = writer
 
     async def set(self, publication: Publication) -> bool:

@@ -1,13 +1,16 @@
-"""The hub's retained store, as MQTT's retain flag uses it: one suite, both stores.
+"""The hub's retained store, as MQTT's retain flag uses it: one suite, every store.
 
-Every test runs over :class:`MemoryRetainedStore` and over
+Every test runs over :class:`MemoryRetainedStore`, :class:`SqliteRetainedStore`
+(on a started SQLite engine in the test's directory) and
 :class:`RedisRetainedStore` (on a private redis-server, a key prefix per test).
+Expiry is tested on a clock the test moves.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +19,8 @@ from hub.engine.redis.config import RedisEngineConfig
 from hub.engine.redis.link import RedisLink
 from hub.engine.redis.retained import RedisRetainedStore, literal_prefix
 from hub.engine.retained import MemoryRetainedStore, RetainedStore
+from hub.engine.sqlite.backend import SqliteBackend
+from hub.engine.sqlite.stores import SqliteRetainedStore
 from tests.multinode.redis_server import shared_redis_server
 
 CHANNELS = ["a", "a/b", "a/b/c", "a/x/c", "b", "$SYS/load", "$SYS/a/b", "/lead", "a//c"]
@@ -23,31 +28,68 @@ CHANNELS = ["a", "a/b", "a/b/c", "a/x/c", "b", "$SYS/load", "$SYS/a/b", "/lead",
 StoreFactory = Callable[..., RetainedStore]
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.service)])
-async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
-    """``make_store(max_channels=..., max_bytes=...)``: an empty store of the parametrized kind."""
-    links: list[RedisLink] = []
+class Clock:
+    """Seconds the test sets (wall-clock-like, as the Redis store's deadlines are)."""
 
-    def make(max_channels: int = 100_000, max_bytes: int = 64 * 1024 * 1024) -> RetainedStore:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.service)])
+async def make_store(
+    request: pytest.FixtureRequest, clock: Clock, tmp_path: Path
+) -> AsyncIterator[StoreFactory]:
+    """``make_store(max_channels=..., max_bytes=..., expiry=...)``: an empty store of the
+    parametrized kind, on ``clock``."""
+    links: list[RedisLink] = []
+    backends: list[SqliteBackend] = []
+
+    async def make(
+        max_channels: int = 100_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        expiry: float | None = None,
+    ) -> RetainedStore:
         if request.param == "memory":
-            return MemoryRetainedStore(max_channels, max_bytes=max_bytes)
+            return MemoryRetainedStore(
+                max_channels, max_bytes=max_bytes, expiry=expiry, clock=clock
+            )
+        if request.param == "sqlite":
+            backend = SqliteBackend(tmp_path / f"engine-{len(backends)}.sqlite3")
+            await backend.start()
+            backends.append(backend)
+            return SqliteRetainedStore(
+                backend.writer, max_channels, max_bytes=max_bytes, expiry=expiry, clock=clock
+            )
         # A prefix of its own: the shared server needs no flushing between tests.
         options = RedisEngineConfig(
             url=shared_redis_server().url, prefix=f"t{secrets.token_hex(4)}:"
         )
         link = RedisLink(options)
         links.append(link)
-        return RedisRetainedStore(link, max_channels, max_bytes=max_bytes)
+        return RedisRetainedStore(
+            link, max_channels, max_bytes=max_bytes, expiry=expiry, clock=clock
+        )
 
     yield make
     for link in links:
         await link.close()
+    for backend in backends:
+        await backend.stop()
+        await backend.close()
 
 
 @pytest.fixture
 async def store(make_store: StoreFactory) -> RetainedStore:
     """A store holding one retained publication per name in CHANNELS."""
-    retained = make_store()
+    retained = await make_store()
     for channel in CHANNELS:
         assert await retained.set(Publication(channel, channel.encode()))
     return retained
@@ -96,7 +138,7 @@ async def test_stored_copy_drops_the_fan_out_cache(make_store: StoreFactory) -> 
     """The store keeps a copy without the live publication's encoded frames."""
     live = Publication("t", b"x", offset=7, epoch="e1", extras={"mqtt": {"qos": 1}})
     live.encoded.frame(("test", "frame"), lambda: b"big")
-    store = make_store()
+    store = await make_store()
     await store.set(live)
     kept = await store.get("t")
     assert kept is not None
@@ -110,7 +152,7 @@ async def test_full_store_refuses_new_channels_but_replaces_known_ones(
     make_store: StoreFactory,
 ) -> None:
     """Past max_channels a new channel is not retained; a retained one can still change."""
-    store = make_store(max_channels=2)
+    store = await make_store(max_channels=2)
     assert await store.set(Publication("a", 1))
     assert await store.set(Publication("b", 2))
     assert not await store.set(Publication("c", 3))
@@ -124,7 +166,7 @@ async def test_the_store_is_bounded_in_bytes_too(make_store: StoreFactory) -> No
     On Redis the bound counts the stored bodies in a counter kept by the
     scripts (issue 13: it used to bound only the count there).
     """
-    store = make_store(max_bytes=200 * 1024)
+    store = await make_store(max_bytes=200 * 1024)
     kept = [await store.set(Publication(f"big/{i}", bytes([i]) * 60_000)) for i in range(10)]
     assert kept == [True] * 3 + [False] * 7
     assert await store.count() == 3
@@ -143,13 +185,59 @@ async def test_the_store_is_bounded_in_bytes_too(make_store: StoreFactory) -> No
 
 async def test_values_of_every_kind_come_back_as_they_went_in(make_store: StoreFactory) -> None:
     """Bytes stay bytes, JSON values stay JSON values, the publisher's extras survive."""
-    store = make_store()
+    store = await make_store()
     values: list[object] = [b"\x00\xff", {"t": 21.5, "ok": True}, [1, "two"], "text", None]
     for n, value in enumerate(values):
         await store.set(Publication(f"kinds/{n}", value, extras={"wamp": {"args": [n]}}))
     found = {p.channel: p for p in await store.match("kinds/#")}
     assert [found[f"kinds/{n}"].data for n in range(len(values))] == values
     assert found["kinds/1"].extras == {"wamp": {"args": [1]}}
+
+
+async def test_retained_messages_expire(make_store: StoreFactory, clock: Clock) -> None:
+    """With ``expiry``, a retained message is gone from get and match once its time is up;
+    replacing one starts its time again (mqtt.retained_expiry, every engine)."""
+    store = await make_store(expiry=10)
+    await store.set(Publication("e/old", 1))
+    clock.now += 6
+    await store.set(Publication("e/new", 2))
+    await store.set(Publication("e/again", 3))
+    clock.now += 3
+    await store.set(Publication("e/again", 4))  # replaced: 10 s from now
+    assert sorted(p.channel for p in await store.match("e/#")) == ["e/again", "e/new", "e/old"]
+    clock.now += 2  # e/old is 11 s old
+    assert await store.get("e/old") is None
+    assert sorted(p.channel for p in await store.match("e/#")) == ["e/again", "e/new"]
+    assert [p.channel for p in await store.match("e/old")] == []
+    clock.now += 6  # e/new 11 s, e/again 8 s
+    assert [p.channel for p in await store.match("e/+")] == ["e/again"]
+    found = await store.get("e/again")
+    assert found is not None
+    assert found.data == 4
+    clock.now += 3
+    assert await store.match("#") == []
+
+
+async def test_without_expiry_nothing_expires(make_store: StoreFactory, clock: Clock) -> None:
+    store = await make_store()
+    await store.set(Publication("kept", 1))
+    clock.now += 10 * 365 * 86400
+    assert await store.get("kept") is not None
+
+
+async def test_expired_messages_make_room_in_a_full_store(
+    make_store: StoreFactory, clock: Clock
+) -> None:
+    """A store full of channels or bytes sweeps what expired before refusing a new one."""
+    store = await make_store(max_channels=2, max_bytes=150_000, expiry=5)
+    assert await store.set(Publication("a", b"x" * 60_000))
+    assert await store.set(Publication("b", b"x" * 60_000))
+    assert not await store.set(Publication("c", b"x" * 60_000))  # full, nothing expired
+    clock.now += 6
+    assert await store.set(Publication("c", b"x" * 60_000))
+    assert await store.set(Publication("d", b"x" * 60_000))
+    assert await store.count() == 2
+    assert sorted(p.channel for p in await store.match("#")) == ["c", "d"]
 
 
 @pytest.mark.parametrize(
