@@ -192,7 +192,11 @@ class RpcMethod:
 
     async def invoke(self, params: Any, context: CallContext) -> Any:
         """Validate params, run the function, return its result."""
-        kwargs = self.bind(params)
+        # bind()'s shortcut first, without the call: this runs for every request.
+        trivial = self._trivial
+        kwargs = _bind_trivial(trivial, params) if trivial is not None else None
+        if kwargs is None:
+            kwargs = self.bind(params)
         if self.context_param is not None:
             kwargs[self.context_param] = context
         if self.is_async:

@@ -414,7 +414,8 @@ class JsonRpcHandler(SubprotocolHandler):
                 reply = None
             else:
                 reply = codec.encode_result(call_id, result)
-                if len(reply) > self.reply_room():
+                # reply_room(), inlined.
+                if len(reply) > self.session.outbound_room() - self.reserved:
                     self._calls_error.value += 1
                     reply = codec.encode_error(
                         call_id,
