@@ -100,9 +100,13 @@ def live_connection_objects() -> dict[str, int]:
     gc.collect()
     counts: dict[str, int] = {}
     for obj in gc.get_objects():
-        if isinstance(obj, WebSocketSession | SubprotocolHandler):
-            name = type(obj).__name__
-            counts[name] = counts.get(name, 0) + 1
+        # type(), not isinstance(): among the objects are the weakref.proxy of
+        # each websockets connection (its logger's "websocket" extra, kept in
+        # the log records pytest captures), which raise ReferenceError when
+        # asked their __class__ once the connection is gone.
+        kind = type(obj)
+        if issubclass(kind, WebSocketSession | SubprotocolHandler):
+            counts[kind.__name__] = counts.get(kind.__name__, 0) + 1
     return counts
 
 
