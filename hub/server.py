@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -68,6 +69,13 @@ ACCEPT_REFUSED = {
 SINGLE_HEADERS = ("Host", "Origin", "Upgrade", "Authorization")
 
 
+# A compressed connection's reads are fed to websockets this many bytes at a
+# time (a whole frame of ~1 KiB can inflate to max_message_size), and a read
+# yields to the loop once its slices have run FEED_STEP seconds.
+INFLATE_SLICE = 1024
+FEED_STEP = 0.001
+
+
 class HubConnection(ServerConnection):
     """A server connection that remembers which protocol it negotiated."""
 
@@ -75,6 +83,7 @@ class HubConnection(ServerConnection):
     # CPython shares instance-dict keys for at most 30; past that every
     # connection carries a dict of its own (~1.3 KiB, docs/benchmarks.md).
     __slots__ = (
+        "_unread",
         "forwarded_for",
         "forwarded_headers",
         "identity",
@@ -103,7 +112,49 @@ class HubConnection(ServerConnection):
         # The handshake headers [proxy.*] pass on to the backend, kept past
         # forget_handshake_headers().
         self.forwarded_headers: dict[str, str] | None = None
+        # Bytes read but not yet fed to the protocol (see data_received).
+        self._unread = b""
         super().__init__(*args, **kwargs)
+
+    # -- inbound, in slices on a compressed connection -------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        """Feed what was read to websockets, a slice at a time on a compressed connection.
+
+        One read is up to 256 KiB, and with permessage-deflate a 1.5 KB frame
+        inflates to a 1 MiB message: websockets parsed (and inflated) every
+        frame of a read in one call, ~170 MiB and ~280 ms in one loop step, all
+        queued whatever the queue's bound (packed MQTT frames, issue 13). Fed
+        INFLATE_SLICE bytes at a time, a read stops once the step has run
+        FEED_STEP or the message queue is full; reading pauses and the rest is
+        fed in the next iteration (or once the queue drains).
+        """
+        if self._unread:
+            self._unread += data
+            return
+        if len(data) <= INFLATE_SLICE or not self.protocol.extensions:
+            super().data_received(data)
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        ends = perf_counter() + FEED_STEP
+        for start in range(0, len(data), INFLATE_SLICE):
+            if start and (self.recv_messages.paused or perf_counter() >= ends):
+                self._unread = data[start:]
+                self.transport.pause_reading()
+                if not self.recv_messages.paused:
+                    self.loop.call_soon(self._feed_unread)
+                return
+            super().data_received(data[start : start + INFLATE_SLICE])
+
+    def _feed_unread(self) -> None:
+        data, self._unread = self._unread, b""
+        if not data or self.transport.is_closing():
+            return
+        self._feed(data)
+        if not self._unread and not self.recv_messages.paused:
+            self.transport.resume_reading()
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close with ``code``, even in the middle of a fragmented message.
@@ -151,6 +202,17 @@ class HubConnection(ServerConnection):
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
+        # The message queue's flow control resumes reading when it drains; with
+        # bytes still unread, they are fed first (reading resumes after them).
+        resume = self.recv_messages.resume
+
+        def resumed() -> None:
+            if self._unread:
+                self.loop.call_soon(self._feed_unread)
+            else:
+                resume()
+
+        self.recv_messages.resume = resumed
         refused = self.on_accept(self) if self.on_accept is not None else None
         if refused is not None:
             transport.write(ACCEPT_REFUSED[refused])

@@ -8,11 +8,14 @@ replies costs this process a lot of CPU: apart, it does not delay the probe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
 import sys
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench import rawws
 from protocols.mqtt.codec import Connack, Connect, PacketReader, Pingreq, Publish, encode
 
 MIB = 1024 * 1024
@@ -65,7 +68,34 @@ async def notification_batches(url: str) -> None:
     await ws.close()
 
 
+async def deflated_publish_pack(url: str) -> None:
+    """Four connections sending 1 MiB messages of 8-byte PUBLISH, each deflated once to
+    ~1.5 KB, as fast as TCP takes them for 3 s, reconnecting when closed (rate)."""
+    packet = encode(Publish(topic="t/ab", payload=b""))
+    frame = rawws.frame(packet * (MIB // len(packet)), text=False, compress=True)
+    until = asyncio.get_running_loop().time() + 3
+    numbers = itertools.count()
+
+    async def one() -> None:
+        while asyncio.get_running_loop().time() < until:
+            with contextlib.suppress(rawws.Closed, OSError):
+                client_id = f"packer-{next(numbers)}"
+                connect_frame = encode(Connect(client_id=client_id, keepalive=600))
+                ws = await rawws.RawClient.open(url, "mqtt")
+                try:
+                    await ws.send(rawws.frame(connect_frame, text=False, compress=True))
+                    await ws.recv()
+                    while asyncio.get_running_loop().time() < until and not ws.closed.is_set():
+                        await ws.send(frame)
+                        await asyncio.sleep(0)
+                finally:
+                    await ws.close()
+
+    await asyncio.gather(*(one() for _ in range(4)))
+
+
 ATTACKS = {
+    "deflated-publish-pack": deflated_publish_pack,
     "publish-pack": publish_pack,
     "pingreq-pack": pingreq_pack,
     "notification-batches": notification_batches,
