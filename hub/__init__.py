@@ -6,8 +6,9 @@ codec, ``hub.payloads``) imports without loading the server.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from hub.lazy import lazy_exports
 
 # Eager: ``hub.rpc`` is also a submodule, and the decorator must win the name.
 from hub.rpc import CallContext, RpcError, rpc
@@ -34,13 +35,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'hub' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [

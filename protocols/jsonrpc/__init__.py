@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hub.handler import ProtocolSpec
+from hub.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -27,14 +27,7 @@ def _handler(session: Session, hub: Hub) -> SubprotocolHandler:
 PROTOCOL = ProtocolSpec(name="jsonrpc.2.0", aliases=("jsonrpc",), factory=_handler)
 
 
-def __getattr__(name: str) -> Any:
-    # The handler (and all it needs) loads with the first connection, so the
-    # codec imports alone.
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["PROTOCOL", "ClientCallError", "JsonRpcHandler"]

@@ -7,10 +7,10 @@ on MQTT keepalive, not WebSocket pings (paho answers pings with unmasked pongs).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hub.handler import ProtocolSpec
+from hub.lazy import lazy_exports
 from protocols.mqtt.config import SECTION, MqttConfig
 
 if TYPE_CHECKING:
@@ -75,14 +75,7 @@ PROTOCOL = ProtocolSpec(
 )
 
 
-def __getattr__(name: str) -> Any:
-    # The handler (and all it needs) loads with the first connection, so the
-    # codec imports alone.
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["BRIDGE_SERVICE_NAME", "PROTOCOL", "MqttHandler", "setup"]

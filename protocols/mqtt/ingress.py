@@ -42,18 +42,7 @@ async def on_publish(conn: MqttConnection, packet: Publish) -> None:
             await publish(conn, packet.topic, packet.payload, packet.qos, packet.retain)
             _hold(conn, packet)
     except EngineUnavailable:
-        _unhold(conn, packet)
-        # Redis is away. MQTT 3.1.1 has no negative ack: QoS 0 is dropped
-        # (and counted); QoS 1/2 goes unacknowledged, so the client sends it
-        # again (with DUP) when it reconnects. The connection stays up.
-        if packet_id is None:
-            conn.hub.metrics.publications_dropped.labels("engine_unavailable").inc()
-        logger.info(
-            "MQTT session %s: QoS %d publish to %r not accepted: engine unavailable",
-            conn.session.id,
-            packet.qos,
-            packet.topic,
-        )
+        _not_accepted(conn, packet, packet.topic)
         return
     acknowledge(conn, packet)
 
@@ -88,15 +77,8 @@ async def _on_publish5(conn: MqttConnection, packet: Publish) -> None:
             )
             _hold(conn, packet)
     except EngineUnavailable:
-        _unhold(conn, packet)
         # As for 3.1.1: unacknowledged, so the client sends it again on reconnect.
-        if packet_id is None:
-            conn.hub.metrics.publications_dropped.labels("engine_unavailable").inc()
-        logger.info(
-            "MQTT session %s: publish to %r not accepted: engine unavailable",
-            conn.session.id,
-            topic,
-        )
+        _not_accepted(conn, packet, topic)
         return
     except ChannelError as exc:
         acknowledge(conn, packet, refusal_reason(exc), str(exc))
@@ -130,6 +112,24 @@ def acknowledge(conn: MqttConnection, packet: Publish, code: int = 0, text: str 
         if code < 0x80:
             _hold(conn, packet)
         conn.send_packet(Pubrec(packet_id, code))
+
+
+def _not_accepted(conn: MqttConnection, packet: Publish, topic: str) -> None:
+    """The engine (Redis) is away: the PUBLISH is not acknowledged.
+
+    MQTT 3.1.1 has no negative ack: QoS 0 is dropped (and counted); QoS 1/2
+    goes unacknowledged, so the client sends it again (with DUP) when it
+    reconnects. The connection stays up.
+    """
+    _unhold(conn, packet)
+    if packet.packet_id is None:
+        conn.hub.metrics.publications_dropped.labels("engine_unavailable").inc()
+    logger.info(
+        "MQTT session %s: QoS %d publish to %r not accepted: engine unavailable",
+        conn.session.id,
+        packet.qos,
+        topic,
+    )
 
 
 def _hold(conn: MqttConnection, packet: Publish) -> None:

@@ -14,10 +14,10 @@ Negotiated as ``wamp.2.json`` (text frames), ``wamp.2.msgpack`` and
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hub.handler import ProtocolSpec
+from hub.lazy import lazy_exports
 from protocols.wamp.codec import WampProtocolError, message_from_list, message_to_list
 from protocols.wamp.config import SECTION, WampConfig, WampCraUser
 from protocols.wamp.messages import (
@@ -97,12 +97,7 @@ def _handler(session: Session, hub: Hub) -> SubprotocolHandler:
     return WampHandler(session, hub)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 PROTOCOL = ProtocolSpec(

@@ -21,11 +21,11 @@ the configuration and failure behaviour.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from hub.engine.redis.config import RedisEngineConfig
 from hub.errors import EngineUnavailable
+from hub.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -47,13 +47,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 def redis_engine(

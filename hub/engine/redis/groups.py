@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from typing import Any, Final
+from typing import Final
 
 from redis.commands.core import AsyncScript
 
@@ -174,7 +174,7 @@ class RedisGroups:
             ]
         args: list[str | int] = [self.node_id, f"{self._prefix}node:", ":alive", CLAIM_TTL_MS]
         try:
-            owned: Any = await self._link.run("shared group offer", self._offer(keys, args))
+            owned: list[int] = await self._link.run("shared group offer", self._offer(keys, args))
         except EngineUnavailable:
             # No node can claim them: dropped rather than delivered twice.
             logger.warning("shared groups: %d message(s) dropped, Redis unavailable", len(batch))

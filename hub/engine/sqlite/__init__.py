@@ -6,8 +6,9 @@ without opening the backend's modules.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from hub.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from hub.engine.sqlite.backend import SqliteBackend
@@ -22,13 +23,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = ["SqliteBackend", "SqliteEngineConfig", "Writer", "open_database"]
