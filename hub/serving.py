@@ -66,6 +66,14 @@ async def serve_session(
         active.dec()
         await session.close(CloseCode.POLICY_VIOLATION, exc.message[:120])
         return
+    except Exception:
+        # A hook's bug ends this session only, which must not stay in the table.
+        hub.detach(session.id)
+        active.dec()
+        metrics.handler_errors.labels(spec.name).inc()
+        logger.exception("session %s (%s): connect hook failed", session.id, spec.name)
+        await session.close(CloseCode.INTERNAL_ERROR, "internal error")
+        return
     # Closes the session with 3000 when its identity expires, unless refreshed
     # (it needs on_identity_change and close(), which every BoundedSession has).
     expiry = ExpiryWatch.attach(cast("WebSocketSession", session), handler, hub.refresher)

@@ -253,3 +253,20 @@ async def test_max_message_size_per_protocol(make_hub, connect, jsonrpc) -> None
 
     for protocol in ("jsonrpc.2.0", "channels.v1", "wamp.2.json"):
         await sample_becomes(hub, 1, "wshub_oversize_closes_total", subprotocol=protocol)
+
+
+async def test_a_failing_connect_hook_closes_1011_and_leaves_no_session(make_hub, connect) -> None:
+    """A connect hook's bug (not PermissionDenied) ends that session only, and it is forgotten."""
+    hub = await make_hub({})
+
+    @hub.on_connect
+    async def broken(ctx: CallContext) -> None:
+        raise RuntimeError("hook bug")
+
+    client = await connect(hub, "channels.v1")
+    with pytest.raises(ConnectionClosed):
+        await client.recv()
+    assert client.close_code == 1011
+    await sample_becomes(hub, 0, "wshub_connections_active", subprotocol="channels.v1")
+    assert hub.session_ids == []
+    assert sample(hub, "wshub_handler_errors_total", subprotocol="channels.v1") == 1
