@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterable, Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from hub.auth import ExpiryWatch
 from hub.close_codes import CloseCode
@@ -25,7 +25,6 @@ from hub.session import BoundedSession
 
 if TYPE_CHECKING:
     from hub.app import Hub
-    from hub.session import WebSocketSession
 
 logger = logging.getLogger(__name__)
 
@@ -74,9 +73,8 @@ async def serve_session(
         logger.exception("session %s (%s): connect hook failed", session.id, spec.name)
         await session.close(CloseCode.INTERNAL_ERROR, "internal error")
         return
-    # Closes the session with 3000 when its identity expires, unless refreshed
-    # (it needs on_identity_change and close(), which every BoundedSession has).
-    expiry = ExpiryWatch.attach(cast("WebSocketSession", session), handler, hub.refresher)
+    # Closes the session with 3000 when its identity expires, unless refreshed.
+    expiry = ExpiryWatch.attach(session, handler, hub.refresher)
     limits = hub.config.limits
     limiter = MessageRateLimiter(
         limits.message_rate, limits.message_burst, full=not penalties.active(address)

@@ -40,7 +40,7 @@ from hub.rpc import INTERNAL_ERROR, CallContext, RpcError, RpcMethod
 
 if TYPE_CHECKING:
     from hub.app import Hub
-    from hub.session import WebSocketSession
+    from hub.session import BoundedSession
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ class BackendProxy:
             return result["data"]
         return None
 
-    async def _refresh(self, session: WebSocketSession) -> Identity | None:
+    async def _refresh(self, session: BoundedSession) -> Identity | None:
         """The backend's new expiry for an expiring session, or None to let it close."""
         endpoint = self._config.refresh
         identity = session.identity

@@ -17,7 +17,7 @@ from typing import Final
 
 from hub.close_codes import CloseCode
 from hub.handler import Identity, SubprotocolHandler
-from hub.session import WebSocketSession
+from hub.session import BoundedSession
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ TOKEN_EXPIRED_REASON: Final = "token expired"
 
 # Asked when an identity expires (the backend's [proxy.refresh]): a new identity
 # with a later expiry keeps the session, None closes it.
-Refresher = Callable[[WebSocketSession], Awaitable[Identity | None]]
+Refresher = Callable[[BoundedSession], Awaitable[Identity | None]]
 
 
 class ExpiryWatch:
@@ -36,7 +36,7 @@ class ExpiryWatch:
 
     def __init__(
         self,
-        session: WebSocketSession,
+        session: BoundedSession,
         handler: SubprotocolHandler,
         refresh: Refresher | None = None,
     ) -> None:
@@ -51,7 +51,7 @@ class ExpiryWatch:
     @classmethod
     def attach(
         cls,
-        session: WebSocketSession,
+        session: BoundedSession,
         handler: SubprotocolHandler,
         refresh: Refresher | None = None,
     ) -> ExpiryWatch:
