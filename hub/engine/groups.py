@@ -19,7 +19,8 @@ from typing import Protocol
 
 from hub.engine.base import Publication
 
-Deliver = Callable[[Publication], None]
+Deliver = Callable[[Publication], bool]
+"""Hand a message to one of this node's members; False when none could take it."""
 
 
 class SharedGroups(Protocol):
@@ -27,7 +28,18 @@ class SharedGroups(Protocol):
         """This node holds ``count`` members of ``group`` now (0: none). Must not block."""
 
     def offer(self, group: str, publication: Publication, deliver: Deliver) -> None:
-        """Call ``deliver(publication)`` (maybe later) if this node is the one to deliver it."""
+        """Call ``deliver(publication)`` (maybe later) if this node is the one to deliver it.
+
+        When ``deliver`` answers False (this node's members left meanwhile), a
+        backend with other nodes passes the message to another node with members.
+        """
+
+    async def left(self, group: str) -> None:
+        """Return once other nodes no longer pick this one for ``group`` (its count is 0).
+
+        Until then this node must keep receiving the group's messages, so that
+        it can hand back those picked for it.
+        """
 
     async def close(self) -> None:
         """This node leaves every group (the hub stops)."""
@@ -41,6 +53,9 @@ class LocalGroups:
 
     def offer(self, group: str, publication: Publication, deliver: Deliver) -> None:
         deliver(publication)
+
+    async def left(self, group: str) -> None:
+        pass
 
     async def close(self) -> None:
         pass

@@ -75,10 +75,13 @@ class SharedGroup:
         # Every node with members has this copy: the backend lets one hand it out.
         self._owner.groups.offer(self.full_filter, publication, self._hand_out)
 
-    def _hand_out(self, publication: Publication) -> None:
+    def _hand_out(self, publication: Publication) -> bool:
+        """Give the message to the next member; False when this node has none left."""
         member = self._pick()
-        if member is not None:
-            member.deliver_shared(publication, self.full_filter)
+        if member is None:
+            return False
+        member.deliver_shared(publication, self.full_filter)
+        return True
 
     def _pick(self) -> SessionState | None:
         """The next member, connected ones first; forgets members that left."""
@@ -140,7 +143,7 @@ class SharedSubscriptions:
             group.members.remove(state)
             self.groups.members(full_filter, len(group.members))
             if not group.members:
-                await self._drop(group)
+                self.emptied(group)
 
     async def leave_all(self, state: SessionState) -> None:
         """A session that ends leaves every group it is in."""
@@ -148,12 +151,17 @@ class SharedSubscriptions:
             await self.leave(state, full_filter)
 
     def emptied(self, group: SharedGroup) -> None:
-        """Called from delivery (no await there): unsubscribe the group soon."""
+        """The group's last member left: unsubscribe it soon, in the background."""
         task = asyncio.get_running_loop().create_task(self._drop(group))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _drop(self, group: SharedGroup) -> None:
+        if self._groups.get(group.full_filter) is not group or group.members:
+            return
+        # Other nodes may pick this one until they learn it has no members:
+        # what they pick meanwhile must still arrive here, to be handed back.
+        await self.groups.left(group.full_filter)
         if self._groups.get(group.full_filter) is group and not group.members:
             del self._groups[group.full_filter]
             await self._channels.unsubscribe(group, group.topic_filter)

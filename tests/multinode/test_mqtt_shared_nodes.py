@@ -4,7 +4,8 @@ Members of ``$share/<group>/<filter>`` on two nodes share one group: the
 Redis engine lets one node of those holding members deliver each message
 (hub.engine.redis.groups), in turn by member count, so no message goes to two
 members and both nodes get their part. A member that leaves, a member whose
-connection drops and a node that dies take no later message with them.
+connection drops and a node that dies take no later message with them; a
+node picked for a message it has no member for hands it back.
 """
 
 from __future__ import annotations
@@ -166,3 +167,54 @@ async def test_a_group_spans_the_nodes_again_after_redis_lost_its_data(
     once_each(received, later)
     assert received[0], "node A took no part"
     assert received[1], "node B took no part"
+
+
+async def test_a_message_picked_for_a_node_without_members_is_handed_back(
+    cluster: ClusterFactory, paho_peer: Paho
+) -> None:
+    """A node picked for a message it cannot deliver hands it back: the other node's member gets it.
+
+    Node A's one member is a persistent session that a clean CONNECT on A
+    discards: A still counts it in Redis until it meets the member's absence,
+    so the next messages are picked for A, which has nobody to give them to.
+    """
+    a, b = await cluster(2)
+    sticky = paho_peer("sticky", clean_session=False)
+    await sticky.connect("127.0.0.1", a.port)
+    assert await sticky.subscribe(GROUP, 1) == [1]
+    (other,) = await members(paho_peer, [b], "worker")
+    await sticky.disconnect()
+    fresh = paho_peer("sticky", clean_session=True)
+    assert await fresh.connect("127.0.0.1", a.port) == (False, 0)  # the session is gone
+    publisher = paho_peer("publisher")
+    await publisher.connect("127.0.0.1", a.port)
+
+    payloads = await publish(publisher, 0, 10)
+    once_each(await collect([other], len(payloads)), payloads)
+    assert await fresh.nothing_for(0.2)
+
+
+async def test_the_last_member_leaving_while_messages_flow_takes_none_with_it(
+    cluster: ClusterFactory, paho_peer: Paho
+) -> None:
+    """Node A's only member unsubscribes amid a burst: each message still reaches one member.
+
+    Until A's count 0 is stored node B may pick A, so A keeps receiving the
+    group's messages that long (and a little more) and hands those back. The
+    window is a Redis round trip: this run may or may not land a message in it.
+    """
+    a, b = await cluster(2)
+    leaving, staying = await members(paho_peer, [a, b], "worker")
+    publisher = paho_peer("publisher")
+    await publisher.connect("127.0.0.1", b.port)
+
+    first = await publish(publisher, 0, 20)
+    # A burst at QoS 0 (no wait for acknowledgements), the UNSUBSCRIBE in its midst.
+    later = [f"job-{n}".encode() for n in range(20, 220)]
+    for n, payload in enumerate(later):
+        if n == 20:
+            leaving.client.unsubscribe(GROUP)
+        publisher.client.publish(f"jobs/{payload.decode()}", payload, 0)
+    received = await collect([leaving, staying], len(first) + len(later))
+    once_each(received, first + later)
+    assert received[0], "node A took no part"

@@ -83,7 +83,7 @@ class RedisBackend:
         return RedisDirectory(self.link, self.engine.bus.node_id)
 
     def shared_groups(self) -> SharedGroups:
-        return RedisGroups(self.link, self.engine.bus.node_id)
+        return RedisGroups(self.link, self.engine.bus)
 
     def idempotency(self, *, window: float) -> SharedIdempotency | None:
         return RedisIdempotency(self.link, window=window)

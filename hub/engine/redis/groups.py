@@ -8,6 +8,13 @@ owner, the next live node in turn weighted by member count, and stores the
 choice under ``...:m:<message id>`` for :data:`CLAIM_TTL_MS`, where the other
 nodes' offers find it. Only the owner delivers.
 
+A node picked for a message it can no longer deliver (its last member left,
+or met its absence, after the node's count was read) hands the message back:
+one script call picks another live node with members, the nodes that could
+not deliver it left out, and the node bus carries the message there. The
+claim stays with the first owner, so the late offers of the new one deliver
+nothing: the message is delivered once, through the bus.
+
 A node counts while its heartbeat key lives (:mod:`hub.engine.redis.bus`): a
 node killed with SIGKILL is skipped, and forgotten, within a few health
 intervals; the messages claimed for it meanwhile are lost with it. With no
@@ -23,12 +30,14 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from typing import Final
+from typing import Any, Final
 
 from redis.commands.core import AsyncScript
 
 from hub.engine.base import Publication
+from hub.engine.bus import NodeBus
 from hub.engine.groups import Deliver
+from hub.engine.redis.codec import decode_body, encode_body
 from hub.engine.redis.link import RedisLink
 from hub.errors import EngineUnavailable
 
@@ -42,6 +51,11 @@ BATCH: Final = 256
 MAX_PENDING: Final = 100_000
 # Seconds between announcements of this node's member counts (Redis may lose them).
 ANNOUNCE_EVERY: Final = 5.0
+# After its count 0 is stored, how long a node keeps receiving a group's messages:
+# those picked for it before are still on their way over pub/sub.
+LINGER: Final = 0.5
+# At most this long waiting for the count 0 to be stored (Redis unreachable).
+LEAVE_TIMEOUT: Final = 5.0
 
 # KEYS: per offer, the group's nodes hash, its counter, the message's claim key.
 # ARGV: this node, alive key prefix, alive key suffix, claim TTL (ms).
@@ -91,15 +105,61 @@ end
 return out
 """
 
+# KEYS: the group's nodes hash, its counter.
+# ARGV: alive key prefix, alive key suffix, then the nodes to leave out.
+# The next live node with members in turn, weighted by count; nil if none.
+_PICK_OTHER = """
+local prefix, suffix = ARGV[1], ARGV[2]
+local skip = {}
+for i = 3, #ARGV do
+  skip[ARGV[i]] = true
+end
+local entries = redis.call('HGETALL', KEYS[1])
+local live, total = {}, 0
+for j = 1, #entries, 2 do
+  local node, weight = entries[j], tonumber(entries[j + 1])
+  if not skip[node] and weight and weight > 0
+      and redis.call('EXISTS', prefix .. node .. suffix) == 1 then
+    live[#live + 1] = {node, weight}
+    total = total + weight
+  end
+end
+if total == 0 then
+  return false
+end
+table.sort(live, function(a, b) return a[1] < b[1] end)
+local turn = redis.call('INCR', KEYS[2]) % total
+for _, entry in ipairs(live) do
+  if turn < entry[2] then
+    return entry[1]
+  end
+  turn = turn - entry[2]
+end
+return false
+"""
+
+# The node bus message kind of a message handed back: [group, channel,
+# offset, epoch, body, the nodes that could not deliver it].
+HAND_BACK: Final = "share.deliver"
+
 
 class RedisGroups:
     """This node's side of every shared group: its member counts, and its offers, in order."""
 
-    def __init__(self, link: RedisLink, node_id: str) -> None:
+    def __init__(self, link: RedisLink, bus: NodeBus) -> None:
         self._link = link
         self._prefix = link.keys.prefix
-        self.node_id = node_id
+        self._bus = bus
+        self.node_id = bus.node_id
         self._offer: AsyncScript = link.client.register_script(_OFFER)
+        self._pick_other: AsyncScript = link.client.register_script(_PICK_OTHER)
+        # Each group's delivery here (the latest offer's), for messages handed to this node.
+        self._deliverers: dict[str, Deliver] = {}
+        # Messages this node could not deliver, with the nodes that could not either.
+        self._handed: deque[tuple[str, Publication, list[str]]] = deque()
+        # left() calls waiting for the next announcement to be stored.
+        self._announced: list[asyncio.Future[None]] = []
+        bus.on(HAND_BACK, self._on_handed)
         # What Redis should hold for this node, written by one task in order.
         self._counts: dict[str, int] = {}
         self._dirty: dict[str, int] = {}
@@ -117,6 +177,7 @@ class RedisGroups:
             self._counts[group] = count
         else:
             self._counts.pop(group, None)
+            self._deliverers.pop(group, None)
         self._dirty[group] = count
         self._kick()
 
@@ -124,6 +185,8 @@ class RedisGroups:
         if not publication.message_id:
             deliver(publication)  # not from the pub/sub (no id): only this node has it
             return
+        if group in self._counts:  # not for a group this node is leaving: kept no longer
+            self._deliverers[group] = deliver
         if len(self._pending) >= MAX_PENDING:
             logger.warning("shared group %r: too many offers waiting, message dropped", group)
             return
@@ -147,8 +210,29 @@ class RedisGroups:
             await self._announce()
             while self._pending:
                 await self._decide()
+            while self._handed:
+                await self._hand_back(*self._handed.popleft())
+
+    async def left(self, group: str) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._announced.append(waiter)
+        self._kick()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(LEAVE_TIMEOUT):
+                await waiter
+        await asyncio.sleep(LINGER)
 
     async def _announce(self) -> None:
+        # Waiters registered before this point see their change stored by its end.
+        waiters, self._announced = self._announced, []
+        try:
+            await self._store_counts()
+        finally:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def _store_counts(self) -> None:
         dirty, self._dirty = self._dirty, {}
         for group, count in dirty.items():
             key = self._key(group, "nodes")
@@ -179,12 +263,56 @@ class RedisGroups:
             # No node can claim them: dropped rather than delivered twice.
             logger.warning("shared groups: %d message(s) dropped, Redis unavailable", len(batch))
             return
-        for (_, publication, deliver), mine in zip(batch, owned, strict=True):
+        for (group, publication, deliver), mine in zip(batch, owned, strict=True):
             if mine:
-                try:
-                    deliver(publication)
-                except Exception:
-                    logger.exception("shared group delivery failed")
+                self._deliver(group, publication, deliver, [])
+
+    def _deliver(
+        self, group: str, publication: Publication, deliver: Deliver, tried: list[str]
+    ) -> None:
+        """Deliver here; hand the message back when no member here can take it."""
+        try:
+            if deliver(publication):
+                return
+        except Exception:
+            logger.exception("shared group delivery failed")
+            return
+        if len(self._handed) >= MAX_PENDING:
+            logger.warning("shared group %r: too many hand-backs waiting, message dropped", group)
+            return
+        self._handed.append((group, publication, [*tried, self.node_id]))
+        self._kick()
+
+    async def _hand_back(self, group: str, publication: Publication, tried: list[str]) -> None:
+        """Pass a message this node could not deliver to another node with members."""
+        keys = [self._key(group, "nodes"), self._key(group, "next")]
+        args = [f"{self._prefix}node:", ":alive", *tried]
+        try:
+            node: bytes | None = await self._link.run(
+                "shared group hand-back", self._pick_other(keys, args)
+            )
+            if node is None:
+                logger.info("shared group %r: no member left on any node, message dropped", group)
+                return
+            body = encode_body(publication, publication.message_id)
+            message = [group, publication.channel, publication.offset, publication.epoch, body]
+            await self._bus.send(_text(node), HAND_BACK, [*message, tried])
+        except EngineUnavailable:
+            logger.warning("shared group %r: message not handed back, Redis unavailable", group)
+
+    def _on_handed(self, sender: str, message: Any) -> None:
+        """Another node could not deliver a message of a group: deliver it here, or pass it on."""
+        try:
+            group, channel, offset, epoch, body, tried = message
+            publication = decode_body(str(channel), body, int(offset), str(epoch))
+            tried = [str(node) for node in tried]
+        except (TypeError, ValueError):
+            logger.warning("shared groups: a malformed hand-back from node %s", sender)
+            return
+        deliver = self._deliverers.get(str(group))
+        if deliver is None:
+            deliver = _nobody
+        self._deliver(str(group), publication, deliver, tried)
 
     async def close(self) -> None:
         """Leave every group: other nodes stop picking this one at once."""
@@ -196,3 +324,12 @@ class RedisGroups:
             await self._announce()
         except Exception:
             logger.warning("shared groups: could not leave the groups", exc_info=True)
+
+
+def _nobody(publication: Publication) -> bool:
+    """The delivery of a group this node has no members of."""
+    return False
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
