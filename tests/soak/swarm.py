@@ -46,6 +46,9 @@ BULK = "soak/bulk"
 ROOM = "soak/room"
 WAMP_SERIALIZERS = ("json", "msgpack", "cbor")
 P = TypeVar("P", bound=Peer)
+# An abrupt client's wait for its own abort, at most: the play's stall check
+# ends it sooner if the feed stops.
+ABORT_WAIT = 600.0
 AUTOBAHN_SERIALIZERS = {
     "json": JsonSerializer,
     "msgpack": MsgPackSerializer,
@@ -67,7 +70,10 @@ class Plan:
     # An abrupt client drops its connection after this many feed messages.
     abort_after: int
     seed: int
-    deadline: float
+    # The play fails once nothing has progressed (no message delivered,
+    # published, called, refused or aborted) for this many seconds: a lost
+    # message shows as a stall, while a slow machine only makes the play longer.
+    stall: float
 
 
 class Tally:
@@ -413,8 +419,10 @@ class Swarm:
             if protocol == "jsonrpc.2.0":
                 await asyncio.sleep(self.random.uniform(0.1, 1.0))
                 peer.abort()
+            # Until the tally reaches ``after``, however long the feed takes
+            # (the play's stall check bounds it).
             with contextlib.suppress(TimeoutError):
-                await peer.wait_closed(20)
+                await peer.wait_closed(ABORT_WAIT)
             if not peer.is_closed:
                 self.fail(f"abrupt {protocol} client still open")
                 return
@@ -456,14 +464,32 @@ class Swarm:
             if time.monotonic() - started > 3:
                 note(f"{run.__qualname__} took {time.monotonic() - started:.1f}s")
 
+        async def everything() -> None:
+            await asyncio.gather(*runs)
+            note("publishers and behaviours done")
+            await asyncio.gather(*(tally.done.wait() for tally in self.tallies))
+
         runs = [asyncio.ensure_future(timed(run)) for run in self.publishers + self.behaviours]
-        try:
-            async with asyncio.timeout(self.plan.deadline):
-                await asyncio.gather(*runs)
-                note("publishers and behaviours done")
-                await asyncio.gather(*(tally.done.wait() for tally in self.tallies))
-        except TimeoutError:
-            self.fail("deadline passed before every subscriber got every message")
+        playing = asyncio.ensure_future(everything())
+        # No wall-clock deadline: on a loaded machine the same play takes two or
+        # three times as long. What fails it is a stall, nothing happening.
+        last, since = self.progress(), time.monotonic()
+        while not playing.done():
+            await asyncio.wait({playing}, timeout=0.25)
+            now = self.progress()
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since > self.plan.stall:
+                self.fail(
+                    f"nothing progressed for {self.plan.stall:.0f}s before every subscriber "
+                    "got every message"
+                )
+                playing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await playing
+                break
+        else:
+            playing.result()  # a run that raised fails the swarm, as it did
         for run in runs:
             run.cancel()
         for tally in self.tallies:
@@ -474,6 +500,12 @@ class Swarm:
                 self.fail(error)
             if not tally.done.is_set():
                 self.fail(f"{tally.name}: missing {tally.missing()}")
+
+    def progress(self) -> int:
+        """Everything the play has done so far, as one number that only grows."""
+        report = self.report
+        done = report.published + report.rpc_calls + report.garbage + report.aborted
+        return done + sum(tally.count for tally in self.tallies)
 
     async def close_all(self) -> None:
         async def close_peer(peer: Peer) -> None:
