@@ -19,6 +19,7 @@ from tests.api.conftest import KEY, call, result
 from tests.auth_helpers import SECRET, mint
 from tests.multinode.conftest import HubProcess
 from tests.multinode.redis_server import RedisServer
+from tests.multinode.redis_server import redis_server as redis_server
 from tests.protocols.channels.conftest import ChannelsPeer
 
 pytestmark = pytest.mark.service
@@ -39,15 +40,6 @@ class ApiNode(HubProcess):
         found = re.search(r"server API listening on (http://\S+)/api/", self.log())
         assert found is not None, self.log()
         self.api = found.group(1)
-
-
-@pytest.fixture
-async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    """A private redis-server on a free port, for this test only."""
-    server = RedisServer(tmp_path)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from hub.engine import (
 from hub.engine.redis import RedisBroker, RedisEngineConfig, redis_engine
 from hub.engine.sqlite import SqliteBackend
 from hub.engine.topics import is_pattern
+from tests.multinode.redis_server import redis_server as redis_server
 from tests.multinode.redis_server import shared_redis_server
 
 

@@ -18,7 +18,6 @@ from hub.errors import EngineUnavailable
 from tests.engine.conftest import Backend
 from tests.engine.test_redis_engine import NodeFactory, broker, eventually
 from tests.engine.test_redis_engine import node as node
-from tests.engine.test_redis_engine import redis_server as redis_server
 from tests.multinode.redis_server import RedisServer
 
 

@@ -8,7 +8,6 @@ now stops at its limit and past its byte budget, and says ``truncated``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -21,14 +20,6 @@ pytestmark = pytest.mark.service
 ENTRIES = 2000
 BLOB = "x" * 10_000
 BUDGET = 64 * 1024
-
-
-@pytest.fixture
-async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from tests.multinode.redis_server import RedisServer, free_port
+from tests.multinode.redis_server import redis_server as redis_server
 from tests.protocols.channels.conftest import ChannelsPeer
 
 # The protocols' own real-client fixtures, for nodes in other processes: both
@@ -126,15 +127,6 @@ class HubProcess:
 
 ClusterFactory = Callable[..., Awaitable[list[HubProcess]]]
 PeerFactory = Callable[[HubProcess], Awaitable[ChannelsPeer]]
-
-
-@pytest.fixture
-async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    """A private redis-server on a free port (persistence off), for this test only."""
-    server = RedisServer(tmp_path)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

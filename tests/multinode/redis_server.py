@@ -15,8 +15,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from redis.asyncio import Redis
 
 
@@ -144,3 +146,16 @@ def shared_redis_server() -> RedisServer:
         atexit.register(server.stop_sync)
         _shared = server
     return _shared
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A private redis-server on a free port (persistence off), for this test only.
+
+    Suites get it from their conftest (``tests/engine``, ``tests/multinode``) or
+    import it by name.
+    """
+    server = RedisServer(tmp_path)
+    await server.start()
+    yield server
+    await server.stop()
