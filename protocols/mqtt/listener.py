@@ -21,15 +21,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import ssl
 from typing import TYPE_CHECKING, Any, Final
 
+from hub.auth import ExpiryWatch
 from hub.close_codes import CloseCode
 from hub.errors import PermissionDenied
 from hub.handler import Identity
 from hub.limits import ConnectionSlots, MessageRateLimiter, address_key
 from hub.rpc import CallContext
+from hub.session import BoundedSession
 from hub.tls import TlsError
 from protocols.mqtt.handler import MqttHandler
 
@@ -84,11 +85,8 @@ def certificate_identity(peercert: Any) -> Identity | None:
     return Identity(str(common_name), {"certificate": subject}, method="tls")
 
 
-class TcpSession:
+class TcpSession(BoundedSession):
     """A TCP (or TLS) connection as a ``hub.handler.Session``: writes are bounded."""
-
-    subprotocol = PROTOCOL
-    wire_name = PROTOCOL
 
     def __init__(
         self,
@@ -98,16 +96,34 @@ class TcpSession:
         remote_address: str,
         max_outbound_bytes: int,
     ) -> None:
-        self.id = secrets.token_urlsafe(12)
-        self.identity = identity
-        self.remote_address = remote_address
+        super().__init__(
+            PROTOCOL,
+            identity=identity,
+            max_outbound_bytes=max_outbound_bytes,
+            on_slow_consumer=None,
+            wire_name=PROTOCOL,
+        )
+        self._remote_address = remote_address
         self.forwarded_headers: dict[str, str] = {}
         self._writer = writer
         # Written to directly: a fan-out calls send once per subscriber, and the
         # StreamWriter's methods only forward to it.
         self._transport = writer.transport
-        self._max_outbound_bytes = max_outbound_bytes
         self.close_code: int | None = None
+
+    @property
+    def remote_address(self) -> str:
+        return self._remote_address
+
+    def outbound_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size()
+
+    def _given_up(self) -> bool:
+        return self.close_code is not None
+
+    def _give_up(self, code: int, reason: str) -> None:
+        self.close_code = code
+        self._transport.abort()
 
     def send(self, message: str | bytes, *, text: bool | None = None) -> None:
         transport = self._transport
@@ -225,6 +241,14 @@ class MqttListeners:
             hub.detach(session.id)
             active.dec()
             return
+        except Exception:
+            hub.detach(session.id)
+            active.dec()
+            metrics.handler_errors.labels(PROTOCOL).inc()
+            logger.exception("MQTT/TCP session %s: connect hook failed", session.id)
+            return
+        # As on WebSocket: the session ends when its identity (a JWT's exp) expires.
+        expiry = ExpiryWatch.attach(session, handler, hub.refresher)
         limits = hub.config.limits
         limiter = MessageRateLimiter(limits.message_rate, limits.message_burst)
         handler.work = limiter
@@ -253,6 +277,7 @@ class MqttListeners:
             metrics.handler_errors.labels(PROTOCOL).inc()
             logger.exception("MQTT/TCP session %s: handler failed", session.id)
         finally:
+            expiry.close()
             self._handlers.discard(handler)
             active.dec()
             hub.detach(session.id)

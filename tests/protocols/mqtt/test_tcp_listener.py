@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -338,3 +339,26 @@ async def test_disconnect_is_read_before_the_socket_ends(
     rest = await client.recv_all()
     assert isinstance(rest[-1], Disconnect)
     assert rest[-1].reason_code == ReasonCode.RECEIVE_MAXIMUM_EXCEEDED
+
+
+async def test_jwt_login_over_tcp_ends_at_the_token_expiry(
+    make_hub: HubFactory, raw_tcp: RawFactory
+) -> None:
+    """As on WebSocket (close 3000), a TCP session logged in with a JWT ends at its exp."""
+    from tests.auth_helpers import hs_auth, mint
+
+    hub = await make_hub({**PLAIN, "auth": {"allow_anonymous": True, **hs_auth()}})
+    client = await raw_tcp(listener(hub))
+    token = mint("ada", ttl=2).encode()
+    await client.send(Connect(protocol_level=5, client_id="exp", username="ada", password=token))
+    connack = await client.recv()
+    assert isinstance(connack, Connack)
+    assert connack.return_code == 0
+    opened = time.monotonic()
+    # The socket closes (nothing more is sent) once the token has expired, not before.
+    assert await client.recv_all(timeout=8) == []
+    assert time.monotonic() - opened > 0.5
+    client.writer.close()
+    async with asyncio.timeout(5):
+        while hub.session_ids:  # noqa: ASYNC110 - the listener detaches it, no event to await
+            await asyncio.sleep(0.05)
