@@ -57,6 +57,23 @@ LINGER: Final = 0.5
 # At most this long waiting for the count 0 to be stored (Redis unreachable).
 LEAVE_TIMEOUT: Final = 5.0
 
+# The choice both scripts make (prepended to each): of the live nodes
+# ({node, member count}, total > 0), the next in turn by the group's counter,
+# weighted by count. The counter lives a day past its last use.
+_IN_TURN = """
+local function in_turn(live, total, counter)
+  table.sort(live, function(a, b) return a[1] < b[1] end)
+  local turn = redis.call('INCR', counter) % total
+  redis.call('PEXPIRE', counter, 86400000)
+  for _, entry in ipairs(live) do
+    if turn < entry[2] then
+      return entry[1]
+    end
+    turn = turn - entry[2]
+  end
+end
+"""
+
 # KEYS: per offer, the group's nodes hash, its counter, the message's claim key.
 # ARGV: this node, alive key prefix, alive key suffix, claim TTL (ms).
 # Per offer, 1 when this node delivers the message, else 0.
@@ -81,17 +98,7 @@ local function pick(nodes, counter)
   if total == 0 then
     return me
   end
-  table.sort(live, function(a, b) return a[1] < b[1] end)
-  local turn = redis.call('INCR', counter)
-  redis.call('PEXPIRE', counter, 86400000)
-  turn = turn % total
-  for _, entry in ipairs(live) do
-    if turn < entry[2] then
-      return entry[1]
-    end
-    turn = turn - entry[2]
-  end
-  return me
+  return in_turn(live, total, counter) or me
 end
 local out = {}
 for i = 1, #KEYS, 3 do
@@ -127,15 +134,7 @@ end
 if total == 0 then
   return false
 end
-table.sort(live, function(a, b) return a[1] < b[1] end)
-local turn = redis.call('INCR', KEYS[2]) % total
-for _, entry in ipairs(live) do
-  if turn < entry[2] then
-    return entry[1]
-  end
-  turn = turn - entry[2]
-end
-return false
+return in_turn(live, total, KEYS[2]) or false
 """
 
 # The node bus message kind of a message handed back: [group, channel,
@@ -151,8 +150,8 @@ class RedisGroups:
         self._prefix = link.keys.prefix
         self._bus = bus
         self.node_id = bus.node_id
-        self._offer: AsyncScript = link.client.register_script(_OFFER)
-        self._pick_other: AsyncScript = link.client.register_script(_PICK_OTHER)
+        self._offer: AsyncScript = link.client.register_script(_IN_TURN + _OFFER)
+        self._pick_other: AsyncScript = link.client.register_script(_IN_TURN + _PICK_OTHER)
         # Each group's delivery here (the latest offer's), for messages handed to this node.
         self._deliverers: dict[str, Deliver] = {}
         # Messages this node could not deliver, with the nodes that could not either.
