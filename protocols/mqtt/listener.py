@@ -210,7 +210,7 @@ class MqttListeners:
             writer.close()
             return
         try:
-            await self._run(reader, writer, f"{host}:{peer[1]}")
+            await self._run(reader, writer, f"{host}:{peer[1]}", key)
         finally:
             self._slots.release(key)
             writer.close()
@@ -218,7 +218,7 @@ class MqttListeners:
                 await writer.wait_closed()
 
     async def _run(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, remote: str
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, remote: str, key: str
     ) -> None:
         hub = self._hub
         metrics = hub.metrics
@@ -250,7 +250,11 @@ class MqttListeners:
         # As on WebSocket: the session ends when its identity (a JWT's exp) expires.
         expiry = ExpiryWatch.attach(session, handler, hub.refresher)
         limits = hub.config.limits
-        limiter = MessageRateLimiter(limits.message_rate, limits.message_burst)
+        # As on WebSocket: an address just closed for its rate starts without a burst.
+        penalties = hub.server.penalties
+        limiter = MessageRateLimiter(
+            limits.message_rate, limits.message_burst, full=not penalties.active(key)
+        )
         handler.work = limiter
         self._handlers.add(handler)
         code: int = CloseCode.ABNORMAL_CLOSURE
@@ -270,6 +274,10 @@ class MqttListeners:
                     await session.close(CloseCode.POLICY_VIOLATION, "message rate exceeded")
                 else:
                     await handler.on_rate_limited(data)
+                if limiter.flooding:
+                    # Now, not when the loop ends: a half-closed socket lingers
+                    # while the client may already be reconnecting.
+                    penalties.punish(key)
             code = session.close_code or CloseCode.ABNORMAL_CLOSURE
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
             pass

@@ -362,3 +362,23 @@ async def test_jwt_login_over_tcp_ends_at_the_token_expiry(
     async with asyncio.timeout(5):
         while hub.session_ids:  # noqa: ASYNC110 - the listener detaches it, no event to await
             await asyncio.sleep(0.05)
+
+
+async def test_reconnecting_over_tcp_after_a_flood_close_buys_no_new_burst(
+    make_hub: HubFactory, raw_tcp: RawFactory
+) -> None:
+    """As on WebSocket: after a flood close, the address starts with an empty bucket,
+    so its next connection is closed at its first refusal, not after a burst."""
+    slow = {"message_rate": 0.001, "message_burst": 5}
+    hub = await make_hub({**PLAIN, "limits": slow})
+    flooder = await raw_tcp(listener(hub))
+    await flooder.send(Connect(protocol_level=5, client_id="flood"))
+    assert isinstance(await flooder.recv(), Connack)
+    await flooder.send(*[Publish("t", b"x", 0) for _ in range(50)])
+    await flooder.recv_all()  # closed for its rate
+    again = await raw_tcp(listener(hub))
+    # Four packets: within a full burst of five, over an empty bucket.
+    await again.send(Connect(protocol_level=5, client_id="again"))
+    await again.send(*[Publish("t", b"x", 0) for _ in range(3)])
+    packets = await again.recv_all()  # closed (TimeoutError if it stays open)
+    assert all(isinstance(p, Connack | Disconnect) for p in packets)
