@@ -1,12 +1,13 @@
 """Serving one session: the steps every transport runs around a protocol handler.
 
-A WebSocket connection (hub.server) and a fallback HTTP stream
-(hub.fallback) are served alike: the handler is made, the session joins the
-hub's table (so the server API reaches it) before the connect hooks run, its
-identity's expiry is watched, each message is counted and held to the message
-rate, a session that floods is closed and its address starts its next
-sessions with an empty bucket (``RatePenalties``), a handler's failure closes
-its own session only, and the disconnect hooks run last.
+A WebSocket connection (hub.server), a fallback HTTP stream (hub.fallback)
+and an MQTT TCP/TLS socket (protocols.mqtt.listener) are served alike: the
+handler is made, the session joins the hub's table (so the server API
+reaches it) before the connect hooks run, its identity's expiry is watched,
+each message is counted and held to the message rate, a session that floods
+is closed and its address starts its next sessions with an empty bucket
+(``RatePenalties``), a handler's failure closes its own session only, and
+the disconnect hooks run last.
 """
 
 from __future__ import annotations

@@ -22,14 +22,13 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final
 
-from hub.auth import ExpiryWatch
 from hub.close_codes import CloseCode
-from hub.errors import PermissionDenied
-from hub.handler import Identity
-from hub.limits import ConnectionSlots, MessageRateLimiter, address_key
-from hub.rpc import CallContext
+from hub.handler import Identity, ProtocolSpec, Session
+from hub.limits import ConnectionSlots, address_key
+from hub.serving import serve_session
 from hub.session import BoundedSession
 from hub.tls import TlsError
 from protocols.mqtt.handler import MqttHandler
@@ -169,7 +168,9 @@ class MqttListeners:
         limits = hub.config.limits
         self._slots = ConnectionSlots(limits.max_connections, limits.max_connections_per_ip)
         self._servers: list[asyncio.Server] = []
-        self._handlers: set[MqttHandler] = set()
+        self._handlers: dict[str, MqttHandler] = {}
+        # Only its name (the metrics' label) and factory are read by serve_session.
+        self._spec = ProtocolSpec(name=PROTOCOL, factory=self._handler)
 
     @property
     def addresses(self) -> list[tuple[str, int, bool]]:
@@ -192,7 +193,7 @@ class MqttListeners:
     async def stop(self) -> None:
         for server in self._servers:
             server.close()
-        for handler in list(self._handlers):
+        for handler in list(self._handlers.values()):
             with contextlib.suppress(Exception):
                 await handler.shutdown()
         for server in self._servers:
@@ -221,77 +222,54 @@ class MqttListeners:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, remote: str, key: str
     ) -> None:
         hub = self._hub
-        metrics = hub.metrics
         session = TcpSession(
             writer,
             identity=certificate_identity(writer.get_extra_info("peercert")),
             remote_address=remote,
             max_outbound_bytes=hub.config.limits.max_outbound_bytes,
         )
-        handler = MqttHandler(session, hub)
-        received = metrics.messages_received.labels(PROTOCOL)
-        active = metrics.connections_active.labels(PROTOCOL)
-        metrics.connections_opened.labels(PROTOCOL).inc()
-        active.inc()
-        context = CallContext(hub, session.id, PROTOCOL, session.identity)
-        hub.attach(session, handler)
         try:
-            await hub.hooks.run_connect(context)
-        except PermissionDenied:
-            hub.detach(session.id)
-            active.dec()
-            return
-        except Exception:
-            hub.detach(session.id)
-            active.dec()
-            metrics.handler_errors.labels(PROTOCOL).inc()
-            logger.exception("MQTT/TCP session %s: connect hook failed", session.id)
-            return
-        # As on WebSocket: the session ends when its identity (a JWT's exp) expires.
-        expiry = ExpiryWatch.attach(session, handler, hub.refresher)
-        limits = hub.config.limits
-        # As on WebSocket: an address just closed for its rate starts without a burst.
-        penalties = hub.server.penalties
-        limiter = MessageRateLimiter(
-            limits.message_rate, limits.message_burst, full=not penalties.active(key)
-        )
-        handler.work = limiter
-        self._handlers.add(handler)
-        code: int = CloseCode.ABNORMAL_CLOSURE
-        try:
-            await handler.on_open()
-            while True:
-                data = await reader.read(READ_SIZE)
-                if not data:
-                    break
-                if session.close_code is not None:
-                    continue  # closing: what still comes is dropped (LINGER)
-                received.inc()
-                if limiter.allow():
-                    await handler.on_message(data)
-                elif limiter.flooding:
-                    metrics.rate_limit_closes.labels(PROTOCOL).inc()
-                    await session.close(CloseCode.POLICY_VIOLATION, "message rate exceeded")
-                else:
-                    await handler.on_rate_limited(data)
-                if limiter.flooding:
-                    # Now, not when the loop ends: a half-closed socket lingers
-                    # while the client may already be reconnecting.
-                    penalties.punish(key)
-            code = session.close_code or CloseCode.ABNORMAL_CLOSURE
-        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
-            pass
-        except Exception:
-            metrics.handler_errors.labels(PROTOCOL).inc()
-            logger.exception("MQTT/TCP session %s: handler failed", session.id)
+            # The WebSocket steps (hooks, table, expiry, rate, penalty), not a copy.
+            await serve_session(
+                hub,
+                self._spec,
+                session,
+                _packets(reader, session),
+                address=key,
+                penalties=hub.server.penalties,
+                closed=(ConnectionError, ssl.SSLError, asyncio.IncompleteReadError),
+                close_codes=lambda: (
+                    session.close_code,
+                    session.close_code or CloseCode.ABNORMAL_CLOSURE,
+                ),
+            )
         finally:
-            expiry.close()
-            self._handlers.discard(handler)
-            active.dec()
-            hub.detach(session.id)
-            try:
-                await handler.on_close(code)
-                context.identity = session.identity
-                await hub.hooks.run_disconnect(context)
-            except Exception:
-                logger.exception("MQTT/TCP session %s: on_close failed", session.id)
+            self._handlers.pop(session.id, None)
+        if session.close_code is not None:
+            await _linger(reader)
+
+    def _handler(self, session: Session, hub: Hub) -> MqttHandler:
+        # Remembered for stop(): 5.0 clients get DISCONNECT 0x8B on shutdown.
+        handler = MqttHandler(session, hub)
+        self._handlers[session.id] = handler
+        return handler
+
+
+async def _packets(reader: asyncio.StreamReader, session: TcpSession) -> AsyncIterator[bytes]:
+    """The bytes the client sends, until it ends or the session closes."""
+    # Closed by the handler (checked before waiting for more): the session
+    # ends now, its address punished at once for a flood, and _linger drops
+    # what still comes.
+    while session.close_code is None:
+        data = await reader.read(READ_SIZE)
+        if not data or session.close_code is not None:
+            return
+        yield data
+
+
+async def _linger(reader: asyncio.StreamReader) -> None:
+    """Read and drop until the client closes or LINGER ends (TcpSession.close)."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(LINGER + 1):
+            while await reader.read(READ_SIZE):
+                pass
