@@ -21,7 +21,12 @@ intervals; the messages claimed for it meanwhile are lost with it. With no
 live node announced (Redis lost its data, or announcements still on their
 way), the first node to offer a message delivers it: still once. Each node
 announces its counts again every :data:`ANNOUNCE_EVERY` seconds, so they come
-back if Redis lost them.
+back if Redis lost them; the announcement also renews the nodes hash's expiry
+(and the counter's), so the keys of a group nobody announces any more (its
+nodes died, or its last count 0 was not stored) vanish.
+
+The offers waiting for a decision, and the messages waiting to be handed
+back, are bounded in count and in bytes (:mod:`hub.engine.redis.pending`).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
+from collections.abc import Awaitable
 from typing import Any, Final
 
 from redis.commands.core import AsyncScript
@@ -39,7 +44,9 @@ from hub.engine.bus import NodeBus
 from hub.engine.groups import Deliver
 from hub.engine.redis.codec import decode_body, encode_body
 from hub.engine.redis.link import RedisLink
+from hub.engine.redis.pending import MAX_PENDING_BYTES, PendingQueue
 from hub.errors import EngineUnavailable
+from hub.payloads import payload_size
 
 logger = logging.getLogger("hub.engine.redis")
 
@@ -51,6 +58,8 @@ BATCH: Final = 256
 MAX_PENDING: Final = 100_000
 # Seconds between announcements of this node's member counts (Redis may lose them).
 ANNOUNCE_EVERY: Final = 5.0
+# A group's keys outlive the last announcement by this many intervals.
+KEYS_LIVE: Final = 3
 # After its count 0 is stored, how long a node keeps receiving a group's messages:
 # those picked for it before are still on their way over pub/sub.
 LINGER: Final = 0.5
@@ -59,12 +68,12 @@ LEAVE_TIMEOUT: Final = 5.0
 
 # The choice both scripts make (prepended to each): of the live nodes
 # ({node, member count}, total > 0), the next in turn by the group's counter,
-# weighted by count. The counter lives a day past its last use.
+# weighted by count. The counter lives as long as the nodes hash (ms).
 _IN_TURN = """
-local function in_turn(live, total, counter)
+local function in_turn(live, total, counter, keys_ttl)
   table.sort(live, function(a, b) return a[1] < b[1] end)
   local turn = redis.call('INCR', counter) % total
-  redis.call('PEXPIRE', counter, 86400000)
+  redis.call('PEXPIRE', counter, keys_ttl)
   for _, entry in ipairs(live) do
     if turn < entry[2] then
       return entry[1]
@@ -75,10 +84,11 @@ end
 """
 
 # KEYS: per offer, the group's nodes hash, its counter, the message's claim key.
-# ARGV: this node, alive key prefix, alive key suffix, claim TTL (ms).
+# ARGV: this node, alive key prefix, alive key suffix, claim TTL (ms), keys TTL (ms).
 # Per offer, 1 when this node delivers the message, else 0.
 _OFFER = """
 local me, prefix, suffix, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local keys_ttl = tonumber(ARGV[5])
 local alive = {}
 local function pick(nodes, counter)
   local entries = redis.call('HGETALL', nodes)
@@ -98,7 +108,7 @@ local function pick(nodes, counter)
   if total == 0 then
     return me
   end
-  return in_turn(live, total, counter) or me
+  return in_turn(live, total, counter, keys_ttl) or me
 end
 local out = {}
 for i = 1, #KEYS, 3 do
@@ -113,12 +123,12 @@ return out
 """
 
 # KEYS: the group's nodes hash, its counter.
-# ARGV: alive key prefix, alive key suffix, then the nodes to leave out.
+# ARGV: alive key prefix, alive key suffix, keys TTL (ms), then the nodes to leave out.
 # The next live node with members in turn, weighted by count; nil if none.
 _PICK_OTHER = """
-local prefix, suffix = ARGV[1], ARGV[2]
+local prefix, suffix, keys_ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local skip = {}
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   skip[ARGV[i]] = true
 end
 local entries = redis.call('HGETALL', KEYS[1])
@@ -134,7 +144,7 @@ end
 if total == 0 then
   return false
 end
-return in_turn(live, total, KEYS[2]) or false
+return in_turn(live, total, KEYS[2], keys_ttl) or false
 """
 
 # The node bus message kind of a message handed back: [group, channel,
@@ -145,8 +155,20 @@ HAND_BACK: Final = "share.deliver"
 class RedisGroups:
     """This node's side of every shared group: its member counts, and its offers, in order."""
 
-    def __init__(self, link: RedisLink, bus: NodeBus) -> None:
+    def __init__(
+        self,
+        link: RedisLink,
+        bus: NodeBus,
+        *,
+        announce_every: float = ANNOUNCE_EVERY,
+        claim_ttl_ms: int = CLAIM_TTL_MS,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
+    ) -> None:
         self._link = link
+        self._announce_every = announce_every
+        self._keys_ttl_ms = max(1, int(KEYS_LIVE * announce_every * 1000))
+        self._claim_ttl_ms = claim_ttl_ms
+        self._next_announcement = 0.0
         self._prefix = link.keys.prefix
         self._bus = bus
         self.node_id = bus.node_id
@@ -155,14 +177,22 @@ class RedisGroups:
         # Each group's delivery here (the latest offer's), for messages handed to this node.
         self._deliverers: dict[str, Deliver] = {}
         # Messages this node could not deliver, with the nodes that could not either.
-        self._handed: deque[tuple[str, Publication, list[str]]] = deque()
+        dropped = link.metrics.dropped
+        self._handed: PendingQueue[tuple[str, Publication, list[str]]] = PendingQueue(
+            "shared group hand-backs",
+            dropped,
+            max_items=MAX_PENDING,
+            max_bytes=max_pending_bytes,
+        )
         # left() calls waiting for the next announcement to be stored.
         self._announced: list[asyncio.Future[None]] = []
         bus.on(HAND_BACK, self._on_handed)
         # What Redis should hold for this node, written by one task in order.
         self._counts: dict[str, int] = {}
         self._dirty: dict[str, int] = {}
-        self._pending: deque[tuple[str, Publication, Deliver]] = deque()
+        self._pending: PendingQueue[tuple[str, Publication, Deliver]] = PendingQueue(
+            "shared group offers", dropped, max_items=MAX_PENDING, max_bytes=max_pending_bytes
+        )
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
 
@@ -186,11 +216,8 @@ class RedisGroups:
             return
         if group in self._counts:  # not for a group this node is leaving: kept no longer
             self._deliverers[group] = deliver
-        if len(self._pending) >= MAX_PENDING:
-            logger.warning("shared group %r: too many offers waiting, message dropped", group)
-            return
-        self._pending.append((group, publication, deliver))
-        self._kick()
+        if self._pending.append((group, publication, deliver), payload_size(publication.data)):
+            self._kick()
 
     def _kick(self) -> None:
         self._wake.set()
@@ -199,11 +226,14 @@ class RedisGroups:
 
     async def _work(self) -> None:
         while True:
+            loop = asyncio.get_running_loop()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(ANNOUNCE_EVERY):
+                async with asyncio.timeout_at(self._next_announcement):
                     await self._wake.wait()
-            if not self._wake.is_set():
-                # Quiet for a while: the counts again, in case Redis lost them.
+            if loop.time() >= self._next_announcement:
+                # On a clock, busy or not: the counts again, in case Redis lost
+                # them, and the keys' expiry renewed.
+                self._next_announcement = loop.time() + self._announce_every
                 self._dirty = {**self._counts, **self._dirty}
             self._wake.clear()
             await self._announce()
@@ -235,8 +265,12 @@ class RedisGroups:
         dirty, self._dirty = self._dirty, {}
         for group, count in dirty.items():
             key = self._key(group, "nodes")
+            command: Awaitable[Any]
             if count:
-                command = self._link.client.hset(key, self.node_id, count)
+                pipe = self._link.client.pipeline(transaction=True)
+                pipe.hset(key, self.node_id, count)
+                pipe.pexpire(key, self._keys_ttl_ms)
+                command = pipe.execute()
             else:
                 command = self._link.client.hdel(key, self.node_id)
             try:
@@ -255,7 +289,13 @@ class RedisGroups:
                 self._key(group, "next"),
                 self._key(group, "m:" + publication.message_id.hex()),
             ]
-        args: list[str | int] = [self.node_id, f"{self._prefix}node:", ":alive", CLAIM_TTL_MS]
+        args: list[str | int] = [
+            self.node_id,
+            f"{self._prefix}node:",
+            ":alive",
+            self._claim_ttl_ms,
+            self._keys_ttl_ms,
+        ]
         try:
             owned: list[int] = await self._link.run("shared group offer", self._offer(keys, args))
         except EngineUnavailable:
@@ -276,16 +316,14 @@ class RedisGroups:
         except Exception:
             logger.exception("shared group delivery failed")
             return
-        if len(self._handed) >= MAX_PENDING:
-            logger.warning("shared group %r: too many hand-backs waiting, message dropped", group)
-            return
-        self._handed.append((group, publication, [*tried, self.node_id]))
-        self._kick()
+        handed = (group, publication, [*tried, self.node_id])
+        if self._handed.append(handed, payload_size(publication.data)):
+            self._kick()
 
     async def _hand_back(self, group: str, publication: Publication, tried: list[str]) -> None:
         """Pass a message this node could not deliver to another node with members."""
         keys = [self._key(group, "nodes"), self._key(group, "next")]
-        args = [f"{self._prefix}node:", ":alive", *tried]
+        args: list[str | int] = [f"{self._prefix}node:", ":alive", self._keys_ttl_ms, *tried]
         try:
             node: bytes | None = await self._link.run(
                 "shared group hand-back", self._pick_other(keys, args)

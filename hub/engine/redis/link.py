@@ -87,6 +87,12 @@ class EngineMetrics:
             "Channels whose publications missed during a pub/sub loss could not all be replayed",
             registry=registry,
         )
+        self.dropped = Counter(
+            "wshub_engine_dropped",
+            "Messages dropped because too many (or too many bytes) were waiting for Redis",
+            ["queue"],
+            registry=registry,
+        )
 
 
 @dataclass
