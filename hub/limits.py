@@ -24,7 +24,7 @@ class MessageRateLimiter:
     and the caller can close it.
     """
 
-    __slots__ = ("_burst", "_clock", "_rate", "_stamp", "_tokens", "refused")
+    __slots__ = ("_burst", "_clock", "_rate", "_stamp", "_tokens", "on_flood", "refused")
 
     def __init__(
         self,
@@ -47,6 +47,9 @@ class MessageRateLimiter:
         # each time (RatePenalties): it is closed at its first refusal.
         self._tokens = self._burst if full else 0.0
         self.refused = 0 if full else int(self._burst)
+        # Called once, by the refusal that makes ``flooding`` true: the
+        # server stops reading the connection there (hub.serving).
+        self.on_flood: Callable[[], None] | None = None
 
     @property
     def flooding(self) -> bool:
@@ -76,6 +79,8 @@ class MessageRateLimiter:
             return True
         self._tokens = tokens
         self.refused += 1
+        if self.refused == int(self._burst) + 1 and self.on_flood is not None:
+            self.on_flood()
         return False
 
 
@@ -115,8 +120,11 @@ class RatePenalties:
     """Addresses whose connection was just closed for its message rate.
 
     For ``seconds`` after such a close, new connections from the address start
-    with an empty token bucket. Bounded: past ``max_entries`` the oldest
-    penalty is forgotten.
+    with an empty token bucket. An address closed again while under its
+    penalty (it reconnected and flooded at once: a loop, not a burst) is a
+    repeat offender: its upgrades are refused (HTTP 429) until the penalty
+    ends, so each reconnect costs the hub a refused handshake, not an inflated
+    message. Bounded: past ``max_entries`` the oldest penalty is forgotten.
     """
 
     __slots__ = ("_clock", "_max_entries", "_seconds", "_until")
@@ -131,22 +139,33 @@ class RatePenalties:
         self._seconds = seconds
         self._max_entries = max_entries
         self._clock = clock
-        self._until: dict[str, float] = {}
+        # key -> (penalty's end, whether the key flooded again under it)
+        self._until: dict[str, tuple[float, bool]] = {}
 
     def punish(self, key: str) -> None:
-        self._until.pop(key, None)
-        self._until[key] = self._clock() + self._seconds
+        now = self._clock()
+        previous = self._until.pop(key, None)
+        repeat = previous is not None and previous[0] > now
+        self._until[key] = (now + self._seconds, repeat)
         while len(self._until) > self._max_entries:
             del self._until[next(iter(self._until))]
 
     def active(self, key: str) -> bool:
-        until = self._until.get(key)
-        if until is None:
+        entry = self._until.get(key)
+        if entry is None:
             return False
-        if until > self._clock():
+        if entry[0] > self._clock():
             return True
         del self._until[key]
         return False
+
+    def refusal(self, key: str) -> float | None:
+        """Seconds a repeat offender's upgrades are still refused; None: not refused."""
+        entry = self._until.get(key)
+        if entry is None or not entry[1]:
+            return None
+        left = entry[0] - self._clock()
+        return left if left > 0 else None
 
 
 class SlotRefused(Enum):

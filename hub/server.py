@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from time import perf_counter
@@ -57,6 +59,14 @@ def _refused_at_accept(body: bytes) -> bytes:
     )
 
 
+FLOOD_REFUSED_TEXT = "closed twice for flooding: wait (limits.message_rate)\n"
+# The answer to a repeat flooder once its penalty is over (HubConnection.held_back).
+FLOODER_REFUSED = (
+    b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: %d\r\nRetry-After: 0\r\nConnection: close\r\n\r\n%s"
+    % (len(FLOOD_REFUSED_TEXT), FLOOD_REFUSED_TEXT.encode())
+)
+
 SLOT_REFUSED_TEXT = {
     SlotRefused.MAX_CONNECTIONS: "server full: too many connections (limits.max_connections)\n",
     SlotRefused.PER_IP: "too many connections from your address (limits.max_connections_per_ip)\n",
@@ -83,6 +93,8 @@ class HubConnection(ServerConnection):
     # CPython shares instance-dict keys for at most 30; past that every
     # connection carries a dict of its own (~1.3 KiB, docs/benchmarks.md).
     __slots__ = (
+        "_held",
+        "_stopped",
         "_unread",
         "forwarded_for",
         "forwarded_headers",
@@ -98,6 +110,9 @@ class HubConnection(ServerConnection):
     # Told when the TCP connection is accepted; a refusal closes it at once (the
     # connection limits count a socket from its accept, not its request).
     on_accept: Callable[[HubConnection], SlotRefused | None] | None = None
+    # Told when the TCP connection is accepted (and holds its slot): the
+    # seconds a repeat flooder's socket is held before its 429, or None.
+    held_back: Callable[[HubConnection], float | None] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.negotiated: ProtocolSpec | None = None
@@ -114,6 +129,10 @@ class HubConnection(ServerConnection):
         self.forwarded_headers: dict[str, str] | None = None
         # Bytes read but not yet fed to the protocol (see data_received).
         self._unread = b""
+        # Set once the client is closed for flooding (stop_reading).
+        self._stopped = False
+        # The timer of a repeat flooder's delayed 429 (see connection_made).
+        self._held: asyncio.TimerHandle | None = None
         super().__init__(*args, **kwargs)
 
     # -- inbound, in slices on a compressed connection -------------------------------
@@ -129,6 +148,8 @@ class HubConnection(ServerConnection):
         FEED_STEP or the message queue is full; reading pauses and the rest is
         fed in the next iteration (or once the queue drains).
         """
+        if self._stopped:
+            return
         if self._unread:
             self._unread += data
             return
@@ -140,6 +161,8 @@ class HubConnection(ServerConnection):
     def _feed(self, data: bytes) -> None:
         ends = perf_counter() + FEED_STEP
         for start in range(0, len(data), INFLATE_SLICE):
+            if self._stopped:
+                return
             if start and (self.recv_messages.paused or perf_counter() >= ends):
                 self._unread = data[start:]
                 self.transport.pause_reading()
@@ -150,11 +173,25 @@ class HubConnection(ServerConnection):
 
     def _feed_unread(self) -> None:
         data, self._unread = self._unread, b""
-        if not data or self.transport.is_closing():
+        if not data or self._stopped or self.transport.is_closing():
             return
         self._feed(data)
         if not self._unread and not self.recv_messages.paused:
             self.transport.resume_reading()
+
+    def stop_reading(self) -> None:
+        """Read nothing more from a client closed for flooding.
+
+        What it sent past the refusal that decided it would only be inflated
+        and thrown away (a 1.5 KB frame is 1 MiB to inflate), and a flooder
+        does not answer the close frame: the hub waited close_timeout for it,
+        inflating what kept arriving. The close that follows (close()) sends
+        its frame and ends the TCP connection at once (RFC 6455 7.1.7, failing
+        the connection).
+        """
+        self._stopped = True
+        self._unread = b""
+        self.transport.pause_reading()
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close with ``code``, even in the middle of a fragmented message.
@@ -166,6 +203,9 @@ class HubConnection(ServerConnection):
         5.4): it is sent there, and the rest of the message is abandoned (the
         sender's next fragment finds the connection closing).
         """
+        if self._stopped:
+            await self._drop(code, reason)
+            return
         if self.send_in_progress is None or self.protocol.state is not State.OPEN:
             await super().close(code, reason)
             return
@@ -173,6 +213,19 @@ class HubConnection(ServerConnection):
         with contextlib.suppress(ConnectionClosed):
             async with self.send_context():
                 self.protocol.send_close(code, reason)
+
+    async def _drop(self, code: int, reason: str) -> None:
+        """The close frame, then the TCP connection closed without waiting for
+        the client's close frame (given close_timeout to flush, then aborted)."""
+        if self.protocol.state is State.OPEN:
+            self.protocol.send_close(code, reason)
+            self.send_data()
+        self.transport.close()
+        try:
+            async with asyncio.timeout(self.close_timeout):
+                await asyncio.shield(self.connection_lost_waiter)
+        except TimeoutError:
+            self.transport.abort()
 
     @property
     def peer_host(self) -> str:
@@ -207,6 +260,8 @@ class HubConnection(ServerConnection):
         resume = self.recv_messages.resume
 
         def resumed() -> None:
+            if self._stopped:
+                return
             if self._unread:
                 self.loop.call_soon(self._feed_unread)
             else:
@@ -217,6 +272,21 @@ class HubConnection(ServerConnection):
         if refused is not None:
             transport.write(ACCEPT_REFUSED[refused])
             transport.close()
+            return
+        held = self.held_back(self) if self.held_back is not None else None
+        if held is not None:
+            # An address that flooded again under its penalty: its request
+            # is not read, and its 429 comes when the penalty ends. Answered
+            # at once, a reconnect loop would spin on refusals (~0.2 ms of
+            # the hub each); held, it waits, holding one of its address's
+            # max_connections_per_ip slots, so it cannot hold more sockets.
+            transport.pause_reading()
+            self._held = self.loop.call_later(held, self._refuse_flooder, transport)
+
+    def _refuse_flooder(self, transport: Any) -> None:
+        self._held = None
+        transport.write(FLOODER_REFUSED)
+        transport.close()
 
     def release(self) -> None:
         """Give back the connection's slot now (it takes another, or none, next)."""
@@ -227,11 +297,19 @@ class HubConnection(ServerConnection):
     def connection_lost(self, exc: Exception | None) -> None:
         # Every end of a connection passes here exactly once, handshake
         # refused, timed out, aborted or closed cleanly: the slot is freed here.
+        held, self._held = self._held, None
+        if held is not None:
+            held.cancel()
         try:
             super().connection_lost(exc)
         finally:
             self.release()
-            if self.request is None and self.on_incomplete_request is not None:
+            if (
+                self.request is None
+                and held is None
+                and not self._stopped
+                and self.on_incomplete_request is not None
+            ):
                 self.on_incomplete_request()
 
 
@@ -281,12 +359,16 @@ class HubServer:
         self._hosts = HostPolicy(config.server.allowed_hosts, config.server.host)
         incomplete = hub.metrics.handshakes_incomplete
         on_accept = self._accept
+        hold = self._held_back
 
         class Connection(HubConnection):
             on_incomplete_request = incomplete.inc
 
             def on_accept(self, connection: HubConnection) -> SlotRefused | None:
                 return on_accept(connection)
+
+            def held_back(self, connection: HubConnection) -> float | None:
+                return hold(connection)
 
         self._connection_class = Connection
 
@@ -433,6 +515,20 @@ class HubServer:
         connection.release_slot = release
         return None
 
+    def _held_back(self, connection: HubConnection) -> float | None:
+        """Seconds to hold a repeat flooder's socket before its 429 (RatePenalties).
+
+        A trusted proxy's sockets are not held: its clients are told apart
+        by their request, checked at the upgrade (_check_penalty).
+        """
+        peer = connection.peer_host
+        if self._proxies.trusts_host(peer):
+            return None
+        left = self._penalties.refusal(address_key(peer))
+        if left is not None:
+            self._hub.metrics.handshakes_refused.labels("flooding").inc()
+        return left
+
     async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
@@ -459,6 +555,8 @@ class HubServer:
         # Cheapest checks first: a refused origin costs nothing, a slot is
         # taken before anything expensive (authentication) runs.
         refused = self._check_origin(request)
+        if refused is None:
+            refused = self._check_penalty(connection)
         if refused is None:
             refused = self._take_slot(connection)
         if refused is None:
@@ -531,6 +629,17 @@ class HubServer:
         self._hub.metrics.handshakes_refused.labels("origin").inc()
         logger.info("handshake refused: origin %r is not allowed", origin)
         return text_response(HTTPStatus.FORBIDDEN, "origin not allowed\n")
+
+    def _check_penalty(self, connection: HubConnection) -> Response | None:
+        """429 for an address that flooded again under its penalty, until it ends."""
+        key = address_key(connection.forwarded_for or connection.peer_host)
+        left = self._penalties.refusal(key)
+        if left is None:
+            return None
+        self._hub.metrics.handshakes_refused.labels("flooding").inc()
+        response = text_response(HTTPStatus.TOO_MANY_REQUESTS, FLOOD_REFUSED_TEXT)
+        response.headers["Retry-After"] = str(math.ceil(left))
+        return response
 
     def _take_slot(self, connection: HubConnection) -> Response | None:
         key = address_key(connection.forwarded_for or connection.peer_host)
@@ -626,4 +735,5 @@ class HubServer:
             penalties=self._penalties,
             closed=(ConnectionClosed,),
             close_codes=close_codes,
+            stop_reading=connection.stop_reading,
         )

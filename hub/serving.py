@@ -5,7 +5,8 @@ and an MQTT TCP/TLS socket (protocols.mqtt.listener) are served alike: the
 handler is made, the session joins the hub's table (so the server API
 reaches it) before the connect hooks run, its identity's expiry is watched,
 each message is counted and held to the message rate, a session that floods
-is closed and its address starts its next sessions with an empty bucket
+is closed (nothing more it sent is read, where its transport can stop
+reading) and its address starts its next sessions with an empty bucket
 (``RatePenalties``), a handler's failure closes its own session only, and
 the disconnect hooks run last.
 """
@@ -42,12 +43,14 @@ async def serve_session(
     penalties: RatePenalties,
     closed: tuple[type[BaseException], ...],
     close_codes: Callable[[], tuple[int | None, int | None]],
+    stop_reading: Callable[[], None] | None = None,
 ) -> None:
     """Serve ``session`` until ``messages`` ends (or raises one of ``closed``).
 
     ``address`` is the client's key for the rate penalty; ``close_codes``
     gives, once it ended, the code the hub sent (None: none) and the code the
-    handler is told.
+    handler is told; ``stop_reading`` drops what a flooding client sent past
+    the refusal that closes it (its close follows).
     """
     metrics = hub.metrics
     handler = spec.factory(session, hub)
@@ -80,6 +83,16 @@ async def serve_session(
     limiter = MessageRateLimiter(
         limits.message_rate, limits.message_burst, full=not penalties.active(address)
     )
+
+    def flooded() -> None:
+        # At the refusal that decides it, not once the close handshake is
+        # over (up to close_timeout later): a client reconnecting at once
+        # finds its penalty, and what it sent meanwhile is not inflated.
+        penalties.punish(address)
+        if stop_reading is not None:
+            stop_reading()
+
+    limiter.on_flood = flooded
     handler.work = limiter
     allow = limiter.allow
     rate_limited = metrics.messages_rate_limited.labels(spec.name)
@@ -106,10 +119,6 @@ async def serve_session(
         logger.exception("session %s (%s): handler failed", session.id, spec.name)
         await session.close(CloseCode.INTERNAL_ERROR, "internal error")
     finally:
-        # Closed for flooding (here or by the handler, per unit): the
-        # address's next sessions start without a burst.
-        if limiter.flooding:
-            penalties.punish(address)
         expiry.close()
         active.dec()
         hub.detach(session.id)
