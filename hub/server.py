@@ -180,18 +180,20 @@ class HubConnection(ServerConnection):
             self.transport.resume_reading()
 
     def stop_reading(self) -> None:
-        """Read nothing more from a client closed for flooding.
+        """Parse nothing more from a client closed for flooding.
 
         What it sent past the refusal that decided it would only be inflated
-        and thrown away (a 1.5 KB frame is 1 MiB to inflate), and a flooder
-        does not answer the close frame: the hub waited close_timeout for it,
-        inflating what kept arriving. The close that follows (close()) sends
-        its frame and ends the TCP connection at once (RFC 6455 7.1.7, failing
-        the connection).
+        and thrown away (a 1.5 KB frame is 1 MiB to inflate): it is read and
+        dropped unparsed. The close that follows (close()) sends its frame and
+        half-closes the TCP connection without waiting for the client's close
+        frame (RFC 6455 7.1.7, failing the connection); the client's EOF, or
+        close_timeout, ends it. Before, the hub waited for that frame with
+        reading paused (its message queue full) for close_timeout, holding
+        the slot, and the address's penalty started only then.
         """
         self._stopped = True
         self._unread = b""
-        self.transport.pause_reading()
+        self.transport.resume_reading()
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close with ``code``, even in the middle of a fragmented message.
@@ -215,12 +217,12 @@ class HubConnection(ServerConnection):
                 self.protocol.send_close(code, reason)
 
     async def _drop(self, code: int, reason: str) -> None:
-        """The close frame, then the TCP connection closed without waiting for
-        the client's close frame (given close_timeout to flush, then aborted)."""
+        """The close frame and EOF, then the client's EOF, or close_timeout and abort."""
         if self.protocol.state is State.OPEN:
             self.protocol.send_close(code, reason)
             self.send_data()
-        self.transport.close()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
         try:
             async with asyncio.timeout(self.close_timeout):
                 await asyncio.shield(self.connection_lost_waiter)
@@ -260,8 +262,6 @@ class HubConnection(ServerConnection):
         resume = self.recv_messages.resume
 
         def resumed() -> None:
-            if self._stopped:
-                return
             if self._unread:
                 self.loop.call_soon(self._feed_unread)
             else:

@@ -7,7 +7,6 @@ import json
 
 import aiohttp
 import pytest
-from websockets.exceptions import ConnectionClosed
 
 from hub import Hub
 from hub.errors import PermissionDenied
@@ -385,9 +384,9 @@ async def test_flooding_closes_and_penalizes_the_address_on_every_transport(
         "close",
         {"code": 1008, "reason": "message rate exceeded"},
     )
-    websocket = await jsonrpc(hub)
-    await websocket.send({"jsonrpc": "2.0", "id": 1, "method": "echo", "params": {"x": 6}})
-    with pytest.raises(ConnectionClosed):
-        async with asyncio.timeout(5):
-            await websocket.recv()
-    assert (websocket.ws.close_code, websocket.ws.close_reason) == (1008, "message rate exceeded")
+    # Closed again under its penalty: a repeat offender, whose next connection,
+    # on either transport (one port), is held unanswered until the penalty
+    # ends (tests/security/test_flood_cycle.py covers the WebSocket penalty).
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(1):
+            await jsonrpc(hub)
