@@ -153,6 +153,22 @@ class RawClient:
         except OSError:
             raise Closed from None
 
+    async def send_until_closed(self, data: bytes, until: float) -> None:
+        """Write ``data`` over and over until the hub closes (its close frame
+        read, not the TCP connection's end) or ``until`` (loop time): unlike
+        send(), a write the hub does not read does not keep the loop from
+        seeing the close frame."""
+        loop = asyncio.get_running_loop()
+        transport = self._writer.transport
+        while not self.closed.is_set() and loop.time() < until:
+            if transport.is_closing():
+                return
+            if transport.get_write_buffer_size() < 1 << 20:
+                self._writer.write(data)
+                await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(0.001)
+
     async def recv(self) -> None:
         """Wait for the hub's next whole message; Closed if it closes first."""
         if not self._messages.empty():
