@@ -84,6 +84,11 @@ SINGLE_HEADERS = ("Host", "Origin", "Upgrade", "Authorization")
 # yields to the loop once its slices have run FEED_STEP seconds.
 INFLATE_SLICE = 1024
 FEED_STEP = 0.001
+# Inflated bytes a compressed connection may have queued, not yet handled,
+# before its reads wait (checked every FEED_STEP): the queue's bound counts
+# messages, and 16 of them can be 16 MiB inflated ahead of a handler that
+# may close the connection at the first (a flooder's packed MQTT frames).
+INFLATED_AHEAD = 1024 * 1024
 
 
 class HubConnection(ServerConnection):
@@ -145,28 +150,44 @@ class HubConnection(ServerConnection):
         frame of a read in one call, ~170 MiB and ~280 ms in one loop step, all
         queued whatever the queue's bound (packed MQTT frames, issue 13). Fed
         INFLATE_SLICE bytes at a time, a read stops once the step has run
-        FEED_STEP or the message queue is full; reading pauses and the rest is
-        fed in the next iteration (or once the queue drains).
+        FEED_STEP, the message queue is full or it holds INFLATED_AHEAD bytes
+        of inflated messages; reading pauses and the rest is fed in the next
+        iteration (or once the queue drains).
         """
         if self._stopped:
             return
         if self._unread:
             self._unread += data
             return
-        if len(data) <= INFLATE_SLICE or not self.protocol.extensions:
+        if not self.protocol.extensions:
             super().data_received(data)
             return
         self._feed(data)
+
+    def _inflated_ahead(self) -> bool:
+        """Whether the frames queued, not yet handled, hold INFLATED_AHEAD bytes
+        and a whole message (waiting for the handler to take it is progress;
+        the frames of one unfinished message are bounded by max_message_size)."""
+        queued = 0
+        whole = False
+        for frame in self.recv_messages.frames.queue:
+            queued += len(frame.data)
+            whole = whole or frame.fin
+        return whole and queued >= INFLATED_AHEAD
 
     def _feed(self, data: bytes) -> None:
         ends = perf_counter() + FEED_STEP
         for start in range(0, len(data), INFLATE_SLICE):
             if self._stopped:
                 return
-            if start and (self.recv_messages.paused or perf_counter() >= ends):
+            ahead = self._inflated_ahead()
+            if ahead or (start and (self.recv_messages.paused or perf_counter() >= ends)):
                 self._unread = data[start:]
                 self.transport.pause_reading()
-                if not self.recv_messages.paused:
+                if ahead:
+                    # Nothing tells when the handler has taken them: look again.
+                    self.loop.call_later(FEED_STEP, self._feed_unread)
+                elif not self.recv_messages.paused:
                     self.loop.call_soon(self._feed_unread)
                 return
             super().data_received(data[start : start + INFLATE_SLICE])

@@ -202,3 +202,31 @@ async def test_an_address_that_floods_again_is_held_then_refused_with_429(
         assert head.startswith(b"HTTP/1.1 429"), head
         assert b"Retry-After" in head
         assert 5 < waited < 12, f"answered after {waited:.1f}s, not at the penalty's end"
+
+
+async def test_a_compressed_connection_has_at_most_a_mebibyte_inflated_ahead(
+    tmp_path: Path,
+) -> None:
+    """Twenty 1 MiB messages of PINGREQ (~1 KB each deflated), sent at once.
+
+    The handler takes one at a time and closes the flooder within the first;
+    the message queue's bound counts messages, so 16 MiB were inflated and
+    queued ahead of it (~15 ms of the hub's CPU per flooder, thrown away).
+    Now reads wait once 1 MiB of whole messages is queued: the hub's peak
+    RSS grows by a few MiB, not 16.
+    """
+    async with wshub(tmp_path) as hub:
+        raw, head = await Raw.open(hub)
+        assert raw is not None, head
+        await raw.mqtt_connect("ahead")
+        await asyncio.sleep(0.5)
+        hub.reset_peak()
+        before = hub.rss()
+        raw.writer.write(MIB_PACK * 20)
+        async with asyncio.timeout(20):
+            _, code = await raw.until_close()
+        await asyncio.sleep(0.2)
+        growth = (hub.peak_rss() - before) / MIB
+        raw.close()
+        assert code == 1008
+        assert growth < 8, f"peak RSS grew {growth:.1f} MiB"
