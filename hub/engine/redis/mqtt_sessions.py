@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from functools import partial
 from typing import Any
 
@@ -34,6 +33,7 @@ from redis.commands.core import AsyncScript
 
 from hub.engine.redis.codec import carry, decode_body, encode_body
 from hub.engine.redis.link import RedisLink, cancel_requested
+from hub.engine.redis.pending import MAX_PENDING_BYTES, PendingQueue
 from hub.engine.sessions import Queued, StoredSession
 from hub.errors import EngineUnavailable
 
@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 _BATCH = 256
 # Spilled messages held in memory while Redis is away; the oldest go first.
 _MAX_PENDING = 100_000
+_PENDING_NAME = "MQTT sessions' queued messages"
 _RETRY_DELAY = 0.5
 
 # KEYS: owner, user. ARGV: node. Delete both if the owner key still names this node.
@@ -156,6 +157,7 @@ class RedisSessions:
         expiry: float | None,
         max_queued: int,
         max_queued_bytes: int = 1024 * 1024,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
     ) -> None:
         self._link = link
         self._prefix = link.keys.prefix + "mqtt:"
@@ -168,8 +170,11 @@ class RedisSessions:
         self._push: AsyncScript = client.register_script(_PUSH)
         self._take: AsyncScript = client.register_script(_TAKE)
         self._forget_orphan: AsyncScript = client.register_script(_FORGET_ORPHAN)
-        # The ordered writer of spilled messages.
-        self._pending: deque[tuple[str, bytes]] = deque()
+        # The ordered writer of spilled messages: what waits for Redis, bounded
+        # in count and in (encoded) bytes.
+        self._pending: PendingQueue[tuple[str, bytes]] = PendingQueue(
+            _PENDING_NAME, link.metrics.dropped, max_items=_MAX_PENDING, max_bytes=max_pending_bytes
+        )
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -329,12 +334,8 @@ class RedisSessions:
 
     def spill(self, client_id: str, queued: Queued) -> None:
         """Append to the client's stored queue, after everything spilled before (no await)."""
-        if len(self._pending) >= _MAX_PENDING:
-            self._pending.popleft()
-            logger.warning(
-                "MQTT sessions: %d messages waiting for Redis; dropping the oldest", _MAX_PENDING
-            )
-        self._pending.append((client_id, encode_queued(queued)))
+        item = encode_queued(queued)
+        self._pending.append_evicting((client_id, item), len(item))
         self._idle.clear()
         self._wake.set()
         if (self._writer is None or self._writer.done()) and not self._link.closed:
@@ -357,17 +358,22 @@ class RedisSessions:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            batch = [self._pending[n] for n in range(min(_BATCH, len(self._pending)))]
+            # Out of the queue while written: what spill() drops to make room
+            # meanwhile is never one of these.
+            batch = self._pending.take(_BATCH)
             by_client: dict[str, list[bytes]] = {}
-            for client_id, item in batch:
+            for (client_id, item), _ in batch:
                 by_client.setdefault(client_id, []).append(item)
             try:
                 await self._push_batch(by_client)
             except EngineUnavailable:
-                await asyncio.sleep(_RETRY_DELAY)  # kept, and written once Redis is back
+                self._pending.restore(batch)  # written once Redis is back
+                await asyncio.sleep(_RETRY_DELAY)
                 continue
-            for _ in batch:
-                self._pending.popleft()
+            except BaseException:
+                self._pending.restore(batch)  # cancelled: kept for flushed()'s caller
+                raise
+            self._pending.written()
 
     async def _push_batch(self, by_client: dict[str, list[bytes]]) -> None:
         pipe = self._link.client.pipeline(transaction=False)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterator
 from typing import Final, Generic, TypeVar
 
 from prometheus_client import Counter
@@ -46,12 +45,6 @@ class PendingQueue(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
-    def __iter__(self) -> Iterator[T]:
-        return (item for item, _ in self._items)
-
-    def __getitem__(self, index: int) -> T:
-        return self._items[index][0]
-
     def fits(self, size: int) -> bool:
         return len(self._items) < self.max_items and self.bytes + size <= self.max_bytes
 
@@ -64,11 +57,39 @@ class PendingQueue(Generic[T]):
         self.bytes += size
         return True
 
-    def popleft(self) -> T:
-        item, size = self._items.popleft()
-        self.bytes -= size
+    def append_evicting(self, item: T, size: int) -> None:
+        """Queue ``item``, dropping the oldest ones until it fits (or it, if it never can)."""
+        evicted = 0
+        while self._items and not self.fits(size):
+            self._pop()
+            evicted += 1
+        if evicted:
+            self.drop(evicted)
+        self.append(item, size)
+
+    def take(self, count: int) -> list[tuple[T, int]]:
+        """Up to ``count`` of the oldest, with their sizes, out of the queue (and its bounds)."""
+        return [self._pop() for _ in range(min(count, len(self._items)))]
+
+    def restore(self, taken: list[tuple[T, int]]) -> None:
+        """Put back what :meth:`take` took (not written after all), first in line again."""
+        for item, size in reversed(taken):
+            self._items.appendleft((item, size))
+            self.bytes += size
+
+    def written(self) -> None:
+        """What :meth:`take` took is stored: with nothing left, the spell is over."""
         if not self._items:
-            self._warned = False  # the spell is over: the next drop is logged
+            self._warned = False
+
+    def _pop(self) -> tuple[T, int]:
+        entry = self._items.popleft()
+        self.bytes -= entry[1]
+        return entry
+
+    def popleft(self) -> T:
+        item, _ = self._pop()
+        self.written()  # the spell is over when the queue empties: the next drop is logged
         return item
 
     def drop(self, count: int) -> None:
