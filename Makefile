@@ -37,7 +37,7 @@ js-test:
 	cd js-client && npm test && npx tsc --noEmit -p . && npm run e2e
 
 bench:
-	@scripts/bootstrap
+	@scripts/bootstrap --bench
 	.venv/bin/python -m bench
 
 # Coverage-guided fuzzing of the codecs (MQTT 3.1.1 and 5.0 apart), FUZZ_SECONDS (default 60) each.

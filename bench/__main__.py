@@ -14,6 +14,7 @@ Results: bench/results/latest.json. Method and figures: docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -102,13 +103,26 @@ def main() -> None:
     scale = QUICK if args.quick else FULL
     started_load = load_average()
     rows: list[Row] = []
+    failed: list[str] = []
     for name, workload in WORKLOADS.items():
         if args.only is None or name in args.only:
-            rows += workload(scale)
+            # One workload's failure (a peer that would not start) must not
+            # throw away the minutes of figures the others already took.
+            try:
+                new_rows = workload(scale)
+            except Exception:
+                traceback.print_exc()
+                failed.append(name)
+                continue
+            print_table(new_rows, flush=True)
+            rows += new_rows
     print_table(rows)
-    path = write_json(rows, started_load, notes=[], servers_python=servers_on)
+    notes = [f"workload {name} failed (traceback above)" for name in failed]
+    path = write_json(rows, started_load, notes=notes, servers_python=servers_on)
     print(f"\nload average before {started_load}, after {load_average()}")
     print(f"results written to {path}")
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ class Row:
         return self.hub / self.baseline if self.baseline else 0.0
 
 
-def print_table(rows: list[Row]) -> None:
+def print_table(rows: list[Row], *, flush: bool = False) -> None:
     header = (
         f"{'workload':<40} {'metric':<24} {'hub':>11} {'baseline':>11} {'ratio':>6}  "
         "baseline is / target"
@@ -41,6 +41,8 @@ def print_table(rows: list[Row]) -> None:
             f"{row.workload:<40} {row.metric:<24} {row.hub:>11.2f} {row.baseline:>11.2f} "
             f"{row.ratio:>6.2f}  {row.baseline_name}{target}"
         )
+    if flush:
+        print(flush=True)
 
 
 def load_average() -> list[float]:
