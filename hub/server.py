@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -266,6 +266,17 @@ class HubConnection(ServerConnection):
             return f"{address[0]}:{address[1]}"
         return str(address)
 
+    def _resumed(self) -> None:
+        if self._unread:
+            self.loop.call_soon(self._feed_unread)
+        else:
+            self.transport.resume_reading()
+
+    def close_codes(self) -> tuple[int | None, int | None]:
+        """(the code of the Close frame sent, the code the connection closed with)."""
+        sent = self.protocol.close_sent
+        return (sent.code if sent is not None else None), self.close_code
+
     def forget_handshake_headers(self) -> None:
         """Drop the upgrade's request and response headers; the request path stays.
 
@@ -280,15 +291,8 @@ class HubConnection(ServerConnection):
         super().connection_made(transport)
         # The message queue's flow control resumes reading when it drains; with
         # bytes still unread, they are fed first (reading resumes after them).
-        resume = self.recv_messages.resume
-
-        def resumed() -> None:
-            if self._unread:
-                self.loop.call_soon(self._feed_unread)
-            else:
-                resume()
-
-        self.recv_messages.resume = resumed
+        # A bound method, not a closure: ~140 bytes less per idle connection.
+        self.recv_messages.resume = self._resumed
         refused = self.on_accept(self) if self.on_accept is not None else None
         if refused is not None:
             transport.write(ACCEPT_REFUSED[refused])
@@ -722,12 +726,13 @@ class HubServer:
 
     # -- connections -----------------------------------------------------
 
-    async def _handle(self, connection: ServerConnection) -> None:
+    def _handle(self, connection: ServerConnection) -> Awaitable[None]:
+        # Not a coroutine: it hands websockets serve_session's own coroutine,
+        # so an idle connection keeps one frame alive, not two (~0.5 KiB).
         assert isinstance(connection, HubConnection)
         spec = connection.negotiated
         if spec is None:  # pragma: no cover - negotiation always sets it
-            await connection.close(CloseCode.INTERNAL_ERROR, "no protocol negotiated")
-            return
+            return connection.close(CloseCode.INTERNAL_ERROR, "no protocol negotiated")
         hub = self._hub
         metrics = hub.metrics
         session = WebSocketSession(
@@ -743,11 +748,7 @@ class HubServer:
             session.forwarded_headers = connection.forwarded_headers
         connection.forget_handshake_headers()
 
-        def close_codes() -> tuple[int | None, int | None]:
-            sent = connection.protocol.close_sent
-            return (sent.code if sent is not None else None), connection.close_code
-
-        await serve_session(
+        return serve_session(
             hub,
             spec,
             session,
@@ -755,6 +756,6 @@ class HubServer:
             address=address_key(connection.forwarded_for or connection.peer_host),
             penalties=self._penalties,
             closed=(ConnectionClosed,),
-            close_codes=close_codes,
+            close_codes=connection.close_codes,
             stop_reading=connection.stop_reading,
         )

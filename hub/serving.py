@@ -84,15 +84,7 @@ async def serve_session(
         limits.message_rate, limits.message_burst, full=not penalties.active(address)
     )
 
-    def flooded() -> None:
-        # At the refusal that decides it, not once the close handshake is
-        # over (up to close_timeout later): a client reconnecting at once
-        # finds its penalty, and what it sent meanwhile is not inflated.
-        penalties.punish(address)
-        if stop_reading is not None:
-            stop_reading()
-
-    limiter.on_flood = flooded
+    limiter.on_flood = _Flooded(penalties, address, stop_reading)
     handler.work = limiter
     allow = limiter.allow
     rate_limited = metrics.messages_rate_limited.labels(spec.name)
@@ -132,3 +124,25 @@ async def serve_session(
             await hub.hooks.run_disconnect(context)
         except Exception:
             logger.exception("session %s (%s): on_close failed", session.id, spec.name)
+
+
+class _Flooded:
+    """A session's flood callback: slotted, where a closure costs ~170 bytes more per
+    connection (idle ones included)."""
+
+    __slots__ = ("_address", "_penalties", "_stop_reading")
+
+    def __init__(
+        self, penalties: RatePenalties, address: str, stop_reading: Callable[[], None] | None
+    ) -> None:
+        self._penalties = penalties
+        self._address = address
+        self._stop_reading = stop_reading
+
+    def __call__(self) -> None:
+        # At the refusal that decides it, not once the close handshake is
+        # over (up to close_timeout later): a client reconnecting at once
+        # finds its penalty, and what it sent meanwhile is not inflated.
+        self._penalties.punish(self._address)
+        if self._stop_reading is not None:
+            self._stop_reading()
