@@ -57,11 +57,14 @@ class Encodings:
     stored, copied into a retained store or sent to another node.
     """
 
-    __slots__ = ("_frames", "_memos")
+    __slots__ = ("_frames", "_memos", "cached_frame")
 
     def __init__(self) -> None:
         self._frames: dict[Hashable, bytes] = {}
         self._memos: dict[Memo[Any], Any] = {}
+        # The frame under a key if one was made. The dict's own get: a fan-out
+        # asks once per subscriber, and a Python method costs a frame each time.
+        self.cached_frame: Callable[[Hashable], bytes | None] = self._frames.get
 
     def frame(self, key: Hashable, encode: Callable[[], bytes]) -> bytes:
         """The frame under ``key``, encoded by ``encode`` the first time."""
@@ -69,10 +72,6 @@ class Encodings:
         if made is None:
             made = self._frames[key] = encode()
         return made
-
-    def cached_frame(self, key: Hashable) -> bytes | None:
-        """The frame under ``key`` if one was made."""
-        return self._frames.get(key)
 
     def frame_keys(self) -> Iterator[Hashable]:
         return iter(self._frames)

@@ -92,9 +92,15 @@ class MqttConnection(SubprotocolHandler):
 
     def send(self, frame: bytes) -> None:
         if frame[0] >> 4 == PUBLISH_TYPE:
-            self.stats.sent += 1
-            if self.aliasing:
-                frame = self.out_aliases.apply(frame, self.max_packet_size)
+            self.send_publish(frame)
+        else:
+            self.session.send(frame)
+
+    def send_publish(self, frame: bytes) -> None:
+        """A PUBLISH: counted, its topic aliased where the client allows aliases."""
+        self.stats.sent += 1
+        if self.aliasing:
+            frame = self.out_aliases.apply(frame, self.max_packet_size)
         self.session.send(frame)
 
     def send_packet(self, packet: Packet) -> None:

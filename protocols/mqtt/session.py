@@ -46,6 +46,8 @@ MAX_PACKET_ID: Final = 0xFFFF
 # so a delivery never scans a long list.
 MAX_MERGED_SUBSCRIPTIONS: Final = 64
 
+_MESSAGE: Final = Kind.MESSAGE
+
 
 class Link(Protocol):
     """The connection a session is attached to."""
@@ -56,6 +58,9 @@ class Link(Protocol):
     max_packet_size: int | None
 
     def send(self, frame: bytes) -> None: ...
+
+    def send_publish(self, frame: bytes) -> None:
+        """``send`` for a frame known to be a PUBLISH."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,23 +158,34 @@ class SessionState:
 
     def deliver(self, publication: Publication, subscription: str) -> None:
         # Presence events are for channels.v1 clients; MQTT has no such thing.
-        if publication.kind is not Kind.MESSAGE:
+        if publication.kind is not _MESSAGE:
             return
         if publication is self._last_delivered:
             return  # overlapping subscriptions: the one copy went with the first
-        granted = self.subscriptions.get(subscription)
+        subscriptions = self.subscriptions
+        granted = subscriptions.get(subscription)
         if granted is None:
             return
         self._last_delivered = publication
-        if 1 < len(self.subscriptions) <= MAX_MERGED_SUBSCRIPTIONS:
+        if 1 < len(subscriptions) <= MAX_MERGED_SUBSCRIPTIONS:
             channel = publication.channel
             matched = [
                 f
-                for f in self.subscriptions
+                for f in subscriptions
                 if f == channel or (has_wildcards(f) and matches(f, channel))
             ]
             if len(matched) > 1:
                 self._deliver_merged(publication, matched)
+                return
+        link = self.link
+        if granted == 0 and link is not None and subscription not in self.options:
+            # _deliver_one's first branch, inlined: a fan-out runs it once per
+            # subscriber, and the call cost a frame each time.
+            frame = plain_frame(publication, link.version)
+            if frame is not None and (
+                link.max_packet_size is None or len(frame) <= link.max_packet_size
+            ):
+                link.send_publish(frame)
                 return
         self._deliver_one(publication, subscription, granted)
 
@@ -188,7 +204,7 @@ class SessionState:
             if frame is not None and (
                 link.max_packet_size is None or len(frame) <= link.max_packet_size
             ):
-                link.send(frame)
+                link.send_publish(frame)
                 return
             # Expired or too large: the general path drops it, and says so.
         qos = min(granted, published_qos(publication, self.limits.default_qos))
