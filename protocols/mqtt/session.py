@@ -177,16 +177,6 @@ class SessionState:
             if len(matched) > 1:
                 self._deliver_merged(publication, matched)
                 return
-        link = self.link
-        if granted == 0 and link is not None and subscription not in self.options:
-            # _deliver_one's first branch, inlined: a fan-out runs it once per
-            # subscriber, and the call cost a frame each time.
-            frame = plain_frame(publication, link.version)
-            if frame is not None and (
-                link.max_packet_size is None or len(frame) <= link.max_packet_size
-            ):
-                link.send_publish(frame)
-                return
         self._deliver_one(publication, subscription, granted)
 
     def deliver_shared(self, publication: Publication, subscription: str) -> None:
