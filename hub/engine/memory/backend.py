@@ -7,13 +7,11 @@ import logging
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-from hub.engine.api_stores import SharedIdempotency, SharedRevocations
 from hub.engine.core import ChannelEngine
-from hub.engine.directory import RegistrationDirectory
-from hub.engine.groups import LocalGroups, SharedGroups
 from hub.engine.memory.stores import MemoryBroker, MemoryHistory, MemoryPresence
+from hub.engine.one_node import OneNodeStores
 from hub.engine.retained import MemoryRetainedStore, RetainedStore
-from hub.engine.sessions import SessionJournal, SharedSessions
+from hub.engine.sessions import SessionJournal
 from hub.engine.snapshot import load_history, save_history
 from hub.services import Service
 
@@ -36,7 +34,7 @@ class _StateFile:
         logger.info("saved history of %d channel(s) to %s", saved, self._path)
 
 
-class MemoryBackend:
+class MemoryBackend(OneNodeStores):
     name = "memory"
 
     def __init__(
@@ -65,30 +63,11 @@ class MemoryBackend:
     ) -> RetainedStore:
         return MemoryRetainedStore(max_channels, max_bytes=max_bytes, expiry=expiry)
 
-    def shared_sessions(
-        self, *, expiry: float | None, max_queued: int, max_queued_bytes: int = 1024 * 1024
-    ) -> SharedSessions | None:
-        return None
-
     def session_journal(self) -> SessionJournal | None:
         return None
 
     def unit(self, *, wait: bool = True, atomic: bool = True) -> AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()
-
-    def directory(self) -> RegistrationDirectory | None:
-        return None
-
-    def shared_groups(self) -> SharedGroups:
-        # One node: it delivers every message of its groups.
-        return LocalGroups()
-
-    def idempotency(self, *, window: float) -> SharedIdempotency | None:
-        # One node: the API's own bounded store is the whole truth.
-        return None
-
-    def revocations(self, *, ttl: float) -> SharedRevocations | None:
-        return None
 
     async def close(self) -> None:
         await self.engine.close()

@@ -15,14 +15,12 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-from hub.engine.api_stores import SharedIdempotency, SharedRevocations
 from hub.engine.base import HistoryOptions, HistoryStore, Publication, StreamPosition
 from hub.engine.core import ChannelEngine
-from hub.engine.directory import RegistrationDirectory
-from hub.engine.groups import LocalGroups, SharedGroups
 from hub.engine.memory.stores import MemoryBroker, MemoryPresence
+from hub.engine.one_node import OneNodeStores
 from hub.engine.retained import RetainedStore
-from hub.engine.sessions import SessionJournal, SharedSessions
+from hub.engine.sessions import SessionJournal
 from hub.engine.snapshot import load_history
 from hub.engine.sqlite.stores import (
     SqliteHistory,
@@ -64,7 +62,7 @@ class SqliteBroker(MemoryBroker):
         return position
 
 
-class SqliteBackend:
+class SqliteBackend(OneNodeStores):
     name = "sqlite"
 
     def __init__(
@@ -105,27 +103,8 @@ class SqliteBackend:
         self._retained.append(store)
         return store
 
-    def shared_sessions(
-        self, *, expiry: float | None, max_queued: int, max_queued_bytes: int = 1024 * 1024
-    ) -> SharedSessions | None:
-        return None
-
     def session_journal(self) -> SessionJournal | None:
         return self.journal
-
-    def directory(self) -> RegistrationDirectory | None:
-        return None
-
-    def shared_groups(self) -> SharedGroups:
-        # One node: it delivers every message of its groups.
-        return LocalGroups()
-
-    def idempotency(self, *, window: float) -> SharedIdempotency | None:
-        # One node: the API's own bounded store is the whole truth.
-        return None
-
-    def revocations(self, *, ttl: float) -> SharedRevocations | None:
-        return None
 
     def unit(self, *, wait: bool = True, atomic: bool = True) -> AbstractAsyncContextManager[None]:
         return self.writer.unit(wait=wait, atomic=atomic)
