@@ -15,6 +15,9 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from hub import Hub
+from hub.registry import ProtocolRegistry
+from protocols.jsonrpc import PROTOCOL as JSONRPC
+from tests.hub._protocols import ECHO
 from tests.wshub_process import wshub_command
 
 MIB = 1024 * 1024
@@ -80,6 +83,24 @@ async def test_a_publication_over_the_budget_closes_1009_naming_it(
     assert any(
         "exceeds limits.max_outbound_bytes (65536)" in r.getMessage() for r in caplog.records
     )
+
+
+async def test_non_ascii_text_counts_its_utf8_bytes_against_the_budget(make_hub, connect) -> None:
+    """A plug-in's str of 30,000 euro signs is 90,000 bytes: over a 64 KiB budget, not 30,000."""
+    hub: Hub = await make_hub(
+        {
+            "server": {"subprotocols": ["jsonrpc.2.0", "echo.v1"]},
+            "limits": {"max_outbound_bytes": 64 * 1024},
+        },
+        registry=ProtocolRegistry([JSONRPC, ECHO]),
+    )
+    # Compressed, the frame would fit the buffer: only the count before sending refuses it.
+    ws = await connect(hub, "echo.v1", compression="deflate")
+    await ws.send("\u20ac" * 30_000)
+    with pytest.raises(ConnectionClosed):
+        await drain(ws)
+    assert ws.close_code == 1009
+    assert ws.close_reason == "message larger than the outbound budget (limits.max_outbound_bytes)"
 
 
 async def test_start_warns_when_sizes_exceed_the_budget(
