@@ -14,6 +14,10 @@ the engine are the hub's. What differs is only the transport:
 - The outbound buffer is bounded by ``limits.max_outbound_bytes``: a client
   that does not read is dropped as a slow consumer.
 - On shutdown, 5.0 clients get DISCONNECT 0x8B before the socket closes.
+- An address that flooded again under its rate penalty (``RatePenalties``,
+  shared with WebSocket) has its sockets held unread until the penalty ends,
+  then refused with a CONNACK (5.0: 0x9F Connection rate exceeded; 3.1.1: 3
+  Server unavailable), as its WebSocket upgrades are held, then refused 429.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from hub.close_codes import CloseCode
 from hub.handler import Identity, ProtocolSpec, Session
@@ -31,7 +35,10 @@ from hub.limits import ConnectionSlots, address_key
 from hub.serving import serve_session
 from hub.session import BoundedSession
 from hub.tls import TlsError
+from protocols.mqtt.codec import encode
 from protocols.mqtt.handler import MqttHandler
+from protocols.mqtt.packets import Connack, ConnackCode, Properties
+from protocols.mqtt.reasons import ReasonCode
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -46,6 +53,23 @@ READ_SIZE: Final = 64 * 1024
 # still sends, so the kernel does not answer it with a reset that would
 # destroy the DISCONNECT not yet read (RFC 1122 4.2.2.13).
 LINGER: Final = 2.0
+# Why a repeat flooder is refused (the text of the WebSocket path's 429).
+FLOOD_REFUSED_TEXT: Final = "closed twice for flooding: wait (limits.message_rate)"
+# 0x9F, not 0x97 Quota exceeded: the refusal is for reconnecting in a loop,
+# and 0x9F is the CONNACK code that tells a 5.0 client to back off before its
+# next connection (MQTT 5.0 3.2.2.2). 3.1.1 has only 3, Server unavailable.
+FLOODER_CONNACK_V5: Final = encode(
+    Connack(
+        False,
+        ReasonCode.CONNECTION_RATE_EXCEEDED,
+        Properties(reason_string=FLOOD_REFUSED_TEXT),
+    ),
+    5,
+)
+FLOODER_CONNACK_V4: Final = encode(Connack(False, ConnackCode.SERVER_UNAVAILABLE), 4)
+# A CONNECT's head up to its protocol level: type, remaining length (up to 4
+# bytes), the protocol name's length and "MQIsdp" (3.1), the level.
+CONNECT_HEAD: Final = 1 + 4 + 2 + 6 + 1
 
 
 def tls_context(config: MqttListenerConfig) -> ssl.SSLContext | None:
@@ -169,6 +193,8 @@ class MqttListeners:
         self._slots = ConnectionSlots(limits.max_connections, limits.max_connections_per_ip)
         self._servers: list[asyncio.Server] = []
         self._handlers: dict[str, MqttHandler] = {}
+        # Repeat flooders' sockets being held (_refuse_flooder); stop() ends them.
+        self._held: set[asyncio.Task[Any]] = set()
         # Only its name (the metrics' label) and factory are read by serve_session.
         self._spec = ProtocolSpec(name=PROTOCOL, factory=self._handler)
 
@@ -193,6 +219,8 @@ class MqttListeners:
     async def stop(self) -> None:
         for server in self._servers:
             server.close()
+        for task in list(self._held):
+            task.cancel()
         for handler in list(self._handlers.values()):
             with contextlib.suppress(Exception):
                 await handler.shutdown()
@@ -211,7 +239,11 @@ class MqttListeners:
             writer.close()
             return
         try:
-            await self._run(reader, writer, f"{host}:{peer[1]}", key)
+            left = self._hub.server.penalties.refusal(key)
+            if left is None:
+                await self._run(reader, writer, f"{host}:{peer[1]}", key)
+            else:
+                await self._refuse_flooder(reader, writer, host, left)
         finally:
             self._slots.release(key)
             writer.close()
@@ -248,6 +280,44 @@ class MqttListeners:
         if session.close_code is not None:
             await _linger(reader)
 
+    async def _refuse_flooder(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, left: float
+    ) -> None:
+        """Hold a repeat flooder's socket unread for ``left`` seconds, then refuse its CONNECT.
+
+        Refused at once, a reconnect loop would spin on refusals; held, it
+        waits, holding one of its address's max_connections_per_ip slots, so
+        it cannot hold more sockets. Nothing it sends meanwhile is read.
+        """
+        self._hub.metrics.handshakes_refused.labels("flooding").inc()
+        logger.info("MQTT/TCP connection from %s held: it flooded twice (%.1fs)", host, left)
+        task = asyncio.current_task()
+        assert task is not None
+        self._held.add(task)
+        # A socket's transport reads too (StreamWriter types it as write-only).
+        transport = cast("asyncio.Transport", writer.transport)
+        try:
+            transport.pause_reading()
+            await asyncio.sleep(left)
+            transport.resume_reading()
+            level = await _connect_level(reader, self._connect_timeout)
+        finally:
+            self._held.discard(task)
+        if level is None:
+            return  # no CONNECT in time, or not one: closed without an answer
+        writer.write(FLOODER_CONNACK_V5 if level == 5 else FLOODER_CONNACK_V4)
+        if writer.can_write_eof():
+            # Half-closed, as TcpSession.close: the CONNACK is read before the end.
+            with contextlib.suppress(OSError):
+                writer.write_eof()
+            await _linger(reader)
+
+    @property
+    def _connect_timeout(self) -> float:
+        from protocols.mqtt.config import MqttConfig
+
+        return self._hub.config.section(MqttConfig).connect_timeout
+
     def _handler(self, session: Session, hub: Hub) -> MqttHandler:
         # Remembered for stop(): 5.0 clients get DISCONNECT 0x8B on shutdown.
         handler = MqttHandler(session, hub)
@@ -265,6 +335,46 @@ async def _packets(reader: asyncio.StreamReader, session: TcpSession) -> AsyncIt
         if not data or session.close_code is not None:
             return
         yield data
+
+
+def connect_level(head: bytes) -> int | None:
+    """The protocol level of the CONNECT ``head`` starts, 0 if it is not one, None: too short."""
+    if not head:
+        return None
+    if head[0] != 0x10:
+        return 0
+    # The remaining length: 1 to 4 bytes, the high bit saying another follows.
+    at = 1
+    while True:
+        if at >= len(head):
+            return None
+        if not head[at] & 0x80:
+            break
+        at += 1
+        if at > 4:
+            return 0
+    at += 1
+    if at + 2 > len(head):
+        return None
+    name_length = int.from_bytes(head[at : at + 2], "big")
+    if name_length > 6:
+        return 0
+    at += 2 + name_length
+    return head[at] if at < len(head) else None
+
+
+async def _connect_level(reader: asyncio.StreamReader, timeout: float) -> int | None:
+    """The protocol level of the CONNECT the client sends first; None: none in ``timeout``."""
+    head = b""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(timeout):
+            while (level := connect_level(head)) is None:
+                data = await reader.read(CONNECT_HEAD - len(head))
+                if not data:
+                    return None
+                head += data
+            return level or None
+    return None
 
 
 async def _linger(reader: asyncio.StreamReader) -> None:

@@ -18,7 +18,13 @@ from pydantic import ValidationError
 from hub import Hub, HubConfig
 from hub.errors import PermissionDenied
 from protocols.mqtt.codec import Connack, Connect, Disconnect, PacketReader, Publish, Pubrel, encode
-from protocols.mqtt.listener import SERVICE_NAME, MqttListeners
+from protocols.mqtt.listener import (
+    FLOOD_REFUSED_TEXT,
+    SERVICE_NAME,
+    MqttListeners,
+    connect_level,
+)
+from protocols.mqtt.packets import ConnackCode, Properties
 from protocols.mqtt.reasons import ReasonCode
 from tests.conftest import HubFactory, JsonRpcPeer, PeerFactory
 
@@ -382,3 +388,64 @@ async def test_reconnecting_over_tcp_after_a_flood_close_buys_no_new_burst(
     await again.send(*[Publish("t", b"x", 0) for _ in range(3)])
     packets = await again.recv_all()  # closed (TimeoutError if it stays open)
     assert all(isinstance(p, Connack | Disconnect) for p in packets)
+
+
+async def _flood_closed(address: tuple[str, int], client_id: str, publishes: int) -> None:
+    """A 5.0 session from 127.0.0.1 closed for its message rate."""
+    flooder = RawTcp(*await asyncio.open_connection(*address))
+    await flooder.send(Connect(protocol_level=5, client_id=client_id))
+    await flooder.send(*[Publish("t", b"x", 0) for _ in range(publishes)])
+    packets = await flooder.recv_all()  # closed (TimeoutError if it stays open)
+    flooder.writer.close()
+    assert all(isinstance(p, Connack) for p in packets)
+
+
+async def test_a_repeat_flooder_over_tcp_is_held_then_refused_with_a_connack(
+    make_hub: HubFactory,
+) -> None:
+    """As its WebSocket upgrades (held, then 429): an address closed for flooding twice
+    within its penalty has its next sockets held unanswered until the penalty ends,
+    then refused with CONNACK 0x9F Connection rate exceeded (5.0) or 3 Server
+    unavailable (3.1.1); another address is served meanwhile."""
+    hub = await make_hub({**PLAIN, "limits": {"message_rate": 0.001, "message_burst": 5}})
+    address = listener(hub)
+    await _flood_closed(address, "first", 50)
+    await _flood_closed(address, "again", 3)  # under its penalty: a repeat offender
+    started = time.monotonic()
+    v5 = RawTcp(*await asyncio.open_connection(*address))
+    v4 = RawTcp(*await asyncio.open_connection(*address))
+    v4.version, v4.codec = 4, PacketReader()
+    await v5.send(Connect(protocol_level=5, client_id="held5"))
+    await v4.send(Connect(client_id="held4"))
+    answers = asyncio.gather(v5.recv_all(timeout=15), v4.recv_all(timeout=15))
+    await asyncio.sleep(1.0)
+    assert not answers.done(), "a repeat flooder's CONNECT was answered at once"
+    neighbour = RawTcp(*await asyncio.open_connection(*address, local_addr=("127.0.0.2", 0)))
+    await neighbour.send(Connect(protocol_level=5, client_id="neighbour"))
+    assert (await neighbour.recv()).return_code == ReasonCode.SUCCESS
+    neighbour.writer.close()
+    got5, got4 = await answers
+    waited = time.monotonic() - started
+    for client in (v5, v4):
+        client.writer.close()
+    assert got5 == [
+        Connack(
+            False,
+            ReasonCode.CONNECTION_RATE_EXCEEDED,
+            Properties(reason_string=FLOOD_REFUSED_TEXT),
+        )
+    ]
+    assert got4 == [Connack(False, ConnackCode.SERVER_UNAVAILABLE)]
+    assert 5 < waited < 12, f"answered after {waited:.1f}s, not at the penalty's end"
+    assert hub.metrics.handshakes_refused.labels("flooding").value == 2
+
+
+def test_connect_level_reads_the_protocol_level_from_a_connect_head() -> None:
+    """3.1 (MQIsdp), 3.1.1 and 5.0 heads give their level; too short None; not a CONNECT 0."""
+    v5 = encode(Connect(protocol_level=5, client_id="x"), 5)
+    assert connect_level(v5) == 5
+    assert connect_level(encode(Connect(client_id="x"))) == 4
+    assert connect_level(encode(Connect(protocol_level=3, client_id="x"))) == 3
+    assert connect_level(v5[:8]) is None
+    assert connect_level(b"") is None
+    assert connect_level(b"GET / HTTP/1.1\r\n") == 0
