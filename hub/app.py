@@ -430,6 +430,8 @@ class Hub:
     async def start(self, host: str | None = None, port: int | None = None) -> None:
         self._stopped.clear()
         self._stopping = False
+        # Before any client: imported at a first connection, a handler stalls everyone.
+        self._server.registry.import_handlers()
         await self.services.start()
         try:
             await self._server.start(host, port)

@@ -155,6 +155,11 @@ class ProtocolSpec:
     # RPC method names the protocol answers itself (channels.v1's subscribe...):
     # on a hub serving it, no RPC method may take them.
     reserved_methods: tuple[str, ...] = ()
+    # Modules the factory imports on its first call (the handler's), imported
+    # when a hub serving the protocol starts instead: at a first connection
+    # the import (10-30 ms) stalls it and every other one. Not at the hub's
+    # construction, so `wshub --check` and a codec's import stay light.
+    handler_modules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.config is None) != (self.config_section is None):

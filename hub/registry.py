@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Iterable, Sequence
 from importlib.metadata import entry_points
@@ -54,6 +55,12 @@ class ProtocolRegistry:
         """Canonical names, in registration order."""
         return list(self._specs)
 
+    def import_handlers(self) -> None:
+        """Import every protocol's ``handler_modules`` (a hub's start, not a first connection)."""
+        for spec in self._specs.values():
+            for module in spec.handler_modules:
+                importlib.import_module(module)
+
     @property
     def wire_names(self) -> list[str]:
         return list(self._by_wire_name)
@@ -105,8 +112,6 @@ def builtin_protocols() -> list[ProtocolSpec]:
 
 
 def _optional_builtin(module_name: str) -> ProtocolSpec | None:
-    import importlib
-
     module = importlib.import_module(module_name)
     spec = getattr(module, "PROTOCOL", None)
     return spec if isinstance(spec, ProtocolSpec) else None

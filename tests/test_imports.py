@@ -53,3 +53,28 @@ def test_the_lazy_names_still_import() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_a_hub_imports_its_handlers_at_start_not_at_construction() -> None:
+    """Hub() imports no handler (`wshub --check` stays light); start() imports every
+    served protocol's, so no first connection pays the import (10-30 ms, stalling all)."""
+    probe = (
+        "import asyncio, sys\n"
+        "from hub import Hub\n"
+        f"HANDLERS = {HANDLERS!r}\n"
+        "def loaded():\n"
+        "    return ','.join(m for m in HANDLERS if m in sys.modules)\n"
+        "async def main():\n"
+        "    hub = Hub()\n"
+        "    print(loaded())\n"
+        "    await hub.start(port=0)\n"
+        "    print(loaded())\n"
+        "    await hub.stop()\n"
+        "asyncio.run(main())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    constructed, started = result.stdout.split("\n")[:2]
+    assert constructed == ""
+    assert started.split(",") == HANDLERS

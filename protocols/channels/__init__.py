@@ -34,7 +34,12 @@ METHODS = (
     "refresh",
 )
 
-PROTOCOL = ProtocolSpec(name="channels.v1", factory=_handler, reserved_methods=METHODS)
+PROTOCOL = ProtocolSpec(
+    name="channels.v1",
+    factory=_handler,
+    reserved_methods=METHODS,
+    handler_modules=("protocols.channels.handler",),
+)
 
 
 __getattr__ = lazy_exports(__name__, _LAZY)

@@ -24,7 +24,12 @@ def _handler(session: Session, hub: Hub) -> SubprotocolHandler:
     return JsonRpcHandler(session, hub)
 
 
-PROTOCOL = ProtocolSpec(name="jsonrpc.2.0", aliases=("jsonrpc",), factory=_handler)
+PROTOCOL = ProtocolSpec(
+    name="jsonrpc.2.0",
+    aliases=("jsonrpc",),
+    factory=_handler,
+    handler_modules=("protocols.jsonrpc.handler",),
+)
 
 
 __getattr__ = lazy_exports(__name__, _LAZY)

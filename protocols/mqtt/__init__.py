@@ -72,6 +72,7 @@ PROTOCOL = ProtocolSpec(
     setup=setup,
     config=MqttConfig,
     config_section=SECTION,
+    handler_modules=("protocols.mqtt.handler",),
 )
 
 

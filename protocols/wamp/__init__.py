@@ -108,6 +108,7 @@ PROTOCOL = ProtocolSpec(
     setup=setup,
     config=WampConfig,
     config_section=SECTION,
+    handler_modules=("protocols.wamp.handler",),
 )
 
 __all__ = [

@@ -258,3 +258,13 @@ def test_settings_naming_unserved_protocols_are_reported() -> None:
         "server.paths: 'stomp' is not served; this server speaks jsonrpc.2.0, jsonrpc",
     ]
     assert Hub(registry=ProtocolRegistry([JSONRPC])).server.config_problems() == []
+
+
+async def test_a_plugins_handler_modules_are_imported_at_start(make_hub) -> None:
+    """A spec's handler_modules are imported by start(): a missing one fails the start,
+    not the protocol's first connection."""
+    spec = ProtocolSpec(
+        name="later.v1", factory=ECHO.factory, handler_modules=("tests.hub.no_such_handler",)
+    )
+    with pytest.raises(ModuleNotFoundError, match=r"tests\.hub\.no_such_handler"):
+        await make_hub(registry=ProtocolRegistry([JSONRPC, spec]))
