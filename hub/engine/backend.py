@@ -40,7 +40,12 @@ class Backend(Protocol):
         """
 
     def shared_sessions(
-        self, *, expiry: float | None, max_queued: int, max_queued_bytes: int = ...
+        self,
+        *,
+        expiry: float | None,
+        max_queued: int,
+        max_queued_bytes: int = ...,
+        max_offline: int | None = None,
     ) -> SharedSessions | None:
         """MQTT sessions shared by the nodes; None: sessions live in this process."""
 

@@ -17,7 +17,12 @@ class OneNodeStores:
     """The cross-node stores of a one-node backend: none, or the local stand-in."""
 
     def shared_sessions(
-        self, *, expiry: float | None, max_queued: int, max_queued_bytes: int = 1024 * 1024
+        self,
+        *,
+        expiry: float | None,
+        max_queued: int,
+        max_queued_bytes: int = 1024 * 1024,
+        max_offline: int | None = None,
     ) -> SharedSessions | None:
         return None
 

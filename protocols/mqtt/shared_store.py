@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RELEASE: Final = "mqtt.release"
+# Asks the node holding an offline session to drop it (past mqtt.max_offline_sessions).
+DROP: Final = "mqtt.drop"
 
 
 def session_store(hub: Hub) -> SessionStore:
@@ -55,6 +57,7 @@ def session_store(hub: Hub) -> SessionStore:
         expiry=config.session_expiry,
         max_queued=config.max_queued_messages,
         max_queued_bytes=config.max_queued_bytes,
+        max_offline=config.max_offline_sessions,
     )
     if shared is None:
         journal = hub.backend.session_journal()
@@ -102,6 +105,7 @@ class SharedSessionStore(SessionStore):
         # One open/close/release at a time per client id on this node.
         self._locks: dict[str, asyncio.Lock] = {}
         bus.on_request(RELEASE, self._on_release)
+        bus.on_request(DROP, self._on_drop)
 
     def _lock(self, client_id: str) -> asyncio.Lock:
         lock = self._locks.get(client_id)
@@ -238,6 +242,7 @@ class SharedSessionStore(SessionStore):
             logger.warning("MQTT session %r: node %s did not let go: %s", client_id, node, exc)
 
     async def close(self, client_id: str, owner: Owner) -> None:
+        dropped: list[str] = []
         async with self._lock(client_id):
             state = await self._release(client_id, owner)
             if state is None:
@@ -247,40 +252,66 @@ class SharedSessionStore(SessionStore):
                 with contextlib.suppress(EngineUnavailable):
                     await self._stored.disown(client_id)
             else:
-                await self._offline(state)
+                dropped = await self._offline(state)
                 self._offline_ids[client_id] = None
         self._forget_lock(client_id)
-        await self._drop_over_offline_cap()
+        for oldest in dropped:
+            await self._drop_offline(oldest)
 
-    async def _drop_over_offline_cap(self) -> None:
-        """Past ``mqtt.max_offline_sessions`` (this node's): drop the longest offline, keys too."""
-        while len(self._offline_ids) > self._max_offline:
-            oldest = next(iter(self._offline_ids))
-            async with self._lock(oldest):
-                self._offline_ids.pop(oldest, None)
-                state = self._sessions.get(oldest)
-                if state is None or oldest in self._owners:
-                    continue  # taken back (here or by another node) meanwhile
-                logger.info("MQTT session %r dropped: over mqtt.max_offline_sessions", oldest)
+    async def _drop_offline(self, client_id: str) -> None:
+        """Past ``mqtt.max_offline_sessions`` (counted in Redis, for the whole cluster):
+        the session ``client_id`` is dropped, by the node that holds it."""
+        logger.info("MQTT session %r dropped: over mqtt.max_offline_sessions", client_id)
+        try:
+            node = await self._stored.owner(client_id)
+            if node is None or node == self._stored.node_id:
+                await self._on_drop(self._stored.node_id, client_id)
+                return
+            if await self._bus.alive(node):
+                with contextlib.suppress(NodeGone):
+                    await self._bus.request(node, DROP, client_id, timeout=self._takeover_timeout)
+                    return
+            # Its node is gone: nothing of it lives anywhere but in Redis.
+            await self._stored.delete(client_id)
+            await self._stored.forget_orphan(client_id, node)
+        except EngineUnavailable:
+            # The keys expire with mqtt.session_expiry instead.
+            logger.warning("MQTT session %r: Redis away, not dropped", client_id)
+
+    async def _on_drop(self, sender: str, client_id: object) -> bool:
+        """Drop the offline session ``client_id``, unless its client came back meanwhile."""
+        if not isinstance(client_id, str):
+            raise ValueError("a client id is a string")
+        async with self._lock(client_id):
+            if client_id in self._owners:
+                return False  # connected again (out of the count): its session lives on
+            state = self._sessions.get(client_id)
+            if state is not None:
                 state.spill = None
                 await self.discard(state)
-                # Redis away: the keys expire with mqtt.session_expiry instead.
-                with contextlib.suppress(EngineUnavailable):
-                    await self._stored.delete(oldest)
-                    await self._stored.disown(oldest)
-            self._forget_lock(oldest)
+            await self._stored.delete(client_id)
+            await self._stored.disown(client_id)
+        self._forget_lock(client_id)
+        return True
 
-    async def _offline(self, state: SessionState) -> None:
-        """The client left: its state to Redis, and what arrives from now on after it."""
+    async def _offline(self, state: SessionState, *, counted: bool = True) -> list[str]:
+        """The client left: its state to Redis, and what arrives from now on after it.
+
+        ``counted``: it joins the cluster's offline sessions; returned, those
+        now past ``mqtt.max_offline_sessions``, for the caller to drop.
+        """
         client_id = state.client_id
         queued, state.queue = list(state.queue), deque()
         for message in queued:
             self._stored.spill(client_id, message)
         state.spill = lambda message: self._stored.spill(client_id, message)
         try:
-            await self._stored.save(client_id, stored_of(state), offline=True)
+            return await self._stored.save(
+                client_id, stored_of(state), offline=True, counted=counted
+            )
         except EngineUnavailable:
             logger.warning("MQTT session %r: Redis away, its state stays on this node", client_id)
+            return []
 
     async def stop(self) -> None:
         await super().stop()
@@ -306,7 +337,8 @@ class SharedSessionStore(SessionStore):
             if state is not None:
                 if not state.clean:
                     state.detach()
-                    await self._offline(state)
+                    # Moving to the asking node, not offline: not counted.
+                    await self._offline(state, counted=False)
                 # Still spilling while it unsubscribes: nothing in between is lost.
                 for topic_filter in list(state.subscriptions):
                     await self._channels.unsubscribe(state, topic_filter)

@@ -34,7 +34,15 @@ from tests.protocols.wamp.conftest import wamp, wamp_session  # noqa: F401
 class HubProcess:
     """One ``wshub`` node in its own process, configured for the Redis engine."""
 
-    def __init__(self, directory: Path, name: str, redis_url: str, **engine: Any) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        name: str,
+        redis_url: str,
+        *,
+        mqtt: dict[str, Any] | None = None,
+        **engine: Any,
+    ) -> None:
         self.name = name
         self.port = free_port()
         self.directory = directory
@@ -42,6 +50,8 @@ class HubProcess:
         self.log_path = directory / f"{name}.log"
         settings = {"backend": "redis", "url": redis_url, "reconnect_max_delay": 0.5, **engine}
         lines = ["[engine]"] + [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+        if mqtt:
+            lines += ["[mqtt]"] + [f"{key} = {json.dumps(value)}" for key, value in mqtt.items()]
         self.config.write_text("\n".join(lines) + "\n")
         self._process: asyncio.subprocess.Process | None = None
 
@@ -131,12 +141,13 @@ PeerFactory = Callable[[HubProcess], Awaitable[ChannelsPeer]]
 
 @pytest.fixture
 async def cluster(tmp_path: Path, redis_server: RedisServer) -> AsyncIterator[ClusterFactory]:
-    """``await cluster(3, presence_ttl=2)``: that many hub processes on the test's Redis."""
+    """``await cluster(3, presence_ttl=2)``: that many hub processes on the test's Redis
+    (``mqtt={...}``: their [mqtt] table)."""
     hubs: list[HubProcess] = []
 
-    async def start(count: int, **engine: Any) -> list[HubProcess]:
+    async def start(count: int, **settings: Any) -> list[HubProcess]:
         started = [
-            HubProcess(tmp_path, f"node{len(hubs) + n + 1}", redis_server.url, **engine)
+            HubProcess(tmp_path, f"node{len(hubs) + n + 1}", redis_server.url, **settings)
             for n in range(count)
         ]
         hubs.extend(started)

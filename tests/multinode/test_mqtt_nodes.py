@@ -109,3 +109,25 @@ async def test_a_device_whose_node_was_killed_resumes_on_another_without_waiting
     assert await back.connect("127.0.0.1", b.port) == (True, 0)
     assert loop.time() - started < 1.5
     assert (await back.message()).payload == b"before the crash"
+
+
+async def test_max_offline_sessions_holds_across_nodes(
+    cluster: ClusterFactory, paho_peer: Paho
+) -> None:
+    """mqtt.max_offline_sessions counts the cluster's offline sessions, not one node's:
+    two go offline on node A, a third on B, and the one offline longest (held by A) is
+    dropped; before, each node counted its own (2 and 1, under a cap of 2)."""
+    a, b = await cluster(2, mqtt={"max_offline_sessions": 2})
+    for client_id, node in (("s1", a), ("s2", a), ("s3", b)):
+        device = paho_peer(client_id, clean_session=False)
+        assert (await device.connect("127.0.0.1", node.port))[1] == 0
+        assert await device.subscribe(f"cmd/{client_id}", 1) == [1]
+        await device.disconnect()
+        await asyncio.sleep(0.5)  # offline in this order: s1 the longest
+    # s1 comes back where its state was held (dropped there too, not only in Redis).
+    # Connected, no session is offline: none is dropped while the others come back.
+    first = paho_peer("s1", clean_session=False)
+    assert await first.connect("127.0.0.1", a.port) == (False, 0)
+    for client_id in ("s2", "s3"):
+        back = paho_peer(client_id, clean_session=False)
+        assert await back.connect("127.0.0.1", b.port) == (True, 0)

@@ -63,7 +63,12 @@ class RedisBackend:
         return RedisRetainedStore(self.link, max_channels, max_bytes=max_bytes, expiry=expiry)
 
     def shared_sessions(
-        self, *, expiry: float | None, max_queued: int, max_queued_bytes: int = 1024 * 1024
+        self,
+        *,
+        expiry: float | None,
+        max_queued: int,
+        max_queued_bytes: int = 1024 * 1024,
+        max_offline: int | None = None,
     ) -> SharedSessions | None:
         return RedisSessions(
             self.link,
@@ -71,6 +76,7 @@ class RedisBackend:
             expiry=expiry,
             max_queued=max_queued,
             max_queued_bytes=max_queued_bytes,
+            max_offline=max_offline,
         )
 
     def session_journal(self) -> SessionJournal | None:

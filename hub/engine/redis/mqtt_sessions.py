@@ -9,6 +9,9 @@ Per client id (the id is the hash tag, so a session's keys share a slot):
 ``<prefix>mqtt:{<id>}:qbytes`` string the queue's bytes (its items' total length)
 ``<prefix>mqtt:{<id>}:owner`` string  the node holding the session (its id)
 ``<prefix>mqtt:{<id>}:user``  string  whose session it is: ``u:<user id>``, ``-`` anonymous
+``<prefix>mqtt:offline``      zset    client ids of the offline sessions, scored by the
+                                      Redis time (µs) they went offline: the cluster's
+                                      count for ``mqtt.max_offline_sessions``
 ============================  ======  ==============================================
 
 The keys expire ``mqtt.session_expiry`` seconds after the client went
@@ -79,6 +82,31 @@ if expiry > 0 then
   end
 end
 return 0
+"""
+
+# KEYS: the offline set. ARGV: client id, max offline, expiry µs (0: none).
+# Run in the transaction that stores the session going offline, so every
+# node counts against one set: the id joins it at Redis's own time (the
+# nodes' clocks do not matter); entries older than the expiry (their keys
+# expired) leave it; past the cap, the longest offline are taken out and
+# returned, each to this one caller, which drops them.
+_OFFLINE = """
+local now = redis.call('TIME')
+local score = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local expiry = tonumber(ARGV[3])
+if expiry > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', score - expiry)
+end
+redis.call('ZADD', KEYS[1], score, ARGV[1])
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2])
+local dropped = {}
+if over > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[1], over)
+  for i = 1, #popped, 2 do
+    dropped[#dropped + 1] = popped[i]
+  end
+end
+return dropped
 """
 
 # KEYS: session, queue, queue bytes. ARGV: max queued, max bytes, items...
@@ -158,6 +186,7 @@ class RedisSessions:
         max_queued: int,
         max_queued_bytes: int = 1024 * 1024,
         max_pending_bytes: int = MAX_PENDING_BYTES,
+        max_offline: int | None = None,
     ) -> None:
         self._link = link
         self._prefix = link.keys.prefix + "mqtt:"
@@ -165,7 +194,10 @@ class RedisSessions:
         self._expiry_ms = None if expiry is None else max(1, round(expiry * 1000))
         self._max_queued = max_queued
         self._max_queued_bytes = max_queued_bytes
+        self._offline_set = self._prefix + "offline"
+        self._max_offline = max_offline
         client = link.client
+        self._count_offline: AsyncScript = client.register_script(_OFFLINE)
         self._disown: AsyncScript = client.register_script(_DISOWN)
         self._push: AsyncScript = client.register_script(_PUSH)
         self._take: AsyncScript = client.register_script(_TAKE)
@@ -275,8 +307,16 @@ class RedisSessions:
             return StoredSession()
         return stored
 
-    async def save(self, client_id: str, stored: StoredSession, *, offline: bool) -> None:
-        """Write the whole session; ``offline`` starts its expiry (if any)."""
+    async def save(
+        self, client_id: str, stored: StoredSession, *, offline: bool, counted: bool = True
+    ) -> list[str]:
+        """Write the whole session; ``offline`` starts its expiry (if any).
+
+        Offline and ``counted``, the session joins the cluster's offline count
+        in the same transaction; returned: the ids past ``max_offline`` (the
+        longest offline), out of the count, for the caller to drop. Not
+        offline, it leaves the count.
+        """
         client = self._link.client
         inflight = [[pid, frame, awaiting] for pid, frame, awaiting in stored.inflight]
         pipe = client.pipeline(transaction=True)
@@ -302,7 +342,18 @@ class RedisSessions:
                 pipe.pexpire(name, self._expiry_ms)
             else:
                 pipe.persist(name)
-        await self._link.run("session save", pipe.execute())
+        max_offline = self._max_offline if offline and counted else None
+        counting = max_offline is not None
+        if max_offline is not None:
+            args: list[str | int] = [client_id, max_offline, (self._expiry_ms or 0) * 1000]
+            # Queued on the transaction (an async pipeline is awaitable: it returns itself).
+            await self._count_offline(keys=[self._offline_set], args=args, client=pipe)
+        elif not offline:
+            pipe.zrem(self._offline_set, client_id)
+        replies: list[Any] = await self._link.run("session save", pipe.execute())
+        if not counting:
+            return []
+        return [bytes(dropped).decode() for dropped in replies[-1]]
 
     async def save_subscriptions(self, client_id: str, subscriptions: dict[str, int]) -> None:
         client = self._link.client
@@ -310,13 +361,10 @@ class RedisSessions:
         await self._link.run("session save", client.hset(key, "subs", msgpack.packb(subscriptions)))
 
     async def delete(self, client_id: str) -> None:
-        client = self._link.client
-        await self._link.run(
-            "session delete",
-            client.delete(
-                self._session(client_id), self._queue(client_id), self._queue_bytes(client_id)
-            ),
-        )
+        pipe = self._link.client.pipeline(transaction=True)
+        pipe.delete(self._session(client_id), self._queue(client_id), self._queue_bytes(client_id))
+        pipe.zrem(self._offline_set, client_id)
+        await self._link.run("session delete", pipe.execute())
 
     async def take_queue(self, client_id: str) -> list[Queued]:
         """Everything queued for the client, oldest first; the stored queue is emptied."""
