@@ -94,6 +94,11 @@ class MqttListenerConfig(Section):
     # TLS); its common name is the client's identity, as a handshake login.
     ca_file: FilePath | None = None
     min_version: Literal["1.2", "1.3"] = "1.2"
+    # TCP_NODELAY on each client socket: every packet leaves at once. False
+    # keeps Nagle's algorithm (Mosquitto's default, its set_tcp_nodelay false):
+    # small packets to a client that has not acknowledged the last are sent
+    # together, for less CPU per message and up to ~40 ms more latency.
+    nodelay: bool = True
 
     @model_validator(mode="after")
     def _tls_files(self) -> MqttListenerConfig:

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -108,6 +110,38 @@ def certificate_identity(peercert: Any) -> Identity | None:
     return Identity(str(common_name), {"certificate": subject}, method="tls")
 
 
+class _StreamProtocol(asyncio.StreamReaderProtocol):
+    """asyncio's stream protocol, telling its session when the transport stops taking writes.
+
+    The transport calls ``pause_writing`` when its buffer grows past the
+    high-water mark (``limits.max_outbound_bytes``, set by the session) and
+    ``connection_lost`` when the socket is gone: so ``TcpSession.send`` is one
+    write, with no question to the transport per delivery.
+    """
+
+    session: TcpSession | None = None
+    # False: Nagle's algorithm on the socket (mqtt.listeners[].nodelay).
+    nodelay = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self.nodelay:
+            # asyncio sets TCP_NODELAY on every TCP socket; this listener wants it off.
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+        super().connection_made(transport)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.session is not None:
+            self.session._slow_consumer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.session is not None:
+            self.session._stop_writing()
+        super().connection_lost(exc)
+
+
 class TcpSession(BoundedSession):
     """A TCP (or TLS) connection as a ``hub.handler.Session``: writes are bounded."""
 
@@ -129,10 +163,19 @@ class TcpSession(BoundedSession):
         self._remote_address = remote_address
         self.forwarded_headers: dict[str, str] = {}
         self._writer = writer
-        # Written to directly: a fan-out calls send once per subscriber, and the
-        # StreamWriter's methods only forward to it.
-        self._transport = writer.transport
+        self._transport = transport = writer.transport
+        # A fan-out calls send once per subscriber: it writes straight to the
+        # transport (the StreamWriter's methods only forward to it) while
+        # _writing; the slow-consumer bound is the transport's high-water
+        # mark, which calls _slow_consumer (via _StreamProtocol) once passed.
+        self._write = transport.write
+        self._writing = True
         self.close_code: int | None = None
+        protocol = transport.get_protocol()
+        if not isinstance(protocol, _StreamProtocol):
+            raise TypeError("a TcpSession needs the listener's _StreamProtocol")
+        protocol.session = self
+        transport.set_write_buffer_limits(high=max_outbound_bytes)
 
     @property
     def remote_address(self) -> str:
@@ -146,20 +189,36 @@ class TcpSession(BoundedSession):
 
     def _give_up(self, code: int, reason: str) -> None:
         self.close_code = code
+        self._writing = False
         self._transport.abort()
 
-    def send(self, message: str | bytes, *, text: bool | None = None) -> None:
-        transport = self._transport
-        if self.close_code is not None or transport.is_closing():
+    def _stop_writing(self) -> None:
+        """The socket is gone or going: later sends are dropped, not buffered."""
+        self._writing = False
+
+    def _slow_consumer(self) -> None:
+        """The transport's buffer passed ``limits.max_outbound_bytes``: drop the client."""
+        if self.close_code is not None:
             return
-        transport.write(message.encode() if isinstance(message, str) else message)
-        if transport.get_write_buffer_size() > self._max_outbound_bytes:
-            logger.warning("MQTT/TCP session %s: slow consumer dropped", self.id)
-            self.close_code = CloseCode.POLICY_VIOLATION
-            transport.abort()
+        logger.warning(
+            "MQTT/TCP session %s: slow consumer dropped, %d bytes waiting",
+            self.id,
+            self._transport.get_write_buffer_size(),
+        )
+        self._give_up(CloseCode.POLICY_VIOLATION, "slow consumer")
+
+    def send(self, message: str | bytes, *, text: bool | None = None) -> None:
+        if self._writing:
+            try:
+                self._write(message)  # type: ignore[arg-type]  # a str: below
+            except TypeError:
+                # The transport takes bytes only; a str is rare, so not tested first.
+                if not isinstance(message, str):
+                    raise
+                self._write(message.encode())
 
     def outbound_room(self) -> int:
-        return max(0, self._max_outbound_bytes - self._writer.transport.get_write_buffer_size())
+        return max(0, self._max_outbound_bytes - self._transport.get_write_buffer_size())
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close after what is written has gone (TCP has no close code: it is only logged).
@@ -171,6 +230,7 @@ class TcpSession(BoundedSession):
         if self.close_code is not None:
             return
         self.close_code = code
+        self._writing = False
         logger.debug("MQTT/TCP session %s closing (%d %s)", self.id, code, reason)
         writer = self._writer
         if writer.can_write_eof():
@@ -209,8 +269,11 @@ class MqttListeners:
 
     async def start(self) -> None:
         for config, context in zip(self._configs, self._contexts, strict=True):
-            server = await asyncio.start_server(
-                self._serve, config.host, config.port, ssl=context, limit=READ_SIZE
+            server = await asyncio.get_running_loop().create_server(
+                functools.partial(self._protocol, config.nodelay),
+                config.host,
+                config.port,
+                ssl=context,
             )
             self._servers.append(server)
         for host, port, tls in self.addresses:
@@ -229,6 +292,13 @@ class MqttListeners:
                 async with asyncio.timeout(5):
                     await server.wait_closed()
         self._servers.clear()
+
+    def _protocol(self, nodelay: bool) -> _StreamProtocol:
+        # asyncio.start_server's factory, with the protocol that tells the session.
+        loop = asyncio.get_running_loop()
+        protocol = _StreamProtocol(asyncio.StreamReader(READ_SIZE, loop), self._serve, loop)
+        protocol.nodelay = nodelay
+        return protocol
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("?", 0)
@@ -277,6 +347,7 @@ class MqttListeners:
             )
         finally:
             self._handlers.pop(session.id, None)
+            session._stop_writing()
         if session.close_code is not None:
             await _linger(reader)
 

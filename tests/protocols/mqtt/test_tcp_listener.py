@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import re
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,7 +20,19 @@ from pydantic import ValidationError
 
 from hub import Hub, HubConfig
 from hub.errors import PermissionDenied
-from protocols.mqtt.codec import Connack, Connect, Disconnect, PacketReader, Publish, Pubrel, encode
+from protocols.mqtt.codec import (
+    Connack,
+    Connect,
+    Disconnect,
+    PacketReader,
+    Pingreq,
+    Pingresp,
+    Publish,
+    Pubrel,
+    Suback,
+    Subscribe,
+    encode,
+)
 from protocols.mqtt.listener import (
     FLOOD_REFUSED_TEXT,
     SERVICE_NAME,
@@ -210,6 +225,72 @@ async def test_connection_limit_per_address(make_hub: HubFactory, raw_tcp: RawFa
     assert await second.recv_all() == []
 
 
+async def _drop_a_subscriber_that_does_not_read(
+    hub: Hub,
+    raw_tcp: RawFactory,
+    caplog: pytest.LogCaptureFixture,
+    context: ssl.SSLContext | None,
+) -> None:
+    subscriber = await raw_tcp(listener(hub), context)
+    await subscriber.send(Connect(protocol_level=5, client_id="sub"), Subscribe(1, (("t", 0),)))
+    assert isinstance(await subscriber.recv(), Connack)
+    assert isinstance(await subscriber.recv(), Suback)
+    transport = subscriber.writer.transport
+    assert isinstance(transport, asyncio.Transport)
+    transport.pause_reading()  # it stops reading: the kernel buffers fill
+    publisher = await raw_tcp(listener(hub), context)
+    await publisher.send(Connect(protocol_level=5, client_id="pub"))
+    assert isinstance(await publisher.recv(), Connack)
+    burst = [Publish("t", bytes(16 * 1024))] * 16
+    with caplog.at_level(logging.WARNING, logger="protocols.mqtt.listener"):
+        async with asyncio.timeout(30):
+            while not (dropped := [r for r in caplog.records if "slow consumer" in r.msg]):
+                await publisher.send(*burst)
+    # Dropped once past the budget, not before (a write adds one PUBLISH at most).
+    [record] = dropped
+    waiting = int(re.findall(r"(\d+) bytes waiting", record.getMessage())[0])
+    assert 600 * 1024 < waiting <= 600 * 1024 + 16 * 1024 + 100
+    # The publisher is still served; the subscriber's socket ends (a reset).
+    await publisher.send(Pingreq())
+    while not isinstance(await publisher.recv(), Pingresp):
+        pass
+    transport.resume_reading()
+    with contextlib.suppress(ConnectionError, ssl.SSLError):
+        await subscriber.recv_all(timeout=10)
+
+
+async def test_subscriber_that_does_not_read_is_dropped(
+    make_hub: HubFactory, raw_tcp: RawFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """limits.max_outbound_bytes bounds what waits for a TCP subscriber: one that
+    stops reading is dropped as a slow consumer, the publisher goes on."""
+    hub = await make_hub({**PLAIN, "limits": {"max_outbound_bytes": 600 * 1024}})
+    await _drop_a_subscriber_that_does_not_read(hub, raw_tcp, caplog, None)
+
+
+@pytest.mark.parametrize("nodelay", [True, False])
+async def test_nodelay_sets_the_client_socket(
+    make_hub: HubFactory, raw_tcp: RawFactory, nodelay: bool
+) -> None:
+    """mqtt.listeners[].nodelay: TCP_NODELAY on the hub's socket (default), or Nagle kept."""
+    config = {"mqtt": {"listeners": [{"port": 0, "nodelay": nodelay}]}}
+    hub = await make_hub(config)
+    client = await raw_tcp(listener(hub))
+    await client.send(Connect(protocol_level=5, client_id="nagle"))
+    assert isinstance(await client.recv(), Connack)
+    [handler] = hub.services.get(SERVICE_NAME, MqttListeners)._handlers.values()
+    sock = handler.session._transport.get_extra_info("socket")  # type: ignore[attr-defined]
+    assert bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)) is nodelay
+    # Served the same either way.
+    await client.send(Pingreq())
+    assert isinstance(await client.recv(), Pingresp)
+
+
+def test_nodelay_is_a_boolean() -> None:
+    with pytest.raises(ValidationError, match="nodelay"):
+        HubConfig.model_validate({"mqtt": {"listeners": [{"nodelay": "sometimes"}]}})
+
+
 # --- TLS ---------------------------------------------------------------------------
 
 
@@ -255,6 +336,15 @@ async def test_tls_listener_serves_mqtts(
     await plain.send(Connect(protocol_level=5, client_id="plain"))
     with pytest.raises((ConnectionError, AssertionError)):
         await plain.recv()
+
+
+async def test_tls_subscriber_that_does_not_read_is_dropped(
+    make_hub: HubFactory, pki: Pki, raw_tcp: RawFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same bound over TLS (the TLS layer's buffer counts)."""
+    limits = {"max_outbound_bytes": 600 * 1024}
+    hub = await make_hub({"mqtt": {"listeners": [pki.listener()]}, "limits": limits})
+    await _drop_a_subscriber_that_does_not_read(hub, raw_tcp, caplog, pki.client())
 
 
 async def test_paho_over_tls(make_hub: HubFactory, pki: Pki, paho_peer: Any) -> None:
