@@ -25,6 +25,14 @@ def test_redis_engine_settings_are_checked() -> None:
         redis_config(sentinel_master="mymaster", sentinels=["127.0.0.1"])
     with pytest.raises(ConfigError, match=r"engine\.presence_ttl"):
         redis_config(presence_ttl=0)
+    # Shared subscriptions: a claim shorter than a second could be claimed twice.
+    for key, value in [
+        ("shared_claim_ttl", 0.5),
+        ("shared_announce_interval", 0),
+        ("shared_max_pending_bytes", 1000),
+    ]:
+        with pytest.raises(ConfigError, match=rf"engine\.{key}"):
+            redis_config(**{key: value})
     config = redis_config(url="redis://127.0.0.1:1/0", prefix="app:", presence_ttl=5)
     assert (config.engine.prefix, config.engine.presence_ttl) == ("app:", 5)
 

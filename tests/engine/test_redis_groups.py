@@ -128,3 +128,51 @@ async def test_offers_waiting_for_redis_are_bounded_in_bytes(
     await asyncio.sleep(0.2)  # none of the dropped ones comes later
     assert delivered == [bytes([0]) * 400, bytes([1]) * 400]
     await groups.close()
+
+
+async def test_the_engine_config_reaches_the_shared_groups(redis_server: RedisServer) -> None:
+    """engine.shared_claim_ttl, shared_announce_interval and shared_max_pending_bytes set
+    the claim keys' TTL, the group keys' (three intervals) and the offers' byte bound."""
+    registry = CollectorRegistry()
+    config = RedisEngineConfig(
+        url=redis_server.url,
+        health_interval=0.2,
+        shared_claim_ttl=2.0,
+        shared_announce_interval=0.5,
+        shared_max_pending_bytes=65536,
+    )
+    backend = RedisBackend(config, "a", registry=registry)
+    await backend.broker.start()
+    groups = backend.shared_groups()
+    client = redis_server.client()
+    try:
+        groups.members("workers", 1)
+        delivered: list[bytes] = []
+        two = asyncio.Event()
+
+        def deliver(publication: Publication) -> bool:
+            delivered.append(publication.data)
+            if len(delivered) == 2:
+                two.set()
+            return True
+
+        # Offered before the worker runs: two of 30,000 bytes fit in 65,536, three do not.
+        for n in range(5):
+            groups.offer("workers", message(bytes([n]) * 30_000), deliver)
+        dropped = registry.get_sample_value(
+            "wshub_engine_dropped_total", {"queue": "shared group offers"}
+        )
+        assert dropped == 3
+        async with asyncio.timeout(5):
+            await two.wait()
+        keys = await share_keys(redis_server)
+        claims = [k for k in keys if b":m:" in k]
+        nodes = next(k for k in keys if k.endswith(b":nodes"))
+        assert len(claims) == 2, keys
+        # The defaults would be 30,000 and 15,000 ms.
+        assert all(0 < ttl <= 2000 for ttl in [await client.pttl(c) for c in claims])
+        assert 0 < await client.pttl(nodes) <= 1500
+    finally:
+        await client.aclose()
+        await groups.close()
+        await backend.engine.close()

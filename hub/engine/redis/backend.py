@@ -43,6 +43,7 @@ class RedisBackend:
         # The node bus needs a name for this node.
         node_id = node_id or secrets.token_hex(6)
         self.link = RedisLink(config, client_name=f"wshub-{node_id}", registry=registry)
+        self._config = config
         history = RedisHistory(self.link, broadcast=True)
         presence = RedisPresence(self.link, node_id)
         self.broker = RedisBroker(self.link, history, presence)
@@ -89,7 +90,14 @@ class RedisBackend:
         return RedisDirectory(self.link, self.engine.bus.node_id)
 
     def shared_groups(self) -> SharedGroups:
-        return RedisGroups(self.link, self.engine.bus)
+        config = self._config
+        return RedisGroups(
+            self.link,
+            self.engine.bus,
+            announce_every=config.shared_announce_interval,
+            claim_ttl_ms=round(config.shared_claim_ttl * 1000),
+            max_pending_bytes=config.shared_max_pending_bytes,
+        )
 
     def idempotency(self, *, window: float) -> SharedIdempotency | None:
         return RedisIdempotency(self.link, window=window)

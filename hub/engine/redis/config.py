@@ -41,6 +41,18 @@ class RedisEngineConfig(Section):
     # CLIENT SETNAME of this node's connections ("<name>-pubsub" for pub/sub),
     # so CLIENT LIST tells the nodes apart. Unset: "wshub-<node id>".
     client_name: str | None = None
+    # MQTT shared subscriptions ($share/...) across nodes (hub/engine/redis/groups.py).
+    # Seconds a message's claim (the node picked to deliver it) stays in Redis for
+    # the other nodes' copies to find: a copy arriving later claims it again and it
+    # is delivered twice. One small key per message of a group, so a busy group
+    # keeps rate x TTL of them.
+    shared_claim_ttl: float = Field(30.0, ge=1.0, le=86400.0)
+    # Seconds between a node's announcements of its member counts (Redis may lose
+    # them); a group's keys outlive the last announcement by three of these.
+    shared_announce_interval: float = Field(5.0, ge=0.1, le=3600.0)
+    # Payload bytes of the offers waiting for Redis's decision, and apart of the
+    # messages waiting to be handed to another node; past it new ones are dropped.
+    shared_max_pending_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024)
 
     @field_validator("url")
     @classmethod

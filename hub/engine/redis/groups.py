@@ -5,7 +5,7 @@ their count, and ``...:next`` counts the messages handed out. Every node with
 members receives each message of the group's filter and offers it; one script
 call per batch of offers decides: the first node to offer a message picks its
 owner, the next live node in turn weighted by member count, and stores the
-choice under ``...:m:<message id>`` for :data:`CLAIM_TTL_MS`, where the other
+choice under ``...:m:<message id>`` for ``engine.shared_claim_ttl``, where the other
 nodes' offers find it. Only the owner delivers.
 
 A node picked for a message it can no longer deliver (its last member left,
@@ -20,13 +20,14 @@ node killed with SIGKILL is skipped, and forgotten, within a few health
 intervals; the messages claimed for it meanwhile are lost with it. With no
 live node announced (Redis lost its data, or announcements still on their
 way), the first node to offer a message delivers it: still once. Each node
-announces its counts again every :data:`ANNOUNCE_EVERY` seconds, so they come
+announces its counts again every ``engine.shared_announce_interval`` seconds, so they come
 back if Redis lost them; the announcement also renews the nodes hash's expiry
 (and the counter's), so the keys of a group nobody announces any more (its
 nodes died, or its last count 0 was not stored) vanish.
 
 The offers waiting for a decision, and the messages waiting to be handed
-back, are bounded in count and in bytes (:mod:`hub.engine.redis.pending`).
+back, are bounded in count and in bytes (:mod:`hub.engine.redis.pending`;
+``engine.shared_max_pending_bytes``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ from hub.payloads import payload_size
 
 logger = logging.getLogger("hub.engine.redis")
 
-# Long enough for every node's copy of a message to arrive and be offered.
+# Long enough for every node's copy of a message to arrive and be offered
+# (the default of engine.shared_claim_ttl, as the other two defaults below).
 CLAIM_TTL_MS: Final = 30_000
 # Offers decided by one script call.
 BATCH: Final = 256
