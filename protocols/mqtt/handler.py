@@ -155,6 +155,9 @@ class MqttHandler(MqttConnection):
     async def shutdown(self) -> None:
         await lifecycle.shutdown(self)
 
+    async def on_identity_expired(self) -> None:
+        lifecycle.identity_expired(self)
+
     async def server_subscribe(self, channel: str) -> bool:
         return await subscribe.server_subscribe(self, channel)
 

@@ -63,6 +63,21 @@ async def _will(conn: MqttConnection, will: Will) -> None:
         logger.warning("MQTT session %s: will not published, engine unavailable", conn.session.id)
 
 
+# 0xA0 Maximum connect time, not 0x87 Not authorized: MQTT 5.0 3.14.2.1 gives
+# 0x87 for "the request is not authorized" (a refused request), 0xA0 for "the
+# maximum connection time authorized for this connection has been exceeded",
+# which is what a token's exp is. Nothing the client did is refused; it may
+# connect again at once with a new token.
+TOKEN_EXPIRED_TEXT = "token expired: connect again with a new one"
+
+
+def identity_expired(conn: MqttConnection) -> None:
+    """The login's token expired (the hub closes the connection next): a 5.0 client
+    hears DISCONNECT 0xA0 Maximum connect time first; 3.1.1 has no server DISCONNECT."""
+    if conn.phase is Phase.CONNECTED:
+        conn.disconnect(ReasonCode.MAXIMUM_CONNECT_TIME, TOKEN_EXPIRED_TEXT)
+
+
 async def shutdown(conn: MqttConnection) -> None:
     """The hub stops: a 5.0 client hears DISCONNECT 0x8B Server shutting down."""
     if conn.phase is Phase.CONNECTED:

@@ -14,7 +14,8 @@ from paho.mqtt.properties import Properties as PahoProperties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from hub import Hub
-from tests.conftest import JsonRpcPeer, PeerFactory
+from tests.auth_helpers import hs_auth, mint
+from tests.conftest import HubFactory, JsonRpcPeer, PeerFactory
 
 from .conftest import PahoPeer, hub_address
 
@@ -36,6 +37,7 @@ class Paho5(PahoPeer):
         self.connack_properties: dict[str, Any] = {}
         self.messages5: asyncio.Queue[Message5] = asyncio.Queue()
         self.disconnect_reason: asyncio.Future[int] = self.loop.create_future()
+        self.disconnect_properties: dict[str, Any] = {}
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connack_properties = props.json() if props is not None else {}
@@ -53,6 +55,7 @@ class Paho5(PahoPeer):
     ) -> None:
         def settle() -> None:
             if not self.disconnect_reason.done():
+                self.disconnect_properties = props.json() if props is not None else {}
                 self.disconnect_reason.set_result(int(reason.value))
 
         self._soon(settle)
@@ -220,6 +223,20 @@ async def test_paho5_session_taken_over_gets_reason_0x8e(hub: Hub, paho5: Any) -
     await second.connect5(hub)
     async with asyncio.timeout(5):
         assert await first.disconnect_reason == 0x8E
+
+
+async def test_paho5_whose_jwt_expires_gets_reason_0xa0_maximum_connect_time(
+    make_hub: HubFactory, paho5: Any
+) -> None:
+    """At the token's exp a 5.0 client hears DISCONNECT 0xA0 Maximum connect time, with a
+    reason string naming the expiry, before the hub closes the connection."""
+    hub = await make_hub({"auth": {"allow_anonymous": False, **hs_auth()}})
+    client: Paho5 = paho5("expiring")
+    client.client.username_pw_set("ada", mint("ada", ttl=2))
+    assert await client.connect5(hub) == (False, 0)
+    async with asyncio.timeout(8):
+        assert await client.disconnect_reason == 0xA0
+    assert "token expired" in client.disconnect_properties["ReasonString"]
 
 
 async def test_paho5_and_paho311_and_channels_share_a_topic(

@@ -440,21 +440,35 @@ async def test_disconnect_is_read_before_the_socket_ends(
 async def test_jwt_login_over_tcp_ends_at_the_token_expiry(
     make_hub: HubFactory, raw_tcp: RawFactory
 ) -> None:
-    """As on WebSocket (close 3000), a TCP session logged in with a JWT ends at its exp."""
+    """As on WebSocket (close 3000), a TCP session logged in with a JWT ends at its exp:
+    a 5.0 client reads DISCONNECT 0xA0 Maximum connect time first, a 3.1.1 client
+    (no server DISCONNECT in 3.1.1) only the socket's end."""
     from tests.auth_helpers import hs_auth, mint
 
     hub = await make_hub({**PLAIN, "auth": {"allow_anonymous": True, **hs_auth()}})
-    client = await raw_tcp(listener(hub))
+    v5 = await raw_tcp(listener(hub))
+    v4 = await raw_tcp(listener(hub))
+    v4.version, v4.codec = 4, PacketReader()
     token = mint("ada", ttl=2).encode()
-    await client.send(Connect(protocol_level=5, client_id="exp", username="ada", password=token))
-    connack = await client.recv()
-    assert isinstance(connack, Connack)
-    assert connack.return_code == 0
+    await v5.send(Connect(protocol_level=5, client_id="exp5", username="ada", password=token))
+    await v4.send(Connect(client_id="exp4", username="ada", password=token))
+    for client in (v5, v4):
+        connack = await client.recv()
+        assert isinstance(connack, Connack)
+        assert connack.return_code == 0
     opened = time.monotonic()
-    # The socket closes (nothing more is sent) once the token has expired, not before.
-    assert await client.recv_all(timeout=8) == []
+    # Nothing until the token has expired, not before.
+    got5, got4 = await asyncio.gather(v5.recv_all(timeout=8), v4.recv_all(timeout=8))
     assert time.monotonic() - opened > 0.5
-    client.writer.close()
+    assert got5 == [
+        Disconnect(
+            ReasonCode.MAXIMUM_CONNECT_TIME,
+            Properties(reason_string="token expired: connect again with a new one"),
+        )
+    ]
+    assert got4 == []
+    for client in (v5, v4):
+        client.writer.close()
     async with asyncio.timeout(5):
         while hub.session_ids:  # noqa: ASYNC110 - the listener detaches it, no event to await
             await asyncio.sleep(0.05)
