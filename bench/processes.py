@@ -177,7 +177,9 @@ def hub_server(
             text += f'[engine]\nbackend = "sqlite"\npath = "{Path(tmp) / "engine.sqlite3"}"\n'
             text += f"commit_interval = {commit_interval}\n"
         if mqtt_tcp:
-            text += f'[[mqtt.listeners]]\nhost = "127.0.0.1"\nport = {mqtt_port}\n'
+            # Nagle's algorithm kept, as on Mosquitto's listener in the same run
+            # (its default, set_tcp_nodelay false): both batch small writes alike.
+            text += f'[[mqtt.listeners]]\nhost = "127.0.0.1"\nport = {mqtt_port}\nnodelay = false\n'
         config.write_text(text)
         args = [PYTHON, "-m", "hub", "--config", str(config), "--port", str(port)]
         with running(args, "hub", cwd=ROOT) as process:
