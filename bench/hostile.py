@@ -157,6 +157,16 @@ def binary_frame(data: bytes) -> bytes:
     return rawws.frame(data, text=False, compress=True)
 
 
+# The attacker connects from its own loopback address, as from its own
+# machine: the hub's per-address defences (the flood penalty, the hold of a
+# repeat flooder) then apply to it and not to the probes on 127.0.0.1.
+ATTACKER_ADDRESS = "127.0.0.2"
+
+
+async def opened(url: str, protocol: str) -> rawws.RawClient:
+    return await rawws.RawClient.open(url, protocol, source=ATTACKER_ADDRESS)
+
+
 # What ends an attack loop's connection: the hub closed it, or refused it.
 GONE = (rawws.Closed, OSError, TimeoutError)
 
@@ -170,7 +180,7 @@ def history_batch() -> AttackLoop:
     batch = text_frame([request(i, "history", {"channel": "big"}) for i in range(100)])
 
     async def run(url: str, until: float) -> None:
-        setup = await rawws.RawClient.open(url, "channels.v1")
+        setup = await opened(url, "channels.v1")
         for publish in publishes:
             await setup.send(publish)
             await setup.recv()
@@ -178,7 +188,7 @@ def history_batch() -> AttackLoop:
         while time.monotonic() < until:
             with contextlib.suppress(*GONE):
                 # One connection as long as the hub keeps it: replies are not inflated.
-                ws = await rawws.RawClient.open(url, "channels.v1")
+                ws = await opened(url, "channels.v1")
                 try:
                     while time.monotonic() < until:
                         await ws.send(batch)
@@ -201,7 +211,7 @@ def mqtt_pack(packet: bytes) -> Callable[[], AttackLoop]:
                 n += 1
                 with contextlib.suppress(*GONE):
                     # The hub closes it for its rate: a new connection each time.
-                    ws = await rawws.RawClient.open(url, "mqtt")
+                    ws = await opened(url, "mqtt")
                     try:
                         await ws.send(binary_frame(mqtt_connect(f"packer-{n}")))
                         await ws.recv()
@@ -228,7 +238,7 @@ def notification_batches() -> AttackLoop:
     async def run(url: str, until: float) -> None:
         while time.monotonic() < until:
             with contextlib.suppress(*GONE):
-                ws = await rawws.RawClient.open(url, "channels.v1")
+                ws = await opened(url, "channels.v1")
                 try:
                     await ws.send(tiny)
                     while time.monotonic() < until and not ws.closed.is_set():
@@ -260,19 +270,19 @@ def poison() -> AttackLoop:
     async def run(url: str, until: float) -> None:
         while time.monotonic() < until:
             with contextlib.suppress(*GONE):
-                ws = await rawws.RawClient.open(url, "channels.v1")
+                ws = await opened(url, "channels.v1")
                 for _ in range(50):
                     await ws.send(deep_json)
                     await ws.recv()
                 await ws.close()
-                mqtt = await rawws.RawClient.open(url, "mqtt")
+                mqtt = await opened(url, "mqtt")
                 await mqtt.send(connect)
                 await mqtt.recv()
                 for _ in range(50):
                     await mqtt.send(deep_mqtt)
                 await mqtt.close()
                 for wire, hello_frame, deep_frame in wamp:
-                    peer = await rawws.RawClient.open(url, wire)
+                    peer = await opened(url, wire)
                     await peer.send(hello_frame)
                     await peer.recv()
                     await peer.send(deep_frame)
@@ -315,7 +325,7 @@ def store_growth() -> AttackLoop:
             n = next(numbers)
             tag = str(n)
             with contextlib.suppress(*GONE):
-                ws = await rawws.RawClient.open(url, "channels.v1")
+                ws = await opened(url, "channels.v1")
                 names = [request(i, "history", {"channel": f"h/{tag}/{i}"}) for i in range(100)]
                 await ws.send(text_frame(names))
                 await ws.recv()
@@ -323,7 +333,7 @@ def store_growth() -> AttackLoop:
                 await ws.send(rawws.compressed_frame([info_head, info_tail], text=True))
                 await ws.recv()
                 await ws.close()
-                mqtt = await rawws.RawClient.open(url, "mqtt")
+                mqtt = await opened(url, "mqtt")
                 await mqtt.send(binary_frame(mqtt_connect(f"hoarder-{tag}", clean=False)))
                 await mqtt.recv()
                 await mqtt.send(retained(n))

@@ -86,10 +86,15 @@ class RawClient:
         self._reading = asyncio.create_task(self._read())
 
     @classmethod
-    async def open(cls, url: str, protocol: str, *, deflate: bool = True) -> RawClient:
+    async def open(
+        cls, url: str, protocol: str, *, deflate: bool = True, source: str | None = None
+    ) -> RawClient:
+        """Connect and upgrade; ``source``: the local address to connect from
+        (another loopback address, as an attacker's own machine would be)."""
         parts = urlsplit(url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
-        reader, writer = await asyncio.open_connection(host, port)
+        local = (source, 0) if source is not None else None
+        reader, writer = await asyncio.open_connection(host, port, local_addr=local)
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [
             f"GET {parts.path or '/'} HTTP/1.1",

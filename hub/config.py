@@ -152,6 +152,11 @@ class LimitsConfig(Section):
     # refused messages before its bucket is full again) is closed with 1008.
     message_rate: float = Field(1000.0, gt=0)
     message_burst: int = Field(2000, gt=0)
+    # Tokens a new connection starts with (and refusals it may collect before
+    # it is closed), growing at message_rate to message_burst with its age:
+    # a connection opened only to flood costs ~2 x opening_burst units, not
+    # 2 x message_burst. Larger than message_burst counts as message_burst.
+    opening_burst: int = Field(200, gt=0)
     # Requests in one JSON-RPC / channels.v1 batch; a larger batch is refused
     # whole with one -32600 error. Every element (and every MQTT packet of a
     # message) takes its own token of message_rate and its own slot of

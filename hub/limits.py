@@ -22,9 +22,31 @@ class MessageRateLimiter:
     again (the client paused long enough to earn back a whole burst), so a
     client that keeps sending over the rate, however fast, accumulates refusals
     and the caller can close it.
+
+    A new connection starts with ``opening`` tokens (at most ``burst``) and may
+    be refused as many times before it counts as flooding; both grow at the
+    rate with the connection's age up to ``burst``. While young, a connection
+    that runs out takes its further tokens from its address's ``pool``
+    (:class:`OpeningPool`), shared by the address's connections: one client
+    still has its whole burst at once, but N connections opened together to
+    flood cost the hub one burst and N openings, not N bursts.
     """
 
-    __slots__ = ("_burst", "_clock", "_rate", "_stamp", "_tokens", "on_flood", "refused")
+    __slots__ = (
+        "_allowance",
+        "_burst",
+        "_clock",
+        "_key",
+        "_opened",
+        "_opening",
+        "_pool",
+        "_rate",
+        "_stamp",
+        "_tokens",
+        "_young_until",
+        "on_flood",
+        "refused",
+    )
 
     def __init__(
         self,
@@ -33,19 +55,33 @@ class MessageRateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         full: bool = True,
+        opening: int | None = None,
+        pool: OpeningPool | None = None,
+        key: str = "",
     ) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be positive and burst at least 1")
+        if opening is not None and opening < 1:
+            raise ValueError("opening must be at least 1")
         self._rate = float(rate)
         self._burst = float(burst)
         self._clock = clock
-        self._stamp = clock()
-        # A new connection starts with a full bucket: its opening burst
-        # (subscribe to everything, fetch history) is what the burst is for.
+        self._stamp = self._opened = clock()
+        # A new connection starts with its opening tokens: its opening burst
+        # (subscribe to everything, fetch history) is what they are for.
+        self._opening = min(self._burst, float(opening if opening is not None else burst))
+        # Refusals allowed before ``flooding``: the opening, growing with age
+        # (recomputed at each refusal, the slow path).
+        self._allowance = self._opening
+        # Until its own bucket could hold a whole burst, a connection short of
+        # tokens draws on its address's pool (``key``'s).
+        self._young_until = self._opened + (self._burst - self._opening) / self._rate
+        self._pool = pool if full else None
+        self._key = key
         # One from an address just closed for flooding starts empty instead,
         # with no refusal to spare, or reconnecting would buy a fresh burst
         # each time (RatePenalties): it is closed at its first refusal.
-        self._tokens = self._burst if full else 0.0
+        self._tokens = self._opening if full else 0.0
         self.refused = 0 if full else int(self._burst)
         # Called once, by the refusal that makes ``flooding`` true: the
         # server stops reading the connection there (hub.serving).
@@ -53,8 +89,9 @@ class MessageRateLimiter:
 
     @property
     def flooding(self) -> bool:
-        """Refused more than a whole burst without pausing: close the connection."""
-        return self.refused > self._burst
+        """Refused more than a whole burst (a young connection: its allowance)
+        without pausing: close the connection."""
+        return self.refused > self._allowance
 
     def take(self) -> bool:
         """A protocol unit after a message's first one (see :class:`WorkMeter`)."""
@@ -78,9 +115,15 @@ class MessageRateLimiter:
             self._tokens = tokens - 1.0
             return True
         self._tokens = tokens
+        if self._pool is not None and now < self._young_until and self._pool.take(self._key):
+            return True
         self.refused += 1
-        if self.refused == int(self._burst) + 1 and self.on_flood is not None:
-            self.on_flood()
+        if self._allowance < self._burst:
+            self._allowance = min(self._burst, self._opening + (now - self._opened) * self._rate)
+        if self.refused > self._allowance and self.on_flood is not None:
+            # Once: the allowance still grows, and may pass the count again.
+            on_flood, self.on_flood = self.on_flood, None
+            on_flood()
         return False
 
 
@@ -114,6 +157,51 @@ class Unmetered:
 
 
 UNMETERED: WorkMeter = Unmetered()
+
+
+class OpeningPool:
+    """Per address, the burst its young connections share (see MessageRateLimiter).
+
+    A token bucket per address key, ``burst`` tokens refilled at ``rate`` per
+    second, full for an address not seen lately. Bounded: past
+    ``max_entries`` the least recently used address is forgotten (it comes
+    back full, as after a pause).
+    """
+
+    __slots__ = ("_burst", "_clock", "_max_entries", "_rate", "_tokens")
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        max_entries: int = 10_000,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._rate = float(rate)
+        self._burst = float(burst)
+        self._max_entries = max_entries
+        self._clock = clock
+        # key -> (tokens, when counted), least recently used first
+        self._tokens: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str) -> bool:
+        """One token of ``key``'s pool; False when it is empty."""
+        now = self._clock()
+        entry = self._tokens.pop(key, None)
+        tokens = (
+            self._burst
+            if entry is None
+            else min(self._burst, entry[0] + (now - entry[1]) * self._rate)
+        )
+        taken = tokens >= 1.0
+        self._tokens[key] = (tokens - 1.0 if taken else tokens, now)
+        if len(self._tokens) > self._max_entries:
+            del self._tokens[next(iter(self._tokens))]
+        return taken
+
+    def __len__(self) -> int:
+        return len(self._tokens)
 
 
 class RatePenalties:

@@ -27,6 +27,7 @@ from hub.hosts import HostPolicy
 from hub.http import HttpRoutes, text_response
 from hub.limits import (
     ConnectionSlots,
+    OpeningPool,
     RatePenalties,
     SlotRefused,
     address_key,
@@ -373,6 +374,7 @@ class HubServer:
         limits = config.limits
         self._slots = ConnectionSlots(limits.max_connections, limits.max_connections_per_ip)
         self._penalties = RatePenalties(RATE_PENALTY)
+        self._opening_pool = OpeningPool(limits.message_rate, limits.message_burst)
         # Message size limits by canonical name (the config may use an alias).
         self._max_sizes = {
             spec.name if (spec := registry.get(name)) is not None else name: size
@@ -443,6 +445,11 @@ class HubServer:
     def penalties(self) -> RatePenalties:
         """Addresses just closed for their message rate, on every transport."""
         return self._penalties
+
+    @property
+    def opening_pool(self) -> OpeningPool:
+        """The burst each address's young connections share, on every transport."""
+        return self._opening_pool
 
     @property
     def slots(self) -> ConnectionSlots:
@@ -755,6 +762,7 @@ class HubServer:
             connection,
             address=address_key(connection.forwarded_for or connection.peer_host),
             penalties=self._penalties,
+            pool=self._opening_pool,
             closed=(ConnectionClosed,),
             close_codes=connection.close_codes,
             stop_reading=connection.stop_reading,

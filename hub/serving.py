@@ -21,7 +21,7 @@ from hub.auth import ExpiryWatch
 from hub.close_codes import CloseCode
 from hub.errors import PermissionDenied
 from hub.handler import ProtocolSpec
-from hub.limits import MessageRateLimiter, RatePenalties
+from hub.limits import MessageRateLimiter, OpeningPool, RatePenalties
 from hub.rpc import CallContext
 from hub.session import BoundedSession
 
@@ -41,13 +41,15 @@ async def serve_session(
     *,
     address: str,
     penalties: RatePenalties,
+    pool: OpeningPool | None = None,
     closed: tuple[type[BaseException], ...],
     close_codes: Callable[[], tuple[int | None, int | None]],
     stop_reading: Callable[[], None] | None = None,
 ) -> None:
     """Serve ``session`` until ``messages`` ends (or raises one of ``closed``).
 
-    ``address`` is the client's key for the rate penalty; ``close_codes``
+    ``address`` is the client's key for the rate penalty and the ``pool`` of
+    opening bursts its young connections share; ``close_codes``
     gives, once it ended, the code the hub sent (None: none) and the code the
     handler is told; ``stop_reading`` drops what a flooding client sent past
     the refusal that closes it (its close follows).
@@ -81,7 +83,12 @@ async def serve_session(
     expiry = ExpiryWatch.attach(session, handler, hub.refresher)
     limits = hub.config.limits
     limiter = MessageRateLimiter(
-        limits.message_rate, limits.message_burst, full=not penalties.active(address)
+        limits.message_rate,
+        limits.message_burst,
+        full=not penalties.active(address),
+        opening=limits.opening_burst,
+        pool=pool,
+        key=address,
     )
 
     limiter.on_flood = _Flooded(penalties, address, stop_reading)

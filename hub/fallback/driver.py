@@ -36,6 +36,7 @@ async def drive(hub: Hub, spec: ProtocolSpec, session: StreamSession, host: str)
         session,
         address=address_key(host),
         penalties=hub.server.penalties,
+        pool=hub.server.opening_pool,
         closed=(),
         close_codes=close_codes,
     )

@@ -339,6 +339,7 @@ class MqttListeners:
                 _packets(reader, session),
                 address=key,
                 penalties=hub.server.penalties,
+                pool=hub.server.opening_pool,
                 closed=(ConnectionError, ssl.SSLError, asyncio.IncompleteReadError),
                 close_codes=lambda: (
                     session.close_code,

@@ -185,6 +185,13 @@ def test_out_of_range_value_says_the_bound(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_opening_burst_must_be_positive(tmp_path: Path) -> None:
+    """limits.opening_burst of 0 would close every new connection at its first message."""
+    path = write(tmp_path, "opening.toml", "[limits]\nopening_burst = 0\n")
+    with pytest.raises(ConfigError, match=r"limits\.opening_burst: .*greater than 0"):
+        load_config(path)
+
+
 def test_invalid_toml_names_file_and_line(tmp_path: Path) -> None:
     """Broken TOML syntax is reported with the file name and the line."""
     path = write(tmp_path, "broken.toml", '[server]\nport = 1\nhost = "unterminated\n')

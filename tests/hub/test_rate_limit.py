@@ -15,7 +15,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from hub import CallContext, Hub
-from hub.limits import MessageRateLimiter
+from hub.limits import MessageRateLimiter, OpeningPool
 from protocols.mqtt.codec import (
     SUBACK_FAILURE,
     Connack,
@@ -99,12 +99,71 @@ def test_refusals_are_forgiven_only_by_a_full_bucket() -> None:
     assert bucket.refused == 0
 
 
+def test_a_young_bucket_opens_small_and_grows_with_age() -> None:
+    """A new connection starts with ``opening`` tokens and as many refusals to
+    spare; both grow at the rate up to the burst."""
+    clock = FakeClock()
+    bucket = MessageRateLimiter(rate=10, burst=100, opening=5, clock=clock)
+    assert [bucket.allow() for _ in range(6)] == [True] * 5 + [False]
+    for _ in range(4):
+        assert not bucket.allow()
+    assert not bucket.flooding  # 5 refusals: its allowance, not more
+    assert not bucket.allow()
+    assert bucket.flooding
+    clock.now += 10.0  # old enough: a whole burst, and refusals forgiven
+    assert all(bucket.allow() for _ in range(100))
+    assert not bucket.allow()
+    assert not bucket.flooding
+
+
+def test_young_connections_of_one_address_share_its_pool() -> None:
+    """Past its own opening, a young bucket draws on its address's pool; an old
+    one, a penalized one and another address do not touch it."""
+    clock = FakeClock()
+    pool = OpeningPool(rate=10, burst=6, clock=clock)
+    first = MessageRateLimiter(rate=10, burst=100, opening=2, pool=pool, key="a", clock=clock)
+    second = MessageRateLimiter(rate=10, burst=100, opening=2, pool=pool, key="a", clock=clock)
+    # Its own 2, then the pool's 6.
+    assert [first.allow() for _ in range(9)] == [True] * 8 + [False]
+    # Its own 2; the pool is spent.
+    assert [second.allow() for _ in range(3)] == [True, True, False]
+    other = MessageRateLimiter(rate=10, burst=100, opening=2, pool=pool, key="b", clock=clock)
+    assert [other.allow() for _ in range(9)] == [True] * 8 + [False]
+    penalized = MessageRateLimiter(
+        rate=10, burst=100, opening=2, pool=pool, key="c", full=False, clock=clock
+    )
+    assert not penalized.allow()
+    assert pool.take("c")  # untouched: still full
+    clock.now += 100.0  # old: its own whole burst, the pool no more
+    assert all(first.allow() for _ in range(100))
+    assert not first.allow()
+
+
+def test_the_pool_forgets_the_least_recently_used_address() -> None:
+    clock = FakeClock()
+    pool = OpeningPool(rate=1, burst=1, max_entries=2, clock=clock)
+    assert pool.take("a")
+    assert pool.take("b")
+    assert not pool.take("a")  # a is now the most recent
+    assert pool.take("c")  # b forgotten
+    assert len(pool) == 2
+    assert pool.take("b")  # full again
+
+
+def test_an_opening_larger_than_the_burst_is_the_burst() -> None:
+    clock = FakeClock()
+    bucket = MessageRateLimiter(rate=10, burst=3, opening=50, clock=clock)
+    assert [bucket.allow() for _ in range(4)] == [True, True, True, False]
+
+
 def test_bucket_refuses_nonsense_settings() -> None:
     """A rate of zero or a burst below one is a programming error."""
     with pytest.raises(ValueError, match="rate must be positive"):
         MessageRateLimiter(0, 5)
     with pytest.raises(ValueError, match="burst at least 1"):
         MessageRateLimiter(1, 0)
+    with pytest.raises(ValueError, match="opening must be at least 1"):
+        MessageRateLimiter(1, 5, opening=0)
 
 
 # -- JSON-RPC and channels.v1 ---------------------------------------------------
