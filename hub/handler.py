@@ -160,6 +160,9 @@ class ProtocolSpec:
     # the import (10-30 ms) stalls it and every other one. Not at the hub's
     # construction, so `wshub --check` and a codec's import stay light.
     handler_modules: tuple[str, ...] = ()
+    # The protocol's own bound on an inbound message, where its messages are
+    # known to be small (channels.v1): see message_size.
+    max_message_size: int | None = None
 
     def __post_init__(self) -> None:
         if (self.config is None) != (self.config_section is None):
@@ -168,3 +171,14 @@ class ProtocolSpec:
     @property
     def wire_names(self) -> tuple[str, ...]:
         return (self.name, *self.aliases)
+
+    def message_size(self, named: Mapping[str, int], websocket: int) -> int:
+        """Largest inbound message: the size ``named`` for it (limits.max_message_size,
+        by canonical name), else its own default, never above ``websocket``
+        (websocket.max_message_size)."""
+        size = named.get(self.name)
+        if size is not None:
+            return size
+        if self.max_message_size is not None:
+            return min(self.max_message_size, websocket)
+        return websocket

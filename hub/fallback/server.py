@@ -148,7 +148,10 @@ class FallbackServer:
 
     def _max_message_size(self) -> int:
         config = self._hub.config
-        return config.limits.max_message_size.get(PROTOCOL, config.websocket.max_message_size)
+        spec = self._hub.server.registry.get(PROTOCOL)
+        if spec is None:
+            return config.limits.max_message_size.get(PROTOCOL, config.websocket.max_message_size)
+        return spec.message_size(config.limits.max_message_size, config.websocket.max_message_size)
 
     # -- the checks every stream passes ----------------------------------------------
 

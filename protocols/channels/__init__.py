@@ -34,11 +34,18 @@ METHODS = (
     "refresh",
 )
 
+# Inbound messages: 128 KiB unless limits.max_message_size names channels.v1.
+# Requests are small (Centrifugo's client limit is 64 KB); the largest is a
+# publish of max_payload_bytes (64 KiB) in its envelope. Larger ones close
+# 1009 as they inflate: a 900 KB presence info is not parsed to be refused.
+MAX_MESSAGE_SIZE = 128 * 1024
+
 PROTOCOL = ProtocolSpec(
     name="channels.v1",
     factory=_handler,
     reserved_methods=METHODS,
     handler_modules=("protocols.channels.handler",),
+    max_message_size=MAX_MESSAGE_SIZE,
 )
 
 

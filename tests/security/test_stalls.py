@@ -101,8 +101,14 @@ async def test_packed_mqtt_frames_deflated_once_neither_stall_nor_swell_the_hub(
 
 
 async def test_a_batch_of_25k_notifications_does_not_stall_others(tmp_path: Path) -> None:
-    """A 25k-notification batch is refused by its size (-32600); 100-element ones yield."""
-    async with wshub(tmp_path, UNLIMITED) as hub:
+    """A 25k-notification batch is refused by its size (-32600); 100-element ones yield.
+
+    The 775 KB batch is over channels.v1's own 128 KiB (closed 1009 unparsed,
+    test_request_size.py); here the bound is raised, as an operator may, to
+    the old 1 MiB, so the batch reaches the element count's scan.
+    """
+    roomy = UNLIMITED | {"limits.max_message_size": {'"channels.v1"': 1024 * 1024}}
+    async with wshub(tmp_path, roomy) as hub:
         times = await timed_while(hub, "notification-batches")
         assert max(times) < STALL_CPU_BOUND, f"a round trip took {max(times):.3f}s of hub CPU"
 
