@@ -227,7 +227,13 @@ def mqtt_pack(packet: bytes) -> Callable[[], AttackLoop]:
 
 
 def notification_batches() -> AttackLoop:
-    """A 25k-notification batch, then 100-element batches of publish notifications."""
+    """A 25k-notification batch, then 100-element batches of publish notifications.
+
+    The 25k batch (775 KB) is refused: by its element count (-32600) where
+    channels.v1 takes 1 MiB messages, or by its size (close 1009) at the
+    default 128 KiB; either way the batches follow, on a new connection if
+    the hub closed that one.
+    """
     tiny = rawws.frame(
         json.dumps([{"jsonrpc": "2.0", "method": "x"}] * 25_000, separators=(",", ":")).encode(),
         text=True,
@@ -241,6 +247,11 @@ def notification_batches() -> AttackLoop:
                 ws = await opened(url, "channels.v1")
                 try:
                     await ws.send(tiny)
+                    with contextlib.suppress(rawws.Closed):
+                        await ws.recv()
+                    if ws.closed.is_set():
+                        await ws.close()
+                        ws = await opened(url, "channels.v1")
                     while time.monotonic() < until and not ws.closed.is_set():
                         await ws.send(batch)
                         await asyncio.sleep(0.001)
@@ -324,24 +335,31 @@ def store_growth() -> AttackLoop:
         while time.monotonic() < until:
             n = next(numbers)
             tag = str(n)
+            # Each part on its own: one the hub refuses (the info, closed
+            # 1009 at channels.v1's 128 KiB) does not spare it the others.
             with contextlib.suppress(*GONE):
                 ws = await opened(url, "channels.v1")
-                names = [request(i, "history", {"channel": f"h/{tag}/{i}"}) for i in range(100)]
-                await ws.send(text_frame(names))
-                await ws.recv()
-                info_tail = rawws.deflated(f'{tag}"}}}}'.encode())
-                await ws.send(rawws.compressed_frame([info_head, info_tail], text=True))
-                await ws.recv()
-                await ws.close()
+                try:
+                    names = [request(i, "history", {"channel": f"h/{tag}/{i}"}) for i in range(100)]
+                    await ws.send(text_frame(names))
+                    await ws.recv()
+                    info_tail = rawws.deflated(f'{tag}"}}}}'.encode())
+                    await ws.send(rawws.compressed_frame([info_head, info_tail], text=True))
+                    await ws.recv()
+                finally:
+                    await ws.close()
+            with contextlib.suppress(*GONE):
                 mqtt = await opened(url, "mqtt")
-                await mqtt.send(binary_frame(mqtt_connect(f"hoarder-{tag}", clean=False)))
-                await mqtt.recv()
-                await mqtt.send(retained(n))
-                await mqtt.send(binary_frame(encode(Subscribe(1, ((f"q/{tag}", 1),)))))
-                await mqtt.recv()
-                await mqtt.send(disconnect)
-                await mqtt.closed.wait()
-                await mqtt.close()
+                try:
+                    await mqtt.send(binary_frame(mqtt_connect(f"hoarder-{tag}", clean=False)))
+                    await mqtt.recv()
+                    await mqtt.send(retained(n))
+                    await mqtt.send(binary_frame(encode(Subscribe(1, ((f"q/{tag}", 1),)))))
+                    await mqtt.recv()
+                    await mqtt.send(disconnect)
+                    await mqtt.closed.wait()
+                finally:
+                    await mqtt.close()
 
     return run
 
