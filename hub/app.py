@@ -442,6 +442,13 @@ class Hub:
     async def stop(self) -> None:
         """Close every client with 1001 (going away) and stop."""
         self._stopping = True
+        # Each protocol's goodbye first (MQTT 5.0 DISCONNECT 0x8B), whatever the
+        # transport; the closes then run together.
+        for session_id, (_, handler) in list(self._sessions.items()):
+            try:
+                await handler.on_shutdown()
+            except Exception:
+                logger.exception("session %s: on_shutdown failed", session_id)
         await self._server.stop()
         await self.services.stop()
         await self.backend.close()

@@ -105,6 +105,22 @@ class SubprotocolHandler(ABC):
         a protocol with its own goodbye (WAMP GOODBYE) says it here.
         """
 
+    async def on_flooding(self) -> None:
+        """The session is closed for its message rate (``limits.message_rate``) right after.
+
+        Called by the server before its close (1008 on WebSocket), and by a
+        handler that finds the flood among a message's protocol units: a
+        protocol with a goodbye naming the reason (MQTT 5.0 DISCONNECT 0x96)
+        says it here. Send only; the caller closes.
+        """
+
+    async def on_shutdown(self) -> None:
+        """The hub is stopping: every session is closed (1001 on WebSocket) right after.
+
+        A protocol with a goodbye naming the reason (MQTT 5.0 DISCONNECT 0x8B)
+        says it here. Send only; the hub closes the sessions together.
+        """
+
     async def server_subscribe(self, channel: str) -> bool:
         """Subscribe the client to ``channel`` for the server (server API ``subscribe``).
 

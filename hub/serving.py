@@ -107,6 +107,7 @@ async def serve_session(
                 # Refused message_burst times and still sending: not a burst.
                 metrics.rate_limit_closes.labels(spec.name).inc()
                 logger.info("session %s (%s): closed for its message rate", session.id, spec.name)
+                await handler.on_flooding()
                 await session.close(CloseCode.POLICY_VIOLATION, RATE_CLOSE_REASON)
                 break
             await handler.on_rate_limited(message)

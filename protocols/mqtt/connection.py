@@ -83,6 +83,8 @@ class MqttConnection(SubprotocolHandler):
         self._timeout_reason = ""
         self._timer: asyncio.TimerHandle | None = None
         self._closing: asyncio.Task[None] | None = None
+        # 3.14: the server sends at most one DISCONNECT, then closes.
+        self._disconnect_sent = False
 
     @property
     def closed(self) -> bool:
@@ -116,8 +118,13 @@ class MqttConnection(SubprotocolHandler):
         self.close_soon(CloseCode.POLICY_VIOLATION, "session taken over by another connection")
 
     def disconnect(self, code: int, text: str) -> None:
-        """5.0: the server's DISCONNECT with a reason code, before it closes (3.14)."""
-        if self.version == 5:
+        """5.0: the server's DISCONNECT with a reason code, before it closes (3.14).
+
+        Once: a shutdown's goodbye, said by the hub, is not repeated by the TCP
+        listener's close.
+        """
+        if self.version == 5 and not self._disconnect_sent:
+            self._disconnect_sent = True
             self.send_packet(Disconnect(code, Properties(reason_string=text[:200])))
 
     # -- hub services and identity -------------------------------------------------

@@ -107,9 +107,8 @@ class MqttHandler(MqttConnection):
                                 return
                         if not self.work.take():
                             if self.work.flooding:
-                                await self.close(
-                                    CloseCode.POLICY_VIOLATION, "message rate exceeded"
-                                )
+                                lifecycle.flooding(self)
+                                await self.close(CloseCode.POLICY_VIOLATION, lifecycle.RATE_TEXT)
                                 return
                             table = _RATE_LIMITED_ROUTES
                     self.last_seen = self.loop.time()
@@ -154,6 +153,12 @@ class MqttHandler(MqttConnection):
 
     async def shutdown(self) -> None:
         await lifecycle.shutdown(self)
+
+    async def on_shutdown(self) -> None:
+        lifecycle.going_away(self)
+
+    async def on_flooding(self) -> None:
+        lifecycle.flooding(self)
 
     async def on_identity_expired(self) -> None:
         lifecycle.identity_expired(self)

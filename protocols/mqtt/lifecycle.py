@@ -78,9 +78,24 @@ def identity_expired(conn: MqttConnection) -> None:
         conn.disconnect(ReasonCode.MAXIMUM_CONNECT_TIME, TOKEN_EXPIRED_TEXT)
 
 
-async def shutdown(conn: MqttConnection) -> None:
+RATE_TEXT = "message rate exceeded"
+
+
+def flooding(conn: MqttConnection) -> None:
+    """Closed for its message rate next: a 5.0 client hears DISCONNECT 0x96 Message rate
+    too high first (4.13.2, 3.14.2.1); 3.1.1 has no server DISCONNECT."""
+    if conn.phase is Phase.CONNECTED:
+        conn.disconnect(ReasonCode.MESSAGE_RATE_TOO_HIGH, RATE_TEXT)
+
+
+def going_away(conn: MqttConnection) -> None:
     """The hub stops: a 5.0 client hears DISCONNECT 0x8B Server shutting down."""
     if conn.phase is Phase.CONNECTED:
         conn.disconnect(ReasonCode.SERVER_SHUTTING_DOWN, "server shutting down")
+
+
+async def shutdown(conn: MqttConnection) -> None:
+    """The hub stops (the TCP listener's sessions): DISCONNECT 0x8B (5.0), then the close."""
+    going_away(conn)
     if not conn.closed:
         await conn.close(CloseCode.GOING_AWAY, "server shutting down")

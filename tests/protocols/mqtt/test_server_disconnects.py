@@ -1,0 +1,256 @@
+"""The server's DISCONNECT before it closes a 5.0 client, on TCP and on WebSocket alike.
+
+MQTT 5.0 3.14 / 4.13: a server closing a 5.0 connection for a reason the table
+names says it in a DISCONNECT first (0x96 message rate, 0x8B shutdown, 0x8D
+keep alive, 0x8E takeover, 0x95 packet size); on WebSocket the close frame
+follows it. 3.1.1 has no server DISCONNECT: its clients see only the close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from hub import Hub
+from protocols.mqtt.codec import Connack, Connect, Disconnect, Packet, PacketReader, Publish, encode
+from protocols.mqtt.packets import Properties
+from protocols.mqtt.reasons import ReasonCode
+from tests.conftest import Connector, HubFactory
+
+from .conftest import hub_address
+from .test_paho5 import Paho5
+from .test_tcp_listener import PLAIN, RawFactory, RawTcp, listener
+
+# Five messages of burst, then (almost) no refill: a sixth is refused, the
+# burst's worth more (limits.message_burst refusals) close the connection.
+SLOW: dict[str, Any] = {"limits": {"message_rate": 0.001, "message_burst": 5}}
+RATE = Disconnect(
+    ReasonCode.MESSAGE_RATE_TOO_HIGH, Properties(reason_string="message rate exceeded")
+)
+
+
+class RawWs:
+    """An MQTT client over a websockets connection, in 5.0 or 3.1.1."""
+
+    def __init__(self, ws: ClientConnection, version: int = 5) -> None:
+        self.ws = ws
+        self.version = version
+        self.codec = PacketReader(version=version)
+
+    async def send(self, *packets: Packet) -> None:
+        """The packets in one WebSocket message."""
+        await self.ws.send(b"".join(encode(p, self.version) for p in packets))
+
+    async def until_closed(self, timeout: float = 5.0) -> tuple[list[Packet], int | None]:
+        """The packets received until the server's close, and the close code."""
+        packets: list[Packet] = []
+        async with asyncio.timeout(timeout):
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    frame = await self.ws.recv()
+                    assert isinstance(frame, bytes)
+                    packets += self.codec.feed(frame)
+            await self.ws.wait_closed()
+        received = self.ws.protocol.close_rcvd
+        return packets, received.code if received is not None else None
+
+
+async def raw_ws(connect: Connector, hub: Hub, client_id: str, version: int = 5) -> RawWs:
+    client = RawWs(await connect(hub, "mqtt"), version)
+    await client.send(Connect(protocol_level=version, client_id=client_id, keepalive=0))
+    assert isinstance(await _first(client), Connack)
+    return client
+
+
+async def _first(client: RawWs) -> Packet:
+    async with asyncio.timeout(5):
+        while True:
+            frame = await client.ws.recv()
+            assert isinstance(frame, bytes)
+            packets = client.codec.feed(frame)
+            if packets:
+                assert len(packets) == 1, packets
+                return packets[0]
+
+
+@pytest.fixture
+async def paho5() -> Any:
+    peers: list[Paho5] = []
+
+    def make(client_id: str, *, websockets: bool) -> Paho5:
+        peer = Paho5(client_id, websockets=websockets)
+        peers.append(peer)
+        return peer
+
+    yield make
+    for peer in peers:
+        await peer.close()
+
+
+@pytest.fixture
+async def tcp_client() -> AsyncIterator[RawFactory]:
+    """Open RawTcp clients (the listener tests' codec-speaking socket); closed after."""
+    opened: list[RawTcp] = []
+
+    async def open_client(address: tuple[str, int]) -> RawTcp:
+        client = RawTcp(*await asyncio.open_connection(*address))
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        client.writer.close()
+
+
+def _address(hub: Hub, transport: str) -> tuple[str, int]:
+    return listener(hub) if transport == "tcp" else hub_address(hub)
+
+
+# -- 0x96 Message rate too high -------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["tcp", "websocket"])
+async def test_paho5_closed_for_its_message_rate_reads_0x96(
+    make_hub: HubFactory, paho5: Any, transport: str
+) -> None:
+    """A paho MQTTv5 client that keeps publishing over its rate reads DISCONNECT 0x96
+    Message rate too high with a reason string, on TCP as on WebSocket."""
+    hub = await make_hub({**PLAIN, **SLOW})
+    client: Paho5 = paho5(f"flood-{transport}", websockets=transport == "websocket")
+    assert await client.connect(*_address(hub, transport)) == (False, 0)
+    for _ in range(40):
+        client.client.publish("t", b"x", 0)
+    async with asyncio.timeout(5):
+        assert await client.disconnect_reason == 0x96
+    assert client.disconnect_properties["ReasonString"] == "message rate exceeded"
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["message-per-packet", "packed"])
+async def test_flooding_over_websocket_gets_0x96_then_close_1008(
+    make_hub: HubFactory, connect: Connector, packed: bool
+) -> None:
+    """On WebSocket the DISCONNECT 0x96 comes before the close frame (1008), whether
+    the flood is one packet per message (the server's rate) or packets packed in one
+    message (the handler's per-packet rate); a 3.1.1 client gets the close alone."""
+    hub = await make_hub(SLOW)
+    v5 = await raw_ws(connect, hub, "flood5")
+    v4 = await raw_ws(connect, hub, "flood4", version=4)
+    for client in (v5, v4):
+        publishes = [Publish("t", b"x", 0) for _ in range(30)]
+        if packed:
+            await client.send(*publishes)
+        else:
+            for publish in publishes:
+                await client.send(publish)
+    assert await v5.until_closed() == ([RATE], 1008)
+    assert await v4.until_closed() == ([], 1008)
+
+
+async def test_flooding_over_tcp_gets_0x96_then_the_end(
+    make_hub: HubFactory, tcp_client: RawFactory
+) -> None:
+    """On TCP a 5.0 client reads DISCONNECT 0x96 before the socket's end; a 3.1.1
+    client reads only the end."""
+    hub = await make_hub({**PLAIN, **SLOW})
+    v5 = await tcp_client(listener(hub))
+    v4 = await tcp_client(listener(hub))
+    v4.version, v4.codec = 4, PacketReader()
+    await v5.send(Connect(protocol_level=5, client_id="flood5"))
+    await v4.send(Connect(client_id="flood4"))
+    for client in (v5, v4):
+        assert isinstance(await client.recv(), Connack)
+        await client.send(*[Publish("t", b"x", 0) for _ in range(30)])
+    assert await v5.recv_all() == [RATE]
+    assert await v4.recv_all() == []
+
+
+# -- 0x8B Server shutting down ------------------------------------------------------------
+
+
+async def test_shutdown_over_websocket_says_0x8b_then_1001(
+    make_hub: HubFactory, connect: Connector, paho5: Any
+) -> None:
+    """On hub stop a 5.0 client over WebSocket reads DISCONNECT 0x8B, then the close
+    frame 1001 (paho reads the reason code); a 3.1.1 client gets 1001 alone."""
+    hub = await make_hub()
+    v5 = await raw_ws(connect, hub, "bye5")
+    v4 = await raw_ws(connect, hub, "bye4", version=4)
+    client: Paho5 = paho5("bye-paho", websockets=True)
+    assert await client.connect(*hub_address(hub)) == (False, 0)
+    await hub.stop()
+    shutting_down = Disconnect(
+        ReasonCode.SERVER_SHUTTING_DOWN, Properties(reason_string="server shutting down")
+    )
+    assert await v5.until_closed() == ([shutting_down], 1001)
+    assert await v4.until_closed() == ([], 1001)
+    async with asyncio.timeout(5):
+        assert await client.disconnect_reason == 0x8B
+
+
+# -- 0x8D Keep alive timeout ------------------------------------------------------------
+
+
+async def test_keep_alive_timeout_says_0x8d_on_both_transports(
+    make_hub: HubFactory, connect: Connector, tcp_client: RawFactory
+) -> None:
+    """No packet for 1.5 keep-alives: DISCONNECT 0x8D, then the close (1008 on WebSocket)."""
+    hub = await make_hub(PLAIN)
+    ws = RawWs(await connect(hub, "mqtt"))
+    await ws.send(Connect(protocol_level=5, client_id="quiet-ws", keepalive=1))
+    tcp = await tcp_client(listener(hub))
+    await tcp.send(Connect(protocol_level=5, client_id="quiet-tcp", keepalive=1))
+    assert isinstance(await tcp.recv(), Connack)
+    (ws_packets, code), tcp_packets = await asyncio.gather(ws.until_closed(), tcp.recv_all())
+    assert code == 1008
+    for packets in (ws_packets[1:], tcp_packets):
+        [disconnect] = packets
+        assert isinstance(disconnect, Disconnect)
+        assert disconnect.reason_code == ReasonCode.KEEP_ALIVE_TIMEOUT
+
+
+# -- 0x8E Session taken over ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["tcp", "websocket"])
+async def test_paho5_taken_over_from_the_other_transport_reads_0x8e(
+    make_hub: HubFactory, paho5: Any, transport: str
+) -> None:
+    """A paho MQTTv5 session taken over by a connection on the other transport reads
+    DISCONNECT 0x8E Session taken over."""
+    hub = await make_hub(PLAIN)
+    first: Paho5 = paho5("twin", websockets=transport == "websocket")
+    assert await first.connect(*_address(hub, transport)) == (False, 0)
+    other = "websocket" if transport == "tcp" else "tcp"
+    second: Paho5 = paho5("twin", websockets=other == "websocket")
+    assert await second.connect(*_address(hub, other)) == (False, 0)
+    async with asyncio.timeout(5):
+        assert await first.disconnect_reason == 0x8E
+
+
+# -- 0x95 Packet too large --------------------------------------------------------------
+
+
+async def test_packet_too_large_says_0x95_on_both_transports(
+    make_hub: HubFactory, connect: Connector, tcp_client: RawFactory
+) -> None:
+    """A PUBLISH over mqtt.max_packet_size: DISCONNECT 0x95, then the close (1002 on
+    WebSocket, where the message is within the WebSocket limit)."""
+    hub = await make_hub({"mqtt": {"listeners": [{"port": 0}], "max_packet_size": 64}})
+    ws = await raw_ws(connect, hub, "big-ws")
+    tcp = await tcp_client(listener(hub))
+    await tcp.send(Connect(protocol_level=5, client_id="big-tcp"))
+    assert isinstance(await tcp.recv(), Connack)
+    for client in (ws, tcp):
+        await client.send(Publish("t", b"x" * 100))
+    (ws_packets, code), tcp_packets = await asyncio.gather(ws.until_closed(), tcp.recv_all())
+    assert code == 1002
+    for packets in (ws_packets, tcp_packets):
+        [disconnect] = packets
+        assert isinstance(disconnect, Disconnect)
+        assert disconnect.reason_code == ReasonCode.PACKET_TOO_LARGE
