@@ -181,8 +181,9 @@ def publish_frame5(
     return with_packet_id(template, packet_id)
 
 
-# Keys of plain_frame's cache, one per protocol level (3, 4, 5).
-_PLAIN_KEYS: Final = {version: (WIRE, "plain", version) for version in (3, 4, 5)}
+# Keys of plain_frame's cache, one per protocol level (3, 4, 5): a caller may
+# look its frame up first (``encoded.cached_frame``) and skip the call.
+PLAIN_KEYS: Final = {version: (WIRE, "plain", version) for version in (3, 4, 5)}
 
 
 def plain_frame(publication: Publication, version: int) -> bytes | None:
@@ -192,7 +193,7 @@ def plain_frame(publication: Publication, version: int) -> bytes | None:
     Kept on the publication, so each subscriber after the first costs a
     lookup: unless the message expires, whose frame carries the time left.
     """
-    key = _PLAIN_KEYS[version]
+    key = PLAIN_KEYS[version]
     made = publication.encoded.cached_frame(key)
     if made is not None:
         return made

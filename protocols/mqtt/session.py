@@ -28,6 +28,7 @@ from hub.engine import Kind, Publication
 from hub.engine.sessions import Queued, SessionJournal
 from protocols.mqtt.codec import MAX_REMAINING_LENGTH, PacketReader, Pubrel, encode, with_packet_id
 from protocols.mqtt.frames import (
+    PLAIN_KEYS,
     expired,
     plain_frame,
     publish_frame,
@@ -189,8 +190,12 @@ class SessionState:
         link = self.link
         if granted == 0 and link is not None and subscription not in self.options:
             # A fan-out's commonest copy, QoS 0 to a live link without 5.0
-            # options: one frame for every such subscriber (frames.plain_frame).
-            frame = plain_frame(publication, link.version)
+            # options: one frame for every such subscriber (frames.plain_frame),
+            # looked up here, a call less per subscriber once it is made.
+            version = link.version
+            frame = publication.encoded.cached_frame(PLAIN_KEYS[version]) or plain_frame(
+                publication, version
+            )
             if frame is not None and (
                 link.max_packet_size is None or len(frame) <= link.max_packet_size
             ):
