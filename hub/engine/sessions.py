@@ -77,11 +77,18 @@ class SharedSessions(Protocol):
     async def load(self, client_id: str) -> StoredSession | None: ...
 
     async def save(
-        self, client_id: str, stored: StoredSession, *, offline: bool, counted: bool = True
+        self,
+        client_id: str,
+        stored: StoredSession,
+        *,
+        offline: bool,
+        counted: bool = True,
+        expiry: float | None = None,
     ) -> list[str]:
-        """Write the session; ``offline`` starts its expiry and, ``counted``, counts it
-        among the cluster's offline sessions: the ids then past the cap (the longest
-        offline, out of the count), which the caller drops."""
+        """Write the session; ``offline`` starts its expiry (``expiry`` seconds, inf:
+        never, None: ``mqtt.session_expiry``) and, ``counted``, counts it among the
+        cluster's offline sessions: the ids then past the cap (the first to expire,
+        out of the count), which the caller drops."""
 
     async def save_subscriptions(self, client_id: str, subscriptions: dict[str, int]) -> None: ...
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Final
 
@@ -142,7 +143,9 @@ class SharedSessionStore(SessionStore):
             local = self._sessions.pop(client_id, None)
             moved = previous_node is not None and previous_node != self._stored.node_id
             stale = None
-            if local is not None and (clean or local.clean or moved):
+            # As in memory: a session past its expiry, not yet swept, is not resumed.
+            expired = local is not None and local.expired(self._expiry, time.monotonic())
+            if local is not None and (clean or local.clean or moved or expired):
                 stale, local = local, None
                 stale.spill = None  # the caller discards it; nothing of it goes to Redis
             state = local or SessionState(client_id, clean=clean, limits=self._limits)
@@ -306,8 +309,10 @@ class SharedSessionStore(SessionStore):
             self._stored.spill(client_id, message)
         state.spill = lambda message: self._stored.spill(client_id, message)
         try:
+            # Its own expiry (5.0): Redis forgets it, and it leaves the
+            # cluster's offline count, when it expires, on whichever node.
             return await self._stored.save(
-                client_id, stored_of(state), offline=True, counted=counted
+                client_id, stored_of(state), offline=True, counted=counted, expiry=state.expiry
             )
         except EngineUnavailable:
             logger.warning("MQTT session %r: Redis away, its state stays on this node", client_id)

@@ -9,13 +9,14 @@ Per client id (the id is the hash tag, so a session's keys share a slot):
 ``<prefix>mqtt:{<id>}:qbytes`` string the queue's bytes (its items' total length)
 ``<prefix>mqtt:{<id>}:owner`` string  the node holding the session (its id)
 ``<prefix>mqtt:{<id>}:user``  string  whose session it is: ``u:<user id>``, ``-`` anonymous
-``<prefix>mqtt:offline``      zset    client ids of the offline sessions, scored by the
-                                      Redis time (µs) they went offline: the cluster's
+``<prefix>mqtt:offline``      zset    client ids of the offline sessions, scored by
+                                      when they expire (µs, Redis time): the cluster's
                                       count for ``mqtt.max_offline_sessions``
 ============================  ======  ==============================================
 
-The keys expire ``mqtt.session_expiry`` seconds after the client went
-offline (never, when unset). Only ``clean_session = 0`` sessions are stored;
+The keys expire the session's expiry after the client went offline: its
+own (MQTT 5.0 Session Expiry Interval, at most ``mqtt.session_expiry``) or
+``mqtt.session_expiry`` (never, when unset). Only ``clean_session = 0`` sessions are stored;
 the owner key exists for every connected client id, so another node can take
 it over.
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from functools import partial
 from typing import Any
 
@@ -84,20 +86,25 @@ end
 return 0
 """
 
-# KEYS: the offline set. ARGV: client id, max offline, expiry µs (0: none).
-# Run in the transaction that stores the session going offline, so every
-# node counts against one set: the id joins it at Redis's own time (the
-# nodes' clocks do not matter); entries older than the expiry (their keys
-# expired) leave it; past the cap, the longest offline are taken out and
-# returned, each to this one caller, which drops them.
+# KEYS: the offline set. ARGV: client id, max offline, the session's lifetime
+# in µs (-1: never expires). Run in the transaction that stores the session
+# going offline, so every node counts against one set. The id is scored by
+# when it expires, in Redis's own time (the nodes' clocks do not matter), so
+# the sessions whose keys expired, each at its own expiry (a 5.0 client's may
+# be shorter than the hub's), leave the set before the count. Past the cap,
+# the first to expire (the longest offline, among equal expiries) are taken
+# out and returned, each to this one caller, which drops them. A session that
+# never expires is scored 2^32 s ahead: after any 5.0 expiry (< 2^32 s), and
+# exact in a double (now + 2^32 s < 2^53 µs).
 _OFFLINE = """
 local now = redis.call('TIME')
 local score = tonumber(now[1]) * 1000000 + tonumber(now[2])
-local expiry = tonumber(ARGV[3])
-if expiry > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', score - expiry)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', score)
+local lifetime = tonumber(ARGV[3])
+if lifetime < 0 then
+  lifetime = 4294967296000000
 end
-redis.call('ZADD', KEYS[1], score, ARGV[1])
+redis.call('ZADD', KEYS[1], score + lifetime, ARGV[1])
 local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2])
 local dropped = {}
 if over > 0 then
@@ -307,14 +314,30 @@ class RedisSessions:
             return StoredSession()
         return stored
 
+    def _lifetime_ms(self, expiry: float | None) -> int | None:
+        """How long an offline session's keys live, ms (None: for ever); ``expiry``
+        is the session's own in seconds (inf: never), None for the hub's."""
+        if expiry is None:
+            return self._expiry_ms
+        if math.isinf(expiry):
+            return None
+        return max(1, round(expiry * 1000))
+
     async def save(
-        self, client_id: str, stored: StoredSession, *, offline: bool, counted: bool = True
+        self,
+        client_id: str,
+        stored: StoredSession,
+        *,
+        offline: bool,
+        counted: bool = True,
+        expiry: float | None = None,
     ) -> list[str]:
-        """Write the whole session; ``offline`` starts its expiry (if any).
+        """Write the whole session; ``offline`` starts its expiry (if any): ``expiry``
+        seconds (inf: never), or ``mqtt.session_expiry`` when None.
 
         Offline and ``counted``, the session joins the cluster's offline count
         in the same transaction; returned: the ids past ``max_offline`` (the
-        longest offline), out of the count, for the caller to drop. Not
+        first to expire), out of the count, for the caller to drop. Not
         offline, it leaves the count.
         """
         client = self._link.client
@@ -337,15 +360,17 @@ class RedisSessions:
             self._owner(client_id),
             self._user(client_id),
         )
+        lifetime = self._lifetime_ms(expiry)
         for name in keys:
-            if offline and self._expiry_ms is not None:
-                pipe.pexpire(name, self._expiry_ms)
+            if offline and lifetime is not None:
+                pipe.pexpire(name, lifetime)
             else:
                 pipe.persist(name)
         max_offline = self._max_offline if offline and counted else None
         counting = max_offline is not None
         if max_offline is not None:
-            args: list[str | int] = [client_id, max_offline, (self._expiry_ms or 0) * 1000]
+            lifetime_us = -1 if lifetime is None else lifetime * 1000
+            args: list[str | int] = [client_id, max_offline, lifetime_us]
             # Queued on the transaction (an async pipeline is awaitable: it returns itself).
             await self._count_offline(keys=[self._offline_set], args=args, client=pipe)
         elif not offline:
