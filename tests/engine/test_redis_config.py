@@ -30,6 +30,7 @@ def test_redis_engine_settings_are_checked() -> None:
         ("shared_claim_ttl", 0.5),
         ("shared_announce_interval", 0),
         ("shared_max_pending_bytes", 1000),
+        ("sessions_max_pending_bytes", 1000),
     ]:
         with pytest.raises(ConfigError, match=rf"engine\.{key}"):
             redis_config(**{key: value})

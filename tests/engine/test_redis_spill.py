@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from hub.engine import Publication
 from hub.engine.redis import RedisBackend, RedisEngineConfig
-from hub.engine.redis.mqtt_sessions import RedisSessions
+from hub.engine.redis.mqtt_sessions import RedisSessions, encode_queued
 from hub.engine.sessions import Queued, StoredSession
 from tests.multinode.redis_server import RedisServer
 
@@ -84,3 +84,30 @@ async def test_spilled_messages_wait_for_redis_and_none_is_lost_while_it_is_away
     finally:
         await node.engine.close()
         await server.stop()
+
+
+async def test_engine_sessions_max_pending_bytes_reaches_the_writer(
+    redis_server: RedisServer,
+) -> None:
+    """engine.sessions_max_pending_bytes bounds what waits for the writer of the sessions
+    RedisBackend.shared_sessions() makes: at 64 KiB, six 16 KiB messages spilled at once
+    keep the newest that fit (the default, 16 MiB, would keep all six)."""
+    registry = CollectorRegistry()
+    config = RedisEngineConfig(url=redis_server.url, sessions_max_pending_bytes=65536)
+    node = RedisBackend(config, "a", registry=registry)
+    await node.broker.start()
+    try:
+        sessions = node.shared_sessions(expiry=None, max_queued=100, max_queued_bytes=1 << 20)
+        assert sessions is not None
+        await sessions.save("c", StoredSession(), offline=True)
+        messages = [Queued(Publication("jobs/1", bytes([n]) * 16384), 1, False) for n in range(6)]
+        fit = 65536 // len(encode_queued(messages[0]))
+        assert fit == 3
+        for message in messages:
+            sessions.spill("c", message)
+        assert registry.get_sample_value("wshub_engine_dropped_total", QUEUE) == 6 - fit
+        assert await sessions.flushed(5)
+        stored = await sessions.take_queue("c")
+        assert [q.publication.data for q in stored] == [m.publication.data for m in messages[3:]]
+    finally:
+        await node.engine.close()

@@ -77,6 +77,7 @@ class RedisBackend:
             expiry=expiry,
             max_queued=max_queued,
             max_queued_bytes=max_queued_bytes,
+            max_pending_bytes=self._config.sessions_max_pending_bytes,
             max_offline=max_offline,
         )
 

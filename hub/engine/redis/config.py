@@ -53,6 +53,10 @@ class RedisEngineConfig(Section):
     # Payload bytes of the offers waiting for Redis's decision, and apart of the
     # messages waiting to be handed to another node; past it new ones are dropped.
     shared_max_pending_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024)
+    # Encoded bytes of the messages for this node's offline MQTT sessions waiting
+    # to be written to their queues in Redis (hub/engine/redis/mqtt_sessions.py);
+    # past it the oldest are dropped.
+    sessions_max_pending_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024)
 
     @field_validator("url")
     @classmethod
