@@ -40,8 +40,10 @@ log_type warning
 
 
 @contextlib.contextmanager
-def mosquitto() -> Iterator[Server]:
+def mosquitto(nodelay: bool = False) -> Iterator[Server]:
     """A private Mosquitto whose websockets listener is the server under test.
+
+    ``nodelay``: ``set_tcp_nodelay true`` (its default keeps Nagle's algorithm).
 
     Its libwebsockets listener ignores a bind address (it listens on every
     interface, eclipse-mosquitto/mosquitto#3045); the bench connects on loopback.
@@ -54,6 +56,7 @@ def mosquitto() -> Iterator[Server]:
             MOSQUITTO_CONFIG.format(
                 tcp_port=tcp_port, ws_port=ws_port, user=getpass.getuser(), directory=tmp
             )
+            + ("set_tcp_nodelay true\n" if nodelay else "")
         )
         args = [mosquitto_binary(), "-c", str(config)]
         with running(args, "mosquitto", stderr=subprocess.DEVNULL) as process:

@@ -158,11 +158,13 @@ def hub_server(
     engine: str = "memory",
     mqtt_tcp: bool = False,
     commit_interval: float = 0.0,
+    nodelay: bool = True,
 ) -> Iterator[Server]:
     """``python -m hub`` with the bench's RPC method and limits sized for a benchmark.
 
     ``api``: with the server API on a free port, key :data:`API_KEY`.
-    ``mqtt_tcp``: with an MQTT TCP listener on a free loopback port.
+    ``mqtt_tcp``: with an MQTT TCP listener on a free loopback port; ``nodelay``
+    is its ``nodelay`` key (``False`` keeps Nagle's algorithm).
     ``engine``: the backend; ``"sqlite"`` keeps its file in the run's temporary directory.
     """
     port = free_port()
@@ -177,9 +179,8 @@ def hub_server(
             text += f'[engine]\nbackend = "sqlite"\npath = "{Path(tmp) / "engine.sqlite3"}"\n'
             text += f"commit_interval = {commit_interval}\n"
         if mqtt_tcp:
-            # Nagle's algorithm kept, as on Mosquitto's listener in the same run
-            # (its default, set_tcp_nodelay false): both batch small writes alike.
-            text += f'[[mqtt.listeners]]\nhost = "127.0.0.1"\nport = {mqtt_port}\nnodelay = false\n'
+            text += f'[[mqtt.listeners]]\nhost = "127.0.0.1"\nport = {mqtt_port}\n'
+            text += f"nodelay = {str(nodelay).lower()}\n"
         config.write_text(text)
         args = [PYTHON, "-m", "hub", "--config", str(config), "--port", str(port)]
         with running(args, "hub", cwd=ROOT) as process:
