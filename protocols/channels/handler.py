@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from hub.channels import client_info
 from hub.engine import Kind, Publication, StreamPosition
@@ -46,20 +46,22 @@ class _Subscription:
 
 
 class ChannelsHandler(JsonRpcHandler):
+    builtins: ClassVar[dict[str, str]] = {
+        **JsonRpcHandler.builtins,
+        "subscribe": "_subscribe",
+        "unsubscribe": "_unsubscribe",
+        "publish": "_publish",
+        "presence": "_presence",
+        "presence_stats": "_presence_stats",
+        "history": "_history",
+        # The same as rpc.refresh, under channels.v1's plain names.
+        "refresh": "_refresh",
+    }
+
     def __init__(self, session: Session, hub: Hub) -> None:
         super().__init__(session, hub)
         self.service = hub.channels
         self._subscriptions: dict[str, _Subscription] = {}
-        self.builtins.update(
-            subscribe=self._subscribe,
-            unsubscribe=self._unsubscribe,
-            publish=self._publish,
-            presence=self._presence,
-            presence_stats=self._presence_stats,
-            history=self._history,
-            # The same as rpc.refresh, under channels.v1's plain names.
-            refresh=self._refresh,
-        )
 
     # -- delivery (the engine calls this, it must not block) --------------
 
@@ -253,7 +255,7 @@ class ChannelsHandler(JsonRpcHandler):
     async def on_close(self, code: int | None) -> None:
         # Requests still running (a subscribe waiting on a hook) finish or unwind
         # first; otherwise one could add a subscription after the drops below.
-        running = [task for task in self._tasks if not task.done()]
+        running = [task for task in self._tasks or () if not task.done()]
         for task in running:
             task.cancel()
         if running:
