@@ -114,6 +114,16 @@ class SubprotocolHandler(ABC):
         says it here. Send only; the caller closes.
         """
 
+    def last_words(self, code: int, reason: str) -> bytes | None:
+        """A binary message to send before the close frame of a connection the WebSocket
+        layer fails with ``code`` itself (1009: a frame over the inbound limit, refused
+        at its header, before any handler sees it), or None (the default).
+
+        For a protocol whose goodbye names the reason (MQTT 5.0 DISCONNECT 0x95).
+        Synchronous, called from the frame parser: return the bytes, do not send.
+        """
+        return None
+
     async def on_shutdown(self) -> None:
         """The hub is stopping: every session is closed (1001 on WebSocket) right after.
 

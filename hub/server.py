@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed, NegotiationError
+from websockets.exceptions import ConnectionClosed, NegotiationError, PayloadTooBig
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.typing import Subprotocol
@@ -22,7 +23,7 @@ from websockets.typing import Subprotocol
 from hub.auth import HandshakeRefused, handshake_request
 from hub.close_codes import CloseCode
 from hub.config_coherence import coherence_warnings
-from hub.handler import Identity, ProtocolSpec
+from hub.handler import Identity, ProtocolSpec, SubprotocolHandler
 from hub.hosts import HostPolicy
 from hub.http import HttpRoutes, text_response
 from hub.limits import (
@@ -149,6 +150,7 @@ class HubConnection(ServerConnection):
         "identity",
         "negotiated",
         "release_slot",
+        "session_handler",
         "wire_name",
     )
 
@@ -179,6 +181,9 @@ class HubConnection(ServerConnection):
         self._unread = b""
         # Set once the client is closed for flooding (stop_reading).
         self._stopped = False
+        # The session's handler, asked for its last words when websockets fails
+        # the connection itself (send_data); None once asked.
+        self.session_handler: SubprotocolHandler | None = None
         # The timer of a repeat flooder's delayed 429 (see connection_made).
         self._held: asyncio.TimerHandle | None = None
         super().__init__(*args, **kwargs)
@@ -318,6 +323,36 @@ class HubConnection(ServerConnection):
             self.loop.call_soon(self._feed_unread)
         else:
             self.transport.resume_reading()
+
+    def bind(self, handler: SubprotocolHandler | None) -> None:
+        self.session_handler = handler
+
+    def send_data(self) -> None:
+        """What websockets has to send; a frame over the inbound limit first gets the
+        handler's last words (MQTT 5.0 DISCONNECT 0x95) ahead of the 1009 close frame.
+
+        websockets fails the connection inside its parser, the Close frame queued
+        in the same step as this call, so the handler cannot send them itself:
+        they are framed here, before the Close (RFC 6455 5.5.1 lets none follow).
+        Not between the fragments of a message going out (5.4 forbids it).
+        """
+        protocol = self.protocol
+        if (
+            protocol.close_sent is not None
+            and self.session_handler is not None
+            and isinstance(protocol.parser_exc, PayloadTooBig)
+        ):
+            handler, self.session_handler = self.session_handler, None
+            words = None
+            if self.send_in_progress is None:
+                try:
+                    words = handler.last_words(protocol.close_sent.code, protocol.close_sent.reason)
+                except Exception:
+                    logger.exception("last_words failed")
+            if words:
+                frame = Frame(Opcode.BINARY, words)
+                self.transport.write(frame.serialize(mask=False, extensions=protocol.extensions))
+        super().send_data()
 
     def close_codes(self) -> tuple[int | None, int | None]:
         """(the code of the Close frame sent, the code the connection closed with)."""
@@ -804,4 +839,5 @@ class HubServer:
             closed=(ConnectionClosed,),
             close_codes=connection.close_codes,
             stop_reading=connection.stop_reading,
+            bind=connection.bind,
         )

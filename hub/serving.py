@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from hub.auth import ExpiryWatch
 from hub.close_codes import CloseCode
 from hub.errors import PermissionDenied
-from hub.handler import ProtocolSpec
+from hub.handler import ProtocolSpec, SubprotocolHandler
 from hub.limits import MessageRateLimiter, OpeningPool, RatePenalties
 from hub.rpc import CallContext
 from hub.session import BoundedSession
@@ -45,6 +45,7 @@ async def serve_session(
     closed: tuple[type[BaseException], ...],
     close_codes: Callable[[], tuple[int | None, int | None]],
     stop_reading: Callable[[], None] | None = None,
+    bind: Callable[[SubprotocolHandler | None], None] | None = None,
 ) -> None:
     """Serve ``session`` until ``messages`` ends (or raises one of ``closed``).
 
@@ -52,10 +53,14 @@ async def serve_session(
     opening bursts its young connections share; ``close_codes``
     gives, once it ended, the code the hub sent (None: none) and the code the
     handler is told; ``stop_reading`` drops what a flooding client sent past
-    the refusal that closes it (its close follows).
+    the refusal that closes it (its close follows); ``bind`` gives the
+    transport the handler (``SubprotocolHandler.last_words``), and None
+    once the session ends (no cycle handler -> session -> transport -> handler).
     """
     metrics = hub.metrics
     handler = spec.factory(session, hub)
+    if bind is not None:
+        bind(handler)
     received = metrics.messages_received.labels(spec.name)
     active = metrics.connections_active.labels(spec.name)
     metrics.connections_opened.labels(spec.name).inc()
@@ -119,6 +124,8 @@ async def serve_session(
         logger.exception("session %s (%s): handler failed", session.id, spec.name)
         await session.close(CloseCode.INTERNAL_ERROR, "internal error")
     finally:
+        if bind is not None:
+            bind(None)
         expiry.close()
         active.dec()
         hub.detach(session.id)

@@ -123,9 +123,16 @@ class MqttConnection(SubprotocolHandler):
         Once: a shutdown's goodbye, said by the hub, is not repeated by the TCP
         listener's close.
         """
-        if self.version == 5 and not self._disconnect_sent:
-            self._disconnect_sent = True
-            self.send_packet(Disconnect(code, Properties(reason_string=text[:200])))
+        words = self.farewell(code, text)
+        if words is not None:
+            self.session.send(words)
+
+    def farewell(self, code: int, text: str) -> bytes | None:
+        """The DISCONNECT ``disconnect`` sends, encoded; None for 3.1.1 or once sent."""
+        if self.version != 5 or self._disconnect_sent:
+            return None
+        self._disconnect_sent = True
+        return encode(Disconnect(code, Properties(reason_string=text[:200])), 5)
 
     # -- hub services and identity -------------------------------------------------
 

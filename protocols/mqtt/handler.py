@@ -160,6 +160,9 @@ class MqttHandler(MqttConnection):
     async def on_flooding(self) -> None:
         lifecycle.flooding(self)
 
+    def last_words(self, code: int, reason: str) -> bytes | None:
+        return lifecycle.last_words(self, code, reason)
+
     async def on_identity_expired(self) -> None:
         lifecycle.identity_expired(self)
 

@@ -88,6 +88,15 @@ def flooding(conn: MqttConnection) -> None:
         conn.disconnect(ReasonCode.MESSAGE_RATE_TOO_HIGH, RATE_TEXT)
 
 
+def last_words(conn: MqttConnection, code: int, reason: str) -> bytes | None:
+    """The WebSocket layer refused a message over its limit (1009) before the packet
+    reader saw it: a 5.0 client hears DISCONNECT 0x95 Packet too large, as for a
+    packet over mqtt.max_packet_size (the bytes, framed ahead of the close frame)."""
+    if code != CloseCode.MESSAGE_TOO_BIG or conn.phase is not Phase.CONNECTED:
+        return None
+    return conn.farewell(ReasonCode.PACKET_TOO_LARGE, f"WebSocket message too big: {reason}")
+
+
 def going_away(conn: MqttConnection) -> None:
     """The hub stops: a 5.0 client hears DISCONNECT 0x8B Server shutting down."""
     if conn.phase is Phase.CONNECTED:

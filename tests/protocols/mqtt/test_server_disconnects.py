@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -254,3 +255,30 @@ async def test_packet_too_large_says_0x95_on_both_transports(
         [disconnect] = packets
         assert isinstance(disconnect, Disconnect)
         assert disconnect.reason_code == ReasonCode.PACKET_TOO_LARGE
+
+
+@pytest.mark.parametrize("compression", ["deflate", None])
+async def test_a_websocket_message_over_the_limit_gets_0x95_then_1009(
+    make_hub: HubFactory, connect: Connector, compression: str | None
+) -> None:
+    """A message over limits.max_message_size.mqtt is refused by the WebSocket layer at
+    its frame header, before the packet reader: a 5.0 client still reads DISCONNECT
+    0x95 ahead of the close frame 1009 (compressed or not); a 3.1.1 client the close."""
+    hub = await make_hub({"limits": {"max_message_size": {"mqtt": 4096}}})
+    clients = []
+    for version in (5, 4):
+        ws = await connect(hub, "mqtt", compression=compression)
+        client = RawWs(ws, version)
+        await client.send(Connect(protocol_level=version, client_id=f"big{version}"))
+        assert isinstance(await _first(client), Connack)
+        clients.append(client)
+    v5, v4 = clients
+    for client in clients:
+        # Random bytes: deflate cannot shrink them under the limit.
+        await client.send(Publish("t", os.urandom(8192)))
+    [disconnect], code = await v5.until_closed()
+    assert code == 1009
+    assert isinstance(disconnect, Disconnect)
+    assert disconnect.reason_code == ReasonCode.PACKET_TOO_LARGE
+    assert "too big" in (disconnect.properties.reason_string or "")
+    assert await v4.until_closed() == ([], 1009)
