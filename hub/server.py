@@ -143,6 +143,7 @@ class HubConnection(ServerConnection):
     # connection carries a dict of its own (~1.3 KiB, docs/benchmarks.md).
     __slots__ = (
         "_held",
+        "_next_ping",
         "_stopped",
         "_unread",
         "forwarded_for",
@@ -186,6 +187,8 @@ class HubConnection(ServerConnection):
         self.session_handler: SubprotocolHandler | None = None
         # The timer of a repeat flooder's delayed 429 (see connection_made).
         self._held: asyncio.TimerHandle | None = None
+        # The keepalive's timer until the next ping (see start_keepalive).
+        self._next_ping: asyncio.TimerHandle | None = None
         super().__init__(*args, **kwargs)
         # websockets' deque of drain waiters is appended to, removed from and
         # walked only while writes are paused (which the hub's write limit
@@ -390,6 +393,48 @@ class HubConnection(ServerConnection):
             transport.pause_reading()
             self._held = self.loop.call_later(held, self._refuse_flooder, transport)
 
+    # -- keepalive: a timer between pings, a task only while one is out ------------
+
+    def start_keepalive(self) -> None:
+        """Ping every ping_interval; no pong within ping_timeout fails the connection (1011).
+
+        websockets' keepalive is a task sleeping between pings: its task,
+        coroutine frame, sleep future and timer cost ~0.9 KiB per connection,
+        idle ones included. Here a timer waits, and a task lives only from a
+        ping to its pong, as websockets' loop would run it once.
+        """
+        if self.ping_interval is not None:
+            self._next_ping = self.loop.call_later(self.ping_interval, self._ping_due)
+
+    def _ping_due(self) -> None:
+        self._next_ping = None
+        # Closing: connection_lost follows, no ping is needed.
+        if self.protocol.state is State.OPEN:
+            # websockets' connection_lost cancels this task as it would its own.
+            self.keepalive_task = self.loop.create_task(self._keepalive_ping())
+
+    async def _keepalive_ping(self) -> None:
+        latency = 0.0
+        try:
+            pong_received = await self.ping()
+            if self.ping_timeout is not None:
+                try:
+                    async with asyncio.timeout(self.ping_timeout):
+                        latency = await pong_received
+                except TimeoutError:
+                    async with self.send_context():
+                        self.protocol.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+                    # send_context() waits for connection_lost(), which cancels this task.
+                    return
+        except Exception:
+            self.logger.error("keepalive ping failed", exc_info=True)
+            return
+        self.keepalive_task = None
+        if self.ping_interval is not None and self.protocol.state is State.OPEN:
+            # As websockets: the next ping an interval after this one was sent.
+            delay = max(self.ping_interval - latency, 0.0)
+            self._next_ping = self.loop.call_later(delay, self._ping_due)
+
     def _refuse_flooder(self, transport: Any) -> None:
         self._held = None
         transport.write(FLOODER_REFUSED)
@@ -405,6 +450,9 @@ class HubConnection(ServerConnection):
         # Every end of a connection passes here exactly once, handshake
         # refused, timed out, aborted or closed cleanly: the slot is freed here.
         held, self._held = self._held, None
+        if self._next_ping is not None:
+            self._next_ping.cancel()
+            self._next_ping = None
         if held is not None:
             held.cancel()
         try:
