@@ -371,6 +371,10 @@ class HubConnection(ServerConnection):
         if self.request is not None:
             self.request.headers = Headers()
         self.response = None
+        # websockets binds a closure calling the server's select_subprotocol to
+        # every connection's protocol (~0.2 KiB, with a reference cycle back to
+        # the connection); it is only asked during the handshake.
+        vars(self.protocol).pop("select_subprotocol", None)
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
