@@ -131,6 +131,15 @@ class SubprotocolHandler(ABC):
         says it here. Send only; the hub closes the sessions together.
         """
 
+    async def on_kicked(self, reason: str) -> None:
+        """The server closes the session on request (server API ``disconnect``, with
+        its code and ``reason``) right after.
+
+        A protocol with a goodbye naming the reason (MQTT 5.0 DISCONNECT 0x98
+        Administrative action, WAMP GOODBYE wamp.close.killed) says it here.
+        Send only; the caller closes.
+        """
+
     async def server_subscribe(self, channel: str) -> bool:
         """Subscribe the client to ``channel`` for the server (server API ``subscribe``).
 

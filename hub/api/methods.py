@@ -338,8 +338,14 @@ class ApiMethods:
             await handler.server_unsubscribe(str(body["channel"]))
 
     async def _local_disconnect(self, body: dict[str, Any]) -> None:
-        for session, _ in self._hub.user_sessions(str(body["user"])):
-            await session.close(int(body["code"]), str(body["reason"]))
+        reason = str(body["reason"])
+        for session, handler in self._hub.user_sessions(str(body["user"])):
+            # The protocol's goodbye first (MQTT 5.0 DISCONNECT 0x98), then the close.
+            try:
+                await handler.on_kicked(reason)
+            except Exception:
+                logger.exception("session %s: on_kicked failed", session.id)
+            await session.close(int(body["code"]), reason)
 
     async def _local_revoke(self, body: dict[str, Any]) -> None:
         user, before = str(body["user"]), float(body["before"])

@@ -160,6 +160,9 @@ class MqttHandler(MqttConnection):
     async def on_flooding(self) -> None:
         lifecycle.flooding(self)
 
+    async def on_kicked(self, reason: str) -> None:
+        lifecycle.kicked(self, reason)
+
     def last_words(self, code: int, reason: str) -> bytes | None:
         return lifecycle.last_words(self, code, reason)
 

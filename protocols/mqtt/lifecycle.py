@@ -103,6 +103,13 @@ def going_away(conn: MqttConnection) -> None:
         conn.disconnect(ReasonCode.SERVER_SHUTTING_DOWN, "server shutting down")
 
 
+def kicked(conn: MqttConnection, reason: str) -> None:
+    """The server API's disconnect closes the client next: a 5.0 client hears
+    DISCONNECT 0x98 Administrative action with the API's reason (3.14.2.1)."""
+    if conn.phase is Phase.CONNECTED:
+        conn.disconnect(ReasonCode.ADMINISTRATIVE_ACTION, reason)
+
+
 async def shutdown(conn: MqttConnection) -> None:
     """The hub stops (the TCP listener's sessions): DISCONNECT 0x8B (5.0), then the close."""
     going_away(conn)

@@ -13,6 +13,10 @@ from hub.errors import HubError
 # Session close reasons.
 GOODBYE_AND_OUT: Final = "wamp.close.goodbye_and_out"
 CLOSE_NORMAL: Final = "wamp.close.normal"
+# The router stops (Hub.stop) / an administrator ends the session (server API
+# disconnect, as the session meta API's kill does).
+SYSTEM_SHUTDOWN: Final = "wamp.close.system_shutdown"
+KILLED: Final = "wamp.close.killed"
 
 # Session establishment (ABORT reasons).
 NO_SUCH_REALM: Final = "wamp.error.no_such_realm"

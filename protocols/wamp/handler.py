@@ -26,9 +26,11 @@ from protocols.wamp.auth import TOKEN_EXPIRED, Pending, Welcomed
 from protocols.wamp.codec import WampProtocolError
 from protocols.wamp.errors import (
     GOODBYE_AND_OUT,
+    KILLED,
     NETWORK_FAILURE,
     NO_SUCH_REALM,
     PROTOCOL_VIOLATION,
+    SYSTEM_SHUTDOWN,
     ProtocolViolation,
     WampAbort,
     WampError,
@@ -254,10 +256,23 @@ class WampHandler(SubprotocolHandler):
         await self._end_session()
 
     async def on_identity_expired(self) -> None:
-        # The hub closes the transport with 3000 next; GOODBYE tells the client
-        # why in WAMP's terms first. Its reply is not awaited.
+        # The hub closes the transport with 3000 next.
+        await self._last_goodbye(TOKEN_EXPIRED, TOKEN_EXPIRED_REASON)
+
+    async def on_shutdown(self) -> None:
+        # Hub.stop closes the transport with 1001 next.
+        await self._last_goodbye(SYSTEM_SHUTDOWN, "server shutting down")
+
+    async def on_kicked(self, reason: str) -> None:
+        # The server API's disconnect closes the transport next.
+        await self._last_goodbye(KILLED, reason)
+
+    async def _last_goodbye(self, reason: str, message: str) -> None:
+        """The router ends the session and the hub closes the transport next: GOODBYE
+        tells the client why in WAMP's terms first. Its reply is not awaited: the
+        phase is CLOSED (nothing more is read) and the session left its realm."""
         if self.phase is Phase.ESTABLISHED:
-            self.send(Goodbye({"message": TOKEN_EXPIRED_REASON}, TOKEN_EXPIRED))
+            self.send(Goodbye({"message": message}, reason))
         self.phase = Phase.CLOSED
         self._cancel_timer()
         await self._end_session()

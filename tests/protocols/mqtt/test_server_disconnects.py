@@ -22,6 +22,8 @@ from hub import Hub
 from protocols.mqtt.codec import Connack, Connect, Disconnect, Packet, PacketReader, Publish, encode
 from protocols.mqtt.packets import Properties
 from protocols.mqtt.reasons import ReasonCode
+from tests.api.conftest import api_config, result
+from tests.auth_helpers import hs_auth, mint
 from tests.conftest import Connector, HubFactory
 
 from .conftest import hub_address
@@ -282,3 +284,55 @@ async def test_a_websocket_message_over_the_limit_gets_0x95_then_1009(
     assert disconnect.reason_code == ReasonCode.PACKET_TOO_LARGE
     assert "too big" in (disconnect.properties.reason_string or "")
     assert await v4.until_closed() == ([], 1009)
+
+
+# -- 0x98 Administrative action -----------------------------------------------------------
+
+
+async def test_api_disconnect_says_0x98_with_its_reason_on_both_transports(
+    make_hub: HubFactory, connect: Connector, tcp_client: RawFactory
+) -> None:
+    """The server API's disconnect of a user: its 5.0 clients read DISCONNECT 0x98
+    Administrative action with the API's reason as reason string, then the close (the
+    API's code on WebSocket, the socket's end on TCP); 3.1.1 clients get the close alone."""
+    hub = await make_hub({**PLAIN, **api_config(), "auth": hs_auth()})
+    token = mint("ada").encode()
+    ws5 = RawWs(await connect(hub, "mqtt"))
+    ws4 = RawWs(await connect(hub, "mqtt"), version=4)
+    tcp5 = await tcp_client(listener(hub))
+    tcp4 = await tcp_client(listener(hub))
+    tcp4.version, tcp4.codec = 4, PacketReader()
+    for name, ws in (("ws5", ws5), ("ws4", ws4)):
+        await ws.send(
+            Connect(protocol_level=ws.version, client_id=name, username="ada", password=token)
+        )
+        connack = await _first(ws)
+        assert isinstance(connack, Connack)
+        assert connack.return_code == 0
+    for name, tcp in (("tcp5", tcp5), ("tcp4", tcp4)):
+        await tcp.send(
+            Connect(protocol_level=tcp.version, client_id=name, username="ada", password=token)
+        )
+        connack = await tcp.recv()
+        assert isinstance(connack, Connack)
+        assert connack.return_code == 0
+    await result(hub, "disconnect", {"user": "ada", "code": 4100, "reason": "account closed"})
+    kicked = Disconnect(
+        ReasonCode.ADMINISTRATIVE_ACTION, Properties(reason_string="account closed")
+    )
+    assert await ws5.until_closed() == ([kicked], 4100)
+    assert await ws4.until_closed() == ([], 4100)
+    assert await tcp5.recv_all() == [kicked]
+    assert await tcp4.recv_all() == []
+
+
+async def test_paho5_disconnected_by_the_api_reads_0x98(make_hub: HubFactory, paho5: Any) -> None:
+    """paho MQTTv5 reads the reason code 0x98 and the reason string of an API disconnect."""
+    hub = await make_hub({**api_config(), "auth": hs_auth()})
+    client: Paho5 = paho5("kicked-paho", websockets=True)
+    client.client.username_pw_set("ada", mint("ada"))
+    assert await client.connect(*hub_address(hub)) == (False, 0)
+    await result(hub, "disconnect", {"user": "ada", "reason": "maintenance"})
+    async with asyncio.timeout(5):
+        assert await client.disconnect_reason == ReasonCode.ADMINISTRATIVE_ACTION
+    assert client.disconnect_properties["ReasonString"] == "maintenance"

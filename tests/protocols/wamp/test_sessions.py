@@ -8,10 +8,13 @@ from typing import Any
 from autobahn.wamp.types import SubscribeOptions
 
 from hub import Hub
-from tests.conftest import HubFactory
+from tests.api.conftest import api_config, result
+from tests.auth_helpers import hs_auth, mint
+from tests.conftest import Connector, HubFactory
 from tests.protocols.wamp.conftest import (
     ALL_SERIALIZERS,
     RawFactory,
+    RawWamp,
     WampFactory,
     wait_for,
 )
@@ -237,3 +240,44 @@ async def test_channels_client_cannot_fake_meta_events(
     await peer.call("publish", {"channel": "plain/topic", "data": 1})
     assert await wait_for(events.get()) == (1,)
     assert events.empty()
+
+
+@ALL_SERIALIZERS
+async def test_hub_stop_says_goodbye_system_shutdown(
+    hub: Hub, raw_wamp: RawFactory, serializer: str
+) -> None:
+    """On hub stop a joined session reads GOODBYE wamp.close.system_shutdown, then the
+    close 1001; a transport before HELLO gets the close alone."""
+    joined = await raw_wamp(hub, serializer, join=True)
+    waiting = await raw_wamp(hub, serializer)
+    await hub.stop()
+    goodbye = [6, {"message": "server shutting down"}, "wamp.close.system_shutdown"]
+    assert await joined.recv() == goodbye
+    assert await joined.closed() == 1001
+    assert await waiting.closed() == 1001
+
+
+async def test_autobahn_leaves_with_system_shutdown_on_hub_stop(
+    hub: Hub, wamp: WampFactory
+) -> None:
+    """Autobahn's onLeave sees the reason wamp.close.system_shutdown when the hub stops."""
+    session = await wamp(hub, "msgpack")
+    await hub.stop()
+    details = await wait_for(session.left)
+    assert (details.reason, details.message) == (
+        "wamp.close.system_shutdown",
+        "server shutting down",
+    )
+
+
+async def test_api_disconnect_says_goodbye_killed(make_hub: HubFactory, connect: Connector) -> None:
+    """The server API's disconnect of a user: its WAMP session reads GOODBYE
+    wamp.close.killed with the API's reason as message (as the session meta API's
+    kill), then the API's close code."""
+    hub = await make_hub({**api_config(), "auth": hs_auth()})
+    ws = await connect(hub, "wamp.2.json", path=f"/?token={mint('ada')}")
+    raw = RawWamp(ws, "json")
+    assert (await raw.hello())[0] == 2
+    await result(hub, "disconnect", {"user": "ada", "code": 4100, "reason": "account closed"})
+    assert await raw.recv() == [6, {"message": "account closed"}, "wamp.close.killed"]
+    assert await raw.closed() == 4100
