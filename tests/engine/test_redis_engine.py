@@ -314,6 +314,27 @@ async def _connected(engine: ChannelEngine) -> bool:
     return broker(engine).connected
 
 
+async def test_a_stalled_redis_fails_a_publish_within_the_command_timeout(
+    node: NodeFactory, redis_server: RedisServer
+) -> None:
+    """Redis stops answering but keeps its connections: the publish gives up after
+    ``command_timeout`` (the engine's own bound; the client has no socket timeout)."""
+    a = await node("a", command_timeout=0.5)
+    await publish(a, "ch", "before")
+    redis_server.pause()
+    try:
+        started = time.monotonic()
+        with pytest.raises(EngineUnavailable):
+            await publish(a, "ch", "stalled")
+        assert 0.4 < time.monotonic() - started < 2.0
+        assert broker(a).health()["commands"] == "down"
+    finally:
+        redis_server.resume()
+    after = await publish(a, "ch", "after")
+    assert after.offset >= 2
+    assert broker(a).health()["commands"] == "up"
+
+
 async def test_redis_down_degrades_and_recovers(
     node: NodeFactory, redis_server: RedisServer
 ) -> None:

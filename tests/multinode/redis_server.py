@@ -11,6 +11,7 @@ import asyncio
 import atexit
 import contextlib
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -96,6 +97,15 @@ class RedisServer:
 
     async def stop(self) -> None:
         await asyncio.to_thread(self.stop_sync)
+
+    def pause(self) -> None:
+        """Stop the process (SIGSTOP): connections stay open and nothing answers."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
 
     async def restart(self) -> None:
         await self.stop()

@@ -129,7 +129,10 @@ class RedisLink:
         common: dict[str, Any] = {
             "retry": Retry(NoBackoff(), 0),
             "socket_connect_timeout": options.connect_timeout,
-            "socket_timeout": options.command_timeout,
+            # No socket timeout: run() bounds each command as a whole. On Python
+            # 3.11 redis-py's own is an asyncio.wait_for, a task and two more loop
+            # iterations per command (an eighth of a publish's CPU, docs/benchmarks.md).
+            "socket_timeout": None,
             "client_name": self.client_name,
         }
         if options.sentinel_master is not None:
@@ -157,6 +160,9 @@ class RedisLink:
         # which a subscribed connection cannot do: the reader pings instead.
         connection.health_check_interval = 0
         connection.client_name = f"{self.client_name}-pubsub"
+        # Its reads name their own timeout; a (P)(UN)SUBSCRIBE or PING sent to a
+        # Redis that stopped reading must still give up.
+        connection.socket_timeout = self.options.command_timeout
         return connection
 
     @property
@@ -216,9 +222,10 @@ class RedisLink:
     # -- commands ----------------------------------------------------------
 
     async def run(self, what: str, operation: Awaitable[T]) -> T:
-        """Await one Redis operation; EngineUnavailable if Redis could not be reached."""
+        """Await one Redis operation; EngineUnavailable if Redis could not be reached
+        or did not answer within the command timeout."""
         try:
-            result = await operation
+            result = await self._bounded(operation)
         except (RedisError, OSError) as exc:
             self.record_failure(what, exc)
             if _is_link_error(exc):
@@ -235,7 +242,7 @@ class RedisLink:
         it closed; a read need not fail for that.
         """
         try:
-            result = await operation()
+            result = await self._bounded(operation())
         except (RedisConnectionError, RedisTimeoutError, OSError):
             return await self.run(what, operation())
         except RedisError as exc:
@@ -244,6 +251,16 @@ class RedisLink:
         if not self.state.commands_ok:
             self.commands(True)
         return result
+
+    async def _bounded(self, operation: Awaitable[T]) -> T:
+        """The operation, given up after the command timeout (redis-py's socket
+        timeout is off, so this is the only bound: sending, reading, a script reload)."""
+        timeout = self.options.command_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await operation
+        except TimeoutError:
+            raise RedisTimeoutError(f"no reply within {timeout} s") from None
 
     async def ping(self) -> bool:
         try:
