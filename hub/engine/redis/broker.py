@@ -464,7 +464,9 @@ class RedisBroker:
             logger.warning("dropping a message on %r: %s", channel, exc)
             return
         self._deliver(publication)
-        self._settle(message)
+        if self._own:
+            # The id decoded with the publication: no second parse of the message.
+            self._settle_id(publication.message_id)
 
     def _deliver(self, publication: Publication) -> None:
         channel = publication.channel
