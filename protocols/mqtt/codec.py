@@ -57,6 +57,7 @@ from .wire import u16 as _u16
 
 __all__ = [
     "DEFAULT_MAX_PACKET_SIZE",
+    "MAX_PACKET_SIZE",
     "MAX_REMAINING_LENGTH",
     "SUBACK_FAILURE",
     "Auth",
@@ -89,7 +90,9 @@ __all__ = [
 
 #: Largest remaining length the 4-byte variable-length encoding can carry.
 MAX_REMAINING_LENGTH: Final = MAX_VARINT
-#: PacketReader's default limit on remaining length, like websockets' max_size.
+#: Largest whole packet: type byte, 4 bytes of remaining length, the rest.
+MAX_PACKET_SIZE: Final = 1 + 4 + MAX_REMAINING_LENGTH
+#: PacketReader's default limit on a whole packet, like websockets' max_size.
 DEFAULT_MAX_PACKET_SIZE: Final = 1 << 20
 
 _HEADER_U16: Final = struct.Struct(">BBH")  # first byte, remaining length 2, packet id
@@ -484,8 +487,9 @@ class PacketReader:
     """Incremental decoder: feed it byte chunks, get whole packets back.
 
     Chunks may be cut anywhere: a packet may span many chunks and a chunk may
-    hold many packets. Remaining lengths over ``max_packet_size`` are refused
-    as soon as the fixed header arrives, before any of the body is kept.
+    hold many packets. A packet over ``max_packet_size`` bytes, counted whole
+    (fixed header, remaining length and body), is refused as soon as its fixed
+    header arrives, before any of the body is kept.
     After an MqttProtocolError the reader is spent: every later feed raises.
 
     ``version`` is the protocol level the bodies are read as: 4 (3.1.1, and
@@ -498,8 +502,8 @@ class PacketReader:
     __slots__ = ("_buffer", "_decoders", "_error", "_max_packet_size", "_rules", "version")
 
     def __init__(self, max_packet_size: int = DEFAULT_MAX_PACKET_SIZE, version: int = 4) -> None:
-        if not 0 <= max_packet_size <= MAX_REMAINING_LENGTH:
-            raise ValueError(f"max_packet_size must be in 0..{MAX_REMAINING_LENGTH}")
+        if not 0 <= max_packet_size <= MAX_PACKET_SIZE:
+            raise ValueError(f"max_packet_size must be in 0..{MAX_PACKET_SIZE}")
         self._max_packet_size = max_packet_size
         self._buffer = bytearray()
         self._error: MqttProtocolError | None = None
@@ -562,9 +566,12 @@ class PacketReader:
                 if header is None:
                     break
                 length, start = header
-                if length > self._max_packet_size:
+                # The whole packet counts, fixed header included (5.0 3.1.2.11.4):
+                # the size the hub announces as its Maximum Packet Size.
+                total = start - pos + length
+                if total > self._max_packet_size:
                     raise MqttProtocolError(
-                        f"remaining length {length} exceeds the limit {self._max_packet_size}",
+                        f"packet of {total} bytes exceeds the limit {self._max_packet_size}",
                         reason_code=PACKET_TOO_LARGE,
                     )
                 low, high = rule
@@ -585,7 +592,7 @@ class PacketReader:
 
 def decode(data: bytes | bytearray | memoryview, version: int = 4) -> Packet:
     """Decode exactly one whole packet; MqttProtocolError if short or followed by more."""
-    reader = PacketReader(MAX_REMAINING_LENGTH, version)
+    reader = PacketReader(MAX_PACKET_SIZE, version)
     packets = reader.feed(data)
     if len(packets) != 1 or reader.buffered:
         raise MqttProtocolError(

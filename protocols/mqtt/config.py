@@ -116,7 +116,8 @@ class MqttConfig(Section):
     allow_anonymous: bool | None = None
     # Seconds a client has to send CONNECT after the WebSocket opens.
     connect_timeout: float = Field(10.0, gt=0)
-    # Largest MQTT packet (remaining length), which may span WebSocket frames.
+    # Largest MQTT packet, counted whole (fixed header included: MQTT 5.0's Maximum
+    # Packet Size, announced in CONNACK), which may span WebSocket frames.
     max_packet_size: int = Field(1024 * 1024, gt=0, le=268_435_455)
     # Highest QoS granted to a subscription.
     max_qos: int = Field(2, ge=0, le=2)

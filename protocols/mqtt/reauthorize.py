@@ -16,7 +16,7 @@ from hub.channels import ChannelService
 from hub.engine.topics import matches
 from hub.errors import ChannelError
 from hub.rpc import CallContext
-from protocols.mqtt.codec import MAX_REMAINING_LENGTH, MqttProtocolError, PacketReader, Publish
+from protocols.mqtt.codec import MAX_PACKET_SIZE, MqttProtocolError, PacketReader, Publish
 from protocols.mqtt.session import Awaiting, SessionState
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def _prune(state: SessionState) -> None:
         if entry.awaiting is Awaiting.PUBCOMP:
             continue
         try:
-            (packet,) = PacketReader(MAX_REMAINING_LENGTH).feed(entry.frame)
+            (packet,) = PacketReader(MAX_PACKET_SIZE).feed(entry.frame)
         except (MqttProtocolError, ValueError):  # pragma: no cover - our own frame
             continue
         if isinstance(packet, Publish) and not _wanted(state, packet.topic):

@@ -26,7 +26,7 @@ from typing import Final, Protocol
 
 from hub.engine import Kind, Publication
 from hub.engine.sessions import Queued, SessionJournal
-from protocols.mqtt.codec import MAX_REMAINING_LENGTH, PacketReader, Pubrel, encode, with_packet_id
+from protocols.mqtt.codec import MAX_PACKET_SIZE, PacketReader, Pubrel, encode, with_packet_id
 from protocols.mqtt.frames import (
     PLAIN_KEYS,
     expired,
@@ -473,7 +473,7 @@ class SessionState:
         """Re-encode unacknowledged PUBLISHes for a client back with another version."""
         for packet_id, entry in self.inflight.items():
             if entry.awaiting is not Awaiting.PUBCOMP:
-                reader = PacketReader(MAX_REMAINING_LENGTH, 5 if self.version == 5 else 4)
+                reader = PacketReader(MAX_PACKET_SIZE, 5 if self.version == 5 else 4)
                 (packet,) = reader.feed(entry.frame)
                 entry.frame = encode(packet, version)
                 if self.journal is not None:

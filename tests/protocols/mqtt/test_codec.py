@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from protocols.mqtt.codec import (
+    MAX_PACKET_SIZE,
     MAX_REMAINING_LENGTH,
     Connack,
     Connect,
@@ -99,8 +100,9 @@ def test_publish_of_boundary_length_round_trips(value: int, encoded: str) -> Non
 
 
 def test_largest_remaining_length_header_is_accepted_under_the_largest_limit() -> None:
-    """A 268435455-byte PUBLISH header is accepted and held while its body is awaited."""
-    reader = PacketReader(MAX_REMAINING_LENGTH)
+    """A PUBLISH of remaining length 268435455 (268435460 bytes in all) is accepted and
+    held while its body is awaited."""
+    reader = PacketReader(MAX_PACKET_SIZE)
     assert reader.feed(h("30 ff ff ff 7f 00 01 't'")) == []
     assert reader.buffered == 8
 
@@ -305,7 +307,7 @@ def test_decoded_payload_does_not_alias_the_input() -> None:
 
 
 def test_packet_over_the_limit_is_refused_from_its_header() -> None:
-    """A remaining length over max_packet_size raises as soon as the header arrives."""
+    """A packet over max_packet_size raises as soon as its fixed header arrives."""
     reader = PacketReader(max_packet_size=10)
     with pytest.raises(MqttProtocolError, match="exceeds the limit"):
         reader.feed(h("30 0b"))
@@ -320,20 +322,38 @@ def test_packet_over_the_limit_is_refused_when_buffered() -> None:
 
 
 def test_packet_at_the_limit_is_accepted() -> None:
-    """A packet whose remaining length equals max_packet_size decodes."""
+    """A packet whose whole size (fixed header included) equals max_packet_size decodes."""
     packet = Publish("t", b"x" * 7)
-    assert PacketReader(max_packet_size=10).feed(encode(packet)) == [packet]
+    assert len(encode(packet)) == 12
+    assert PacketReader(max_packet_size=12).feed(encode(packet)) == [packet]
+
+
+def test_the_fixed_header_counts_toward_the_limit() -> None:
+    """5.0 3.1.2.11.4: the whole packet counts; a remaining length of 10 (12 bytes in
+    all) is over a limit of 11, and the error names the whole size."""
+    with pytest.raises(MqttProtocolError, match="packet of 12 bytes exceeds the limit 11"):
+        PacketReader(max_packet_size=11).feed(encode(Publish("t", b"x" * 7)))
+
+
+def test_a_long_remaining_length_counts_its_four_bytes() -> None:
+    """A remaining length written in 4 bytes: 5 header bytes count toward the limit."""
+    header = b"\x30" + encode_remaining_length(1 << 21)
+    assert len(header) == 5
+    with pytest.raises(MqttProtocolError, match=f"packet of {(1 << 21) + 5} bytes"):
+        PacketReader(max_packet_size=(1 << 21) + 4).feed(header)
+    assert PacketReader(max_packet_size=(1 << 21) + 5).feed(header) == []
 
 
 def test_default_limit_is_one_mebibyte() -> None:
-    """The default reader refuses remaining lengths over 1 MiB."""
+    """The default reader refuses packets over 1 MiB, header included."""
     with pytest.raises(MqttProtocolError, match="exceeds the limit"):
-        PacketReader().feed(b"\x30" + encode_remaining_length((1 << 20) + 1))
+        PacketReader().feed(b"\x30" + encode_remaining_length((1 << 20) - 3))
+    assert PacketReader().feed(b"\x30" + encode_remaining_length((1 << 20) - 4)) == []
 
 
-@pytest.mark.parametrize("limit", [-1, MAX_REMAINING_LENGTH + 1])
+@pytest.mark.parametrize("limit", [-1, MAX_PACKET_SIZE + 1])
 def test_limit_out_of_range_is_refused(limit: int) -> None:
-    """max_packet_size outside 0..268435455 raises ValueError."""
+    """max_packet_size outside 0..268435460 (the largest whole packet) raises ValueError."""
     with pytest.raises(ValueError, match="max_packet_size"):
         PacketReader(limit)
 

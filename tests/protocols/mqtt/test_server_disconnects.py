@@ -19,7 +19,16 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from hub import Hub
-from protocols.mqtt.codec import Connack, Connect, Disconnect, Packet, PacketReader, Publish, encode
+from protocols.mqtt.codec import (
+    Connack,
+    Connect,
+    Disconnect,
+    Packet,
+    PacketReader,
+    Puback,
+    Publish,
+    encode,
+)
 from protocols.mqtt.packets import Properties
 from protocols.mqtt.reasons import ReasonCode
 from tests.api.conftest import api_config, result
@@ -257,6 +266,43 @@ async def test_packet_too_large_says_0x95_on_both_transports(
         [disconnect] = packets
         assert isinstance(disconnect, Disconnect)
         assert disconnect.reason_code == ReasonCode.PACKET_TOO_LARGE
+
+
+@pytest.mark.parametrize("transport", ["tcp", "websocket"])
+async def test_maximum_packet_size_counts_the_whole_packet(
+    make_hub: HubFactory, connect: Connector, tcp_client: RawFactory, transport: str
+) -> None:
+    """5.0 3.1.2.11.4 / 3.2.2.3.6: the Maximum Packet Size the CONNACK announces is the
+    whole packet's, fixed header included: a 64-byte PUBLISH is taken at 64, one of
+    remaining length 64 (66 bytes) gets DISCONNECT 0x95, on TCP as on WebSocket."""
+    hub = await make_hub({"mqtt": {"listeners": [{"port": 0}], "max_packet_size": 64}})
+    fits = Publish("t", b"x" * 56, qos=1, packet_id=1)
+    over = Publish("t", b"x" * 58, qos=1, packet_id=2)
+    assert (len(encode(fits, 5)), len(encode(over, 5))) == (64, 66)
+    connect5 = Connect(protocol_level=5, client_id=f"edge-{transport}")
+    client: RawWs | RawTcp
+    if transport == "websocket":
+        client = RawWs(await connect(hub, "mqtt"))
+        await client.send(connect5)
+        connack = await _first(client)
+    else:
+        client = await tcp_client(listener(hub))
+        await client.send(connect5)
+        connack = await client.recv()
+    assert isinstance(connack, Connack)
+    assert connack.properties.maximum_packet_size == 64
+    await client.send(fits)
+    puback = await (_first(client) if isinstance(client, RawWs) else client.recv())
+    assert puback == Puback(1)
+    await client.send(over)
+    if isinstance(client, RawWs):
+        packets, code = await client.until_closed()
+        assert code == 1002
+    else:
+        packets = await client.recv_all()
+    [disconnect] = packets
+    assert isinstance(disconnect, Disconnect)
+    assert disconnect.reason_code == ReasonCode.PACKET_TOO_LARGE
 
 
 @pytest.mark.parametrize("compression", ["deflate", None])
