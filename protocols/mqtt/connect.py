@@ -38,6 +38,8 @@ async def on_connect(conn: MqttConnection, packet: Connect) -> None:
     if packet.protocol_level == 5:
         conn.version = 5
         conn.requested = Requested.from_connect(packet)
+        # A refusal's CONNACK already keeps to it (MQTT-3.1.2-24).
+        conn.max_packet_size = conn.requested.maximum_packet_size
         if packet.properties.authentication_method is not None:
             # 3.15: enhanced authentication is not offered.
             await refuse_connect(

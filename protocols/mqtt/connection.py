@@ -8,14 +8,15 @@ packets to them. The connection is the ``Link`` a SessionState sends through.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from enum import Enum
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from hub.close_codes import CloseCode
 from hub.handler import Identity, Session, SubprotocolHandler
 from hub.rpc import CallContext
-from protocols.mqtt.codec import Disconnect, Packet, PacketReader, Will, encode
+from protocols.mqtt.codec import Connack, Disconnect, Packet, PacketReader, Publish, Will, encode
 from protocols.mqtt.config import MqttConfig
 from protocols.mqtt.packets import Properties
 from protocols.mqtt.reasons import ReasonCode
@@ -37,6 +38,31 @@ if TYPE_CHECKING:
 logger = logging.getLogger("protocols.mqtt.handler")
 
 PUBLISH_TYPE: Final = 3
+
+
+def fitted(packet: Packet, version: int, limit: int | None) -> bytes | None:
+    """``packet`` encoded within the client's Maximum Packet Size, or None (not sent).
+
+    MQTT-3.1.2-24: nothing over it is sent. A control packet over it goes
+    without its Reason String and User Properties, which the sender must leave
+    out rather than exceed it (e.g. MQTT-3.14.2-3, -4 for DISCONNECT). A
+    CONNACK still over it (a size below the server's own announcements, some
+    20 bytes) goes all the same: without one the client cannot go on.
+    """
+    frame = encode(packet, version)
+    if limit is None or len(frame) <= limit:
+        return frame
+    if isinstance(packet, Publish):
+        return None
+    props = getattr(packet, "properties", None)
+    if isinstance(props, Properties) and (props.reason_string or props.user_properties):
+        bare = dataclasses.replace(props, reason_string=None, user_properties=())
+        # Every packet type with properties names the field so (mypy cannot see it).
+        with_props: Any = packet
+        frame = encode(dataclasses.replace(with_props, properties=bare), version)
+        if len(frame) <= limit:
+            return frame
+    return frame if isinstance(packet, Connack) else None
 
 
 class Phase(Enum):
@@ -106,7 +132,15 @@ class MqttConnection(SubprotocolHandler):
         self.session.send(frame)
 
     def send_packet(self, packet: Packet) -> None:
-        self.session.send(encode(packet, self.version))
+        frame = fitted(packet, self.version, self.max_packet_size)
+        if frame is None:
+            logger.info(
+                "MQTT session %s: %s over the client's maximum packet size, not sent",
+                self.session.id,
+                type(packet).__name__,
+            )
+            return
+        self.session.send(frame)
 
     def take_over(self) -> None:
         """Another connection CONNECTed with our client id: it gets the session."""
@@ -132,7 +166,8 @@ class MqttConnection(SubprotocolHandler):
         if self.version != 5 or self._disconnect_sent:
             return None
         self._disconnect_sent = True
-        return encode(Disconnect(code, Properties(reason_string=text[:200])), 5)
+        packet = Disconnect(code, Properties(reason_string=text[:200]))
+        return fitted(packet, 5, self.max_packet_size)
 
     # -- hub services and identity -------------------------------------------------
 

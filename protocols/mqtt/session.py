@@ -462,9 +462,21 @@ class SessionState:
             self.journal.offline(self.client_id, False)
         if link.version != self.version:
             self._convert_inflight(link.version)
-        for packet_id, entry in self.inflight.items():
+        limit = link.max_packet_size
+        for packet_id, entry in list(self.inflight.items()):
             if entry.awaiting is Awaiting.PUBCOMP:
                 link.send(encode(Pubrel(packet_id)))
+            elif limit is not None and len(entry.frame) > limit:
+                # MQTT-3.1.2-25: over the Maximum Packet Size this connection set (the
+                # message went out to an earlier one): discarded as if delivered, so
+                # acknowledged here, not left to hold a slot of the window for good.
+                logger.info(
+                    "MQTT session %r: %d-byte PUBLISH to resend over the client's maximum "
+                    "packet size, dropped",
+                    self.client_id,
+                    len(entry.frame),
+                )
+                self.forget(packet_id)
             else:
                 link.send(with_packet_id(entry.frame, packet_id, dup=True))
         self._pump()

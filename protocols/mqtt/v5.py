@@ -158,12 +158,15 @@ class OutboundAliases:
         """The frame to send: with the topic's alias, or as it is.
 
         Setting an alias adds 3 bytes; over ``max_size`` (the client's Maximum
-        Packet Size) the frame goes as it is and no alias is set up.
+        Packet Size) the frame goes as it is and no alias is set up. An alias
+        alone is longer than a topic of 1 or 2 bytes: over ``max_size`` too, the
+        frame goes with its topic (always allowed, 3.3.2.3.4).
         """
         topic = publish_topic(frame)
         alias = self._aliases.get(topic)
         if alias is not None:
-            return with_topic_alias(frame, alias, keep_topic=False)
+            aliased = with_topic_alias(frame, alias, keep_topic=False)
+            return aliased if max_size is None or len(aliased) <= max_size else frame
         if len(self._aliases) < self._maximum:
             aliased = with_topic_alias(frame, len(self._aliases) + 1, keep_topic=True)
             if max_size is None or len(aliased) <= max_size:
