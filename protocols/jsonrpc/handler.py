@@ -302,6 +302,10 @@ class JsonRpcHandler(SubprotocolHandler):
         Answers to the hub's own calls still resolve them: refusing those would
         strand a server-side ``hub.call`` until its timeout. Frames that do not
         decode are dropped unanswered, as is anything else cheap to ignore.
+        Each element of a refused batch after the first is refused on its own
+        (the server counted the first), as when the batch runs: a client
+        sending refused batches is closed after a burst's worth of elements,
+        not of batches, each of which costs a decode and a reply.
         """
         # Without an "id" key (nor an escape that could spell one) there is no
         # request to refuse and no answer to resolve: not worth parsing.
@@ -313,7 +317,13 @@ class JsonRpcHandler(SubprotocolHandler):
             return
         data = {"message_rate": self.hub.config.limits.message_rate}
         refusals = []
-        for item in incoming.messages:
+        for index, item in enumerate(incoming.messages):
+            if index:
+                # A token if one came back meanwhile, else one more refusal.
+                self.work.take()
+                if self.work.flooding:
+                    await self.session.close(CloseCode.POLICY_VIOLATION, "message rate exceeded")
+                    return
             if isinstance(item, Response):
                 self._resolve_call(item)
             elif isinstance(item, Request) and not item.is_notification:

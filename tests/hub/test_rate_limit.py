@@ -171,7 +171,8 @@ def test_bucket_refuses_nonsense_settings() -> None:
 
 async def test_jsonrpc_requests_get_32029_then_the_connection_closes(make_hub, jsonrpc) -> None:
     """Over the rate: requests get -32029, notifications nothing, answers to hub calls count."""
-    hub = await make_hub(limited(burst=5))
+    # 7 refusals before the close: the batch below counts one per element.
+    hub = await make_hub(limited(burst=7))
 
     @hub.rpc("whoami")
     async def whoami(ctx: CallContext) -> str:
@@ -179,7 +180,7 @@ async def test_jsonrpc_requests_get_32029_then_the_connection_closes(make_hub, j
 
     peer = await jsonrpc(hub)
     session_id = await peer.call("whoami")
-    for _ in range(4):
+    for _ in range(6):
         await peer.call("whoami")
     # 1: a request.
     error = await peer.error("whoami")
@@ -191,7 +192,8 @@ async def test_jsonrpc_requests_get_32029_then_the_connection_closes(make_hub, j
     # 2: a notification is dropped without a word.
     await peer.send({"jsonrpc": "2.0", "method": "whoami"})
     assert await peer.silent_for(0.2)
-    # 3: a batch: one error per request, none for its notification.
+    # 3-5: a batch: one error per request, none for its notification; each
+    # element a refusal.
     await peer.send(
         [
             {"jsonrpc": "2.0", "id": "a", "method": "whoami"},
@@ -202,12 +204,12 @@ async def test_jsonrpc_requests_get_32029_then_the_connection_closes(make_hub, j
     batch = await peer.recv()
     assert sorted(item["id"] for item in batch) == ["a", "b"]
     assert {item["error"]["code"] for item in batch} == {-32029}
-    # 4: the answer to the hub's own call still gets through.
+    # 6: the answer to the hub's own call still gets through.
     call = asyncio.create_task(hub.call(session_id, "client.ping", timeout=5))
     request = await peer.recv()
     await peer.send({"jsonrpc": "2.0", "id": request["id"], "result": "pong"})
     assert await call == "pong"
-    # 5: the last refusal answered; the next message closes.
+    # 7: the last refusal answered; the next message closes.
     assert (await peer.error("whoami"))["code"] == -32029
     await peer.send({"jsonrpc": "2.0", "id": 99, "method": "whoami"})
     await closed_for_rate(peer.ws)

@@ -8,6 +8,7 @@ one frame buys an attacker nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any
@@ -214,3 +215,29 @@ async def test_a_batch_of_costly_elements_lets_other_connections_in(
     assert (await recv_json(other))["result"] == 1
     assert [r["result"] for r in await recv_json(batcher)] == [1] * 12
     assert "spin" in order[order.index("mark") + 1 :], order
+
+
+async def test_refused_batches_count_each_element(make_hub: HubFactory, connect: Connector) -> None:
+    """Over the rate, a batch of 100 requests counts 100 refusals, not 1: a client
+    sending refused batches is closed after a burst's worth of elements.
+
+    The hostile bench's history batches kept their connection in debt (large
+    replies cost tokens) and sent refused batches back to back, each decoded and
+    answered with 100 errors (~3 ms); at one refusal per batch, the close came
+    only after 2,000 of them.
+    """
+    hub = await make_hub(
+        {"limits": {"message_rate": SLOW, "message_burst": 200, "opening_burst": 200}}
+    )
+    ws = await connect(hub, "channels.v1")
+    batch = json.dumps([request(i, "presence_stats", {"channel": "c"}) for i in range(100)])
+    answered = 0
+    with contextlib.suppress(ConnectionClosed):
+        for _ in range(50):
+            await ws.send(batch)
+            await recv_json(ws)
+            answered += 1
+    assert (ws.close_code, ws.close_reason) == (1008, "message rate exceeded")
+    # Two batches take the 200 tokens, two more are refused (200 refusals),
+    # the fifth closes; before, 200 refused batches would have been answered.
+    assert 2 <= answered <= 4, answered
