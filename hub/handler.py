@@ -140,6 +140,15 @@ class SubprotocolHandler(ABC):
         Send only; the caller closes.
         """
 
+    async def on_revoked(self, reason: str) -> None:
+        """The session's credentials were withdrawn (server API ``revoke``): the server
+        closes it with 3003 and ``reason`` right after, on every node.
+
+        A protocol with a goodbye naming the reason (MQTT 5.0 DISCONNECT 0x87 Not
+        authorized, WAMP GOODBYE wamp.close.killed) says it here. Send only; the
+        caller closes.
+        """
+
     async def server_subscribe(self, channel: str) -> bool:
         """Subscribe the client to ``channel`` for the server (server API ``subscribe``).
 

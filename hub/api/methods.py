@@ -350,9 +350,14 @@ class ApiMethods:
     async def _local_revoke(self, body: dict[str, Any]) -> None:
         user, before = str(body["user"]), float(body["before"])
         self._hub.auth.revocations.revoke(user, before)
-        for session, _ in self._hub.user_sessions(user):
+        for session, handler in self._hub.user_sessions(user):
             identity = session.identity
             if identity is not None and self._hub.auth.revocations.revoked(identity):
+                # The protocol's goodbye first (MQTT 5.0 DISCONNECT 0x87), then the close.
+                try:
+                    await handler.on_revoked(REVOKED_REASON)
+                except Exception:
+                    logger.exception("session %s: on_revoked failed", session.id)
                 await session.close(CloseCode.TOKEN_REVOKED, REVOKED_REASON)
 
     # -- the cluster's figures ---------------------------------------------------

@@ -170,6 +170,9 @@ class MqttHandler(MqttConnection):
     async def on_kicked(self, reason: str) -> None:
         lifecycle.kicked(self, reason)
 
+    async def on_revoked(self, reason: str) -> None:
+        lifecycle.revoked(self, reason)
+
     def last_words(self, code: int, reason: str) -> bytes | None:
         return lifecycle.last_words(self, code, reason)
 

@@ -110,6 +110,18 @@ def kicked(conn: MqttConnection, reason: str) -> None:
         conn.disconnect(ReasonCode.ADMINISTRATIVE_ACTION, reason)
 
 
+# 0x87 Not authorized, not 0x98 Administrative action (the API's disconnect) nor
+# 0xA0 (an expired token, which a new one cures at once): 3.14.2.1 has no code
+# for withdrawn credentials, and 0x87 is the one saying the client is no longer
+# authorized as it is; connecting again with the same token is refused (CONNACK
+# 0x86), a newer token works.
+def revoked(conn: MqttConnection, reason: str) -> None:
+    """The server API revoked the login's token (the hub closes the connection next):
+    a 5.0 client hears DISCONNECT 0x87 Not authorized with the reason first."""
+    if conn.phase is Phase.CONNECTED:
+        conn.disconnect(ReasonCode.NOT_AUTHORIZED, reason)
+
+
 async def shutdown(conn: MqttConnection) -> None:
     """The hub stops (the TCP listener's sessions): DISCONNECT 0x8B (5.0), then the close."""
     going_away(conn)

@@ -267,6 +267,15 @@ class WampHandler(SubprotocolHandler):
         # The server API's disconnect closes the transport next.
         await self._last_goodbye(KILLED, reason)
 
+    async def on_revoked(self, reason: str) -> None:
+        # The server API's revoke closes the transport with 3003 next. GOODBYE, not
+        # ABORT: ABORT aborts a session's opening, this one is established. And
+        # wamp.close.killed, the spec's word for a session ended by the router's
+        # authority: wamp.error.authentication_failed means a technical failure
+        # of authentication ("fail secure"), authentication_denied an answer to
+        # credentials being presented; the message says what happened.
+        await self._last_goodbye(KILLED, reason)
+
     async def _last_goodbye(self, reason: str, message: str) -> None:
         """The router ends the session and the hub closes the transport next: GOODBYE
         tells the client why in WAMP's terms first. Its reply is not awaited: the

@@ -14,6 +14,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
+from protocols.mqtt.codec import Connack, Connect, Disconnect
+from protocols.mqtt.packets import Properties
+from protocols.mqtt.reasons import ReasonCode
 from tests.api.backend import Backend
 from tests.api.conftest import KEY, call, result
 from tests.auth_helpers import SECRET, mint
@@ -21,6 +24,8 @@ from tests.multinode.conftest import HubProcess
 from tests.multinode.redis_server import RedisServer
 from tests.multinode.redis_server import redis_server as redis_server
 from tests.protocols.channels.conftest import ChannelsPeer
+from tests.protocols.mqtt.test_server_disconnects import RawWs, _first
+from tests.protocols.wamp.conftest import RawWamp
 
 pytestmark = pytest.mark.service
 
@@ -238,3 +243,35 @@ async def test_revoke_reaches_other_and_later_nodes(
         await fresh.close()
     finally:
         await asyncio.gather(*(node.stop() for node in (one, two, later)))
+
+
+async def test_revoke_says_goodbye_on_another_node(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """A revoke on node 1 reaches ada's sessions on node 2 in their protocol's terms: MQTT
+    5.0 reads DISCONNECT 0x87 "token revoked", WAMP GOODBYE wamp.close.killed, each
+    before the close 3003."""
+    auth = f'\n[auth.jwt]\nsecret = "{SECRET}"\n'
+    one, two = (ApiNode(tmp_path, f"rev{n}", redis_server.url, auth) for n in (1, 2))
+    token = mint("ada")  # no iat: older than any revocation
+    try:
+        await asyncio.gather(one.start(), two.start())
+        mqtt = RawWs(await connect(two.url, subprotocols=[Subprotocol("mqtt")], open_timeout=5))
+        await mqtt.send(
+            Connect(protocol_level=5, client_id="dev", username="ada", password=token.encode())
+        )
+        connack = await _first(mqtt)
+        assert isinstance(connack, Connack)
+        assert connack.return_code == 0
+        ws = await connect(
+            f"{two.url}?token={token}", subprotocols=[Subprotocol("wamp.2.json")], open_timeout=5
+        )
+        wamp = RawWamp(ws, "json")
+        assert (await wamp.hello())[0] == 2
+        await result(one.api, "revoke", {"user": "ada"})
+        revoked = Disconnect(ReasonCode.NOT_AUTHORIZED, Properties(reason_string="token revoked"))
+        assert await mqtt.until_closed() == ([revoked], 3003)
+        assert await wamp.recv() == [6, {"message": "token revoked"}, "wamp.close.killed"]
+        assert await wamp.closed() == 3003
+    finally:
+        await asyncio.gather(one.stop(), two.stop())

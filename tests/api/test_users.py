@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from hub import Hub
 from tests.api.conftest import api_config, call, result
@@ -117,3 +119,20 @@ async def test_revoke_closes_sessions_and_refuses_old_tokens(
     assert b"token revoked" in refused.value.response.body
     fresh = await as_user(hub, connect, "ada", iat=issued + 6)
     assert await fresh.call("presence_stats", {"channel": "x"}) == {"clients": 0, "users": 0}
+
+
+async def test_revoke_tells_jsonrpc_clients_by_the_close_alone(
+    make_hub: HubFactory, connect: Connector
+) -> None:
+    """JSON-RPC has no goodbye of its own: a revoked session reads no message, only the
+    close 3003 "token revoked" (MQTT 5.0 and WAMP say it in their own terms first)."""
+    hub = await jwt_hub(make_hub)
+    ws = await connect(hub, "jsonrpc.2.0", path=f"/?token={mint('ada')}")
+    await result(hub, "revoke", {"user": "ada"})
+    received: list[str | bytes] = []
+    async with asyncio.timeout(5):
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                received.append(await ws.recv())
+    assert received == []
+    assert (ws.close_code, ws.close_reason) == (3003, "token revoked")

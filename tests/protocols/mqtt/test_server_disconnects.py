@@ -382,3 +382,47 @@ async def test_paho5_disconnected_by_the_api_reads_0x98(make_hub: HubFactory, pa
     async with asyncio.timeout(5):
         assert await client.disconnect_reason == ReasonCode.ADMINISTRATIVE_ACTION
     assert client.disconnect_properties["ReasonString"] == "maintenance"
+
+
+# -- 0x87 Not authorized: the server API's revoke ----------------------------------------
+
+
+async def test_api_revoke_says_0x87_on_both_transports(
+    make_hub: HubFactory, connect: Connector, tcp_client: RawFactory
+) -> None:
+    """The server API's revoke of a user: its 5.0 clients read DISCONNECT 0x87 Not
+    authorized with reason string "token revoked", then the close (3003 on WebSocket, the
+    socket's end on TCP); 3.1.1 clients get the close alone; the same token is refused
+    after (CONNACK 0x86)."""
+    hub = await make_hub({**PLAIN, **api_config(), "auth": hs_auth()})
+    token = mint("ada").encode()  # no iat: older than any revocation
+    ws5 = RawWs(await connect(hub, "mqtt"))
+    ws4 = RawWs(await connect(hub, "mqtt"), version=4)
+    tcp5 = await tcp_client(listener(hub))
+    tcp4 = await tcp_client(listener(hub))
+    tcp4.version, tcp4.codec = 4, PacketReader()
+    for name, ws in (("ws5", ws5), ("ws4", ws4)):
+        await ws.send(
+            Connect(protocol_level=ws.version, client_id=name, username="ada", password=token)
+        )
+        connack = await _first(ws)
+        assert isinstance(connack, Connack)
+        assert connack.return_code == 0
+    for name, tcp in (("tcp5", tcp5), ("tcp4", tcp4)):
+        await tcp.send(
+            Connect(protocol_level=tcp.version, client_id=name, username="ada", password=token)
+        )
+        connack = await tcp.recv()
+        assert isinstance(connack, Connack)
+        assert connack.return_code == 0
+    await result(hub, "revoke", {"user": "ada"})
+    revoked = Disconnect(ReasonCode.NOT_AUTHORIZED, Properties(reason_string="token revoked"))
+    assert await ws5.until_closed() == ([revoked], 3003)
+    assert await ws4.until_closed() == ([], 3003)
+    assert await tcp5.recv_all() == [revoked]
+    assert await tcp4.recv_all() == []
+    again = await tcp_client(listener(hub))
+    await again.send(Connect(protocol_level=5, client_id="again", username="ada", password=token))
+    refused = await again.recv()
+    assert isinstance(refused, Connack)
+    assert refused.return_code == ReasonCode.BAD_USER_NAME_OR_PASSWORD

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from autobahn.wamp.types import SubscribeOptions
@@ -281,3 +282,25 @@ async def test_api_disconnect_says_goodbye_killed(make_hub: HubFactory, connect:
     await result(hub, "disconnect", {"user": "ada", "code": 4100, "reason": "account closed"})
     assert await raw.recv() == [6, {"message": "account closed"}, "wamp.close.killed"]
     assert await raw.closed() == 4100
+
+
+@ALL_SERIALIZERS
+async def test_api_revoke_says_goodbye_killed(
+    make_hub: HubFactory, connect: Connector, serializer: str
+) -> None:
+    """The server API's revoke of a user: its WAMP session reads GOODBYE
+    wamp.close.killed {message: "token revoked"}, then the close 3003; a session of a
+    newer token stays."""
+    hub = await make_hub({**api_config(), "auth": hs_auth()})
+    issued = int(time.time()) - 10
+    wire = f"wamp.2.{serializer}"
+    old = RawWamp(await connect(hub, wire, path=f"/?token={mint('ada', iat=issued)}"), serializer)
+    new = RawWamp(
+        await connect(hub, wire, path=f"/?token={mint('ada', iat=issued + 6)}"), serializer
+    )
+    assert (await old.hello())[0] == 2
+    assert (await new.hello())[0] == 2
+    await result(hub, "revoke", {"user": "ada", "before": issued + 5})
+    assert await old.recv() == [6, {"message": "token revoked"}, "wamp.close.killed"]
+    assert await old.closed() == 3003
+    assert await new.request([48, 1, {}, "wamp.session.count"]) == [50, 1, {}, [1]]
