@@ -149,6 +149,9 @@ class RemoteCaller:
     def details(self) -> dict[str, Any]:
         return {"session": self._session_id, "authid": self._authid, "authrole": self._authrole}
 
+    async def kill(self, reason: str, message: str | None) -> None:
+        """Never in a realm's sessions (those are this node's): nothing to end here."""
+
 
 class WampCluster:
     def __init__(

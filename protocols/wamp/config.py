@@ -78,7 +78,8 @@ class WampConfig(Section):
     # Who sees other sessions' authid, authmethod, authprovider and transport
     # (peer address) in the session meta API (wamp.session.on_join/on_leave,
     # wamp.session.get). Unset: nobody; others' sessions show their id and
-    # authrole only. A session always sees all of its own details.
+    # authrole only. A session always sees all of its own details. The same
+    # operators may end other sessions (wamp.session.kill*); nobody when unset.
     session_details_access: AccessRule | None = None
     # Seconds a client has to send HELLO after the WebSocket opens, and to
     # answer a CHALLENGE.

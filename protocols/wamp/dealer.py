@@ -173,7 +173,7 @@ class Dealer:
         except PermissionDenied as exc:
             raise channel_error(exc) from None
         if is_reserved_uri(procedure):
-            args = self._realm.meta_call(caller, procedure, request.args, request.kwargs)
+            args = await self._realm.meta_call(caller, procedure, request.args, request.kwargs)
             caller.send(Result(request.request, {}, args))
             return
         registration = self.registrations.find(procedure, "exact")

@@ -276,6 +276,20 @@ class WampHandler(SubprotocolHandler):
         # credentials being presented; the message says what happened.
         await self._last_goodbye(KILLED, reason)
 
+    async def kill(self, reason: str, message: str | None) -> None:
+        """Another session's ``wamp.session.kill*``: GOODBYE with its reason (and
+        message, when given), then the transport closes (1000) without waiting for
+        the client's GOODBYE; its session has left the realm already."""
+        if self.phase is not Phase.ESTABLISHED:
+            return
+        self.send(Goodbye({} if message is None else {"message": message}, reason))
+        self.phase = Phase.CLOSED
+        self._cancel_timer()
+        await self._end_session()
+        # Its own task: the killer's CALL is answered without waiting for a close handshake.
+        coro = self.session.close(CloseCode.NORMAL_CLOSURE, "session killed")
+        self._closing = self._loop.create_task(coro)
+
     async def _last_goodbye(self, reason: str, message: str) -> None:
         """The router ends the session and the hub closes the transport next: GOODBYE
         tells the client why in WAMP's terms first. Its reply is not awaited: the

@@ -48,3 +48,7 @@ class Peer(Protocol):
 
     def details(self) -> dict[str, Any]:
         """What ``wamp.session.on_join`` and ``wamp.session.get`` tell about it."""
+
+    async def kill(self, reason: str, message: str | None) -> None:
+        """End the session for another's ``wamp.session.kill*``: GOODBYE with ``reason``
+        (and ``message``), the realm left, the transport closed after."""

@@ -14,6 +14,8 @@ from protocols.wamp.broker import Broker
 from protocols.wamp.config import WampConfig, WampRealmConfig
 from protocols.wamp.dealer import Dealer
 from protocols.wamp.errors import INVALID_ARGUMENT, NO_SUCH_PROCEDURE, NO_SUCH_SESSION, WampError
+from protocols.wamp.kill import PROCEDURES as KILL_PROCEDURES
+from protocols.wamp.kill import kill_call
 from protocols.wamp.peer import Peer
 from protocols.wamp.uri import InvalidUriError, channel_to_topic, pattern_to_channel
 
@@ -67,6 +69,12 @@ class Realm:
         rule = self._details_rule
         return rule is not None and rule.admits(viewer.context.identity)
 
+    def may_kill(self, caller: Peer) -> bool:
+        """Whether ``caller`` may end other sessions (``wamp.session.kill*``): the
+        viewers ``wamp.session_details_access`` admits, nobody when it is unset."""
+        rule = self._details_rule
+        return rule is not None and rule.admits(caller.context.identity)
+
     def details_for(self, viewer: Peer, peer: Peer) -> dict[str, Any]:
         """``peer`` as ``viewer`` may see it: everything, or its id and authrole."""
         if self.sees_details(viewer, peer):
@@ -97,10 +105,13 @@ class Realm:
 
     # -- session meta procedures -------------------------------------------------
 
-    def meta_call(
+    async def meta_call(
         self, caller: Peer, procedure: str, args: list[Any] | None, kwargs: dict[str, Any] | None
-    ) -> list[Any]:
-        """``wamp.session.count``, ``.list`` and ``.get``: the RESULT's args."""
+    ) -> list[Any] | None:
+        """``wamp.session.count``, ``.list``, ``.get`` and the ``kill`` procedures
+        (:mod:`protocols.wamp.kill`): the RESULT's args."""
+        if procedure in KILL_PROCEDURES:
+            return await kill_call(self, caller, procedure, args, kwargs)
         if procedure in ("wamp.session.count", "wamp.session.list"):
             roles = args[0] if args else None
             if roles is not None and not (

@@ -118,3 +118,31 @@ async def test_subscribe_hooks_run_for_meta_topics(hub: Hub, wamp: WampFactory) 
     watcher = await wamp(hub)
     assert await refused(watcher.subscribe(print, "wamp.session.on_join")) == NOT_AUTHORIZED
     assert seen == ["wamp/session/on_join"]
+
+
+async def test_nobody_kills_others_by_default_and_users_not_operators(
+    make_hub: HubFactory, wamp: WampFactory
+) -> None:
+    """The kill procedures are not open with the other meta procedures: an anonymous
+    session and a user wamp.session_details_access does not admit get
+    wamp.error.not_authorized from each, and the victim stays joined; the operator it
+    admits kills (Autobahn|Python on both ends; the default hub: tests/protocols/wamp/
+    test_kill.py)."""
+    hub = await authz_hub(make_hub, {"wamp": {"session_details_access": {"users": ["ada"]}}})
+    attacker, cy = await join(hub, wamp, None), await join(hub, wamp, "cy")
+    bob = await join(hub, wamp, "bob")
+    bob_id = bob.joined.result().session
+    for caller in (attacker, cy):
+        for procedure, args in (
+            ("wamp.session.kill", [bob_id]),
+            ("wamp.session.kill_by_authid", ["bob"]),
+            ("wamp.session.kill_by_authrole", [bob.joined.result().authrole]),
+            ("wamp.session.kill_all", []),
+        ):
+            assert await refused(caller.call(procedure, *args)) == NOT_AUTHORIZED
+    assert bob.is_attached()
+    assert bob_id in await wait_for(cy.call("wamp.session.list"))
+    ada = await join(hub, wamp, "ada")
+    killed = await wait_for(ada.call("wamp.session.kill_by_authid", "bob"))
+    assert killed == [bob_id]
+    assert (await wait_for(bob.left)).reason == "wamp.close.killed"
