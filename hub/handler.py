@@ -18,6 +18,7 @@ from hub.limits import UNMETERED, WorkMeter
 
 if TYPE_CHECKING:
     from hub.app import Hub
+    from hub.config import HubConfig
     from hub.config_section import Section
 
 
@@ -204,9 +205,9 @@ class ProtocolSpec:
     # the import (10-30 ms) stalls it and every other one. Not at the hub's
     # construction, so `wshub --check` and a codec's import stay light.
     handler_modules: tuple[str, ...] = ()
-    # The protocol's own bound on an inbound message, where its messages are
-    # known to be small (channels.v1): see message_size.
-    max_message_size: int | None = None
+    # The protocol's own bound on an inbound message, from the config, where
+    # its messages are known to be small (channels.v1): see message_size.
+    max_message_size: Callable[[HubConfig], int] | None = None
 
     def __post_init__(self) -> None:
         if (self.config is None) != (self.config_section is None):
@@ -216,13 +217,14 @@ class ProtocolSpec:
     def wire_names(self) -> tuple[str, ...]:
         return (self.name, *self.aliases)
 
-    def message_size(self, named: Mapping[str, int], websocket: int) -> int:
+    def message_size(self, named: Mapping[str, int], config: HubConfig) -> int:
         """Largest inbound message: the size ``named`` for it (limits.max_message_size,
-        by canonical name), else its own default, never above ``websocket``
-        (websocket.max_message_size)."""
+        by canonical name), else its own bound for ``config``, never above
+        websocket.max_message_size."""
         size = named.get(self.name)
         if size is not None:
             return size
+        websocket = config.websocket.max_message_size
         if self.max_message_size is not None:
-            return min(self.max_message_size, websocket)
+            return min(self.max_message_size(config), websocket)
         return websocket

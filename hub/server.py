@@ -849,9 +849,7 @@ class HubServer:
         connection.negotiated = spec
         connection.wire_name = chosen or spec.name
         # websockets reads this limit afresh for every frame it parses.
-        connection.protocol.max_message_size = spec.message_size(
-            self._max_sizes, self._hub.config.websocket.max_message_size
-        )
+        connection.protocol.max_message_size = spec.message_size(self._max_sizes, self._hub.config)
         if not spec.websocket_pings:
             connection.ping_interval = None
         return Subprotocol(chosen) if chosen is not None else None

@@ -151,7 +151,7 @@ class FallbackServer:
         spec = self._hub.server.registry.get(PROTOCOL)
         if spec is None:
             return config.limits.max_message_size.get(PROTOCOL, config.websocket.max_message_size)
-        return spec.message_size(config.limits.max_message_size, config.websocket.max_message_size)
+        return spec.message_size(config.limits.max_message_size, config)
 
     # -- the checks every stream passes ----------------------------------------------
 

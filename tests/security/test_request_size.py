@@ -5,7 +5,8 @@ new connection: the hub inflated and parsed the whole message (a 1 to 8 ms
 step) before the info cap (channels.max_presence_info_bytes) refused it.
 channels.v1 now has its own inbound bound, 128 KiB (Centrifugo's client
 limit is 64 KB; the largest request is a publish of max_payload_bytes, 64 KiB,
-in its envelope): larger closes 1009 while inflating, before any parse.
+in its envelope): larger closes 1009 while inflating, before any parse. A
+namespace admitting larger payloads raises it to twice its max_payload_bytes.
 """
 
 from __future__ import annotations
@@ -74,6 +75,27 @@ async def test_a_smaller_websocket_limit_still_bounds_channels_v1(
     hub = await make_hub({"websocket": {"max_message_size": 4 * KIB}})
     ws = await connect(hub, "channels.v1")
     await ws.send(request(1, "publish", {"channel": "c", "data": "z" * (8 * KIB)}))
+    with pytest.raises(ConnectionClosed):
+        await recv_json(ws)
+    assert ws.close_code == 1009
+
+
+async def test_a_namespace_allowing_larger_payloads_raises_the_bound(
+    make_hub: HubFactory, connect: Connector
+) -> None:
+    """A namespace's 512 KiB max_payload_bytes is publishable: the bound follows it (twice)."""
+    hub = await make_hub(
+        {
+            "websocket": {"max_message_size": 4096 * KIB},
+            "channels": {"namespaces": {"files": {"max_payload_bytes": 512 * KIB}}},
+        }
+    )
+    ws = await connect(hub, "channels.v1")
+    data = "f" * (500 * KIB)
+    await ws.send(request(1, "publish", {"channel": "files/upload", "data": data}))
+    assert "result" in await recv_json(ws)
+    # Still bounded: twice the largest payload (1 MiB), not websocket.max_message_size.
+    await ws.send(request(2, "publish", {"channel": "files/upload", "data": "g" * (1100 * KIB)}))
     with pytest.raises(ConnectionClosed):
         await recv_json(ws)
     assert ws.close_code == 1009
