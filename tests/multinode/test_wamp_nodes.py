@@ -9,6 +9,7 @@ ends the call with an error instead of a hang, and its registrations expire.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from autobahn.wamp.exception import ApplicationError
 from autobahn.wamp.types import CallDetails, CallOptions, RegisterOptions
 
 from tests.multinode.conftest import ClusterFactory, HubProcess
+from tests.multinode.redis_server import RedisServer
 from tests.protocols.wamp.conftest import Client, WampFactory, wait_for
 
 pytestmark = pytest.mark.service
@@ -181,3 +183,28 @@ async def callee_registers_again(node: HubProcess, wamp: WampFactory, procedure:
     successor = await wamp(node)
     await successor.register(lambda: "reborn", procedure)
     assert await successor.call(procedure) == "reborn"
+
+
+async def test_session_kills_reach_this_nodes_sessions_only(
+    tmp_path: Path, redis_server: RedisServer, wamp: WampFactory
+) -> None:
+    """wamp.session.kill* act on what wamp.session.list lists, the realm's sessions on the
+    caller's node: a session id of the other node is no_such_session, and a kill by role
+    ends this node's session of that role, not the other node's (docs/wamp.md)."""
+    nodes = [HubProcess(tmp_path, f"kill{n}", redis_server.url) for n in (1, 2)]
+    for node in nodes:
+        with node.config.open("a") as config:
+            config.write("[wamp]\nsession_details_access = {}\n")  # everyone is an operator
+    try:
+        await asyncio.gather(*(node.start() for node in nodes))
+        operator, here = await wamp(nodes[0], "json"), await wamp(nodes[0], "msgpack")
+        there = await wamp(nodes[1], "json")
+        with pytest.raises(ApplicationError) as caught:
+            await wait_for(operator.call("wamp.session.kill", there.joined.result().session))
+        assert caught.value.error == "wamp.error.no_such_session"
+        assert await wait_for(operator.call("wamp.session.kill_by_authrole", "anonymous")) == 1
+        assert (await wait_for(here.left)).reason == "wamp.close.killed"
+        assert there.is_attached()
+        assert await wait_for(there.call("wamp.session.count")) == 1
+    finally:
+        await asyncio.gather(*(node.stop() for node in nodes))
