@@ -115,7 +115,15 @@ class MessageRateLimiter:
             self._tokens = tokens - 1.0
             return True
         self._tokens = tokens
-        if self._pool is not None and now < self._young_until and self._pool.take(self._key):
+        # Not for one in debt (large replies charged, charge()): the pool
+        # stands in for the burst a new connection has not had, and a
+        # connection that spent beyond it is over the rate like any other.
+        if (
+            self._pool is not None
+            and tokens >= 0.0
+            and now < self._young_until
+            and self._pool.take(self._key)
+        ):
             return True
         self.refused += 1
         if self._allowance < self._burst:

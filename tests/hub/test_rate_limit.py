@@ -139,6 +139,19 @@ def test_young_connections_of_one_address_share_its_pool() -> None:
     assert not first.allow()
 
 
+def test_a_young_bucket_in_debt_does_not_draw_on_the_pool() -> None:
+    """Large replies charged past its tokens: the pool does not pay for them."""
+    clock = FakeClock()
+    pool = OpeningPool(rate=10, burst=6, clock=clock)
+    bucket = MessageRateLimiter(rate=10, burst=100, opening=2, pool=pool, key="a", clock=clock)
+    assert bucket.allow()
+    bucket.charge(50)  # a large reply: deep in debt
+    assert not bucket.allow()
+    assert pool.take("a")  # untouched
+    other = MessageRateLimiter(rate=10, burst=100, opening=2, pool=pool, key="a", clock=clock)
+    assert [other.allow() for _ in range(8)] == [True] * 7 + [False]
+
+
 def test_the_pool_forgets_the_least_recently_used_address() -> None:
     clock = FakeClock()
     pool = OpeningPool(rate=1, burst=1, max_entries=2, clock=clock)
