@@ -140,6 +140,10 @@ ping_interval = 60
 max_outbound_bytes = 67108864
 max_connections = 100000
 max_connections_per_ip = 100000
+# Every bench client comes from loopback, up to 10,000 at once (idle memory;
+# bench/twonode.py too): the connection rate per address stays on, out of reach.
+connection_rate_per_ip = 1000000000.0
+connection_burst_per_ip = 1000000000
 # The per-connection token bucket stays on (its cost is measured), set out of reach.
 message_rate = 1000000000.0
 message_burst = 1000000000

@@ -212,6 +212,68 @@ class OpeningPool:
         return len(self._tokens)
 
 
+class ConnectionRate:
+    """New connections per address: a token bucket per address key.
+
+    ``burst`` tokens refilled at ``rate`` per second, full for an address not
+    seen lately; each new connection takes one. A rate of 0 turns it off.
+    Bounded: an address idle long enough to be full again is forgotten (it
+    would come back full anyway), and past ``max_entries`` the least recently
+    seen address is forgotten too.
+    """
+
+    __slots__ = ("_burst", "_clock", "_full_after", "_max_entries", "_rate", "_tokens")
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        max_entries: int = 10_000,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._rate = float(rate)
+        self._burst = float(burst)
+        self._max_entries = max_entries
+        self._clock = clock
+        # Seconds after which an empty bucket is full again.
+        self._full_after = self._burst / self._rate if self._rate > 0 else 0.0
+        # key -> (tokens, when counted), least recently seen first
+        self._tokens: dict[str, tuple[float, float]] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self._rate > 0
+
+    def take(self, key: str) -> float | None:
+        """Take a token of ``key``'s bucket: None, else the seconds until one is there."""
+        if self._rate <= 0:
+            return None
+        now = self._clock()
+        entry = self._tokens.pop(key, None)
+        tokens = (
+            self._burst
+            if entry is None
+            else min(self._burst, entry[0] + (now - entry[1]) * self._rate)
+        )
+        wait = None if tokens >= 1.0 else (1.0 - tokens) / self._rate
+        self._tokens[key] = (tokens - 1.0 if wait is None else tokens, now)
+        self._forget(now)
+        return wait
+
+    def _forget(self, now: float) -> None:
+        # Oldest first: stop at the first address not yet full again.
+        tokens = self._tokens
+        while tokens:
+            oldest = next(iter(tokens))
+            if len(tokens) <= self._max_entries and now - tokens[oldest][1] < self._full_after:
+                break
+            del tokens[oldest]
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+
 class RatePenalties:
     """Addresses whose connection was just closed for its message rate.
 

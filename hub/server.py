@@ -27,6 +27,7 @@ from hub.handler import Identity, ProtocolSpec, SubprotocolHandler
 from hub.hosts import HostPolicy
 from hub.http import HttpRoutes, text_response
 from hub.limits import (
+    ConnectionRate,
     ConnectionSlots,
     OpeningPool,
     RatePenalties,
@@ -50,6 +51,11 @@ logger = logging.getLogger(__name__)
 RATE_PENALTY = 10.0
 # Seconds a client refused for a connection limit is asked to wait.
 RETRY_AFTER = 5
+# Seconds an upgrade over limits.connection_rate_per_ip is held before its 429.
+RATE_HOLD = 1.0
+CONNECTION_RATE_TEXT = (
+    "too many new connections from your address (limits.connection_rate_per_ip)\n"
+)
 
 
 def _refused_at_accept(body: bytes) -> bytes:
@@ -508,6 +514,10 @@ class HubServer:
         self._slots = ConnectionSlots(limits.max_connections, limits.max_connections_per_ip)
         self._penalties = RatePenalties(RATE_PENALTY)
         self._opening_pool = OpeningPool(limits.message_rate, limits.message_burst)
+        # Shared with the MQTT TCP listeners and the fallback: one rate per address.
+        self._connection_rate = ConnectionRate(
+            limits.connection_rate_per_ip, limits.connection_burst_per_ip
+        )
         # Message size limits by canonical name (the config may use an alias).
         self._max_sizes = {
             spec.name if (spec := registry.get(name)) is not None else name: size
@@ -583,6 +593,11 @@ class HubServer:
     def opening_pool(self) -> OpeningPool:
         """The burst each address's young connections share, on every transport."""
         return self._opening_pool
+
+    @property
+    def connection_rate(self) -> ConnectionRate:
+        """New connections per address (limits.connection_rate_per_ip)."""
+        return self._connection_rate
 
     @property
     def slots(self) -> ConnectionSlots:
@@ -715,10 +730,13 @@ class HubServer:
                 if (value := request.headers.get(name)) is not None
             }
         # Cheapest checks first: a refused origin costs nothing, a slot is
-        # taken before anything expensive (authentication) runs.
-        refused = self._check_origin(request)
+        # taken before anything expensive (authentication) runs. Every upgrade
+        # not refused for flooding counts for the connection rate.
+        refused = self._check_penalty(connection)
         if refused is None:
-            refused = self._check_penalty(connection)
+            refused = await self._check_rate(connection)
+        if refused is None:
+            refused = self._check_origin(request)
         if refused is None:
             refused = self._take_slot(connection)
         if refused is None:
@@ -791,6 +809,28 @@ class HubServer:
         self._hub.metrics.handshakes_refused.labels("origin").inc()
         logger.info("handshake refused: origin %r is not allowed", origin)
         return text_response(HTTPStatus.FORBIDDEN, "origin not allowed\n")
+
+    async def _check_rate(self, connection: HubConnection) -> Response | None:
+        """429 for an upgrade over its address's limits.connection_rate_per_ip.
+
+        Held RATE_HOLD seconds first, holding a pending slot of its address:
+        answered at once, a reconnect loop would spin on refusals (~0.2 ms of
+        the hub each); held, a loop makes one a second, and an address cannot
+        hold more than max_connections_per_ip of them.
+        """
+        key = address_key(connection.forwarded_for or connection.peer_host)
+        wait = self._connection_rate.take(key)
+        if wait is None:
+            return None
+        self._hub.metrics.handshakes_refused.labels("connection_rate").inc()
+        if self._slots.acquire(key, pending=True) is None:
+            try:
+                await asyncio.sleep(RATE_HOLD)
+            finally:
+                self._slots.release(key, pending=True)
+        response = text_response(HTTPStatus.TOO_MANY_REQUESTS, CONNECTION_RATE_TEXT)
+        response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        return response
 
     def _check_penalty(self, connection: HubConnection) -> Response | None:
         """429 for an address that flooded again under its penalty, until it ends."""

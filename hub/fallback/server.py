@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable
 from http import HTTPStatus
 from types import MappingProxyType
@@ -70,6 +71,10 @@ SLOT_TEXT = {
     SlotRefused.MAX_CONNECTIONS: "server full: too many connections (limits.max_connections)",
     SlotRefused.PER_IP: "too many connections from your address (limits.max_connections_per_ip)",
 }
+RATE_TEXT = "too many new connections from your address (limits.connection_rate_per_ip)"
+# Seconds a session open over the connection rate is held before its 429 (as
+# a WebSocket upgrade is): answered at once, a reconnect loop would spin.
+RATE_HOLD = 1.0
 
 
 def _text(status: HTTPStatus, message: str) -> web.Response:
@@ -191,6 +196,8 @@ class FallbackServer:
         if not self._origin_allowed(request):
             metrics.handshakes_refused.labels("origin").inc()
             raise self._refusal(request, HTTPStatus.FORBIDDEN, "origin not allowed")
+        key = address_key(self._client_host(request))
+        await self._check_rate(request, key)
         if len(self._sessions) >= self._config.max_sessions:
             metrics.handshakes_refused.labels("max_connections").inc()
             raise self._refusal(
@@ -199,7 +206,6 @@ class FallbackServer:
                 "server full: too many fallback sessions (fallback.max_sessions)",
                 retry=True,
             )
-        key = address_key(self._client_host(request))
         slots = self._hub.server.slots
         refused = slots.acquire(key)
         if refused is not None:
@@ -230,6 +236,23 @@ class FallbackServer:
             release()
             raise
         return identity, release
+
+    async def _check_rate(self, request: web.Request, key: str) -> None:
+        """Raise a 429 for a session over its address's limits.connection_rate_per_ip,
+        after holding it RATE_HOLD seconds with a pending slot of its address."""
+        wait = self._hub.server.connection_rate.take(key)
+        if wait is None:
+            return
+        self._hub.metrics.handshakes_refused.labels("connection_rate").inc()
+        slots = self._hub.server.slots
+        if slots.acquire(key, pending=True) is None:
+            try:
+                await asyncio.sleep(RATE_HOLD)
+            finally:
+                slots.release(key, pending=True)
+        error = self._refusal(request, HTTPStatus.TOO_MANY_REQUESTS, RATE_TEXT)
+        error.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        raise error
 
     def _refusal(
         self, request: web.Request, status: HTTPStatus, message: str, *, retry: bool = False

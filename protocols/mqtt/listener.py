@@ -18,6 +18,9 @@ the engine are the hub's. What differs is only the transport:
   shared with WebSocket) has its sockets held unread until the penalty ends,
   then refused with a CONNACK (5.0: 0x9F Connection rate exceeded; 3.1.1: 3
   Server unavailable), as its WebSocket upgrades are held, then refused 429.
+- New connections per address (``limits.connection_rate_per_ip``) share one
+  bucket with WebSocket upgrades; over it, a socket is held a second, then
+  refused with the same CONNACK codes.
 """
 
 from __future__ import annotations
@@ -69,6 +72,21 @@ FLOODER_CONNACK_V5: Final = encode(
     5,
 )
 FLOODER_CONNACK_V4: Final = encode(Connack(False, ConnackCode.SERVER_UNAVAILABLE), 4)
+# A connection over limits.connection_rate_per_ip: the same codes, its own text.
+RATE_REFUSED_TEXT: Final = (
+    "too many new connections from your address (limits.connection_rate_per_ip)"
+)
+RATE_CONNACK_V5: Final = encode(
+    Connack(
+        False,
+        ReasonCode.CONNECTION_RATE_EXCEEDED,
+        Properties(reason_string=RATE_REFUSED_TEXT),
+    ),
+    5,
+)
+# Seconds a connection over the rate is held unread before its CONNACK (as
+# the WebSocket path's 429): answered at once, a reconnect loop would spin.
+RATE_HOLD: Final = 1.0
 # A CONNECT's head up to its protocol level: type, remaining length (up to 4
 # bytes), the protocol name's length and "MQIsdp" (3.1), the level.
 CONNECT_HEAD: Final = 1 + 4 + 2 + 6 + 1
@@ -310,10 +328,14 @@ class MqttListeners:
             return
         try:
             left = self._hub.server.penalties.refusal(key)
-            if left is None:
-                await self._run(reader, writer, f"{host}:{peer[1]}", key)
-            else:
+            if left is not None:
                 await self._refuse_flooder(reader, writer, host, left)
+            elif self._hub.server.connection_rate.take(key) is not None:
+                self._hub.metrics.handshakes_refused.labels("connection_rate").inc()
+                logger.info("MQTT/TCP connection from %s refused: connection rate", host)
+                await self._refuse(reader, writer, RATE_HOLD, RATE_CONNACK_V5)
+            else:
+                await self._run(reader, writer, f"{host}:{peer[1]}", key)
         finally:
             self._slots.release(key)
             writer.close()
@@ -363,6 +385,17 @@ class MqttListeners:
         """
         self._hub.metrics.handshakes_refused.labels("flooding").inc()
         logger.info("MQTT/TCP connection from %s held: it flooded twice (%.1fs)", host, left)
+        await self._refuse(reader, writer, left, FLOODER_CONNACK_V5)
+
+    async def _refuse(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        hold: float,
+        connack_v5: bytes,
+    ) -> None:
+        """Hold the socket unread ``hold`` seconds, then answer its CONNECT with a
+        refusing CONNACK (5.0: ``connack_v5``; 3.1.1: 3 Server unavailable)."""
         task = asyncio.current_task()
         assert task is not None
         self._held.add(task)
@@ -370,14 +403,14 @@ class MqttListeners:
         transport = cast("asyncio.Transport", writer.transport)
         try:
             transport.pause_reading()
-            await asyncio.sleep(left)
+            await asyncio.sleep(hold)
             transport.resume_reading()
             level = await _connect_level(reader, self._connect_timeout)
         finally:
             self._held.discard(task)
         if level is None:
             return  # no CONNECT in time, or not one: closed without an answer
-        writer.write(FLOODER_CONNACK_V5 if level == 5 else FLOODER_CONNACK_V4)
+        writer.write(connack_v5 if level == 5 else FLOODER_CONNACK_V4)
         if writer.can_write_eof():
             # Half-closed, as TcpSession.close: the CONNACK is read before the end.
             with contextlib.suppress(OSError):

@@ -1,0 +1,184 @@
+"""New connections per address: limits.connection_rate_per_ip / connection_burst_per_ip.
+
+The "store growth" attack of bench/hostile.py reconnects in a loop from one
+address, each connection small and normal-looking: no per-connection limit
+binds. Here an address over its rate of new connections is held a second,
+then refused (WebSocket and fallback: HTTP 429; MQTT TCP: CONNACK 0x9F / 3),
+while another address is still served. Real sockets throughout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+
+import aiohttp
+import pytest
+from pydantic import ValidationError
+
+from hub import Hub, HubConfig
+from hub.limits import ConnectionRate
+from protocols.mqtt.codec import Connack, Connect, PacketReader, encode
+from protocols.mqtt.listener import SERVICE_NAME, MqttListeners
+from protocols.mqtt.packets import ConnackCode
+from protocols.mqtt.reasons import ReasonCode
+from tests.conftest import HubFactory
+from tests.fallback.conftest import fallback_config, fallback_url
+
+# Three new connections, then (almost) nothing: the fourth is over the rate.
+TIGHT = {"connection_rate_per_ip": 0.001, "connection_burst_per_ip": 3}
+
+
+def refusals(hub: Hub) -> float:
+    sample = hub.metrics.registry.get_sample_value(
+        "wshub_handshakes_refused_total", {"reason": "connection_rate"}
+    )
+    return sample or 0.0
+
+
+async def upgrade(hub: Hub, source: str = "127.0.0.1", forwarded: str | None = None) -> bytes:
+    """The hub's answer (head, and body if refused) to a WebSocket upgrade sent
+    from ``source``, for ``forwarded`` (X-Forwarded-For) if given."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", hub.port, local_addr=(source, 0))
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write(
+        (
+            f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{hub.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: channels.v1\r\n"
+            + (f"X-Forwarded-For: {forwarded}\r\n" if forwarded else "")
+            + "\r\n"
+        ).encode()
+    )
+    try:
+        async with asyncio.timeout(10):
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 101"):
+                head += await reader.read()  # the body, up to the close
+    finally:
+        writer.close()
+    return head
+
+
+async def test_an_upgrade_over_the_rate_is_held_then_refused_with_429(
+    make_hub: HubFactory,
+) -> None:
+    hub = await make_hub({"limits": TIGHT})
+    for _ in range(3):
+        assert (await upgrade(hub)).startswith(b"HTTP/1.1 101")
+    started = time.monotonic()
+    refused = await upgrade(hub)
+    held = time.monotonic() - started
+    assert refused.startswith(b"HTTP/1.1 429"), refused
+    assert b"\r\nRetry-After: " in refused
+    assert b"limits.connection_rate_per_ip" in refused
+    # Held before its answer, so a reconnect loop cannot spin on refusals.
+    assert held >= 0.9
+    assert refusals(hub) == 1
+    # Another address has its own bucket.
+    assert (await upgrade(hub, "127.0.0.2")).startswith(b"HTTP/1.1 101")
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_bucket(
+    make_hub: HubFactory,
+) -> None:
+    limits = {"connection_rate_per_ip": 0.001, "connection_burst_per_ip": 1}
+    hub = await make_hub({"limits": limits, "server": {"trusted_proxies": ["127.0.0.1"]}})
+    assert (await upgrade(hub, forwarded="198.51.100.1")).startswith(b"HTTP/1.1 101")
+    assert (await upgrade(hub, forwarded="198.51.100.1")).startswith(b"HTTP/1.1 429")
+    assert (await upgrade(hub, forwarded="198.51.100.2")).startswith(b"HTTP/1.1 101")
+
+
+async def test_the_default_rate_lets_a_burst_of_reconnects_through(make_hub: HubFactory) -> None:
+    """On by default, with room for a NAT's worth of clients reconnecting at once."""
+    hub = await make_hub()
+    limits = hub.config.limits
+    assert (limits.connection_rate_per_ip, limits.connection_burst_per_ip) == (50.0, 200)
+    answers = await asyncio.gather(*(upgrade(hub) for _ in range(150)))
+    assert all(head.startswith(b"HTTP/1.1 101") for head in answers)
+    assert refusals(hub) == 0
+
+
+class RawMqtt:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def connect(cls, hub: Hub, level: int, source: str = "127.0.0.1") -> list[object]:
+        """CONNECT at ``level`` from ``source``: the packets before the hub closes or answers."""
+        host, port, _ = hub.services.get(SERVICE_NAME, MqttListeners).addresses[0]
+        reader, writer = await asyncio.open_connection(host, port, local_addr=(source, 0))
+        codec = PacketReader(version=level)
+        writer.write(encode(Connect(protocol_level=level, client_id=os.urandom(6).hex()), level))
+        packets: list[object] = []
+        try:
+            async with asyncio.timeout(10):
+                while not packets and (data := await reader.read(65536)):
+                    packets += codec.feed(data)
+        finally:
+            writer.close()
+        return packets
+
+
+async def test_an_mqtt_connect_over_the_rate_gets_connack_0x9f(make_hub: HubFactory) -> None:
+    hub = await make_hub({"mqtt": {"listeners": [{"port": 0}]}, "limits": TIGHT})
+    for _ in range(3):
+        (ok,) = await RawMqtt.connect(hub, 5)
+        assert isinstance(ok, Connack)
+        assert ok.return_code == ReasonCode.SUCCESS
+    (v5,) = await RawMqtt.connect(hub, 5)
+    assert isinstance(v5, Connack)
+    assert v5.return_code == ReasonCode.CONNECTION_RATE_EXCEEDED
+    assert "limits.connection_rate_per_ip" in (v5.properties.reason_string or "")
+    (v4,) = await RawMqtt.connect(hub, 4)
+    assert isinstance(v4, Connack)
+    assert v4.return_code == ConnackCode.SERVER_UNAVAILABLE
+    assert refusals(hub) == 2
+    # Another address is served; WebSocket upgrades share the address's bucket.
+    (neighbour,) = await RawMqtt.connect(hub, 5, "127.0.0.2")
+    assert isinstance(neighbour, Connack)
+    assert neighbour.return_code == ReasonCode.SUCCESS
+    assert (await upgrade(hub)).startswith(b"HTTP/1.1 429")
+
+
+async def test_a_fallback_session_over_the_rate_gets_429(make_hub: HubFactory) -> None:
+    limits = {"connection_rate_per_ip": 0.001, "connection_burst_per_ip": 1}
+    hub = await make_hub(fallback_config(limits=limits))
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{fallback_url(hub)}/session") as first:
+            assert first.status == 200
+        async with http.get(f"{fallback_url(hub)}/session") as second:
+            assert second.status == 429
+            assert int(second.headers["Retry-After"]) >= 1
+            assert "limits.connection_rate_per_ip" in await second.text()
+    assert refusals(hub) == 1
+
+
+def test_the_table_is_bounded_and_forgets_idle_addresses() -> None:
+    now = [0.0]
+    rate = ConnectionRate(10.0, 20, max_entries=100, clock=lambda: now[0])
+    for n in range(1000):
+        assert rate.take(f"10.0.{n // 256}.{n % 256}") is None
+    assert len(rate) == 100
+    # Empty the bucket of one address: the next connection waits for a token.
+    for _ in range(20):
+        rate.take("192.0.2.1")
+    wait = rate.take("192.0.2.1")
+    assert wait is not None
+    assert 0 < wait <= 0.1
+    # Two seconds idle: every bucket is full again, and forgotten.
+    now[0] = 2.0
+    assert rate.take("192.0.2.1") is None
+    assert len(rate) == 1
+
+
+def test_a_rate_of_zero_is_off_and_negative_is_refused() -> None:
+    rate = ConnectionRate(0, 1)
+    assert all(rate.take("192.0.2.1") is None for _ in range(1000))
+    assert len(rate) == 0
+    with pytest.raises(ValidationError):
+        HubConfig.model_validate({"limits": {"connection_rate_per_ip": -1}})
+    with pytest.raises(ValidationError):
+        HubConfig.model_validate({"limits": {"connection_burst_per_ip": 0}})
