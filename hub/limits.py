@@ -98,9 +98,19 @@ class MessageRateLimiter:
         return self.allow()
 
     def charge(self, tokens: float) -> None:
-        """Spend ``tokens`` after the fact (a large reply); the bucket may go into debt."""
+        """Spend ``tokens`` after the fact (a large reply); the bucket may go into debt.
+
+        While young, what its own tokens cannot cover is drawn from its
+        address's pool first, as far as the pool goes: the pool stands in for
+        the burst a new connection has not had yet, for a large reply as for
+        many messages (one client fetching history at once keeps its burst).
+        """
         now = self._clock()
-        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate) - tokens
+        own = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        short = tokens - max(own, 0.0)
+        if short > 0.0 and self._pool is not None and now < self._young_until:
+            tokens -= self._pool.draw(self._key, short)
+        self._tokens = own - tokens
         self._stamp = now
 
     def allow(self) -> bool:
@@ -195,6 +205,13 @@ class OpeningPool:
 
     def take(self, key: str) -> bool:
         """One token of ``key``'s pool; False when it is empty."""
+        return self._spend(key, 1.0, whole=True) > 0.0
+
+    def draw(self, key: str, wanted: float) -> float:
+        """Up to ``wanted`` tokens of ``key``'s pool (a large reply); what it gave."""
+        return self._spend(key, wanted, whole=False)
+
+    def _spend(self, key: str, wanted: float, *, whole: bool) -> float:
         now = self._clock()
         entry = self._tokens.pop(key, None)
         tokens = (
@@ -202,11 +219,13 @@ class OpeningPool:
             if entry is None
             else min(self._burst, entry[0] + (now - entry[1]) * self._rate)
         )
-        taken = tokens >= 1.0
-        self._tokens[key] = (tokens - 1.0 if taken else tokens, now)
+        # whole: all of ``wanted`` or nothing (a message); else as much as there is.
+        partial = min(max(tokens, 0.0), wanted)
+        given = (wanted if tokens >= wanted else 0.0) if whole else partial
+        self._tokens[key] = (tokens - given, now)
         if len(self._tokens) > self._max_entries:
             del self._tokens[next(iter(self._tokens))]
-        return taken
+        return given
 
     def __len__(self) -> int:
         return len(self._tokens)

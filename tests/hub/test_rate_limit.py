@@ -140,16 +140,34 @@ def test_young_connections_of_one_address_share_its_pool() -> None:
 
 
 def test_a_young_bucket_in_debt_does_not_draw_on_the_pool() -> None:
-    """Large replies charged past its tokens: the pool does not pay for them."""
+    """A large reply past its tokens is paid by the pool as far as it goes, the
+    rest is debt; in debt, its messages do not draw on the pool."""
     clock = FakeClock()
     pool = OpeningPool(rate=10, burst=6, clock=clock)
     bucket = MessageRateLimiter(rate=10, burst=100, opening=2, pool=pool, key="a", clock=clock)
     assert bucket.allow()
-    bucket.charge(50)  # a large reply: deep in debt
+    bucket.charge(50)  # a large reply: 1 of its own, 6 of the pool, 43 in debt
     assert not bucket.allow()
-    assert pool.take("a")  # untouched
+    assert not pool.take("a")  # spent by the reply, not by the refused message
     other = MessageRateLimiter(rate=10, burst=100, opening=2, pool=pool, key="a", clock=clock)
-    assert [other.allow() for _ in range(8)] == [True] * 7 + [False]
+    assert [other.allow() for _ in range(3)] == [True, True, False]
+
+
+def test_a_young_bucket_pays_a_large_reply_from_the_pool_and_goes_on() -> None:
+    """One client's opening history fetch is covered by its address's pool: no debt."""
+    clock = FakeClock()
+    pool = OpeningPool(rate=10, burst=100, clock=clock)
+    bucket = MessageRateLimiter(rate=10, burst=100, opening=5, pool=pool, key="a", clock=clock)
+    assert all(bucket.allow() for _ in range(4))
+    bucket.charge(60)  # 1 of its own, 59 of the pool
+    assert bucket.allow()  # not in debt: served from the pool
+    assert pool.draw("a", 100) == 40
+    old = MessageRateLimiter(rate=10, burst=100, opening=5, pool=pool, key="b", clock=clock)
+    clock.now += 100.0  # old: a reply past its tokens is its own debt
+    assert all(old.allow() for _ in range(100))
+    old.charge(10)
+    assert not old.allow()
+    assert pool.draw("b", 100) == 100  # untouched
 
 
 def test_the_pool_forgets_the_least_recently_used_address() -> None:
