@@ -83,7 +83,13 @@ describe("the admin page in Chromium", () => {
     }).trim();
     apiPort = await freePort();
     const config = join(dir, "hub.toml");
-    writeFileSync(config, `[api]\nport = ${apiPort}\n\n[admin]\nenabled = true\nusers = { ops = ${JSON.stringify(hash)} }\n`);
+    // The rate test publishes through a fresh connection per batch, hundreds a
+    // second from loopback: past limits.connection_rate_per_ip's default (50/s).
+    writeFileSync(
+      config,
+      `[api]\nport = ${apiPort}\n\n[admin]\nenabled = true\nusers = { ops = ${JSON.stringify(hash)} }\n\n` +
+        `[limits]\nconnection_rate_per_ip = 0\n`,
+    );
     hub = await startHub({ config, port: await freePort() });
     ada = await subscriber(hub.wsUrl);
     browser = await chromium.launch({
