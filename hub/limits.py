@@ -177,14 +177,10 @@ class Unmetered:
 UNMETERED: WorkMeter = Unmetered()
 
 
-class OpeningPool:
-    """Per address, the burst its young connections share (see MessageRateLimiter).
-
-    A token bucket per address key, ``burst`` tokens refilled at ``rate`` per
-    second, full for an address not seen lately. Bounded: past
-    ``max_entries`` the least recently used address is forgotten (it comes
-    back full, as after a pause).
-    """
+class _AddressBuckets:
+    """A token bucket per address key: ``burst`` tokens refilled at ``rate`` per
+    second, full for an address not seen lately; at most ``max_entries``
+    addresses, the least recently seen forgotten first (it comes back full)."""
 
     __slots__ = ("_burst", "_clock", "_max_entries", "_rate", "_tokens")
 
@@ -200,38 +196,54 @@ class OpeningPool:
         self._burst = float(burst)
         self._max_entries = max_entries
         self._clock = clock
-        # key -> (tokens, when counted), least recently used first
+        # key -> (tokens, when counted), least recently seen first
         self._tokens: dict[str, tuple[float, float]] = {}
 
-    def take(self, key: str) -> bool:
-        """One token of ``key``'s pool; False when it is empty."""
-        return self._spend(key, 1.0, whole=True) > 0.0
-
-    def draw(self, key: str, wanted: float) -> float:
-        """Up to ``wanted`` tokens of ``key``'s pool (a large reply); what it gave."""
-        return self._spend(key, wanted, whole=False)
-
-    def _spend(self, key: str, wanted: float, *, whole: bool) -> float:
-        now = self._clock()
+    def _refilled(self, key: str, now: float) -> float:
+        """``key``'s tokens now, its entry taken out (``_keep`` puts it back, newest)."""
         entry = self._tokens.pop(key, None)
-        tokens = (
-            self._burst
-            if entry is None
-            else min(self._burst, entry[0] + (now - entry[1]) * self._rate)
-        )
-        # whole: all of ``wanted`` or nothing (a message); else as much as there is.
-        partial = min(max(tokens, 0.0), wanted)
-        given = (wanted if tokens >= wanted else 0.0) if whole else partial
-        self._tokens[key] = (tokens - given, now)
+        if entry is None:
+            return self._burst
+        return min(self._burst, entry[0] + (now - entry[1]) * self._rate)
+
+    def _keep(self, key: str, tokens: float, now: float) -> None:
+        self._tokens[key] = (tokens, now)
         if len(self._tokens) > self._max_entries:
             del self._tokens[next(iter(self._tokens))]
-        return given
 
     def __len__(self) -> int:
         return len(self._tokens)
 
 
-class ConnectionRate:
+class OpeningPool(_AddressBuckets):
+    """Per address, the burst its young connections share (see MessageRateLimiter).
+
+    A token bucket per address key, ``burst`` tokens refilled at ``rate`` per
+    second, full for an address not seen lately. Bounded: past
+    ``max_entries`` the least recently used address is forgotten (it comes
+    back full, as after a pause).
+    """
+
+    __slots__ = ()
+
+    def take(self, key: str) -> bool:
+        """One token of ``key``'s pool; False when it is empty."""
+        now = self._clock()
+        tokens = self._refilled(key, now)
+        taken = tokens >= 1.0
+        self._keep(key, tokens - 1.0 if taken else tokens, now)
+        return taken
+
+    def draw(self, key: str, wanted: float) -> float:
+        """Up to ``wanted`` tokens of ``key``'s pool (a large reply); what it gave."""
+        now = self._clock()
+        tokens = self._refilled(key, now)
+        given = min(max(tokens, 0.0), wanted)
+        self._keep(key, tokens - given, now)
+        return given
+
+
+class ConnectionRate(_AddressBuckets):
     """New connections per address: a token bucket per address key.
 
     ``burst`` tokens refilled at ``rate`` per second, full for an address not
@@ -241,7 +253,7 @@ class ConnectionRate:
     seen address is forgotten too.
     """
 
-    __slots__ = ("_burst", "_clock", "_full_after", "_max_entries", "_rate", "_tokens")
+    __slots__ = ("_full_after",)
 
     def __init__(
         self,
@@ -251,14 +263,9 @@ class ConnectionRate:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._rate = float(rate)
-        self._burst = float(burst)
-        self._max_entries = max_entries
-        self._clock = clock
+        super().__init__(rate, burst, max_entries, clock=clock)
         # Seconds after which an empty bucket is full again.
         self._full_after = self._burst / self._rate if self._rate > 0 else 0.0
-        # key -> (tokens, when counted), least recently seen first
-        self._tokens: dict[str, tuple[float, float]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -269,12 +276,7 @@ class ConnectionRate:
         if self._rate <= 0:
             return None
         now = self._clock()
-        entry = self._tokens.pop(key, None)
-        tokens = (
-            self._burst
-            if entry is None
-            else min(self._burst, entry[0] + (now - entry[1]) * self._rate)
-        )
+        tokens = self._refilled(key, now)
         wait = None if tokens >= 1.0 else (1.0 - tokens) / self._rate
         self._tokens[key] = (tokens - 1.0 if wait is None else tokens, now)
         self._forget(now)
@@ -288,9 +290,6 @@ class ConnectionRate:
             if len(tokens) <= self._max_entries and now - tokens[oldest][1] < self._full_after:
                 break
             del tokens[oldest]
-
-    def __len__(self) -> int:
-        return len(self._tokens)
 
 
 class RatePenalties:
