@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.conftest import KEY, result
-from tests.multinode.redis_server import free_port
+from tests.ports import free_port
 from tests.test_client_cli import wshub_command
 from tests.wshub_process import WshubProcess, running_wshub
 

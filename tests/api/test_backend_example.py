@@ -13,7 +13,7 @@ from aiohttp import web
 from hub import HubConfig
 from hub.client import ApiClient
 from tests.conftest import HubFactory
-from tests.multinode.redis_server import free_port
+from tests.ports import listening_socket
 from tests.protocols.channels.conftest import PeerFactory as ChannelsFactory
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -40,8 +40,9 @@ def example_config(backend_port: int) -> HubConfig:
 async def test_example_backend(make_hub: HubFactory, channels: ChannelsFactory) -> None:
     """The example refuses admin/ channels, serves shop.price and greets joiners via the API."""
     backend = example_module()
-    port = free_port()
-    hub = await make_hub(example_config(port))
+    # Bound before the hub is told the port, so nothing can take it meanwhile.
+    sock = listening_socket()
+    hub = await make_hub(example_config(sock.getsockname()[1]))
     assert hub.api is not None
     config = hub.config
     async with ApiClient(hub.api.url, config.api.keys[0]) as api:
@@ -49,7 +50,7 @@ async def test_example_backend(make_hub: HubFactory, channels: ChannelsFactory) 
         runner = web.AppRunner(app)
         await runner.setup()
         try:
-            await web.TCPSite(runner, "127.0.0.1", port).start()
+            await web.SockSite(runner, sock).start()
             peer = await channels(hub)
             assert (await peer.error("subscribe", {"channel": "admin/x"}))["code"] == -32011
             assert await peer.call("shop.price", {"sku": "b1"}) == {"sku": "b1", "eur": 9.5}

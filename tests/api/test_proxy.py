@@ -15,8 +15,8 @@ from tests.api.backend import Backend
 from tests.api.conftest import api_config, call
 from tests.auth_helpers import hs_auth, mint
 from tests.conftest import Connector, HubFactory
-from tests.multinode.redis_server import free_port
 from tests.multinode.test_unavailable import eventually
+from tests.ports import free_port
 from tests.protocols.channels.conftest import WIRE_NAME, ChannelsPeer
 from tests.protocols.channels.conftest import PeerFactory as ChannelsFactory
 from tests.protocols.mqtt.conftest import PahoPeer, hub_address

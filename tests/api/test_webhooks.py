@@ -14,8 +14,8 @@ from hub.api.webhooks import signature
 from hub.config import ConfigError, parse_config
 from tests.api.backend import Backend
 from tests.conftest import HubFactory
-from tests.multinode.redis_server import free_port
 from tests.multinode.test_unavailable import eventually
+from tests.ports import free_port
 from tests.protocols.channels.conftest import PeerFactory as ChannelsFactory
 
 SECRET = "webhook-secret-for-tests"

@@ -9,7 +9,7 @@ import pytest
 from hub import Hub
 from hub.client import ApiClient, ApiRequestError, ApiUnreachable, SyncApiClient
 from tests.api.conftest import KEY, OTHER_KEY
-from tests.multinode.redis_server import free_port
+from tests.ports import free_port
 from tests.protocols.channels.conftest import PeerFactory
 
 

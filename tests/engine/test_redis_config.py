@@ -8,7 +8,8 @@ from hub import Hub, HubConfig
 from hub.config import ConfigError, parse_config
 from hub.engine.redis import RedisBroker
 from hub.errors import EngineUnavailable
-from tests.multinode.redis_server import free_port, shared_redis_server
+from tests.multinode.redis_server import shared_redis_server
+from tests.ports import free_port
 
 pytestmark = pytest.mark.service
 

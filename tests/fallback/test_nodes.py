@@ -11,7 +11,8 @@ import pytest
 
 from tests.fallback.conftest import PeerOpener, SseReader
 from tests.multinode.conftest import HubProcess
-from tests.multinode.redis_server import RedisServer, free_port
+from tests.multinode.redis_server import RedisServer
+from tests.ports import free_port
 
 pytestmark = pytest.mark.service
 

@@ -21,8 +21,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from tests.multinode.redis_server import RedisServer, free_port
+from tests.multinode.redis_server import RedisServer
 from tests.multinode.redis_server import redis_server as redis_server
+from tests.ports import free_port
 from tests.protocols.channels.conftest import ChannelsPeer
 
 # The protocols' own real-client fixtures, for nodes in other processes: both

@@ -22,11 +22,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.ports import free_port
 
 
 def redis_binary() -> str:

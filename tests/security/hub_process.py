@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import sys
 import time
 import urllib.request
@@ -20,13 +19,9 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.ports import free_port
+
 WSHUB = str(Path(sys.executable).with_name("wshub"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def status_kib(pid: int, field: str) -> int:

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import getpass
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from hub import Hub, HubConfig, Identity
 from protocols.mqtt.codec import Connack, Connect, Packet, PacketReader, Suback, Subscribe, encode
 from protocols.mqtt.handler import MqttHandler
 from tests.conftest import Connector
+from tests.ports import free_port
 
 # --- a connection pair without a network ----------------------------------------
 
@@ -364,12 +364,6 @@ def mqtt_config(**mqtt: Any) -> HubConfig:
 
 
 # --- a private Mosquitto ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def mosquitto_binary() -> str:
