@@ -332,17 +332,10 @@ async def test_a_websocket_message_over_the_limit_gets_0x95_then_1009(
     assert await v4.until_closed() == ([], 1009)
 
 
-# -- 0x98 Administrative action -----------------------------------------------------------
-
-
-async def test_api_disconnect_says_0x98_with_its_reason_on_both_transports(
-    make_hub: HubFactory, connect: Connector, tcp_client: RawFactory
-) -> None:
-    """The server API's disconnect of a user: its 5.0 clients read DISCONNECT 0x98
-    Administrative action with the API's reason as reason string, then the close (the
-    API's code on WebSocket, the socket's end on TCP); 3.1.1 clients get the close alone."""
-    hub = await make_hub({**PLAIN, **api_config(), "auth": hs_auth()})
-    token = mint("ada").encode()
+async def _ada_on_both_transports(
+    hub: Hub, connect: Connector, tcp_client: RawFactory, token: bytes
+) -> tuple[RawWs, RawWs, RawTcp, RawTcp]:
+    """User ada connected four ways, each CONNACKed: 5.0 and 3.1.1 over WebSocket, then TCP."""
     ws5 = RawWs(await connect(hub, "mqtt"))
     ws4 = RawWs(await connect(hub, "mqtt"), version=4)
     tcp5 = await tcp_client(listener(hub))
@@ -362,6 +355,21 @@ async def test_api_disconnect_says_0x98_with_its_reason_on_both_transports(
         connack = await tcp.recv()
         assert isinstance(connack, Connack)
         assert connack.return_code == 0
+    return ws5, ws4, tcp5, tcp4
+
+
+# -- 0x98 Administrative action -----------------------------------------------------------
+
+
+async def test_api_disconnect_says_0x98_with_its_reason_on_both_transports(
+    make_hub: HubFactory, connect: Connector, tcp_client: RawFactory
+) -> None:
+    """The server API's disconnect of a user: its 5.0 clients read DISCONNECT 0x98
+    Administrative action with the API's reason as reason string, then the close (the
+    API's code on WebSocket, the socket's end on TCP); 3.1.1 clients get the close alone."""
+    hub = await make_hub({**PLAIN, **api_config(), "auth": hs_auth()})
+    token = mint("ada").encode()
+    ws5, ws4, tcp5, tcp4 = await _ada_on_both_transports(hub, connect, tcp_client, token)
     await result(hub, "disconnect", {"user": "ada", "code": 4100, "reason": "account closed"})
     kicked = Disconnect(
         ReasonCode.ADMINISTRATIVE_ACTION, Properties(reason_string="account closed")
@@ -396,25 +404,7 @@ async def test_api_revoke_says_0x87_on_both_transports(
     after (CONNACK 0x86)."""
     hub = await make_hub({**PLAIN, **api_config(), "auth": hs_auth()})
     token = mint("ada").encode()  # no iat: older than any revocation
-    ws5 = RawWs(await connect(hub, "mqtt"))
-    ws4 = RawWs(await connect(hub, "mqtt"), version=4)
-    tcp5 = await tcp_client(listener(hub))
-    tcp4 = await tcp_client(listener(hub))
-    tcp4.version, tcp4.codec = 4, PacketReader()
-    for name, ws in (("ws5", ws5), ("ws4", ws4)):
-        await ws.send(
-            Connect(protocol_level=ws.version, client_id=name, username="ada", password=token)
-        )
-        connack = await _first(ws)
-        assert isinstance(connack, Connack)
-        assert connack.return_code == 0
-    for name, tcp in (("tcp5", tcp5), ("tcp4", tcp4)):
-        await tcp.send(
-            Connect(protocol_level=tcp.version, client_id=name, username="ada", password=token)
-        )
-        connack = await tcp.recv()
-        assert isinstance(connack, Connack)
-        assert connack.return_code == 0
+    ws5, ws4, tcp5, tcp4 = await _ada_on_both_transports(hub, connect, tcp_client, token)
     await result(hub, "revoke", {"user": "ada"})
     revoked = Disconnect(ReasonCode.NOT_AUTHORIZED, Properties(reason_string="token revoked"))
     assert await ws5.until_closed() == ([revoked], 3003)
