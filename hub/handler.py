@@ -9,7 +9,7 @@ connection only as a :class:`Session` and the rest of the hub only through the
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -63,6 +63,13 @@ class Session(Protocol):
 
     def send(self, message: str | bytes, *, text: bool | None = None) -> None:
         """Queue a message without blocking; a consumer too slow to drain is closed."""
+
+    def send_parts(self, parts: Sequence[bytes], *, text: bool = True) -> None:
+        """Send the concatenation of ``parts`` as one message, as ``send`` does.
+
+        A large one may leave in fragments cut from the parts, never joined
+        whole in one loop step (a JSON-RPC batch reply).
+        """
 
     def outbound_room(self) -> int:
         """Bytes the connection's outbound budget still holds (limits.max_outbound_bytes).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -349,16 +349,18 @@ def encode_notification(method: str, params: Any = None) -> bytes:
     return dumps(message)
 
 
-def encode_batch(encoded: list[bytes]) -> bytes:
-    """Join already-encoded responses into one batch reply.
-
-    In one copy: a batch reply may be megabytes (history), and concatenating
-    the brackets to the joined elements copied it twice, in one loop step.
-    """
+def batch_parts(encoded: Sequence[bytes]) -> list[bytes]:
+    """The pieces of a batch reply holding already-encoded responses: ``[``, each
+    response, the commas, ``]``; one message once concatenated (Session.send_parts)."""
     parts = [b"["]
     for index, reply in enumerate(encoded):
         if index:
             parts.append(b",")
         parts.append(reply)
     parts.append(b"]")
-    return b"".join(parts)
+    return parts
+
+
+def encode_batch(encoded: Sequence[bytes]) -> bytes:
+    """Join already-encoded responses into one batch reply, in one copy."""
+    return b"".join(batch_parts(encoded))

@@ -114,7 +114,10 @@ class _BatchReply:
 
     Only encoded bytes are kept, and they count against the connection's
     outbound budget until sent, so later elements size their replies to what
-    is left.
+    is left; so do the array's brackets and commas, a byte per element
+    reserved when it starts (and one for the closing bracket), so the whole
+    fits the budget before it is sent. A large array leaves in fragments cut
+    from the replies, never joined whole (Session.send_parts).
     """
 
     __slots__ = ("_handler", "_pending", "_replies", "_sealed", "_thens", "bytes")
@@ -126,15 +129,25 @@ class _BatchReply:
         self._pending = 0
         self._sealed = False
         self.bytes = 0
+        self._reserve(1)  # "]"
+
+    def _reserve(self, size: int) -> None:
+        self.bytes += size
+        self._handler.reserved += size
 
     def started(self) -> None:
         self._pending += 1
+        self._reserve(1)  # "[" or ","
+
+    def refused(self, reply: bytes) -> None:
+        """An element answered without being started (over the rate)."""
+        self._reserve(1)
+        self.add(reply, None)
 
     def add(self, reply: bytes | None, then: Callable[[], None] | None) -> None:
         if reply is not None:
             self._replies.append(reply)
-            self.bytes += len(reply)
-            self._handler.reserved += len(reply)
+            self._reserve(len(reply))
         if then is not None:
             self._thens.append(then)
 
@@ -154,7 +167,7 @@ class _BatchReply:
         self._handler.reserved -= self.bytes
         # A batch of only notifications (and responses) gets no reply at all.
         if self._replies:
-            self._handler._send(codec.encode_batch(self._replies))
+            self._handler.session.send_parts(codec.batch_parts(self._replies), text=True)
         for then in self._thens:
             then()
 
@@ -276,8 +289,8 @@ class JsonRpcHandler(SubprotocolHandler):
                     self._resolve_call(item)
                 elif isinstance(item, Request) and not item.is_notification:
                     data = {"message_rate": self.hub.config.limits.message_rate}
-                    batch.add(
-                        codec.encode_error(item.id, RATE_LIMITED, "Rate limit exceeded", data), None
+                    batch.refused(
+                        codec.encode_error(item.id, RATE_LIMITED, "Rate limit exceeded", data)
                     )
                 continue
             if isinstance(item, Response):

@@ -14,20 +14,26 @@ slow hub.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from websockets.sync.client import connect as sync_connect
+from websockets.typing import Subprotocol
 
 from hub import Hub
 from protocols.channels.handler import ChannelsHandler
-from tests.conftest import Connector
+from tests.conftest import Connector, HubFactory
 from tests.protocols.mqtt.conftest import FakeSession
 from tests.security.hub_process import HubProcess, RoundTrips, open_ws, wshub
 
 ROOT = Path(__file__).resolve().parents[2]
+MIB = 1024 * 1024
 # The hub's CPU time during a well-behaved round trip while an attack runs, at
 # most. Measured: 0.010 to 0.021 s at most, on a 2-core machine at load 7
 # (wall-clock round trips meanwhile up to 0.64 s). Without the yields between
@@ -206,3 +212,100 @@ async def test_a_900_kb_request_is_parsed_in_one_step_and_handled_in_the_next(hu
         await session.two.wait()
     # Both refused by the presence info bound, once the handler's checks ran.
     assert [json.loads(frame)["error"]["code"] for frame in session.frames] == [-32015] * 2
+
+
+class LoopSteps:
+    """The event loop's longest step, in this thread's CPU time.
+
+    A task that yields at every iteration reads the thread's CPU clock each
+    time it runs: the difference is what everything else did in between,
+    one loop iteration. CPU time, not wall-clock: on a loaded machine the
+    loop also waits for a CPU, which is no step of its own.
+    """
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self.count = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        last = time.thread_time()
+        while True:
+            await asyncio.sleep(0)
+            now = time.thread_time()
+            self.longest = max(self.longest, now - last)
+            self.count += 1
+            last = now
+
+    def __enter__(self) -> LoopSteps:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
+class Continuations(logging.Handler):
+    """Counts the continuation frames a websockets client reads (its debug log)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("< CONT"):
+            self.count += 1
+
+
+def fetch_history_batch(url: str, calls: int) -> tuple[list[Any], int]:
+    """A client in a thread of its own (its CPU is not the loop's): one batch of
+    ``history`` calls; the reply and the continuation frames it came in."""
+    continuations = Continuations()
+    logger = logging.getLogger("tests.security.batch_frames")
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    logger.handlers[:] = [continuations]
+    batch = [
+        {"jsonrpc": "2.0", "id": i, "method": "history", "params": {"channel": "big"}}
+        for i in range(calls)
+    ]
+    with sync_connect(
+        url, subprotocols=[Subprotocol("channels.v1")], max_size=None, logger=logger
+    ) as ws:
+        ws.send(json.dumps(batch))
+        reply = json.loads(ws.recv(timeout=30))
+    return reply, continuations.count
+
+
+async def test_a_large_batch_reply_goes_out_in_slices(
+    make_hub: HubFactory, connect: Connector
+) -> None:
+    """A 6 MB batch reply (100 history calls of 60 KB) never holds the loop 2 ms.
+
+    The replies were joined into one array and framed, two copies of it in
+    one loop step: 4.5 to 6.6 ms of CPU for 4 MiB (measured on a 2-core
+    machine; 6 MB here). They now leave as 64 KiB fragments cut from the
+    replies, one per loop iteration: 0.3 to 0.6 ms at most for 4 MiB, an
+    element's reply being encoded.
+    """
+    limits = UNLIMITED["limits"] | {"max_outbound_bytes": 7 * MIB}
+    hub = await make_hub({"limits": limits, "websocket": {"compression": False}})
+    publisher = await connect(hub, "channels.v1")
+    publish = {"channel": "big", "data": {"text": "x" * 60_000}}
+    await publisher.send(
+        json.dumps({"jsonrpc": "2.0", "id": 1, "method": "publish", "params": publish})
+    )
+    assert "result" in json.loads(await publisher.recv())
+    gc.collect()
+    gc.disable()  # a collection of the test process's own heap is no step of the hub's
+    try:
+        with LoopSteps() as steps:
+            reply, continuations = await asyncio.to_thread(fetch_history_batch, hub.url, 100)
+    finally:
+        gc.enable()
+    print(f"{steps.count} loop steps, longest {steps.longest * 1000:.2f} ms of CPU")
+    assert [item["id"] for item in reply] == list(range(100))
+    assert all(item["result"]["publications"][0]["data"] == publish["data"] for item in reply)
+    assert steps.longest < 0.002, f"one loop step held {steps.longest * 1000:.2f} ms of CPU"
+    assert continuations >= 6_000_000 // (64 * 1024) - 1

@@ -15,7 +15,7 @@ import contextlib
 import getpass
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,9 @@ class FakeSession:
     def send(self, message: str | bytes, *, text: bool | None = None) -> None:
         if self.close_code is None:
             self.frames.append(message)
+
+    def send_parts(self, parts: Sequence[bytes], *, text: bool = True) -> None:
+        self.send(b"".join(parts), text=text)
 
     def outbound_room(self) -> int:
         return 1 << 30
