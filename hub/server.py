@@ -24,6 +24,7 @@ from hub.auth import HandshakeRefused, handshake_request
 from hub.close_codes import CloseCode
 from hub.config_coherence import coherence_warnings
 from hub.handler import Identity, ProtocolSpec, SubprotocolHandler
+from hub.hangups import hangups
 from hub.hosts import HostPolicy
 from hub.http import HttpRoutes, text_response
 from hub.limits import (
@@ -152,6 +153,7 @@ class HubConnection(ServerConnection):
         "_next_ping",
         "_stopped",
         "_unread",
+        "_unwatch",
         "forwarded_for",
         "forwarded_headers",
         "identity",
@@ -193,6 +195,8 @@ class HubConnection(ServerConnection):
         self.session_handler: SubprotocolHandler | None = None
         # The timer of a repeat flooder's delayed 429 (see connection_made).
         self._held: asyncio.TimerHandle | None = None
+        # While held: stops watching for the client leaving (hub.hangups).
+        self._unwatch: Callable[[], None] | None = None
         # The keepalive's timer until the next ping (see start_keepalive).
         self._next_ping: asyncio.TimerHandle | None = None
         super().__init__(*args, **kwargs)
@@ -402,6 +406,10 @@ class HubConnection(ServerConnection):
             # max_connections_per_ip slots, so it cannot hold more sockets.
             transport.pause_reading()
             self._held = self.loop.call_later(held, self._refuse_flooder, transport)
+            # Unread, its leaving shows only to the watch: then it is closed at once.
+            self._unwatch = hangups(self.loop).watch(
+                transport.get_extra_info("socket"), transport.close
+            )
 
     # -- keepalive: a timer between pings, a task only while one is out ------------
 
@@ -447,8 +455,14 @@ class HubConnection(ServerConnection):
 
     def _refuse_flooder(self, transport: Any) -> None:
         self._held = None
+        self._stop_watching()
         transport.write(FLOODER_REFUSED)
         transport.close()
+
+    def _stop_watching(self) -> None:
+        unwatch, self._unwatch = self._unwatch, None
+        if unwatch is not None:
+            unwatch()
 
     def release(self) -> None:
         """Give back the connection's slot now (it takes another, or none, next)."""
@@ -460,6 +474,7 @@ class HubConnection(ServerConnection):
         # Every end of a connection passes here exactly once, handshake
         # refused, timed out, aborted or closed cleanly: the slot is freed here.
         held, self._held = self._held, None
+        self._stop_watching()
         if self._next_ping is not None:
             self._next_ping.cancel()
             self._next_ping = None
@@ -825,7 +840,10 @@ class HubServer:
         self._hub.metrics.handshakes_refused.labels("connection_rate").inc()
         if self._slots.acquire(key, pending=True) is None:
             try:
-                await asyncio.sleep(RATE_HOLD)
+                # Ended early by the client leaving: its socket is freed at once.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RATE_HOLD):
+                        await asyncio.shield(connection.connection_lost_waiter)
             finally:
                 self._slots.release(key, pending=True)
         response = text_response(HTTPStatus.TOO_MANY_REQUESTS, CONNECTION_RATE_TEXT)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from hub.close_codes import CloseCode
 from hub.handler import Identity, ProtocolSpec, Session
+from hub.hangups import hangups
 from hub.limits import ConnectionSlots, address_key
 from hub.serving import serve_session
 from hub.session import BoundedSession
@@ -395,7 +396,8 @@ class MqttListeners:
         connack_v5: bytes,
     ) -> None:
         """Hold the socket unread ``hold`` seconds, then answer its CONNECT with a
-        refusing CONNACK (5.0: ``connack_v5``; 3.1.1: 3 Server unavailable)."""
+        refusing CONNACK (5.0: ``connack_v5``; 3.1.1: 3 Server unavailable).
+        A client that closes (or resets) meanwhile ends the hold."""
         task = asyncio.current_task()
         assert task is not None
         self._held.add(task)
@@ -403,7 +405,10 @@ class MqttListeners:
         transport = cast("asyncio.Transport", writer.transport)
         try:
             transport.pause_reading()
-            await asyncio.sleep(hold)
+            # Unread, a client that leaves shows only to the watch: its socket
+            # (and its address's slot) are freed at once, not after the hold.
+            if await hangups().hold(transport.get_extra_info("socket"), hold):
+                return
             transport.resume_reading()
             level = await _connect_level(reader, self._connect_timeout)
         finally:

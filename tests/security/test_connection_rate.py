@@ -12,14 +12,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
+import struct
 import time
+from collections.abc import Callable
 
 import aiohttp
 import pytest
 from pydantic import ValidationError
 
 from hub import Hub, HubConfig
-from hub.limits import ConnectionRate
+from hub.limits import ConnectionRate, ConnectionSlots
 from protocols.mqtt.codec import Connack, Connect, PacketReader, encode
 from protocols.mqtt.listener import SERVICE_NAME, MqttListeners
 from protocols.mqtt.packets import ConnackCode
@@ -182,3 +185,96 @@ def test_a_rate_of_zero_is_off_and_negative_is_refused() -> None:
         HubConfig.model_validate({"limits": {"connection_rate_per_ip": -1}})
     with pytest.raises(ValidationError):
         HubConfig.model_validate({"limits": {"connection_burst_per_ip": 0}})
+
+
+async def released_within(slots: ConnectionSlots, key: str, seconds: float) -> float:
+    """Seconds until ``key`` holds no slot of ``slots``; fails after ``seconds``."""
+    started = time.monotonic()
+    while slots.held_by(key):
+        assert time.monotonic() - started < seconds, f"{key} still holds a slot"
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("never came true")
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+async def test_a_held_upgrade_whose_client_leaves_is_freed_at_once(
+    make_hub: HubFactory, how: str
+) -> None:
+    """The hold before a 429 ends when the client closes or resets: its socket and
+    its address's slot are freed then, not a second later."""
+    hub = await make_hub({"limits": TIGHT})
+    for _ in range(3):
+        assert (await upgrade(hub)).startswith(b"HTTP/1.1 101")
+    _, writer = await asyncio.open_connection("127.0.0.1", hub.port)
+    writer.write(
+        f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{hub.port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    await until(lambda: refusals(hub) == 1)  # held
+    assert hub.server.slots.held_by("127.0.0.1") >= 1
+    leave(writer, how)
+    assert await released_within(hub.server.slots, "127.0.0.1", 0.5) < 0.5
+
+
+def leave(writer: asyncio.StreamWriter, how: str) -> None:
+    """Close the connection (FIN), or reset it (RST: SO_LINGER 0)."""
+    if how == "reset":
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.close()
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+async def test_a_held_mqtt_connection_whose_client_leaves_is_freed_at_once(
+    make_hub: HubFactory, how: str
+) -> None:
+    """Held unread before its CONNACK 0x9F: the client leaving ends the hold."""
+    hub = await make_hub({"mqtt": {"listeners": [{"port": 0}]}, "limits": TIGHT})
+    listeners = hub.services.get(SERVICE_NAME, MqttListeners)
+    for _ in range(3):
+        (ok,) = await RawMqtt.connect(hub, 5)
+        assert isinstance(ok, Connack)
+    host, port, _ = listeners.addresses[0]
+    _, writer = await asyncio.open_connection(host, port)
+    writer.write(encode(Connect(protocol_level=5, client_id="held"), 5))
+    await until(lambda: refusals(hub) == 1)  # held
+    slots = listeners._slots
+    assert slots.held_by("127.0.0.1") == 1
+    leave(writer, how)
+    assert await released_within(slots, "127.0.0.1", 0.5) < 0.5
+
+
+async def test_a_held_flooder_whose_client_leaves_is_freed_at_once(make_hub: HubFactory) -> None:
+    """A repeat flooder's socket is held unread until its penalty ends (10 s): when
+    the client leaves, it is closed and its slot freed at once."""
+    hub = await make_hub()
+    for _ in range(2):
+        hub.server.penalties.punish("127.0.0.1")  # flooded twice: a repeat offender
+    _, writer = await asyncio.open_connection("127.0.0.1", hub.port)
+    await until(lambda: hub.server.slots.held_by("127.0.0.1") == 1)
+    writer.close()
+    assert await released_within(hub.server.slots, "127.0.0.1", 0.5) < 0.5
+
+
+async def test_a_held_fallback_open_whose_client_leaves_is_freed_at_once(
+    make_hub: HubFactory,
+) -> None:
+    limits = {"connection_rate_per_ip": 0.001, "connection_burst_per_ip": 1}
+    hub = await make_hub(fallback_config(limits=limits))
+    async with aiohttp.ClientSession() as http, http.get(f"{fallback_url(hub)}/session") as first:
+        assert first.status == 200
+    async with aiohttp.ClientSession() as http:
+        held = asyncio.create_task(http.get(f"{fallback_url(hub)}/session"))
+        await until(lambda: refusals(hub) == 1)
+        assert hub.server.slots.held_by("127.0.0.1") >= 1
+        held.cancel()
+    assert await released_within(hub.server.slots, "127.0.0.1", 0.5) < 0.5
