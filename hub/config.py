@@ -144,7 +144,8 @@ class LimitsConfig(Section):
     max_connections_per_ip: int = Field(1_000, gt=0)
     # New connections per second from one client address (IPv6: one /64), a
     # token bucket holding at most connection_burst_per_ip, counted at the
-    # WebSocket upgrade, the MQTT TCP accept and a fallback session's open.
+    # WebSocket upgrade, a plain HTTP request (not /healthz from loopback),
+    # the MQTT TCP accept and a fallback session's open.
     # Over it: HTTP 429 with Retry-After (MQTT: CONNACK 0x9F / 3), after the
     # socket is held a second. 0 turns it off. See docs/security.md.
     connection_rate_per_ip: float = Field(50.0, ge=0)

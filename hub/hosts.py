@@ -43,6 +43,17 @@ def is_loopback_name(name: str) -> bool:
         return False
 
 
+def is_loopback_address(host: str) -> bool:
+    """Whether a peer's address (an IP address as text) is a loopback one, IPv4-mapped too."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
 def is_loopback_bind(host: str) -> bool:
     """Whether a listen address reaches this machine only (``""``, 0.0.0.0 and names do not)."""
     return bool(host) and is_loopback_name(host.strip("[]").lower())

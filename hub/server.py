@@ -25,7 +25,7 @@ from hub.close_codes import CloseCode
 from hub.config_coherence import coherence_warnings
 from hub.handler import Identity, ProtocolSpec, SubprotocolHandler
 from hub.hangups import hangups
-from hub.hosts import HostPolicy
+from hub.hosts import HostPolicy, is_loopback_address
 from hub.http import HttpRoutes, text_response
 from hub.limits import (
     ConnectionRate,
@@ -731,13 +731,21 @@ class HubServer:
         refused = self._check_request(request)
         if refused is not None:
             return refused
-        upgrade = request.headers.get("Upgrade", "")
-        if upgrade.lower() != "websocket":
-            return await self._http_get(connection, request)
         if self._proxies:
             connection.forwarded_for = self._proxies.forwarded_client(
                 connection.peer_host, request.headers
             )
+        upgrade = request.headers.get("Upgrade", "")
+        if upgrade.lower() != "websocket":
+            # A plain request is a connection too (one per request: no
+            # keep-alive here) and takes a token of its address's rate, as an
+            # upgrade does; an operator's probe of /healthz from this host or
+            # a trusted proxy never waits for one (docs/security.md).
+            if not self._probe(connection, request):
+                refused = await self._check_rate(connection)
+                if refused is not None:
+                    return refused
+            return await self._http_get(connection, request)
         if self._forward_headers:
             connection.forwarded_headers = {
                 name: value
@@ -774,6 +782,14 @@ class HubServer:
         return text_response(
             HTTPStatus.MISDIRECTED_REQUEST, "host not allowed (server.allowed_hosts)\n"
         )
+
+    def _probe(self, connection: HubConnection, request: Request) -> bool:
+        """A health check the connection rate does not count: ``/healthz`` from a
+        loopback address, or from a trusted proxy for no forwarded client."""
+        if self._http.path_of(request) != "/healthz" or connection.forwarded_for is not None:
+            return False
+        peer = connection.peer_host
+        return is_loopback_address(peer) or self._proxies.trusts_host(peer)
 
     async def _http_get(self, connection: HubConnection, request: Request) -> Response:
         """A plain HTTP request; guarded routes first learn who asks, as a handshake would."""

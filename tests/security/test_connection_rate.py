@@ -278,3 +278,50 @@ async def test_a_held_fallback_open_whose_client_leaves_is_freed_at_once(
         assert hub.server.slots.held_by("127.0.0.1") >= 1
         held.cancel()
     assert await released_within(hub.server.slots, "127.0.0.1", 0.5) < 0.5
+
+
+async def http_status(
+    hub: Hub, path: str, source: str = "127.0.0.1", forwarded: str | None = None
+) -> int:
+    """The status of a plain GET of ``path`` sent from ``source`` (one connection)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", hub.port, local_addr=(source, 0))
+    extra = f"X-Forwarded-For: {forwarded}\r\n" if forwarded else ""
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}\r\n".encode())
+        async with asyncio.timeout(10):
+            head = await reader.readuntil(b"\r\n")
+    finally:
+        writer.close()
+    return int(head.split()[1])
+
+
+async def test_plain_http_requests_count_for_the_connection_rate(make_hub: HubFactory) -> None:
+    """Each plain request is a connection of its own: past the burst, the static
+    client, /metrics and the rest get 429 after the hold, and so do the address's
+    upgrades (one bucket); a loopback /healthz is always answered."""
+    hub = await make_hub({"limits": TIGHT})
+    for path in ("/wshub.js", "/openrpc.json", "/metrics"):
+        assert await http_status(hub, path) == 200, path
+    started = time.monotonic()
+    assert await http_status(hub, "/wshub.js") == 429
+    assert time.monotonic() - started >= 0.9  # held, as an upgrade is
+    assert refusals(hub) == 1
+    assert (await upgrade(hub)).startswith(b"HTTP/1.1 429")
+    # An operator's probe from this host: never counted, never held.
+    for _ in range(10):
+        assert await http_status(hub, "/healthz") == 200
+    assert refusals(hub) == 2
+    # Another address has its own bucket.
+    assert await http_status(hub, "/wshub.js", "127.0.0.2") == 200
+
+
+async def test_healthz_for_a_forwarded_client_counts(make_hub: HubFactory) -> None:
+    """Behind a trusted proxy the forwarded client is counted, on /healthz too; the
+    proxy's own probe (no X-Forwarded-For) is not."""
+    limits = {"connection_rate_per_ip": 0.001, "connection_burst_per_ip": 1}
+    hub = await make_hub({"limits": limits, "server": {"trusted_proxies": ["127.0.0.1"]}})
+    assert await http_status(hub, "/healthz", forwarded="198.51.100.1") == 200
+    assert await http_status(hub, "/healthz", forwarded="198.51.100.1") == 429
+    assert await http_status(hub, "/wshub.js", forwarded="198.51.100.2") == 200
+    for _ in range(5):
+        assert await http_status(hub, "/healthz") == 200
