@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -14,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed, NegotiationError, PayloadTooBig
+from websockets.extensions import Extension
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
-from websockets.frames import Frame, Opcode
+from websockets.frames import CTRL_OPCODES, DATA_OPCODES, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
-from websockets.typing import Subprotocol
+from websockets.typing import ExtensionName, Subprotocol
 
 from hub.auth import HandshakeRefused, handshake_request
 from hub.close_codes import CloseCode
@@ -99,6 +101,32 @@ FEED_STEP = 0.001
 # messages, and 16 of them can be 16 MiB inflated ahead of a handler that
 # may close the connection at the first (a flooder's packed MQTT frames).
 INFLATED_AHEAD = 1024 * 1024
+
+
+class _DropData(Extension):
+    """Stands in for permessage-deflate once the hub has sent its Close frame.
+
+    The client's data frames are then dropped without being inflated (and
+    HubConnection.process_event hands none to the session): a client can
+    keep a connection the hub closed (kicked by its own second connection,
+    say) sending 1.5 KB frames that each inflate to max_message_size, all of
+    it for a handler that ignores it, until its Close arrives or
+    close_timeout. Control frames (that Close) pass as they are.
+    """
+
+    name = ExtensionName("wshub-drop-data")
+
+    def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
+        if frame.opcode in CTRL_OPCODES:
+            return frame
+        return dataclasses.replace(frame, data=b"", rsv1=False)
+
+    def encode(self, frame: Frame) -> Frame:
+        return frame
+
+
+# The extensions of a compressed connection once its Close frame is sent.
+_DROPPING: list[Extension] = [_DropData()]
 
 
 class _HeldSlot:
@@ -242,9 +270,12 @@ class HubConnection(ServerConnection):
 
     def _feed(self, data: bytes) -> None:
         ends = perf_counter() + FEED_STEP
+        protocol = self.protocol
         for start in range(0, len(data), INFLATE_SLICE):
             if self._stopped:
                 return
+            if protocol.close_sent is not None and protocol.extensions is not _DROPPING:
+                protocol.extensions = _DROPPING
             ahead = self._inflated_ahead()
             if ahead or (start and (self.recv_messages.paused or perf_counter() >= ends)):
                 self._unread = data[start:]
@@ -264,6 +295,17 @@ class HubConnection(ServerConnection):
         self._feed(data)
         if not self._unread and not self.recv_messages.paused:
             self.transport.resume_reading()
+
+    def process_event(self, event: Any) -> None:
+        """Frames as websockets hands them, less the client's data once the hub
+        has sent its Close: the session is over for the hub (see _DropData)."""
+        if (
+            isinstance(event, Frame)
+            and event.opcode in DATA_OPCODES
+            and self.protocol.close_sent is not None
+        ):
+            return
+        super().process_event(event)
 
     def stop_reading(self) -> None:
         """Parse nothing more from a client closed for flooding.
