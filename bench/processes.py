@@ -18,10 +18,10 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 # The interpreter of the hub and the baseline servers (both, always the same):
@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 NODE_PROJECT = ROOT / "bench" / "node"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -101,16 +103,87 @@ class Server:
     mqtt_url: str = ""
 
 
+class ExitedAtStart(RuntimeError):
+    """A server exited while starting: perhaps its port was taken meanwhile."""
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` (or a child: Crossbar's router) listens on TCP ``port``.
+
+    Not just "something answers there": when the port was taken before the
+    server bound it, what answers may be another helper's server.
+    """
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                # local_address is HEXIP:HEXPORT; state 0A is LISTEN.
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                    inodes.add(f"socket:[{fields[9]}]")
+    for each in [pid, *_descendants(pid)]:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{each}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in inodes:
+                        return True
+    return False
+
+
 def wait_for_port(
     port: int, process: subprocess.Popen[Any], what: str, timeout: float = 30
 ) -> None:
+    """Until ``process`` listens on ``port`` and accepts a connection there."""
     deadline = time.monotonic() + timeout
     while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        if time.monotonic() > deadline or process.poll() is not None:
+        if listens_on(process.pid, port):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+                return
+        if process.poll() is not None:
+            raise ExitedAtStart(f"{what} exited while starting")
+        if time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not start")
         time.sleep(0.1)
+
+
+def wait_for_health(port: int, process: subprocess.Popen[Any], what: str) -> None:
+    """Until the hub ``process`` listens on ``port`` and answers /healthz with 200
+    there (503 while its Redis is not reached)."""
+    deadline = time.monotonic() + 30
+    while True:
+        if listens_on(process.pid, port):
+            with contextlib.suppress(OSError):  # a 503 too
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                return
+        if process.poll() is not None:
+            raise ExitedAtStart(f"{what} exited while starting")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.1)
+
+
+# Servers started again on other ports when one exits while starting.
+START_ATTEMPTS = 5
+
+
+@contextlib.contextmanager
+def retry_start(launch: Callable[[], contextlib.AbstractContextManager[T]]) -> Iterator[T]:
+    """``launch()``, again (on new free ports) while the server exits as it starts.
+
+    free_port() lets its port go before the server binds it: meanwhile another
+    process may take it (an outgoing connection's ephemeral port, another
+    helper's bench), and the server exits with "address in use".
+    """
+    for attempt in range(START_ATTEMPTS):
+        with contextlib.ExitStack() as stack:
+            try:
+                server = stack.enter_context(launch())
+            except ExitedAtStart:
+                if attempt == START_ATTEMPTS - 1:
+                    raise
+                continue
+            yield server
+            return
 
 
 @contextlib.contextmanager
@@ -155,7 +228,6 @@ level = "warning"
 """
 
 
-@contextlib.contextmanager
 def hub_server(
     compression: bool = True,
     api: bool = False,
@@ -163,7 +235,7 @@ def hub_server(
     mqtt_tcp: bool = False,
     commit_interval: float = 0.0,
     nodelay: bool = True,
-) -> Iterator[Server]:
+) -> contextlib.AbstractContextManager[Server]:
     """``python -m hub`` with the bench's RPC method and limits sized for a benchmark.
 
     ``api``: with the server API on a free port, key :data:`API_KEY`.
@@ -171,6 +243,20 @@ def hub_server(
     is its ``nodelay`` key (``False`` keeps Nagle's algorithm).
     ``engine``: the backend; ``"sqlite"`` keeps its file in the run's temporary directory.
     """
+    return retry_start(
+        lambda: _hub_server(compression, api, engine, mqtt_tcp, commit_interval, nodelay)
+    )
+
+
+@contextlib.contextmanager
+def _hub_server(
+    compression: bool,
+    api: bool,
+    engine: str,
+    mqtt_tcp: bool,
+    commit_interval: float,
+    nodelay: bool,
+) -> Iterator[Server]:
     port = free_port()
     api_port = free_port()
     mqtt_port = free_port()
@@ -188,15 +274,7 @@ def hub_server(
         config.write_text(text)
         args = [PYTHON, "-m", "hub", "--config", str(config), "--port", str(port)]
         with running(args, "hub", cwd=ROOT) as process:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise RuntimeError("hub did not start") from None
-                    time.sleep(0.1)
+            wait_for_health(port, process, "hub")
             api_url = f"http://127.0.0.1:{api_port}" if api else ""
             mqtt_url = f"mqtt://127.0.0.1:{mqtt_port}" if mqtt_tcp else ""
             if mqtt_tcp:

@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +33,11 @@ from bench.processes import (
     free_port,
     held_load,
     hub_server,
+    retry_start,
     run_load,
     running,
     runqueue_seconds,
+    wait_for_health,
     wait_for_port,
 )
 from bench.report import Row
@@ -58,9 +59,13 @@ class ClusterFanout:
     runqueue_ms_per_s: float
 
 
-@contextlib.contextmanager
-def redis_server() -> Iterator[Server]:
+def redis_server() -> contextlib.AbstractContextManager[Server]:
     """A private redis-server on a free port, persistence off."""
+    return retry_start(_redis_server)
+
+
+@contextlib.contextmanager
+def _redis_server() -> Iterator[Server]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed: run scripts/bootstrap")
@@ -71,9 +76,13 @@ def redis_server() -> Iterator[Server]:
         yield Server(f"redis://127.0.0.1:{port}/0", process.pid)
 
 
-@contextlib.contextmanager
-def redis_hub(redis_url: str) -> Iterator[Server]:
+def redis_hub(redis_url: str) -> contextlib.AbstractContextManager[Server]:
     """``python -m hub`` as bench/processes.py runs it, on the Redis engine."""
+    return retry_start(lambda: _redis_hub(redis_url))
+
+
+@contextlib.contextmanager
+def _redis_hub(redis_url: str) -> Iterator[Server]:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "hub.toml"
@@ -81,15 +90,7 @@ def redis_hub(redis_url: str) -> Iterator[Server]:
         config.write_text(text + f'[engine]\nbackend = "redis"\nurl = "{redis_url}"\n')
         args = [processes.PYTHON, "-m", "hub", "--config", str(config), "--port", str(port)]
         with running(args, "hub on redis", cwd=ROOT) as process:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                    break
-                except OSError:  # not listening yet, or 503 while Redis is not reached
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise RuntimeError("hub on redis did not start") from None
-                    time.sleep(0.1)
+            wait_for_health(port, process, "hub on redis")
             yield Server(f"ws://127.0.0.1:{port}/", process.pid)
 
 
