@@ -21,6 +21,8 @@ the engine are the hub's. What differs is only the transport:
 - New connections per address (``limits.connection_rate_per_ip``) share one
   bucket with WebSocket upgrades; over it, a socket is held a second, then
   refused with the same CONNACK codes.
+- On a TLS listener all of this is decided on plain TCP, before the TLS
+  handshake: a refused socket is held, then closed without any TLS work.
 """
 
 from __future__ import annotations
@@ -141,8 +143,14 @@ class _StreamProtocol(asyncio.StreamReaderProtocol):
     session: TcpSession | None = None
     # False: Nagle's algorithm on the socket (mqtt.listeners[].nodelay).
     nodelay = True
+    # A TLS listener's socket: nothing is read until the address is admitted
+    # and the handshake starts (MqttListeners._serve), so the ClientHello
+    # reaches TLS, not the stream.
+    gated = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.gated:
+            cast("asyncio.Transport", transport).pause_reading()
         if not self.nodelay:
             # asyncio sets TCP_NODELAY on every TCP socket; this listener wants it off.
             sock = transport.get_extra_info("socket")
@@ -288,11 +296,12 @@ class MqttListeners:
 
     async def start(self) -> None:
         for config, context in zip(self._configs, self._contexts, strict=True):
+            # TLS is started by _serve once the address is admitted, not by the
+            # server at accept: a refused address costs no handshake.
             server = await asyncio.get_running_loop().create_server(
-                functools.partial(self._protocol, config.nodelay),
+                functools.partial(self._protocol, config.nodelay, context),
                 config.host,
                 config.port,
-                ssl=context,
             )
             self._servers.append(server)
         for host, port, tls in self.addresses:
@@ -312,14 +321,29 @@ class MqttListeners:
                     await server.wait_closed()
         self._servers.clear()
 
-    def _protocol(self, nodelay: bool) -> _StreamProtocol:
+    def _protocol(self, nodelay: bool, context: ssl.SSLContext | None) -> _StreamProtocol:
         # asyncio.start_server's factory, with the protocol that tells the session.
         loop = asyncio.get_running_loop()
-        protocol = _StreamProtocol(asyncio.StreamReader(READ_SIZE, loop), self._serve, loop)
+        serve = self._serve if context is None else functools.partial(self._serve, context=context)
+        protocol = _StreamProtocol(asyncio.StreamReader(READ_SIZE, loop), serve, loop)
         protocol.nodelay = nodelay
+        protocol.gated = context is not None
         return protocol
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        context: ssl.SSLContext | None = None,
+    ) -> None:
+        """Admit (or refuse) the address on plain TCP, then start TLS if the
+        listener has it, then serve the session.
+
+        Slots, penalties and the connection rate are checked before the TLS
+        handshake, which costs the hub far more than the checks: a refused
+        address on a TLS listener is held unread like any other, then closed
+        without a word (a CONNACK would need the handshake).
+        """
         peer = writer.get_extra_info("peername") or ("?", 0)
         host = str(peer[0])
         key = address_key(host)
@@ -330,12 +354,13 @@ class MqttListeners:
         try:
             left = self._hub.server.penalties.refusal(key)
             if left is not None:
-                await self._refuse_flooder(reader, writer, host, left)
+                await self._refuse_flooder(reader, writer, host, left, answer=context is None)
             elif self._hub.server.connection_rate.take(key) is not None:
                 self._hub.metrics.handshakes_refused.labels("connection_rate").inc()
                 logger.info("MQTT/TCP connection from %s refused: connection rate", host)
-                await self._refuse(reader, writer, RATE_HOLD, RATE_CONNACK_V5)
-            else:
+                connack = RATE_CONNACK_V5 if context is None else None
+                await self._refuse(reader, writer, RATE_HOLD, connack)
+            elif context is None or await _start_tls(writer, context, host):
                 await self._run(reader, writer, f"{host}:{peer[1]}", key)
         finally:
             self._slots.release(key)
@@ -376,7 +401,13 @@ class MqttListeners:
             await _linger(reader)
 
     async def _refuse_flooder(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, left: float
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        host: str,
+        left: float,
+        *,
+        answer: bool,
     ) -> None:
         """Hold a repeat flooder's socket unread for ``left`` seconds, then refuse its CONNECT.
 
@@ -386,17 +417,18 @@ class MqttListeners:
         """
         self._hub.metrics.handshakes_refused.labels("flooding").inc()
         logger.info("MQTT/TCP connection from %s held: it flooded twice (%.1fs)", host, left)
-        await self._refuse(reader, writer, left, FLOODER_CONNACK_V5)
+        await self._refuse(reader, writer, left, FLOODER_CONNACK_V5 if answer else None)
 
     async def _refuse(
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         hold: float,
-        connack_v5: bytes,
+        connack_v5: bytes | None,
     ) -> None:
         """Hold the socket unread ``hold`` seconds, then answer its CONNECT with a
-        refusing CONNACK (5.0: ``connack_v5``; 3.1.1: 3 Server unavailable).
+        refusing CONNACK (5.0: ``connack_v5``; 3.1.1: 3 Server unavailable);
+        ``connack_v5`` None: close without an answer (TLS not started).
         A client that closes (or resets) meanwhile ends the hold."""
         task = asyncio.current_task()
         assert task is not None
@@ -408,6 +440,8 @@ class MqttListeners:
             # Unread, a client that leaves shows only to the watch: its socket
             # (and its address's slot) are freed at once, not after the hold.
             if await hangups().hold(transport.get_extra_info("socket"), hold):
+                return
+            if connack_v5 is None:
                 return
             transport.resume_reading()
             level = await _connect_level(reader, self._connect_timeout)
@@ -433,6 +467,16 @@ class MqttListeners:
         handler = MqttHandler(session, hub)
         self._handlers[session.id] = handler
         return handler
+
+
+async def _start_tls(writer: asyncio.StreamWriter, context: ssl.SSLContext, host: str) -> bool:
+    """The server side of the TLS handshake on an admitted socket; False if it failed."""
+    try:
+        await writer.start_tls(context)
+    except (OSError, EOFError) as exc:  # ssl.SSLError and ConnectionError are OSErrors
+        logger.debug("MQTT/TLS handshake with %s failed: %r", host, exc)
+        return False
+    return True
 
 
 async def _packets(reader: asyncio.StreamReader, session: TcpSession) -> AsyncIterator[bytes]:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -29,6 +32,7 @@ from protocols.mqtt.packets import ConnackCode
 from protocols.mqtt.reasons import ReasonCode
 from tests.conftest import HubFactory
 from tests.fallback.conftest import fallback_config, fallback_url
+from tests.protocols.mqtt.test_tcp_listener import Pki
 
 # Three new connections, then (almost) nothing: the fourth is over the rate.
 TIGHT = {"connection_rate_per_ip": 0.001, "connection_burst_per_ip": 3}
@@ -325,3 +329,48 @@ async def test_healthz_for_a_forwarded_client_counts(make_hub: HubFactory) -> No
     assert await http_status(hub, "/wshub.js", forwarded="198.51.100.2") == 200
     for _ in range(5):
         assert await http_status(hub, "/healthz") == 200
+
+
+def client_hello(context: ssl.SSLContext) -> bytes:
+    """The first flight of a TLS client (its ClientHello), as it goes on the wire."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+async def test_a_tls_connection_over_the_rate_is_refused_before_its_handshake(
+    make_hub: HubFactory, tmp_path: Path
+) -> None:
+    """On an MQTT TLS listener the address is checked on plain TCP: over its rate,
+    the socket is held, then closed without the hub answering the ClientHello (the
+    handshake, the costly part, never starts); under it, TLS and MQTT go on."""
+    pki = Pki(tmp_path)
+    hub = await make_hub({"mqtt": {"listeners": [pki.listener()]}, "limits": TIGHT})
+    host, port, tls = hub.services.get(SERVICE_NAME, MqttListeners).addresses[0]
+    assert tls
+    for n in range(3):
+        reader, writer = await asyncio.open_connection(host, port, ssl=pki.client())
+        writer.write(encode(Connect(protocol_level=5, client_id=f"ok{n}"), 5))
+        async with asyncio.timeout(10):
+            (connack,) = PacketReader(version=5).feed(await reader.read(65536))
+        assert isinstance(connack, Connack)
+        assert connack.return_code == ReasonCode.SUCCESS
+        writer.close()
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(client_hello(pki.client()))
+    started = time.monotonic()
+    answer = b""
+    # Closed with the ClientHello unread: an end or a reset, and no byte before it.
+    with contextlib.suppress(ConnectionResetError):
+        async with asyncio.timeout(10):
+            answer = await reader.read(65536)
+    writer.close()
+    assert answer == b"", "the hub answered the ClientHello of an address over its rate"
+    assert time.monotonic() - started >= 0.9  # held first, as a plain connection is
+    assert refusals(hub) == 1
+    # A real TLS client sees its handshake fail, with no CONNACK to read.
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        async with asyncio.timeout(10):
+            await asyncio.open_connection(host, port, ssl=pki.client())
