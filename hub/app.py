@@ -479,7 +479,14 @@ class Hub:
             try:
                 reload()
             except Exception as exc:
-                logger.error("reload of %s failed, keeping the previous one: %s", name, exc)
+                # A HubError says what is wrong (a missing file, a bad key); anything
+                # else is a bug in the reloader, whose traceback is worth having.
+                logger.error(
+                    "reload of %s failed, keeping the previous one: %s",
+                    name,
+                    exc,
+                    exc_info=not isinstance(exc, HubError),
+                )
                 problems.append(f"{name}: {exc}")
             else:
                 logger.info("reloaded %s", name)

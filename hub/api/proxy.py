@@ -123,7 +123,7 @@ class BackendProxy:
             ) from None
         except (aiohttp.ClientError, ValueError) as exc:
             self._requests.labels("unavailable").inc()
-            logger.warning("proxy: %s to %s failed: %s", kind, endpoint.url, exc)
+            logger.warning("proxy: %s to %s failed: %r", kind, endpoint.url, exc)
             raise BackendUnavailable(
                 f"backend unavailable: the {kind} proxy cannot be reached"
             ) from None

@@ -183,7 +183,7 @@ class ChannelsClient:
                 try:
                     ws = self._ws = await self._open()
                 except (OSError, InvalidHandshake, TimeoutError) as exc:
-                    logger.info("channels client: reconnect to %s failed: %s", self.url, exc)
+                    logger.info("channels client: reconnect to %s failed: %r", self.url, exc)
                     continue
                 break
             attempt = 0
@@ -351,7 +351,7 @@ class ChannelsClient:
             try:
                 result = await self.call("subscribe", self._subscribe_params(sub, since=True))
             except (CallError, Disconnected, TimeoutError) as exc:
-                logger.warning("channels client: resubscribing %s failed: %s", sub.channel, exc)
+                logger.warning("channels client: resubscribing %s failed: %r", sub.channel, exc)
                 continue
             sub.recovered = bool(result.get("recovered", not sub.epoch))
             for publication in result.get("publications", []):

@@ -133,7 +133,7 @@ class BusBase:
         try:
             await self.send(sender, _REPLY, reply)
         except Exception as exc:
-            logger.warning("node bus: could not answer node %s: %s", sender, exc)
+            logger.warning("node bus: could not answer node %s: %r", sender, exc)
 
     def _on_reply(self, sender: str, reply: Any) -> None:
         request_id, ok, body = reply

@@ -10,7 +10,9 @@ from websockets.exceptions import ConnectionClosed
 
 from hub import Hub, HubConfig
 from hub.registry import ProtocolRegistry
+from hub.tls import TlsError
 from protocols.jsonrpc import PROTOCOL as JSONRPC
+from tests.conftest import HubFactory
 from tests.hub._protocols import BOOM
 
 
@@ -97,3 +99,28 @@ async def test_url_names_the_address_really_bound() -> None:
         assert hub.url == f"ws://[::1]:{hub.port}/"
     finally:
         await hub.stop()
+
+
+async def test_a_failed_reload_logs_one_line_or_a_traceback(
+    make_hub: HubFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A HubError (a bad file) is logged in one line, the error named; anything
+    else is a bug in the reloader and comes with its traceback."""
+    hub = await make_hub()
+
+    def bad_file() -> None:
+        raise TlsError("server.tls: cert.pem: no such file")
+
+    def bug() -> None:
+        raise KeyError("oops")
+
+    hub.add_reloader("certificate", bad_file)
+    hub.add_reloader("keys", bug)
+    with caplog.at_level(logging.ERROR, logger="hub.app"):
+        problems = hub.reload()
+    assert len(problems) == 2
+    first, second = (r for r in caplog.records if "keeping the previous one" in r.getMessage())
+    assert first.getMessage().endswith(": server.tls: cert.pem: no such file")
+    assert not first.exc_info
+    assert second.exc_info
+    assert second.exc_info[0] is KeyError

@@ -393,7 +393,7 @@ class RedisBroker:
         try:
             await connection.disconnect()
         except (RedisError, OSError) as exc:
-            logger.debug("closing the pub/sub connection: %s", exc)
+            logger.debug("closing the pub/sub connection: %r", exc)
 
     async def _read(self, connection: AbstractConnection) -> None:
         options = self._link.options

@@ -188,7 +188,7 @@ class RedisLink:
         message = f"{what}: {exc}"
         # Once per distinct error, not once per reconnect attempt.
         if message != state.last_error:
-            logger.warning("redis %s: %s failed: %s", self.url, what, exc)
+            logger.warning("redis %s: %s failed: %r", self.url, what, exc)
         state.last_error = message
         state.last_error_at = time.time()
         self.metrics.errors.inc()
@@ -303,7 +303,7 @@ class RedisLink:
             try:
                 await client.aclose()
             except (RedisError, OSError) as exc:
-                logger.debug("redis %s: closing a client: %s", self.url, exc)
+                logger.debug("redis %s: closing a client: %r", self.url, exc)
 
 
 def cancel_requested() -> None:

@@ -253,7 +253,7 @@ class Writer:
             self.commits += 1
             self.writes += sum(len(writes) for writes, _ in batches)
         except sqlite3.Error as exc:
-            logger.error("SQLite write failed, %d batch(es) not stored: %s", len(batches), exc)
+            logger.error("SQLite write failed, %d batch(es) not stored: %r", len(batches), exc)
             error = exc
             with contextlib.suppress(sqlite3.Error):
                 connection.execute("ROLLBACK")
