@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,15 +14,25 @@ from tests.ports import free_port
 from tests.test_client_cli import wshub_command
 from tests.wshub_process import WshubProcess, running_wshub
 
+API_LISTENING = re.compile(r"server API listening on (http://\S+:(\d+))/api/")
+
 
 @pytest.fixture
 async def api_wshub(tmp_path: Path) -> AsyncIterator[tuple[WshubProcess, Path, str]]:
-    """A wshub with the API on a free port: (process, its config, the API's URL)."""
-    port = free_port()
+    """A wshub with the API on a free port: (process, its config, the API's URL).
+
+    The API binds port 0 and logs the port it got: a port picked beforehand
+    could be taken by another process before the hub binds it. The config is
+    then rewritten with that port, for the CLI's ``--config``.
+    """
     config = tmp_path / "hub.toml"
-    config.write_text(f'[api]\nkeys = ["{KEY}"]\nport = {port}\n')
+    config.write_text(f'[api]\nkeys = ["{KEY}"]\nport = 0\n')
     async with running_wshub("--config", str(config), "--port", "0", cwd=tmp_path) as hub:
-        yield hub, config, f"http://127.0.0.1:{port}"
+        found = next(
+            (match for line in hub.log if (match := API_LISTENING.search(line))), None
+        ) or await hub.read_until(API_LISTENING)
+        config.write_text(f'[api]\nkeys = ["{KEY}"]\nport = {found.group(2)}\n')
+        yield hub, config, found.group(1)
 
 
 async def test_publish_through_the_api(api_wshub: tuple[WshubProcess, Path, str]) -> None:

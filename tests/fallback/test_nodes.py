@@ -26,6 +26,13 @@ class FallbackNode(HubProcess):
         with self.config.open("a") as config:
             config.write(f"[fallback]\nenabled = true\nport = {self.fallback_port}\n")
 
+    def pick_ports(self) -> None:
+        super().pick_ports()
+        old = f"port = {self.fallback_port}\n"
+        self.fallback_port = free_port()
+        text = self.config.read_text()
+        self.config.write_text(text.replace(old, f"port = {self.fallback_port}\n"))
+
     @property
     def fallback(self) -> str:
         return f"http://127.0.0.1:{self.fallback_port}"

@@ -55,25 +55,48 @@ class HubProcess:
             lines += ["[mqtt]"] + [f"{key} = {json.dumps(value)}" for key, value in mqtt.items()]
         self.config.write_text("\n".join(lines) + "\n")
         self._process: asyncio.subprocess.Process | None = None
+        self._started = False
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/"
 
     async def start(self, timeout: float = 15.0) -> None:
-        with self.log_path.open("ab") as log:
-            self._process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "hub",
-                "--config",
-                str(self.config),
-                "--port",
-                str(self.port),
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-        await self.wait_health("ok", timeout)
+        """Start the process and wait until it is healthy.
+
+        The ports were picked free (tests.ports) but not held: another
+        process may bind one first. At the first start, a hub that exits
+        saying so is started again on new ports (a restart keeps its port:
+        clients come back to the same URL).
+        """
+        for attempt in range(3):
+            logged = self.log_path.stat().st_size if self.log_path.exists() else 0
+            with self.log_path.open("ab") as log:
+                self._process = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "hub",
+                    "--config",
+                    str(self.config),
+                    "--port",
+                    str(self.port),
+                    stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                )
+            try:
+                await self.wait_health("ok", timeout)
+            except RuntimeError:
+                lost_a_port = "address already in use" in self.log()[logged:].lower()
+                if self._started or attempt == 2 or not lost_a_port:
+                    raise
+                self.pick_ports()
+                continue
+            self._started = True
+            return
+
+    def pick_ports(self) -> None:
+        """New free ports for a start again (the last one lost a port to another process)."""
+        self.port = free_port()
 
     async def http_get(self, path: str) -> tuple[int, bytes]:
         reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -108,8 +131,10 @@ class HubProcess:
             while True:
                 if self._process is not None and self._process.returncode is not None:
                     raise RuntimeError(f"hub {self.name} exited:\n{self.log()}")
-                with contextlib.suppress(OSError, ValueError, IndexError):
-                    report = await self.health()
+                # Each poll bounded: another process on the port may never answer.
+                with contextlib.suppress(OSError, ValueError, IndexError, TimeoutError):
+                    async with asyncio.timeout(2):
+                        report = await self.health()
                     if report["status"] == status:
                         return report
                 await asyncio.sleep(0.05)
