@@ -6,9 +6,10 @@
 //   subscribe  {url, protocol, connections, channels}   opens and subscribes (to
 //              CHANNELS channels each, 1 by default), prints "ready", counts
 //              deliveries until stdin closes
-//   publish    {url, protocol, seconds, size, publishers, channels}  PUBLISHERS
+//   publish    {url, protocol, seconds, size, publishers, channels, rate}  PUBLISHERS
 //              connections (1 by default), one publish in flight each for
-//              SECONDS; publisher i publishes on channel i % CHANNELS
+//              SECONDS; publisher i publishes on channel i % CHANNELS; with
+//              RATE, each at most RATE publications a second
 //   rpc        {url, protocol, clients, seconds}  K clients, one call in flight each
 //   idle       {url, protocol, connections, deflate}  opens idle connections,
 //              prints how long that took, holds them until stdin closes
@@ -415,7 +416,7 @@ async function subscribe({ url, protocol, connections, channels = 1 }) {
   };
 }
 
-async function publish({ url, protocol, seconds, size, key, publishers = 1, channels = 1 }) {
+async function publish({ url, protocol, seconds, size, key, publishers = 1, channels = 1, rate = 0 }) {
   apiKey = key ?? "";
   const open = adapter(protocol, "publisher");
   const senders = [];
@@ -424,11 +425,20 @@ async function publish({ url, protocol, seconds, size, key, publishers = 1, chan
   let published = 0;
   const started = nowUs();
   const deadline = started + seconds * 1e6;
+  // rate > 0: each publisher at most RATE publications a second, a fixed offered
+  // load (latency compared at equal throughput); 0: as fast as replies come.
+  const interval = rate > 0 ? 1e6 / rate : 0;
   await Promise.all(
     senders.map(async (send) => {
+      let due = nowUs();
       while (nowUs() < deadline) {
         await send(body());
         published += 1;
+        if (interval > 0) {
+          due += interval;
+          const ahead = due - nowUs();
+          if (ahead > 0) await new Promise((resolve) => setTimeout(resolve, ahead / 1000));
+        }
       }
     }),
   );
