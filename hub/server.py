@@ -93,9 +93,11 @@ SINGLE_HEADERS = ("Host", "Origin", "Upgrade", "Authorization")
 
 # A compressed connection's reads are fed to websockets this many bytes at a
 # time (a whole frame of ~1 KiB can inflate to max_message_size), and a read
-# yields to the loop once its slices have run FEED_STEP seconds.
+# yields to the loop once its slices have run FEED_STEP seconds (1 ms let
+# a few attackers' steps add up to several ms before others' turn; see
+# CHUNK_SLICE in protocols/mqtt/handler.py).
 INFLATE_SLICE = 1024
-FEED_STEP = 0.001
+FEED_STEP = 0.0003
 # Inflated bytes a compressed connection may have queued, not yet handled,
 # before its reads wait (checked every FEED_STEP): the queue's bound counts
 # messages, and 16 of them can be 16 MiB inflated ahead of a handler that

@@ -57,7 +57,10 @@ YIELD_EVERY: Final = 32
 # Between chunks the loop is yielded to once this long (s) has passed since
 # the last yield: after every chunk, a 600 KB message of a few large
 # PUBLISH took ~600 trips through the loop (~9 ms of scheduling) to parse.
-CHUNK_SLICE: Final = 0.0005
+# Not longer: others' round trips wait behind such steps, several per loop
+# iteration under attack (0.5 ms: store-growth probe p99 ~6 ms, 0.2 with
+# FEED_STEP 0.3: ~4.8 ms; docs/security.md).
+CHUNK_SLICE: Final = 0.0002
 
 
 class MqttHandler(MqttConnection):
