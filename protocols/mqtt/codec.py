@@ -499,13 +499,24 @@ class PacketReader:
     the version it asked for.
     """
 
-    __slots__ = ("_buffer", "_decoders", "_error", "_max_packet_size", "_rules", "version")
+    __slots__ = (
+        "_buffer",
+        "_decoders",
+        "_error",
+        "_max_packet_size",
+        "_pending",
+        "_rules",
+        "version",
+    )
 
     def __init__(self, max_packet_size: int = DEFAULT_MAX_PACKET_SIZE, version: int = 4) -> None:
         if not 0 <= max_packet_size <= MAX_PACKET_SIZE:
             raise ValueError(f"max_packet_size must be in 0..{MAX_PACKET_SIZE}")
         self._max_packet_size = max_packet_size
         self._buffer = bytearray()
+        # The whole size of the buffered packet once its fixed header is in
+        # (0: none, or its header is not whole yet).
+        self._pending = 0
         self._error: MqttProtocolError | None = None
         self.version = 4
         self._rules = _HEADER_RULES
@@ -523,6 +534,15 @@ class PacketReader:
         """Bytes held back as the start of an incomplete packet."""
         return len(self._buffer)
 
+    @property
+    def missing(self) -> int:
+        """Bytes the buffered packet still lacks, once its size is known (else 0).
+
+        A caller feeding small chunks may feed this many at once: a 60 KB
+        PUBLISH fed a KiB at a time was sixty feeds, each decoding its header again.
+        """
+        return max(0, self._pending - len(self._buffer))
+
     def feed(self, data: bytes | bytearray | memoryview) -> list[Packet]:
         """Consume a chunk and return the packets it completes, in order.
 
@@ -539,6 +559,8 @@ class PacketReader:
         try:
             if self._buffer:
                 self._buffer += data
+                if len(self._buffer) < self._pending:
+                    return packets  # still short of the packet's size: nothing to parse
                 consumed = self._parse(self._buffer, packets)
                 del self._buffer[:consumed]
             else:
@@ -555,6 +577,7 @@ class PacketReader:
     def _parse(self, data: bytes | bytearray | memoryview, packets: list[Packet]) -> int:
         """Append every complete packet in ``data``; return the bytes they used."""
         pos = 0
+        self._pending = 0
         with memoryview(data) as view:
             size = len(view)
             while pos < size:
@@ -580,6 +603,7 @@ class PacketReader:
                     raise MqttProtocolError(f"remaining length {length} is invalid for {name}")
                 end = start + length
                 if end > size:
+                    self._pending = end - pos
                     break
                 body = view[start:end]
                 kind = first >> 4

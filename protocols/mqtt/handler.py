@@ -99,13 +99,21 @@ class MqttHandler(MqttConnection):
             # is yielded to the other connections now and then, so one message
             # packed with tiny packets neither escapes the rate nor stalls anyone.
             view = memoryview(message)
+            size = len(view)
+            reader = self.reader
             units = 0
             slice_ends = perf_counter() + CHUNK_SLICE
-            for start in range(0, len(view), READ_CHUNK):
+            start = 0
+            while start < size:
                 if start and perf_counter() >= slice_ends:
                     await asyncio.sleep(0)
                     slice_ends = perf_counter() + CHUNK_SLICE
-                for packet in self.reader.feed(view[start : start + READ_CHUNK]):
+                # The rest of a large packet at once: its bytes are only
+                # buffered, and a KiB at a time cost a feed each.
+                end = start + max(READ_CHUNK, reader.missing)
+                chunk = view[start:end]
+                start = end
+                for packet in reader.feed(chunk):
                     if self.closed:
                         return
                     units += 1

@@ -281,6 +281,26 @@ def test_incomplete_tail_is_buffered() -> None:
     assert reader.buffered == 0
 
 
+def test_missing_counts_what_a_large_packet_still_lacks() -> None:
+    """Once a packet's fixed header is in, ``missing`` says how many bytes it still
+    lacks (the MQTT handler feeds them at once, not a KiB at a time)."""
+    reader = PacketReader()
+    data = encode(Publish("t/a", b"x" * 60_000))
+    assert reader.missing == 0
+    assert reader.feed(data[:2]) == []  # the remaining length is not whole yet
+    assert reader.missing == 0
+    assert reader.feed(data[2:1024]) == []
+    assert reader.missing == len(data) - 1024
+    assert reader.feed(data[1024:2048]) == []  # buffered, not parsed again
+    assert reader.missing == len(data) - 2048
+    assert reader.feed(data[2048:] + encode(Pingreq())) == [
+        Publish("t/a", b"x" * 60_000),
+        Pingreq(),
+    ]
+    assert reader.missing == 0
+    assert reader.buffered == 0
+
+
 @pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
 def test_reader_accepts_any_bytes_like(kind: type) -> None:
     """feed() takes bytes, bytearray or memoryview chunks."""
