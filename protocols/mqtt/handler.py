@@ -50,16 +50,16 @@ from protocols.mqtt.packets import PROTOCOL_ERROR as PROTOCOL_ERROR_REASON
 from protocols.mqtt.packets import Properties
 from protocols.mqtt.v5 import CONNACK_REASON
 
-# A WebSocket message is parsed this many bytes at a time, and its packets
-# handled this many at a time, between yields to the event loop.
+# A WebSocket message is parsed this many bytes at a time (a large packet's
+# rest at once), between yields to the event loop.
 READ_CHUNK: Final = 1024
-YIELD_EVERY: Final = 32
-# Between chunks the loop is yielded to once this long (s) has passed since
-# the last yield: after every chunk, a 600 KB message of a few large
-# PUBLISH took ~600 trips through the loop (~9 ms of scheduling) to parse.
-# Not longer: others' round trips wait behind such steps, several per loop
-# iteration under attack (0.5 ms: store-growth probe p99 ~6 ms, 0.2 with
-# FEED_STEP 0.3: ~4.8 ms; docs/security.md).
+# The loop is yielded to once this long (s) has passed since the last yield,
+# checked between chunks and after every packet: yielding after every chunk,
+# a 600 KB message of a few large PUBLISH took ~600 trips through the loop
+# (~9 ms of scheduling) to parse; after every 32 packets, 32 PINGREQ answered
+# were steps of 0.4 to 0.9 ms. Not longer: others' round trips wait behind
+# such steps, several per loop iteration under attack (0.5 ms: store-growth
+# probe p99 ~6 ms, 0.2 with FEED_STEP 0.3: ~4.8 ms; docs/security.md).
 CHUNK_SLICE: Final = 0.0002
 
 
@@ -119,8 +119,9 @@ class MqttHandler(MqttConnection):
                     units += 1
                     table = routes
                     if units > 1:
-                        if units % YIELD_EVERY == 0:
+                        if perf_counter() >= slice_ends:
                             await asyncio.sleep(0)
+                            slice_ends = perf_counter() + CHUNK_SLICE
                             if self.closed:
                                 return
                         if not self.work.take():
