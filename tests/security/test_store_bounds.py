@@ -9,6 +9,7 @@ sessions were unbounded in number and kept forever, and a presence ``info`` of
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from typing import Any
 
@@ -62,6 +63,39 @@ async def test_history_is_bounded_in_bytes(make_hub: HubFactory, connect: Connec
     # The newest stream still answers with what it kept.
     await ws.send(json.dumps(request(99, "history", {"channel": "b/9"})))
     assert len((await recv_json(ws))["result"]["publications"]) >= 1
+
+
+def tracked_per_stream(history: MemoryHistory) -> list[int]:
+    """Objects the garbage collector tracks in each stream: its own, and its containers'."""
+    return [
+        1
+        + sum(gc.is_tracked(part) and part is not type(stream) for part in gc.get_referents(stream))
+        for stream in history._streams.values()
+    ]
+
+
+async def test_an_empty_history_stream_is_one_object_for_the_collector(
+    make_hub: HubFactory, connect: Connector
+) -> None:
+    """Names only read, and a stream whose entries expired: one tracked object each.
+
+    Any name read creates a stream, up to history_max_channels (10,000); two
+    deques apiece made each full collection walk 20,000 more objects, ~15 ms
+    pauses under bench/hostile.py's store growth (issue 13).
+    """
+    hub = await make_hub({"channels": {"namespaces": {"short": {"history_ttl": 0.2}}}})
+    ws = await connect(hub, "channels.v1")
+    batch = [request(i, "history", {"channel": f"read/{i}"}) for i in range(100)]
+    await ws.send(json.dumps(batch))
+    assert all("result" in r for r in await recv_json(ws))
+    await ws.send(json.dumps(request(200, "publish", {"channel": "short/x", "data": "kept"})))
+    assert "result" in await recv_json(ws)
+    history = history_of(hub)
+    assert tracked_per_stream(history) == [1] * 100 + [2]  # the 101st holds a deque
+    await asyncio.sleep(0.3)
+    await ws.send(json.dumps(request(201, "history", {"channel": "short/x"})))
+    assert (await recv_json(ws))["result"]["publications"] == []
+    assert tracked_per_stream(history) == [1] * 101
 
 
 async def retained_seen(hub: Hub, client_id: str) -> list[str]:

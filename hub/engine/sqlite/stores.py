@@ -123,14 +123,14 @@ class SqliteHistory(MemoryHistory):
             (channel, position.epoch, position.offset),
         )
         kept = self._streams[channel].entries
-        if kept and kept[-1][1] is publication:
+        if kept and kept[-1][2] is publication:
             submit(
                 "INSERT OR REPLACE INTO history (channel, offset, expires, body)"
                 " VALUES (?, ?, ?, ?)",
                 (channel, position.offset, time.time() + ttl, body),
             )
         # What memory trimmed (size, bytes, age) leaves the file too.
-        first = kept[0][1].offset if kept else position.offset + 1
+        first = kept[0][2].offset if kept else position.offset + 1
         if first > 1:
             submit("DELETE FROM history WHERE channel = ? AND offset < ?", (channel, first))
         return position
@@ -143,7 +143,7 @@ class SqliteHistory(MemoryHistory):
                 "INSERT OR REPLACE INTO streams (channel, epoch, top) VALUES (?, ?, ?)",
                 (channel, stream.epoch, stream.top),
             )
-            for expires, publication in stream.entries:
+            for expires, _, publication in stream.entries:
                 self._writer.submit(
                     "INSERT OR REPLACE INTO history (channel, offset, expires, body)"
                     " VALUES (?, ?, ?, ?)",
