@@ -134,26 +134,37 @@ def wait_for_port(
     port: int, process: subprocess.Popen[Any], what: str, timeout: float = 30
 ) -> None:
     """Until ``process`` listens on ``port`` and accepts a connection there."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if listens_on(process.pid, port):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-                return
-        if process.poll() is not None:
-            raise ExitedAtStart(f"{what} exited while starting")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not start")
-        time.sleep(0.1)
+
+    def accepts() -> None:
+        socket.create_connection(("127.0.0.1", port), 0.5).close()
+
+    _wait_until_ready(port, process, what, accepts, timeout)
 
 
 def wait_for_health(port: int, process: subprocess.Popen[Any], what: str) -> None:
     """Until the hub ``process`` listens on ``port`` and answers /healthz with 200
     there (503 while its Redis is not reached)."""
-    deadline = time.monotonic() + 30
+
+    def answers() -> None:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+
+    _wait_until_ready(port, process, what, answers, 30)
+
+
+def _wait_until_ready(
+    port: int,
+    process: subprocess.Popen[Any],
+    what: str,
+    ready: Callable[[], None],
+    timeout: float,
+) -> None:
+    """Until ``process`` itself listens on ``port`` and ``ready`` returns (an
+    OSError, an HTTP error status included, means not yet)."""
+    deadline = time.monotonic() + timeout
     while True:
         if listens_on(process.pid, port):
-            with contextlib.suppress(OSError):  # a 503 too
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            with contextlib.suppress(OSError):
+                ready()
                 return
         if process.poll() is not None:
             raise ExitedAtStart(f"{what} exited while starting")
