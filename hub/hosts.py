@@ -37,10 +37,7 @@ def host_name(header: str) -> str | None:
 def is_loopback_name(name: str) -> bool:
     if name == "localhost" or name.endswith(".localhost"):
         return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_address(name)
 
 
 def is_loopback_address(host: str) -> bool:

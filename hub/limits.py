@@ -253,19 +253,7 @@ class ConnectionRate(_AddressBuckets):
     seen address is forgotten too.
     """
 
-    __slots__ = ("_full_after",)
-
-    def __init__(
-        self,
-        rate: float,
-        burst: int,
-        max_entries: int = 10_000,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(rate, burst, max_entries, clock=clock)
-        # Seconds after which an empty bucket is full again.
-        self._full_after = self._burst / self._rate if self._rate > 0 else 0.0
+    __slots__ = ()
 
     @property
     def enabled(self) -> bool:
@@ -283,11 +271,13 @@ class ConnectionRate(_AddressBuckets):
         return wait
 
     def _forget(self, now: float) -> None:
-        # Oldest first: stop at the first address not yet full again.
+        # Oldest first: stop at the first address not yet full again (an empty
+        # bucket is full after burst / rate seconds; take() runs only with rate > 0).
+        full_after = self._burst / self._rate
         tokens = self._tokens
         while tokens:
             oldest = next(iter(tokens))
-            if len(tokens) <= self._max_entries and now - tokens[oldest][1] < self._full_after:
+            if len(tokens) <= self._max_entries and now - tokens[oldest][1] < full_after:
                 break
             del tokens[oldest]
 
