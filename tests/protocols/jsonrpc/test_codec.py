@@ -438,3 +438,31 @@ def test_plain_call_reads_the_common_calls(payload: str) -> None:
 def test_plain_call_leaves_the_rest_to_classify(payload: str) -> None:
     """Null and float ids, null params, deep nesting, wrong versions, batches."""
     assert codec.plain_call(payload, codec.parse(payload), 3) is None
+
+
+def nested_list(depth: int) -> Any:
+    value: Any = 0
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("max_depth", [3, 64])
+def test_a_deep_batch_refuses_only_its_deep_elements(max_depth: int) -> None:
+    """The batch array is a level of its own: an element at the limit passes, one past it not."""
+    # A request object is one level and its params another.
+    at_limit = {"jsonrpc": "2.0", "id": 1, "method": "m", "params": nested_list(max_depth - 1)}
+    past_it = {"jsonrpc": "2.0", "id": 2, "method": "m", "params": nested_list(max_depth)}
+    payload = json.dumps([at_limit, past_it])
+    incoming = codec.classify(payload, codec.parse(payload), max_depth=max_depth)
+    first, second = incoming.messages
+    assert first == Request("m", nested_list(max_depth - 1), 1)
+    assert isinstance(second, codec.Invalid)
+    assert second.id == 2
+    assert f"nested deeper than {max_depth} levels" in str(second)
+    single = json.dumps(past_it)
+    (alone,) = codec.classify(single, codec.parse(single), max_depth=max_depth).messages
+    assert isinstance(alone, codec.Invalid)
+    assert alone.id == 2
+    single = json.dumps(at_limit)
+    assert codec.classify(single, codec.parse(single), max_depth=max_depth).messages == [first]
