@@ -12,17 +12,15 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from hub.engine import ClientInfo, Kind, Publication
+from hub.engine.bodies import decode_body, encode_body, message_id
 from hub.engine.redis.codec import (
     Keys,
     MessageIds,
-    decode_body,
     decode_departure,
     decode_member,
-    encode_body,
     encode_member,
     frame,
     glob_escape,
-    message_id,
     pattern_glob,
     unframe,
 )
@@ -143,7 +141,7 @@ def test_other_python_values_travel_as_json() -> None:
         "tags": ["a"],
         "point": {"x": 1},
     }
-    with pytest.raises(TypeError, match="cannot carry a object"):
+    with pytest.raises(TypeError, match="cannot carry a object in a publication"):
         encode_body(Publication("a", object()), next(MessageIds()))
 
 

@@ -27,7 +27,8 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
 from hub.engine.base import HistoryOptions, Kind, Publication, StreamPosition
-from hub.engine.redis.codec import decode_body, encode_body, frame, message_id, unframe
+from hub.engine.bodies import decode_body, encode_body, message_id
+from hub.engine.redis.codec import frame, unframe
 from hub.engine.redis.link import RedisLink, cancel_requested, full_jitter
 from hub.engine.redis.stores import RedisHistory, RedisPresence
 from hub.engine.topics import PatternIndex, is_pattern

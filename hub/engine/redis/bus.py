@@ -15,9 +15,9 @@ from typing import Any
 
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type hints
 
+from hub.engine.bodies import carry
 from hub.engine.bus import BusBase
 from hub.engine.redis.broker import RedisBroker
-from hub.engine.redis.codec import carry
 from hub.engine.redis.link import RedisLink, cancel_requested
 from hub.errors import EngineUnavailable
 

@@ -3,9 +3,9 @@
 Every key of one channel carries the channel in a hash tag (``{chat/room}``), so
 a channel's keys share a Cluster slot and one Lua script may touch them all.
 
-A publication travels as ``<offset>:<epoch>:<body>``: the body is msgpack (bytes
-stay bytes, strings stay strings) and is what the history stream keeps; the
-offset and epoch are prepended by the Lua script that assigned them.
+A publication travels as ``<offset>:<epoch>:<body>``: the body
+(:mod:`hub.engine.bodies`) is what the history stream keeps; the offset and
+epoch are prepended by the Lua script that assigned them.
 """
 
 from __future__ import annotations
@@ -13,18 +13,19 @@ from __future__ import annotations
 import itertools
 import secrets
 from collections.abc import Iterator
-from typing import Any
 
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type hints
-import orjson
-from pydantic import BaseModel
 
-from hub.engine.base import ClientInfo, Kind, Publication
+from hub.engine.base import ClientInfo
+
+# The body is every engine's (hub.engine.bodies); named here too for code that
+# imported it from this module.
+from hub.engine.bodies import FORMAT as FORMAT
+from hub.engine.bodies import carry as carry
+from hub.engine.bodies import decode_body as decode_body
+from hub.engine.bodies import encode_body as encode_body
+from hub.engine.bodies import message_id as message_id
 from hub.engine.topics import MULTI, SEPARATOR, SINGLE
-
-FORMAT = 1
-_KINDS: tuple[Kind, ...] = (Kind.MESSAGE, Kind.JOIN, Kind.LEAVE)
-_KIND_CODES = {kind: code for code, kind in enumerate(_KINDS)}
 
 
 class Keys:
@@ -157,74 +158,6 @@ class MessageIds:
 
     def __next__(self) -> bytes:
         return self._node + next(self._counter).to_bytes(8, "big")
-
-
-def carry(value: Any) -> Any:
-    """Types msgpack lacks: carried as the JSON value JSON protocols would show anyway."""
-    if isinstance(value, bytearray | memoryview):
-        return bytes(value)
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, set | frozenset):
-        return list(value)
-    try:
-        # datetime, UUID, dataclasses, enums... as orjson renders them.
-        return orjson.loads(orjson.dumps(value))
-    except TypeError:
-        raise TypeError(f"cannot carry a {type(value).__name__} through the Redis engine") from None
-
-
-def encode_body(publication: Publication, message_id: bytes) -> bytes:
-    publisher = publication.publisher
-    body: bytes = msgpack.packb(
-        [
-            FORMAT,
-            message_id,
-            _KIND_CODES[publication.kind],
-            publication.data,
-            None if publisher is None else [publisher.client, publisher.user, publisher.info],
-            dict(publication.extras),
-            publication.origin,
-        ],
-        use_bin_type=True,
-        default=carry,
-    )
-    return body
-
-
-def decode_body(channel: str, body: bytes, offset: int, epoch: str) -> Publication:
-    """The publication a body holds; ValueError when it is not one of ours."""
-    try:
-        fields = msgpack.unpackb(body, raw=False, strict_map_key=False)
-        version, sent_id, kind, data, publisher, extras, origin = fields
-    except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        raise ValueError(f"undecodable publication on {channel!r}: {exc}") from None
-    if version != FORMAT:
-        raise ValueError(f"publication format {version!r} on {channel!r} is not {FORMAT}")
-    return Publication(
-        channel,
-        data,
-        offset=offset,
-        epoch=epoch,
-        kind=_KINDS[kind],
-        publisher=None if publisher is None else ClientInfo(*publisher),
-        extras=extras,
-        origin=origin,
-        message_id=sent_id if isinstance(sent_id, bytes) else b"",
-    )
-
-
-def message_id(body: bytes) -> bytes | None:
-    """The message id of a body, without decoding the rest of it."""
-    unpacker = msgpack.Unpacker(raw=False)
-    unpacker.feed(body)
-    try:
-        unpacker.read_array_header()
-        unpacker.skip()  # the format
-        found = unpacker.unpack()
-    except (ValueError, msgpack.UnpackException, msgpack.OutOfData):
-        return None
-    return found if isinstance(found, bytes) else None
 
 
 def frame(offset: int, epoch: str, body: bytes) -> bytes:

@@ -41,9 +41,9 @@ from typing import Any, Final
 from redis.commands.core import AsyncScript
 
 from hub.engine.base import Publication
+from hub.engine.bodies import decode_body, encode_body
 from hub.engine.bus import NodeBus
 from hub.engine.groups import Deliver
-from hub.engine.redis.codec import decode_body, encode_body
 from hub.engine.redis.link import RedisLink
 from hub.engine.redis.pending import MAX_PENDING_BYTES, PendingQueue
 from hub.errors import EngineUnavailable

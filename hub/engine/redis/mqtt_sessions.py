@@ -36,7 +36,7 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type hints
 from redis.commands.core import AsyncScript
 
-from hub.engine.redis.codec import carry, decode_body, encode_body
+from hub.engine.bodies import carry, decode_body, encode_body
 from hub.engine.redis.link import RedisLink, cancel_requested
 from hub.engine.redis.pending import MAX_PENDING_BYTES, PendingQueue
 from hub.engine.sessions import Queued, StoredSession

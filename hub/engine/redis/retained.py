@@ -30,7 +30,8 @@ from typing import Any, cast
 from redis.commands.core import AsyncScript
 
 from hub.engine.base import Publication
-from hub.engine.redis.codec import decode_body, encode_body, frame, unframe
+from hub.engine.bodies import decode_body, encode_body
+from hub.engine.redis.codec import frame, unframe
 from hub.engine.redis.link import RedisLink
 from hub.engine.redis.scripts import RETAINED_DELETE, RETAINED_READ, RETAINED_SET
 from hub.engine.topics import MULTI, SEPARATOR, SINGLE, is_pattern, matches

@@ -19,13 +19,12 @@ from typing import Any
 from redis.commands.core import AsyncScript
 
 from hub.engine.base import ClientInfo, HistoryResult, Publication, StreamPosition
+from hub.engine.bodies import decode_body, encode_body
 from hub.engine.memory import new_epoch
 from hub.engine.redis.codec import (
     MessageIds,
-    decode_body,
     decode_departure,
     decode_member,
-    encode_body,
     encode_member,
     entry_offset,
 )

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 
 from hub.engine.base import Publication, StreamPosition
+from hub.engine.bodies import decode_body, encode_body
 from hub.engine.memory.stores import MemoryHistory, StreamState, _Stream
-from hub.engine.redis.codec import decode_body, encode_body
 from hub.engine.retained import MemoryRetainedStore
 from hub.engine.sessions import JournaledMessage, JournaledSession, Options, Queued
 from hub.engine.sqlite.writer import Writer
