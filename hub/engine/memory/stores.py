@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import secrets
 import time
 from collections import OrderedDict, deque
@@ -16,7 +17,7 @@ from hub.engine.base import (
     Publication,
     StreamPosition,
 )
-from hub.payloads import payload_size
+from hub.engine.bodies import decode_body, encode_body
 
 # Seconds between sweeps of idle streams, done when a new stream is created.
 PRUNE_INTERVAL = 60.0
@@ -57,8 +58,14 @@ class MemoryBroker:
         self.channels.clear()
 
 
-# One kept publication: when it expires, its payload bytes, itself.
-_Entry = tuple[float, int, Publication]
+# One kept publication: when it expires, its size, its offset, its body
+# (hub.engine.bodies). Atomic values only, so the collector stops tracking the
+# tuple at its first collection: a Publication kept as an object was four
+# tracked objects (itself, its Encodings, their dict's bound get, the tuple),
+# and 10,000 streams x 100 entries made each full collection scan 4 million
+# of them, ~540 ms with the event loop held (issue 13). Reads rebuild the
+# publications they return.
+_Entry = tuple[float, int, int, bytes]
 # What an empty stream holds: the empty tuple, which the garbage collector does
 # not track, where a deque always is. Any name read creates a stream, so up to
 # max_channels of them may be empty; each full collection walked two deques
@@ -73,7 +80,7 @@ class _Stream:
         self.epoch = new_epoch()
         self.top = 0
         self.entries: deque[_Entry] | tuple[()] = _NONE
-        # Payload bytes of all entries.
+        # Sizes of all entries.
         self.bytes = 0
         self.touched = now
 
@@ -119,7 +126,7 @@ class MemoryHistory:
 
     @property
     def bytes(self) -> int:
-        """Payload bytes kept in every stream."""
+        """Bytes of the bodies kept in every stream."""
         return self._bytes
 
     def __len__(self) -> int:
@@ -151,6 +158,8 @@ class MemoryHistory:
             self._bytes -= self._streams.pop(oldest).bytes
 
     async def add(self, publication: Publication, *, size: int, ttl: float) -> StreamPosition:
+        # Encoded first: a payload no body can hold is refused before it takes an offset.
+        body = encode_body(publication, b"") if size > 0 else b""
         stream = self._stream(publication.channel)
         now = self._clock()
         stream.top += 1
@@ -158,7 +167,7 @@ class MemoryHistory:
         publication.offset = stream.top
         publication.epoch = stream.epoch
         if size > 0:
-            self._push(stream, now + ttl, publication)
+            self._push(stream, now + ttl, stream.top, body)
             while len(stream.entries) > size:
                 self._pop(stream)
         self._expire(stream, now)
@@ -168,19 +177,23 @@ class MemoryHistory:
             self._pop(stream)
         return StreamPosition(stream.top, stream.epoch)
 
-    def _push(self, stream: _Stream, expires: float, publication: Publication) -> None:
-        size = payload_size(publication.data)
+    def _push(self, stream: _Stream, expires: float, offset: int, body: builtins.bytes) -> None:
+        # (builtins.bytes: in this class ``bytes`` is the property above.)
+        # Sized by its body, not by payload_size(data): the body is what is
+        # held (payload, publisher, metadata), and its length costs nothing
+        # where payload_size encodes JSON data a second time per publication.
+        size = len(body)
         entries = stream.entries
         if not isinstance(entries, deque):
             entries = stream.entries = deque()
-        entries.append((expires, size, publication))
+        entries.append((expires, size, offset, body))
         stream.bytes += size
         self._bytes += size
 
     def _pop(self, stream: _Stream) -> None:
         entries = stream.entries
         assert isinstance(entries, deque), "popped only when not empty"
-        _, size, _ = entries.popleft()
+        _, size, _, _ = entries.popleft()
         if not entries:
             stream.entries = _NONE
         stream.bytes -= size
@@ -194,24 +207,26 @@ class MemoryHistory:
         limit: int | None,
         max_bytes: int | None = None,
     ) -> HistoryResult:
-        # max_bytes ignored: nothing is copied but references, the caller sizes the reply.
+        # max_bytes ignored: the caller sizes the reply exactly. Only the
+        # entries selected are decoded.
         stream = self._stream(channel)
         self._expire(stream, self._clock())
         position = StreamPosition(stream.top, stream.epoch)
-        retained = [publication for _, _, publication in stream.entries]
+        retained = list(stream.entries)
         if since is None:
             selected = retained if limit is None else retained[-limit:] if limit > 0 else []
-            return HistoryResult(selected, position)
+            return HistoryResult(_publications(channel, stream.epoch, selected), position)
         if since.epoch != stream.epoch or since.offset > stream.top:
             return HistoryResult([], position, complete=False)
-        first_kept = retained[0].offset if retained else stream.top + 1
+        first_kept = retained[0][2] if retained else stream.top + 1
         # Everything after since.offset must still be here, else there is a gap.
         if since.offset + 1 < first_kept:
             return HistoryResult([], position, complete=False)
-        missed = [p for p in retained if p.offset > since.offset]
-        if limit is not None and len(missed) > limit:
-            return HistoryResult(missed[:limit], position, complete=False)
-        return HistoryResult(missed, position)
+        missed = [entry for entry in retained if entry[2] > since.offset]
+        complete = limit is None or len(missed) <= limit
+        if not complete:
+            missed = missed[:limit]
+        return HistoryResult(_publications(channel, stream.epoch, missed), position, complete)
 
     async def remove(self, channel: str) -> None:
         """Forget the channel's publications; its offset and epoch stay (no reset)."""
@@ -229,7 +244,11 @@ class MemoryHistory:
             channel: StreamState(
                 stream.epoch,
                 stream.top,
-                [(expires - now, p) for expires, _, p in stream.entries if expires > now],
+                [
+                    (expires - now, decode_body(channel, body, offset, stream.epoch))
+                    for expires, _, offset, body in stream.entries
+                    if expires > now
+                ],
             )
             for channel, stream in self._streams.items()
         }
@@ -241,7 +260,8 @@ class MemoryHistory:
             stream.epoch = state.epoch
             stream.top = state.top
             for remaining, publication in state.entries:
-                self._push(stream, now + remaining, publication)
+                body = encode_body(publication, b"")
+                self._push(stream, now + remaining, publication.offset, body)
         self._evict(keep=_Stream(now))
 
     def prune(self) -> int:
@@ -263,6 +283,10 @@ class MemoryHistory:
     def _expire(self, stream: _Stream, now: float) -> None:
         while stream.entries and stream.entries[0][0] <= now:
             self._pop(stream)
+
+
+def _publications(channel: str, epoch: str, entries: list[_Entry]) -> list[Publication]:
+    return [decode_body(channel, body, offset, epoch) for _, _, offset, body in entries]
 
 
 class MemoryPresence:

@@ -112,8 +112,8 @@ class SqliteHistory(MemoryHistory):
         self._writer = writer
 
     async def add(self, publication: Publication, *, size: int, ttl: float) -> StreamPosition:
-        # Encoded first: a payload the file cannot hold is refused before it is published.
-        body = encode_body(publication, b"") if size > 0 else b""
+        # Memory encodes the body first (a payload it cannot hold is refused
+        # before it is published); the file keeps that same body.
         position = await super().add(publication, size=size, ttl=ttl)
         channel = publication.channel
         submit = self._writer.submit
@@ -123,14 +123,15 @@ class SqliteHistory(MemoryHistory):
             (channel, position.epoch, position.offset),
         )
         kept = self._streams[channel].entries
-        if kept and kept[-1][2] is publication:
+        # Kept unless history size 0 or memory trimmed it at once (bytes, age).
+        if kept and kept[-1][2] == position.offset:
             submit(
                 "INSERT OR REPLACE INTO history (channel, offset, expires, body)"
                 " VALUES (?, ?, ?, ?)",
-                (channel, position.offset, time.time() + ttl, body),
+                (channel, position.offset, time.time() + ttl, kept[-1][3]),
             )
         # What memory trimmed (size, bytes, age) leaves the file too.
-        first = kept[0][2].offset if kept else position.offset + 1
+        first = kept[0][2] if kept else position.offset + 1
         if first > 1:
             submit("DELETE FROM history WHERE channel = ? AND offset < ?", (channel, first))
         return position
@@ -143,16 +144,11 @@ class SqliteHistory(MemoryHistory):
                 "INSERT OR REPLACE INTO streams (channel, epoch, top) VALUES (?, ?, ?)",
                 (channel, stream.epoch, stream.top),
             )
-            for expires, _, publication in stream.entries:
+            for expires, _, offset, body in stream.entries:
                 self._writer.submit(
                     "INSERT OR REPLACE INTO history (channel, offset, expires, body)"
                     " VALUES (?, ?, ?, ?)",
-                    (
-                        channel,
-                        publication.offset,
-                        wall + expires - now,
-                        encode_body(publication, b""),
-                    ),
+                    (channel, offset, wall + expires - now, body),
                 )
 
     async def remove(self, channel: str) -> None:
