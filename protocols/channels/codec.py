@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hub.engine import Kind, Publication
@@ -127,21 +128,25 @@ def _notification(publication: Publication, subscription: str) -> bytes:
 
 def fit_publications(
     publications: list[Publication], room: int, *, newest: bool = False
-) -> tuple[list[Publication], bool]:
-    """The publications whose frames fit ``room`` bytes, and whether any were left out.
+) -> tuple[list[orjson.Fragment], bool]:
+    """The encoded publications that fit ``room`` bytes, and whether any were left out.
 
     From the oldest on (a recovery continues from the last one kept), or from
-    the newest back. Sized by their notification frame, cached when a fan-out
-    built it already, so the reply is bounded before it is built.
+    the newest back. Each is sized by its own encoding, which the reply then
+    carries as it is (an orjson Fragment): bounded before the reply is built,
+    and never encoded twice. A store's publications are rebuilt from what it
+    keeps, so no fan-out's cached frame could size them.
     """
     total = 0
-    kept: list[Publication] = []
+    kept: list[orjson.Fragment] = []
     for publication in reversed(publications) if newest else publications:
-        frame = publication.encoded.cached_frame((WIRE_NAME, publication.channel))
-        total += len(frame) if frame is not None else len(dumps(publication_dict(publication)))
+        # Encoded at the depth the reply nests it (reply, result, list): one
+        # too deep for the reply fails here, as it would there (orjson's limit).
+        encoded = dumps([[[publication_dict(publication)]]])[3:-3]
+        total += len(encoded)
         if total > room:
             break
-        kept.append(publication)
+        kept.append(orjson.Fragment(encoded))
     if newest:
         kept.reverse()
     return kept, len(kept) < len(publications)

@@ -110,16 +110,16 @@ class ChannelsHandler(JsonRpcHandler):
                 # client reads history itself (docs/channels.md, "Recovery").
                 kept, cut = fit_publications(recovery.publications, room)
                 complete = recovery.complete and not cut and not recovery.truncated
-                missed = [publication_dict(p) for p in kept] if complete else []
                 result.update(
                     offset=recovery.position.offset,
                     epoch=recovery.position.epoch,
                     recovered=complete,
-                    publications=missed,
+                    publications=kept if complete else [],
                 )
-                last_offset = missed[-1]["offset"] if complete and missed else since.offset
-                if not complete:
-                    last_offset = recovery.position.offset
+                # Complete: every publication recovered is in the reply.
+                last_offset = recovery.position.offset
+                if complete:
+                    last_offset = recovery.publications[-1].offset if kept else since.offset
             else:
                 position = await self.service.position(channel)
                 result.update(offset=position.offset, epoch=position.epoch)
@@ -236,7 +236,7 @@ class ChannelsHandler(JsonRpcHandler):
         kept, cut = fit_publications(result.publications, room, newest=since is None)
         cut = cut or result.truncated
         out: dict[str, Any] = {
-            "publications": [publication_dict(p) for p in kept],
+            "publications": kept,
             "offset": result.position.offset,
             "epoch": result.position.epoch,
         }

@@ -83,6 +83,9 @@ async def test_a_subscribe_whose_reply_cannot_be_encoded_is_rolled_back(
     since = {"offset": 0, "epoch": epoch}
     await ws.send(json.dumps(request(2, "subscribe", {"channel": "r", "since": since})))
     assert (await recv_json(ws))["error"]["code"] == -32603
+    # A history reply that would carry it is refused alike, never sent too deep.
+    await ws.send(json.dumps(request(5, "history", {"channel": "r"})))
+    assert (await recv_json(ws))["error"]["code"] == -32603
     # Not subscribed: unsubscribing is refused, a later message is not delivered...
     await ws.send(json.dumps(request(3, "unsubscribe", {"channel": "r"})))
     assert (await recv_json(ws))["error"]["code"] == -32012

@@ -99,3 +99,26 @@ async def test_history_from_python(hub: Hub) -> None:
     result = await hub.history("log", limit=2)
     assert [p.data for p in result.publications] == [1, 2]
     assert result.position.offset == 3
+
+
+async def test_a_history_reply_is_sized_by_the_publications_it_carries(
+    make_hub: HubFactory, channels: PeerFactory
+) -> None:
+    """Room for exactly three publications as the reply encodes them: three, truncated.
+
+    A subscriber is on the channel, so each publication was also encoded as a
+    notification frame (larger): the reply is sized by what it carries, not that.
+    """
+    text = "x" * 1000
+    one = len(f'{{"channel":"log","data":"{text}","offset":1,"epoch":"01234567"}}')
+    hub = await make_hub({"channels": {"max_history_reply_bytes": 3 * one}})
+    subscriber = await channels(hub)
+    await subscriber.subscribe("log")
+    for _ in range(9):
+        await subscriber.publish("log", text)
+    result = await subscriber.call("history", {"channel": "log"})
+    assert [p["offset"] for p in result["publications"]] == [7, 8, 9]
+    assert result["truncated"] is True
+    since = {"offset": 0, "epoch": result["epoch"]}
+    page = await subscriber.call("history", {"channel": "log", "since": since})
+    assert ([p["offset"] for p in page["publications"]], page["recovered"]) == ([1, 2, 3], False)
