@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterable, Callable
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from hub.auth import ExpiryWatch
@@ -24,6 +25,7 @@ from hub.handler import ProtocolSpec, SubprotocolHandler
 from hub.limits import MessageRateLimiter, OpeningPool, RatePenalties
 from hub.rpc import CallContext
 from hub.session import BoundedSession
+from hub.turns import SESSION_STEP, yield_behind_io
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -100,22 +102,32 @@ async def serve_session(
     handler.work = limiter
     allow = limiter.allow
     rate_limited = metrics.messages_rate_limited.labels(spec.name)
+    # Handling time since the session last yielded (hub.turns): messages
+    # already received are handed out without a suspension in between.
+    spent = 0.0
     try:
         await handler.on_open()
         async for message in messages:
+            began = perf_counter()
             received.value += 1  # Counter.inc() without the call: every message
             if allow():
                 await handler.on_message(message)
-                continue
-            rate_limited.inc()
-            if limiter.flooding:
-                # Refused message_burst times and still sending: not a burst.
-                metrics.rate_limit_closes.labels(spec.name).inc()
-                logger.info("session %s (%s): closed for its message rate", session.id, spec.name)
-                await handler.on_flooding()
-                await session.close(CloseCode.POLICY_VIOLATION, RATE_CLOSE_REASON)
-                break
-            await handler.on_rate_limited(message)
+            else:
+                rate_limited.inc()
+                if limiter.flooding:
+                    # Refused message_burst times and still sending: not a burst.
+                    metrics.rate_limit_closes.labels(spec.name).inc()
+                    logger.info(
+                        "session %s (%s): closed for its message rate", session.id, spec.name
+                    )
+                    await handler.on_flooding()
+                    await session.close(CloseCode.POLICY_VIOLATION, RATE_CLOSE_REASON)
+                    break
+                await handler.on_rate_limited(message)
+            spent += perf_counter() - began
+            if spent >= SESSION_STEP:
+                spent = 0.0
+                await yield_behind_io()
     except closed:
         pass
     except Exception:

@@ -24,6 +24,7 @@ from websockets.protocol import State
 from hub.close_codes import CloseCode
 from hub.handler import Identity
 from hub.shared_frames import shared_frames
+from hub.turns import yield_behind_io
 
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 # Read once: an enum member looked up on its class costs a descriptor call.
@@ -450,7 +451,7 @@ class WebSocketSession(BoundedSession):
         async def fragments() -> AsyncIterator[bytes]:
             for index, fragment in enumerate(_slices(parts, size)):
                 if index:
-                    await asyncio.sleep(0)  # the loop serves others between fragments
+                    await yield_behind_io()  # the loop serves others between fragments
                 self._held_bytes -= len(fragment)
                 yield fragment
 

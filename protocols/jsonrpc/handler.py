@@ -27,6 +27,7 @@ from hub.errors import (
 from hub.handler import Session, SubprotocolHandler
 from hub.rpc import PERMISSION_DENIED, CallContext, RpcError
 from hub.tasks import EAGER, start_task
+from hub.turns import yield_behind_io
 from protocols.jsonrpc import codec
 from protocols.jsonrpc.codec import (
     INTERNAL_ERROR,
@@ -236,7 +237,7 @@ class JsonRpcHandler(SubprotocolHandler):
         try:
             value = codec.parse(message, max_batch=max_batch)
             if len(message) >= SPLIT_FROM:
-                await asyncio.sleep(0)
+                await yield_behind_io()
             # The common case, a plain call of a method that cannot suspend,
             # is answered before any message object is built.
             call = codec.plain_call(message, value, max_depth)
@@ -301,7 +302,7 @@ class JsonRpcHandler(SubprotocolHandler):
             self._spawn(self._run_element(item, batch))
             # Starting an element runs it up to its first await: let the others in.
             if clock() >= slice_ends:
-                await asyncio.sleep(0)
+                await yield_behind_io()
                 slice_ends = clock() + BATCH_SLICE
         batch.seal()
 

@@ -20,12 +20,12 @@ SessionState kept by the hub's SessionStore, so it can outlive this connection.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from time import perf_counter
 from typing import Any, Final
 
 from hub.close_codes import CloseCode
+from hub.turns import yield_behind_io
 from protocols.mqtt import connect, egress, ingress, lifecycle, subscribe
 from protocols.mqtt.codec import (
     Auth,
@@ -106,7 +106,7 @@ class MqttHandler(MqttConnection):
             start = 0
             while start < size:
                 if start and perf_counter() >= slice_ends:
-                    await asyncio.sleep(0)
+                    await yield_behind_io()
                     slice_ends = perf_counter() + CHUNK_SLICE
                 # The rest of a large packet at once: its bytes are only
                 # buffered, and a KiB at a time cost a feed each.
@@ -120,7 +120,7 @@ class MqttHandler(MqttConnection):
                     table = routes
                     if units > 1:
                         if perf_counter() >= slice_ends:
-                            await asyncio.sleep(0)
+                            await yield_behind_io()
                             slice_ends = perf_counter() + CHUNK_SLICE
                             if self.closed:
                                 return

@@ -94,7 +94,22 @@ async def deflated_publish_pack(url: str) -> None:
     await asyncio.gather(*(one() for _ in range(4)))
 
 
+async def pipelined_requests(url: str) -> None:
+    """20,000 small requests sent back to back, uncompressed: a read of the
+    hub's holds thousands of them, all parsed at once; every reply read."""
+    ws = await connect(url, subprotocols=["channels.v1"], compression=None)  # type: ignore[list-item]
+    count = 20_000
+    for request_id in range(count):
+        request = {"jsonrpc": "2.0", "id": request_id, "method": "presence_stats"}
+        await ws.send(json.dumps({**request, "params": {"channel": "pipe"}}))
+    async with asyncio.timeout(120):
+        for _ in range(count):
+            await ws.recv()
+    await ws.close()
+
+
 ATTACKS = {
+    "pipelined-requests": pipelined_requests,
     "deflated-publish-pack": deflated_publish_pack,
     "publish-pack": publish_pack,
     "pingreq-pack": pingreq_pack,
