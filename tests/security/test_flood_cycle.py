@@ -99,6 +99,11 @@ class Raw:
             while True:
                 self.writer.write(MIB_PACK)
                 await self.writer.drain()
+                # drain() returns without yielding while the socket takes the
+                # data: a hub that reads as fast would starve our reader, which
+                # then never sees the close frame (the hub aborts close_timeout
+                # later, and the test failed on a reset).
+                await asyncio.sleep(0)
 
     def close(self) -> None:
         self.writer.close()
