@@ -216,9 +216,10 @@ async def test_a_900_kb_request_is_parsed_in_one_step_and_handled_in_the_next(hu
     # A suspension behind the loop's next poll (hub.turns): a timer's future.
     behind_io = large.send(None)
     assert isinstance(behind_io, asyncio.Future), "a yield to the loop"
+    fired = asyncio.Event()  # the timer fires at the loop's next poll
+    behind_io.add_done_callback(lambda _: fired.set())
     async with asyncio.timeout(1):
-        while not behind_io.done():  # the timer fires at the loop's next poll
-            await asyncio.sleep(0)
+        await fired.wait()
     with pytest.raises(StopIteration):
         large.send(None)  # the next step: dispatched
     async with asyncio.timeout(5):
