@@ -280,25 +280,35 @@ def poison() -> AttackLoop:
 
     async def run(url: str, until: float) -> None:
         while time.monotonic() < until:
+            # Each part on its own: the hub closing one (channels.v1 after its
+            # invalid-message budget, WAMP at once) does not spare it the others.
             with contextlib.suppress(*GONE):
                 ws = await opened(url, "channels.v1")
-                for _ in range(50):
-                    await ws.send(deep_json)
-                    await ws.recv()
-                await ws.close()
+                try:
+                    for _ in range(50):
+                        await ws.send(deep_json)
+                        await ws.recv()
+                finally:
+                    await ws.close()
+            with contextlib.suppress(*GONE):
                 mqtt = await opened(url, "mqtt")
-                await mqtt.send(connect)
-                await mqtt.recv()
-                for _ in range(50):
-                    await mqtt.send(deep_mqtt)
-                await mqtt.close()
-                for wire, hello_frame, deep_frame in wamp:
+                try:
+                    await mqtt.send(connect)
+                    await mqtt.recv()
+                    for _ in range(50):
+                        await mqtt.send(deep_mqtt)
+                finally:
+                    await mqtt.close()
+            for wire, hello_frame, deep_frame in wamp:
+                with contextlib.suppress(*GONE):
                     peer = await opened(url, wire)
-                    await peer.send(hello_frame)
-                    await peer.recv()
-                    await peer.send(deep_frame)
-                    await peer.closed.wait()
-                    await peer.close()
+                    try:
+                        await peer.send(hello_frame)
+                        await peer.recv()
+                        await peer.send(deep_frame)
+                        await peer.closed.wait()
+                    finally:
+                        await peer.close()
 
     return run
 

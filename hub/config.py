@@ -175,6 +175,14 @@ class LimitsConfig(Section):
     # protocol's error. At most 200: replies wrap values in a few more levels
     # and the JSON encoder stops at 254.
     max_json_depth: int = Field(64, ge=4, le=200)
+    # Invalid JSON-RPC / channels.v1 messages (parse errors, invalid requests,
+    # JSON nested too deep, binary frames; each batch element counts) one
+    # connection may send: a token bucket holding invalid_message_burst,
+    # refilled at invalid_message_rate per second. Each gets its error; the
+    # one past the budget is also closed with 1008 "too many invalid
+    # messages". 0 turns it off.
+    invalid_message_burst: int = Field(10, ge=0)
+    invalid_message_rate: float = Field(1.0, gt=0)
 
     @field_validator("max_message_size")
     @classmethod

@@ -25,6 +25,7 @@ from hub.errors import (
     PermissionDenied,
 )
 from hub.handler import Session, SubprotocolHandler
+from hub.limits import InvalidBudget
 from hub.rpc import PERMISSION_DENIED, CallContext, RpcError
 from hub.tasks import EAGER, start_task
 from hub.turns import yield_behind_io
@@ -91,6 +92,8 @@ SPLIT_FROM = 128 * 1024
 # KiB: a request that makes the hub build and send a megabyte costs a
 # thousand small ones.
 REPLY_BYTES_PER_TOKEN = 1024
+# The close reason once a connection spent its invalid-message budget.
+INVALID_CLOSE_REASON = "too many invalid messages"
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +213,8 @@ class JsonRpcHandler(SubprotocolHandler):
         # Read once: an attribute of a pydantic model costs a __getattr__ hook.
         self._max_batch = hub.config.limits.max_batch_size
         self._max_depth = hub.config.limits.max_json_depth
+        # Made at the first invalid message (most connections send none).
+        self._invalid: InvalidBudget | None = None
         self._running = 0
         self._call_ids = itertools.count(1)
         self._pending: dict[Any, asyncio.Future[Any]] = {}
@@ -231,6 +236,7 @@ class JsonRpcHandler(SubprotocolHandler):
                     "binary frames are not accepted; send JSON-RPC as text frames",
                 )
             )
+            await self._count_invalid(1)
             return
         max_batch = self._max_batch
         max_depth = self._max_depth
@@ -249,6 +255,7 @@ class JsonRpcHandler(SubprotocolHandler):
             )
         except JsonRpcDecodeError as exc:
             self._send(codec.encode_error(None, exc.code, exc.message, exc.data))
+            await self._count_invalid(1)
             return
         if not incoming.is_batch:
             item = incoming.messages[0]
@@ -256,6 +263,12 @@ class JsonRpcHandler(SubprotocolHandler):
             # every slot may be awaiting exactly these answers.
             if isinstance(item, Response):
                 self._resolve_call(item)
+                return
+            # Nothing to run: its error is the answer, sent without a task.
+            if isinstance(item, Invalid):
+                error = item.error
+                self._send(codec.encode_error(item.id, error.code, error.message, error.data))
+                await self._count_invalid(1)
                 return
             # (A plain call was offered to the inline path already.)
             if (
@@ -270,6 +283,23 @@ class JsonRpcHandler(SubprotocolHandler):
             self._spawn(self._run_single(item))
             return
         await self._run_batch(incoming.messages)
+        invalid = sum(isinstance(item, Invalid) for item in incoming.messages)
+        if invalid:
+            await self._count_invalid(invalid)
+
+    async def _count_invalid(self, count: int) -> None:
+        """Spend ``count`` of the invalid-message budget (its errors already sent);
+        past it, close the connection (hub.limits.InvalidBudget)."""
+        budget = self._invalid
+        if budget is None:
+            limits = self.hub.config.limits
+            if not limits.invalid_message_burst:
+                return
+            budget = self._invalid = InvalidBudget(
+                limits.invalid_message_rate, limits.invalid_message_burst
+            )
+        if not budget.spend(count):
+            await self.session.close(CloseCode.POLICY_VIOLATION, INVALID_CLOSE_REASON)
 
     async def _run_batch(self, messages: list[codec.Message]) -> None:
         """Each element is a unit of work: a rate token and a slot of its own.
