@@ -258,6 +258,10 @@ class HubConnection(ServerConnection):
         if self._unread:
             self._unread += data
             return
+        if len(data) <= PLAIN_SLICE and not self.protocol.extensions:
+            # The common read, a few small messages: one slice, no bookkeeping.
+            super().data_received(data)
+            return
         self._feed(data)
 
     def _inflated_ahead(self) -> bool:
