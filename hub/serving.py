@@ -25,7 +25,7 @@ from hub.handler import ProtocolSpec, SubprotocolHandler
 from hub.limits import MessageRateLimiter, OpeningPool, RatePenalties
 from hub.rpc import CallContext
 from hub.session import BoundedSession
-from hub.turns import SESSION_STEP, yield_behind_io
+from hub.turns import SESSION_STEP, WAITED, yield_behind_io
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -102,13 +102,20 @@ async def serve_session(
     handler.work = limiter
     allow = limiter.allow
     rate_limited = metrics.messages_rate_limited.labels(spec.name)
-    # Handling time since the session last yielded (hub.turns): messages
-    # already received are handed out without a suspension in between.
+    # Handling time since the session last waited (hub.turns): messages
+    # already received are handed out without a suspension in between. One
+    # that came after a gap was waited for, the loop serving others
+    # meanwhile: the count starts again, so a session answering one request
+    # at a time never yields for nothing (a yield costs ~14 µs: taken every
+    # 0.3 ms of 20 µs calls, ~4% of the RPC benchmark's CPU per call).
     spent = 0.0
+    ended = 0.0
     try:
         await handler.on_open()
         async for message in messages:
             began = perf_counter()
+            if began - ended > WAITED:
+                spent = 0.0
             received.value += 1  # Counter.inc() without the call: every message
             if allow():
                 await handler.on_message(message)
@@ -124,10 +131,12 @@ async def serve_session(
                     await session.close(CloseCode.POLICY_VIOLATION, RATE_CLOSE_REASON)
                     break
                 await handler.on_rate_limited(message)
-            spent += perf_counter() - began
+            ended = perf_counter()
+            spent += ended - began
             if spent >= SESSION_STEP:
                 spent = 0.0
                 await yield_behind_io()
+                ended = perf_counter()
     except closed:
         pass
     except Exception:

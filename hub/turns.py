@@ -22,6 +22,10 @@ _BEHIND_IO = 1e-6
 # (hub.serving): a read of small messages parsed at once, or a client sending
 # faster than it is served, is otherwise handled in one loop step.
 SESSION_STEP = 0.0003
+# A gap longer than this between two of a session's messages means it waited
+# for the second (a suspension is at least a poll of the loop; a message
+# already queued comes in a few microseconds).
+WAITED = 0.00005
 
 
 async def yield_behind_io() -> None:
