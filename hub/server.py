@@ -237,7 +237,7 @@ class HubConnection(ServerConnection):
         # makes rare); a deque costs ~0.7 KiB empty, a list 56 bytes.
         self.drain_waiters = []  # type: ignore[assignment]
 
-    # -- inbound, in slices on a compressed connection -------------------------------
+    # -- inbound, in slices (a compressed connection, or a large plain read) ----------
 
     def data_received(self, data: bytes) -> None:
         """Feed what was read to websockets a slice at a time.
