@@ -384,7 +384,8 @@ class HubConnection(ServerConnection):
 
     def _resumed(self) -> None:
         if self._unread:
-            self.loop.call_soon(self._feed_unread)
+            # Behind the I/O of the next poll, as every continued read (hub.turns).
+            self.loop.call_later(0, self._feed_unread)
         else:
             self.transport.resume_reading()
 

@@ -17,14 +17,7 @@ from collections.abc import Iterator
 import msgpack  # type: ignore[import-untyped]  # msgpack ships no type hints
 
 from hub.engine.base import ClientInfo
-
-# The body is every engine's (hub.engine.bodies); named here too for code that
-# imported it from this module.
-from hub.engine.bodies import FORMAT as FORMAT
-from hub.engine.bodies import carry as carry
-from hub.engine.bodies import decode_body as decode_body
-from hub.engine.bodies import encode_body as encode_body
-from hub.engine.bodies import message_id as message_id
+from hub.engine.bodies import carry
 from hub.engine.topics import MULTI, SEPARATOR, SINGLE
 
 
